@@ -1,0 +1,3 @@
+from falcopy.cli import main
+
+main()
