@@ -51,3 +51,30 @@ bench: venv bpf dockerd bench-engine
 clean:
 	rm -rf $(VENV) .stamp-* build *.egg-info
 	$(MAKE) -C $(BPF_DIR) clean
+
+# --- container image and kind (docs/deploy.md) -----------------------------------
+IMAGE_REPO ?= falcopy
+IMAGE_TAG ?= dev
+BASE_IMAGE ?= falcopy-base:bookworm
+KIND_CLUSTER ?= falcopy
+
+# The local base is made with debootstrap (nothing can be pulled here); any
+# other BASE_IMAGE (e.g. debian:bookworm-slim) is pulled by docker as usual.
+# Local CAs are passed for pip behind a TLS-intercepting proxy (builder stage only).
+image: dockerd
+	if [ "$(BASE_IMAGE)" = "falcopy-base:bookworm" ]; then bash scripts/build-base-image.sh $(BASE_IMAGE); fi
+	docker build --build-arg BASE_IMAGE=$(BASE_IMAGE) \
+	  --build-arg EXTRA_CA_CERTS="$$(cat /usr/local/share/ca-certificates/*.crt 2>/dev/null)" \
+	  -t $(IMAGE_REPO):$(IMAGE_TAG) .
+
+kind-up:
+	kind create cluster --config kind-config.yaml --name $(KIND_CLUSTER)
+
+kind-load: image
+	kind load docker-image $(IMAGE_REPO):$(IMAGE_TAG) --name $(KIND_CLUSTER)
+
+# kind's kubelets serve self-signed certificates: the agent skips their verification there
+helm-install:
+	helm upgrade --install falcopy charts/falcopy --namespace falcopy --create-namespace \
+	  --set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=Never \
+	  --set agent.kubelet.insecure=true

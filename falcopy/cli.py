@@ -11,3 +11,9 @@ from falcopy import __version__
 @click.version_option(__version__, prog_name="falcopy")
 def main() -> None:
     """Runtime security for Kubernetes nodes, speaking Falco's rule language."""
+
+
+# Sub-command modules register on `main` when imported (after `main` exists).
+from falcopy import cli_engine  # noqa: E402, F401
+from falcopy.agent import cli as _agent_cli  # noqa: E402, F401
+from falcopy.operator import cli as _operator_cli  # noqa: E402, F401

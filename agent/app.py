@@ -1,0 +1,550 @@
+"""The running agent: configuration -> rules -> probe -> state -> engine -> outputs.
+
+Threads:
+- the *event thread* polls the probe and runs the pipeline (state update, rule
+  evaluation, alert building); its only contact with the outputs is a
+  non-blocking ``put`` per sink queue;
+- the *main thread* runs asyncio: web server, k8s audit webhook, signals, the
+  reload worker (rules are compiled in a thread executor, off the event path);
+- each sink has its own worker (see :mod:`falcopy.agent.outputs.dispatch`);
+- the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`).
+
+A new ruleset is handed to the event thread, which swaps it between two
+batches together with the probe's event filter, so a batch is always evaluated
+against one ruleset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
+from falcopy.agent.control.drops import DROP_RULE, DropMonitor
+from falcopy.agent.control.metrics import AgentMetrics
+from falcopy.agent.control.web import Readiness, WebServer, create_app
+from falcopy.agent.outputs.builder import AlertBuilder
+from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
+
+from falcopy.engine import LoadResult, Priority, Ruleset, default_sources, load_rules_files
+
+log = logging.getLogger("falcopy.agent")
+
+RELOAD_FAILURE_RULE = "Falco internal: hot restart failure"
+
+
+class StartupError(Exception):
+    """The agent cannot start; the message says why (nothing was left running)."""
+
+
+def default_rules_paths() -> list[Path]:
+    """``$FALCOPY_RULES`` (colon-separated), else the rules shipped with falcopy."""
+    env = os.environ.get("FALCOPY_RULES")
+    if env:
+        return [Path(p) for p in env.split(":") if p]
+    for candidate in (
+        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
+        Path(sys.prefix) / "share" / "falcopy" / "rules",
+        Path("/etc/falcopy/rules.d"),
+    ):
+        if candidate.is_dir():
+            return [candidate]
+    raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
+
+
+def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
+    """The syscall event types to capture: the rules' plus base_syscalls (None = all)."""
+    if config.base_syscalls.all:
+        return None
+    types = ruleset.evttypes("syscall")
+    if types is None:
+        return None
+    out = set(types)
+    for name in config.base_syscalls.custom_set:
+        if name.startswith("!"):
+            out.discard(name[1:])
+        else:
+            out.add(name)
+    return out
+
+
+class Agent:
+    def __init__(
+        self,
+        config: AgentConfig,
+        rules_paths: list[Path],
+        *,
+        config_path: Path | None = None,
+        overrides: Iterable[str] = (),
+        cli_rules: bool = False,
+    ) -> None:
+        self.config = config
+        self.rules_paths = rules_paths
+        self.config_path = config_path
+        self.overrides = list(overrides)
+        self.cli_rules = cli_rules
+        self.metrics = AgentMetrics()
+        self.metrics.add_collector(self._collect_runtime)
+        self.readiness = Readiness()
+        self.sources: dict[str, Any] = {}
+        self.ruleset: Ruleset | None = None
+        self.builder: AlertBuilder | None = None
+        self.dispatcher: OutputDispatcher | None = None
+        self.probe: Any = None
+        self.pipeline: Any = None
+        self.store: Any = None
+        self._stop = threading.Event()
+        self._exit_code = 0
+        self._pending: tuple[Ruleset, set[str] | None] | None = None
+        self._pending_lock = threading.Lock()
+        self._event_thread: threading.Thread | None = None
+        self._event_error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reload_lock: asyncio.Lock | None = None
+        self._startup_error: StartupError | None = None
+
+    # ------------------------------------------------------------------ rules
+    def _make_sources(self) -> dict[str, Any]:
+        from falcopy.agent.fields.syscall import AgentSyscallSource
+
+        sources = dict(default_sources())
+        sources["syscall"] = AgentSyscallSource()
+        return sources
+
+    def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
+        cfg = config or self.config
+        return load_rules_files(
+            paths or self.rules_paths,
+            sources=self.sources,
+            selection=cfg.rule_selection(),
+            min_priority=Priority.parse(cfg.priority),
+            rule_matching=cfg.rule_matching,
+        )
+
+    @staticmethod
+    def _report(result: LoadResult) -> None:
+        for w in result.warnings:
+            log.warning("%s", w)
+        for e in result.errors:
+            log.error("%s", e)
+
+    # ------------------------------------------------------------------ set-up
+    def prepare(self) -> None:
+        """Everything that can fail on configuration, before anything is started."""
+        self.sources = self._make_sources()
+        for note in self.config.inactive_falco_keys():
+            log.info("config: %s", note)
+        result = self.load_rules()
+        self._report(result)
+        if not result.ok or result.ruleset is None:
+            raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
+        self.ruleset = result.ruleset
+        enabled = sum(1 for r in self.ruleset.rules if r.enabled)
+        log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
+        self.metrics.rules_loaded.set(enabled)
+        self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
+        self.dispatcher = build_dispatcher(self.config, self.metrics)
+
+    def dry_run(self) -> int:
+        """Falco's --dry-run: config, rules and outputs checked; no event is processed."""
+        assert self.ruleset is not None and self.dispatcher is not None
+        self.dispatcher.start()
+        self.dispatcher.close(timeout=1.0)
+        types = wanted_types(self.ruleset, self.config)
+        sel = "all" if types is None else " ".join(sorted(types))
+        log.info("dry run: configuration and rules are valid; syscalls selected: %s", sel)
+        return 0
+
+    def _start_capture(self) -> None:
+        from falcopy.agent.enrichment.attach import container_resolver
+        from falcopy.agent.enrichment.cgroup import ContainerIdResolver
+        from falcopy.agent.enrichment.store import MetadataStore
+        from falcopy.agent.kernel import Probe
+        from falcopy.agent.pipeline import Pipeline
+        from falcopy.agent.state.procfs import HostPaths
+        from falcopy.agent.state.table import ProcessTable
+
+        assert self.ruleset is not None
+        fc = self.config.falcopy
+        enrichment = fc.enrichment
+        if not enrichment.host_root and fc.host.root not in ("", "/"):
+            enrichment = enrichment.model_copy(update={"host_root": fc.host.root})
+        if enrichment.enabled:
+            self.store = MetadataStore(enrichment)
+            self.store.start()
+        resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
+        state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
+        self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
+        probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
+        self.probe = probe
+        probe.load()
+        probe.set_event_filter(wanted_types(self.ruleset, self.config))
+        if probe.unsupported:
+            log.warning(
+                "event types the rules use but the probe cannot capture: %s",
+                " ".join(sorted(probe.unsupported)),
+            )
+        probe.ignore_pid(os.getpid())
+        probe.attach()
+        n = state.bootstrap()
+        log.info(
+            "probe attached (%d event types); %d processes read from %s",
+            len(probe.enabled_events),
+            n,
+            fc.host.proc,
+        )
+
+    # ------------------------------------------------------------------ event path
+    def _on_alert(self, rule: Any, event: Any) -> None:
+        assert self.builder is not None and self.dispatcher is not None
+        alert = self.builder.build(rule, event)
+        if alert is not None:
+            self.dispatcher.submit(alert)
+
+    def emit_internal(self, rule: str, priority: str, message: str, fields: dict[str, Any]) -> None:
+        assert self.builder is not None and self.dispatcher is not None
+        if not self.builder.accepts(priority):
+            return
+        self.dispatcher.submit(self.builder.internal(rule, priority, message, fields, time.time_ns()))
+
+    def _event_loop(self) -> None:
+        probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
+        drops = DropMonitor(
+            self.config.syscall_event_drops,
+            emit_alert=lambda msg, fields: self.emit_internal(DROP_RULE, "Debug", msg, fields),
+            request_exit=self._exit_on_drops,
+        )
+        counter: collections.Counter[str] = collections.Counter()
+        last_drop_read = 0.0
+        perf = time.perf_counter
+        try:
+            while not self._stop.is_set():
+                self._apply_pending()
+                records = probe.poll(100)
+                if records:
+                    t0 = perf()
+                    pipeline.process(records)
+                    stats.engine_seconds += perf() - t0
+                    stats.events += len(records)
+                    counter.update(r.type for r in records)
+                now = time.monotonic()
+                if now - last_drop_read >= 1.0:
+                    last_drop_read = now
+                    for t, n in counter.items():
+                        stats.count("syscall", t, n)
+                    counter.clear()
+                    stats.kernel_drops = probe.drops()
+                    drops.check(stats.events, stats.kernel_drops)
+        except BaseException as exc:  # the agent must not keep serving /healthz without detection
+            self._event_error = exc
+            log.exception("event loop failed")
+            self._exit_code = 1
+            self.request_stop()
+        finally:
+            for t, n in counter.items():
+                stats.count("syscall", t, n)
+
+    def _exit_on_drops(self, message: str) -> None:
+        log.critical("%s; exiting (syscall_event_drops.actions contains exit)", message)
+        self._exit_code = 1
+        self.request_stop()
+
+    def _apply_pending(self) -> None:
+        if self._pending is None:
+            return
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        ruleset, types = pending
+        self.pipeline.set_ruleset(ruleset)
+        assert self.builder is not None
+        self.builder.set_ruleset(ruleset)
+        self.ruleset = ruleset
+        self.probe.set_event_filter(types)
+
+    # ------------------------------------------------------------------ reload
+    async def reload(self, reason: str) -> bool:
+        """Compile the rules again off the event path; swap only if they load cleanly."""
+        assert self._reload_lock is not None
+        async with self._reload_lock:
+            loop = asyncio.get_running_loop()
+            log.info("reloading rules (%s)", reason)
+            config = self.config
+            paths = self.rules_paths
+            try:
+                if self.config_path is not None:
+                    config = await loop.run_in_executor(None, load_config, self.config_path, self.overrides)
+                    if not self.cli_rules and config.rules_files:
+                        paths = [Path(p) for p in config.rules_files]
+                result = await loop.run_in_executor(None, self.load_rules, config, paths)
+            except ConfigError as exc:
+                return self._reload_failed(list(exc.messages))
+            except Exception as exc:  # a reload must never take the running agent down
+                log.exception("reload failed")
+                return self._reload_failed([f"{type(exc).__name__}: {exc}"])
+            self._report(result)
+            if not result.ok or result.ruleset is None:
+                return self._reload_failed([str(e) for e in result.errors])
+            ruleset = result.ruleset
+            with self._pending_lock:
+                self._pending = (ruleset, wanted_types(ruleset, config))
+            if self.pipeline is None:  # no event thread (tests without capture)
+                self._apply_pending_without_probe()
+            self.rules_paths = paths
+            enabled = sum(1 for r in ruleset.rules if r.enabled)
+            self.metrics.rules_loaded.set(enabled)
+            self.metrics.rule_reloads.labels(result="success").inc()
+            log.info("rules reloaded: %d rules", enabled)
+            return True
+
+    def _apply_pending_without_probe(self) -> None:
+        with self._pending_lock:
+            pending, self._pending = self._pending, None
+        if pending is not None and self.builder is not None:
+            self.ruleset = pending[0]
+            self.builder.set_ruleset(pending[0])
+
+    def _reload_failed(self, errors: list[str]) -> bool:
+        self.metrics.rule_reloads.labels(result="failure").inc()
+        for e in errors:
+            log.error("reload: %s", e)
+        log.error("reload failed: keeping the rules that are running")
+        first = errors[0] if errors else "unknown error"
+        self.emit_internal(
+            RELOAD_FAILURE_RULE,
+            "Critical",
+            f"Falco internal: hot restart failure: {first}",
+            {
+                "reload.errors": len(errors),
+                "reload.error": first,
+                "reload.files": [str(p) for p in self.rules_paths],
+            },
+        )
+        return False
+
+    # ------------------------------------------------------------------ run
+    def request_stop(self) -> None:
+        self._stop.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(lambda: None)  # wake the main loop
+
+    def run(self) -> int:
+        """Start everything, run until SIGTERM/SIGINT, stop cleanly; returns the exit code."""
+        assert self.dispatcher is not None
+        self.dispatcher.start()
+        try:
+            asyncio.run(self._main())
+        finally:
+            self._shutdown()
+        if self._startup_error is not None:
+            raise self._startup_error
+        return self._exit_code
+
+    async def _start_detection(self) -> None:
+        """Probe, state and event thread; /healthz answers 503 until this is done."""
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, self._start_capture)
+        except Exception as exc:
+            raise StartupError(f"cannot start the kernel capture: {exc}") from exc
+        self.readiness.rules_loaded = self.ruleset is not None
+        self._event_thread = threading.Thread(target=self._event_loop, name="falcopy-events", daemon=True)
+        self._event_thread.start()
+        self.readiness.probe_attached = True
+        self.metrics.ready.set(1)
+
+    async def _main(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._reload_lock = asyncio.Lock()
+        loop = self._loop
+        servers: list[Any] = []
+        watcher = None
+        try:
+            if self.config.webserver.enabled:
+                web = WebServer(
+                    create_app(self.config.webserver, self.readiness, self.metrics, self._versions_extra),
+                    self.config.webserver,
+                )
+                await web.start()
+                servers.append(web)
+            if self.config.falcopy.k8s_audit.enabled:
+                servers.append(await self._start_audit())
+            reload_tasks: set[asyncio.Task[bool]] = set()
+
+            def on_hup() -> None:
+                assert self.dispatcher is not None
+                self.dispatcher.reopen()
+                task = loop.create_task(self.reload("SIGHUP"))
+                reload_tasks.add(task)
+                task.add_done_callback(reload_tasks.discard)
+
+            loop.add_signal_handler(signal.SIGHUP, on_hup)
+            loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+            loop.add_signal_handler(signal.SIGINT, self.request_stop)
+            try:
+                await self._start_detection()
+            except StartupError as exc:
+                self._startup_error = exc
+                return
+            if self.config.watch_config_files:
+                watcher = self._start_watcher(loop, reload_tasks)
+            log.info("falcopy agent running (pid %d)", os.getpid())
+            snapshots = self._snapshot_maker()
+            next_snapshot = time.monotonic() + self.config.metrics.interval
+            while not self._stop.is_set():
+                await asyncio.sleep(0.2)
+                if snapshots is not None and time.monotonic() >= next_snapshot:
+                    next_snapshot += self.config.metrics.interval
+                    self._emit_snapshot(snapshots)
+            self.readiness.shutting_down = True
+            log.info("shutting down")
+        finally:
+            if watcher is not None:
+                watcher.stop()
+            for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+                with contextlib.suppress(Exception):
+                    loop.remove_signal_handler(sig)
+            for server in reversed(servers):
+                with contextlib.suppress(Exception):
+                    await server.stop()
+
+    def _snapshot_maker(self) -> Any:
+        from falcopy.agent.control.snapshot import SnapshotMaker
+
+        m = self.config.metrics
+        if not m.enabled or not (m.output_rule or m.output_file):
+            return None
+        return SnapshotMaker(self.metrics, m.convert_memory_to_mb)
+
+    def _emit_snapshot(self, maker: Any) -> None:
+        from falcopy.agent.control.snapshot import SNAPSHOT_RULE
+        from falcopy.agent.outputs.format import dumps
+
+        assert self.dispatcher is not None
+        fields = maker.fields(self.dispatcher.total_dropped(), self.dispatcher.alerts_total)
+        m = self.config.metrics
+        if m.output_rule:
+            self.emit_internal(SNAPSHOT_RULE, "Informational", "Falco metrics snapshot", fields)
+        if m.output_file:
+            try:
+                with open(m.output_file, "ab") as fh:
+                    fh.write(dumps({"output_fields": fields, "sample": int(time.time())}) + b"\n")
+            except OSError as exc:
+                log.error("metrics.output_file %s: %s", m.output_file, exc.strerror)
+
+    def _start_watcher(self, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[bool]]) -> Any:
+        from falcopy.agent.control.watch import RulesWatcher
+
+        def changed() -> None:
+            task = loop.create_task(self.reload("rules or configuration changed"))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+        paths = [*self.rules_paths, *([self.config_path] if self.config_path else [])]
+        watcher = RulesWatcher(
+            paths,
+            lambda: loop.call_soon_threadsafe(changed),
+            debounce_s=self.config.falcopy.reload_debounce_ms / 1000.0,
+        )
+        watcher.start()
+        return watcher
+
+    async def _start_audit(self) -> Any:
+        from falcopy.agent.audit.webhook import AuditWebhook
+
+        def on_event(event: Any) -> None:
+            ruleset = self.ruleset
+            if ruleset is None:
+                return
+            self.metrics.events.count("k8s_audit", "audit")
+            for rule in ruleset.evaluate(event):
+                self._on_alert(rule, event)
+
+        from falcopy.agent.audit.stats import WebhookStatsCollector
+
+        hook = AuditWebhook(self.config.falcopy.k8s_audit, on_event)
+        await hook.start()
+        self.metrics.registry.register(WebhookStatsCollector(hook.stats))
+        return hook
+
+    def _collect_runtime(self) -> Iterable[Any]:
+        """Scrape-time numbers of the pipeline, process table and metadata store."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        pipeline, store = self.pipeline, self.store
+        if pipeline is not None:
+            yield CounterMetricFamily(
+                "falcopy_pipeline_errors", "Records or rules that raised an error", value=pipeline.errors
+            )
+            yield GaugeMetricFamily(
+                "falcopy_process_table_size",
+                "Threads in the process table",
+                value=len(pipeline.state.threads),
+            )
+        if store is not None:
+            st = store.stats
+            fam = CounterMetricFamily(
+                "falcopy_enrichment", "Container metadata store activity", labels=["what"]
+            )
+            for what in ("misses", "runtime_lookups", "kubelet_refreshes", "published"):
+                fam.add_metric([what], getattr(st, what, 0))
+            yield fam
+
+    def _versions_extra(self) -> dict[str, Any]:
+        return {"rules_files": [str(p) for p in self.rules_paths]}
+
+    def _shutdown(self) -> None:
+        self._stop.set()
+        self.readiness.shutting_down = True
+        self.metrics.ready.set(0)
+        if self._event_thread is not None:
+            self._event_thread.join(10)
+        if self.probe is not None:
+            try:
+                self.probe.close()  # links detached, maps and ring buffer freed
+            except Exception as exc:
+                log.error("probe close failed: %s", exc)
+            self.probe = None
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.stop()
+            self.store = None
+        if self.dispatcher is not None:
+            self.dispatcher.close(timeout=5.0)
+        log.info("stopped")
+
+
+def build_agent(
+    config_path: str | None,
+    rules: Iterable[str],
+    overrides: Iterable[str],
+) -> Agent:
+    """Parse and validate everything; raises ConfigError / StartupError before anything starts."""
+    from falcopy.agent.control.config import find_default_config
+
+    overrides = list(overrides)
+    path = Path(config_path) if config_path else find_default_config()
+    config = load_config(path, overrides)
+    cli_rules = [Path(r) for r in rules]
+    if cli_rules:
+        paths = cli_rules
+    elif config.rules_files:
+        paths = [Path(p) for p in config.rules_files]
+    else:
+        paths = default_rules_paths()
+    agent = Agent(config, paths, config_path=path, overrides=overrides, cli_rules=bool(cli_rules))
+    agent.prepare()
+    return agent

@@ -1,0 +1,106 @@
+"""``falcopy agent``: run the node agent (Falco's ``falco`` command)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import sys
+
+import click
+
+from falcopy.cli import main
+
+_LEVELS = {
+    "emergency": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "critical": logging.CRITICAL,
+    "error": logging.ERROR,
+    "warning": logging.WARNING,
+    "notice": logging.INFO,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+def setup_logging(
+    level: str = "info", to_stderr: bool = True, to_syslog: bool = False, syslog_socket: str = "/dev/log"
+) -> None:
+    """Operational logs (not alerts), formatted as Falco's: ``<date>: <message>``."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    root.setLevel(_LEVELS.get(level, logging.INFO))
+    _quiet_libraries()
+    if to_stderr:
+        h = logging.StreamHandler(sys.stderr)
+        h.setFormatter(logging.Formatter("%(asctime)s: %(message)s", "%a %b %d %H:%M:%S %Y"))
+        root.addHandler(h)
+    if to_syslog and os.path.exists(syslog_socket):
+        try:
+            sh = logging.handlers.SysLogHandler(address=syslog_socket)
+        except OSError:
+            return
+        sh.setFormatter(logging.Formatter("falcopy: %(message)s"))
+        root.addHandler(sh)
+
+
+def _quiet_libraries() -> None:
+    # httpx logs every request at INFO: runtime sockets and the kubelet would flood the agent's log
+    for name in ("httpx", "httpcore", "aiohttp.access", "watchdog"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@main.command("agent")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="falcopy.yaml (default: $FALCOPY_CONFIG, /etc/falcopy/falcopy.yaml, the repository's config/)",
+)
+@click.option(
+    "-r",
+    "--rules",
+    "rules",
+    multiple=True,
+    type=click.Path(),
+    help="Rules file or directory (repeatable); replaces rules_files",
+)
+@click.option(
+    "-o",
+    "--option",
+    "options",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key as Falco's -o: a.b=v, list[1]=v, list[]=v, key={json}",
+)
+@click.option("--dry-run", is_flag=True, help="Check configuration, rules and outputs, process no events")
+def agent_command(
+    config_path: str | None, rules: tuple[str, ...], options: tuple[str, ...], dry_run: bool
+) -> None:
+    """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
+    from falcopy.agent.app import StartupError, build_agent
+    from falcopy.agent.control.config import ConfigError
+    from falcopy.agent.outputs.sinks.base import SinkError
+
+    setup_logging()
+    log = logging.getLogger("falcopy.agent")
+    try:
+        agent = build_agent(config_path, rules, options)
+    except ConfigError as exc:
+        for msg in exc.messages:
+            click.echo(f"Error: {msg}", err=True)
+        click.echo("falcopy: invalid configuration, not starting", err=True)
+        sys.exit(1)
+    except StartupError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    cfg = agent.config
+    setup_logging(cfg.log_level, cfg.log_stderr, cfg.log_syslog, cfg.falcopy.syslog_socket)
+    try:
+        code = agent.dry_run() if dry_run else agent.run()
+    except (StartupError, SinkError) as exc:
+        log.error("Error: %s", exc)
+        sys.exit(1)
+    sys.exit(code)

@@ -1,0 +1,1 @@
+"""Agent control plane: configuration (falcopy.yaml), web server, metrics."""

@@ -1,0 +1,332 @@
+"""Load, configure, attach and read the falcopy BPF probe.
+
+Typical use::
+
+    probe = Probe()
+    probe.load()
+    probe.set_event_filter(ruleset.evttypes("syscall"))   # None = everything
+    probe.ignore_pid(os.getpid())
+    probe.attach()
+    while running:
+        for rec in probe.poll(100):
+            ...
+    probe.close()
+
+Filtering happens twice: programs of event types nobody asked for are not
+attached at all (no cost on those syscalls), and an in-kernel map gates the
+attached ones so a filter change takes effect atomically before links change.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import TracebackType
+
+from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.kernel import layout
+from falcopy.agent.kernel.decoder import Decoder
+from falcopy.agent.kernel.libbpf import BpfError, LibBpf
+from falcopy.agent.kernel.ringbuf import RingBuffer
+
+DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
+SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS)
+
+_MAX_IGNORED = 8
+_TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+def destroy_links(lib: LibBpf, links: list[int]) -> None:
+    """Destroy links in parallel: each tracepoint detach waits for an RCU grace
+    period (~70 ms here), so one after the other takes seconds for a full set."""
+    if not links:
+        return
+    if len(links) == 1:
+        lib.lib.bpf_link__destroy(links[0])
+        return
+    # ctypes releases the GIL during the call, so the waits overlap
+    with ThreadPoolExecutor(max_workers=min(len(links), 32)) as pool:
+        list(pool.map(lib.lib.bpf_link__destroy, links))
+
+
+def program_name(event: str) -> str:
+    return "on_procexit" if event == "procexit" else f"exit_{event}"
+
+
+def ensure_tracefs() -> Path:
+    """Per-syscall tracepoints are resolved through tracefs; mount it when absent."""
+    for path in _TRACEFS:
+        if os.path.isdir(os.path.join(path, "events")):
+            return Path(path)
+    lib = LibBpf.get()
+    if lib.libc.mount(b"tracefs", _TRACEFS[0].encode(), b"tracefs", 0, None) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"tracefs is not mounted and mounting it on {_TRACEFS[0]} failed: "
+                      f"{os.strerror(err)}")
+    return Path(_TRACEFS[0])
+
+
+def kernel_events(tracefs: Path) -> set[str]:
+    """The supported events this kernel has a tracepoint for (e.g. no init_module
+    without CONFIG_MODULES)."""
+    syscalls = tracefs / "events" / "syscalls"
+    return {ev for ev in SUPPORTED_EVENTS
+            if ev == "procexit" or (syscalls / f"sys_exit_{ev}").is_dir()}
+
+
+class Probe:
+    def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
+                 wake_threshold: int | None = None, batch_limit: int = 8192) -> None:
+        if ring_size < 4096 or ring_size & (ring_size - 1):
+            raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
+        self.obj_path = Path(obj_path) if obj_path is not None else DEFAULT_OBJ
+        self.ring_size = ring_size
+        # a quarter of the ring: wakes rarely, leaves room while the consumer runs
+        self.wake_threshold = wake_threshold if wake_threshold is not None else max(ring_size // 4, 4096)
+        self.batch_limit = batch_limit
+        self._lib: LibBpf | None = None
+        self._obj: int | None = None
+        self._links: dict[str, int] = {}
+        self._links_lock = threading.Lock()
+        self._pruners: list[threading.Thread] = []
+        self._attached = False
+        self._enabled: set[str] = set(SUPPORTED_EVENTS)
+        self._ignored: list[int] = []
+        self._ring: RingBuffer | None = None
+        self._decoder = Decoder()
+        self._fds: dict[str, int] = {}
+        self._ncpus = 1
+        #: event names asked for by set_event_filter that the probe cannot produce here
+        self.unsupported: set[str] = set()
+        #: supported events this kernel has tracepoints for (known after load)
+        self.available_events: set[str] = set(SUPPORTED_EVENTS)
+
+    # --- lifecycle -------------------------------------------------------
+    def load(self) -> None:
+        if self._obj is not None:
+            return
+        if not self.obj_path.is_file():
+            raise FileNotFoundError(f"BPF object {self.obj_path} not found: run `make bpf`")
+        lib = self._lib = LibBpf.get()
+        obj = lib.lib.bpf_object__open_file(str(self.obj_path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {self.obj_path}")
+        self._obj = obj
+        try:
+            self.available_events = kernel_events(ensure_tracefs())
+            # a filter set before load may name events this kernel lacks
+            self.unsupported |= self._enabled - self.available_events
+            self._enabled &= self.available_events
+            for ev in SUPPORTED_EVENTS - self.available_events:
+                prog = lib.lib.bpf_object__find_program_by_name(obj, program_name(ev).encode())
+                if prog:
+                    lib.lib.bpf_program__set_autoload(prog, False)
+            ring = lib.lib.bpf_object__find_map_by_name(obj, b"events")
+            if not ring:
+                raise BpfError("map 'events' missing from the object", 2, [])
+            rc = lib.lib.bpf_map__set_max_entries(ring, self.ring_size)
+            if rc:
+                raise lib.error("setting the ring size", rc)
+            rc = lib.lib.bpf_object__load(obj)
+            if rc:
+                raise lib.error(f"loading {self.obj_path}", rc)
+            for name in ("events", "evt_filter", "settings_map", "drops"):
+                m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
+                self._fds[name] = lib.lib.bpf_map__fd(m)
+            self._ncpus = lib.lib.libbpf_num_possible_cpus()
+            self._ring = RingBuffer(self._fds["events"], self.ring_size)
+            self._write_settings()
+            self._write_filter(self._enabled)
+        except BaseException:
+            self.close()
+            raise
+
+    def attach(self) -> None:
+        self._need_loaded()
+        self._attached = True
+        self._sync_links()
+
+    def detach(self) -> None:
+        lib = self._need_loaded()
+        self._join_pruner()
+        with self._links_lock:
+            links = list(self._links.values())
+            self._links.clear()
+        destroy_links(lib, links)
+        self._attached = False
+
+    def close(self) -> None:
+        """Detach and unload.  Stop any thread calling ``poll`` first: the ring's
+        mapping goes away."""
+        self._join_pruner()
+        if self._lib is not None:
+            with self._links_lock:
+                links = list(self._links.values())
+                self._links.clear()
+            destroy_links(self._lib, links)
+        self._attached = False
+        if self._ring is not None:
+            self._ring.close()
+            self._ring = None
+        if self._obj is not None and self._lib is not None:
+            self._lib.lib.bpf_object__close(self._obj)
+        self._obj = None
+
+    def __enter__(self) -> Probe:
+        self.load()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # --- configuration ---------------------------------------------------
+    def set_event_filter(self, types: set[str] | frozenset[str] | None, *,
+                         with_lifecycle: bool = True) -> set[str]:
+        """Capture only ``types`` (Falco event names; None = all supported).
+
+        Process lifecycle events (clone/fork/execve/procexit...) are added unless
+        ``with_lifecycle`` is False: the process table depends on them.  Returns
+        the set now enabled; names the probe cannot produce go to ``unsupported``.
+        """
+        wanted = set(SUPPORTED_EVENTS) if types is None else set(types)
+        if with_lifecycle:
+            wanted |= layout.LIFECYCLE
+        enabled = wanted & self.available_events
+        self.unsupported = wanted - enabled
+        self._enabled = enabled
+        if self._obj is not None:
+            if self._attached:
+                self._sync_links()
+            self._write_filter(enabled)
+        return set(enabled)
+
+    @property
+    def enabled_events(self) -> set[str]:
+        return set(self._enabled)
+
+    def ignore_pid(self, tgid: int) -> None:
+        """Never capture the activity of process ``tgid`` (the agent itself)."""
+        if tgid in self._ignored:
+            return
+        if len(self._ignored) >= _MAX_IGNORED:
+            raise ValueError(f"at most {_MAX_IGNORED} ignored processes")
+        self._ignored.append(tgid)
+        if self._obj is not None:
+            self._write_settings()
+
+    def unignore_pid(self, tgid: int) -> None:
+        if tgid in self._ignored:
+            self._ignored.remove(tgid)
+            if self._obj is not None:
+                self._write_settings()
+
+    # --- reading ---------------------------------------------------------
+    def poll(self, timeout_ms: int = 100) -> list[SyscallRecord]:
+        """Records available now, waiting up to ``timeout_ms`` for the first ones."""
+        ring = self._need_ring()
+        ring.wait(timeout_ms)
+        # re-read each batch: the wall clock may be stepped while we run
+        self._decoder.ts_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        return ring.drain(self._decoder.decode_at, self.batch_limit)
+
+    read_batch = poll
+
+    def discard(self, timeout_ms: int = 100) -> int:
+        """Consume without decoding (benchmarks of the kernel side); returns the count."""
+        ring = self._need_ring()
+        ring.wait(timeout_ms)
+        return len(ring.drain(lambda buf, off, size: True, 1 << 30))
+
+    def drops(self) -> int:
+        """Records the probe could not reserve in the ring since load (all CPUs)."""
+        lib = self._need_loaded()
+        values = (ctypes.c_uint64 * self._ncpus)()
+        key = ctypes.c_uint32(0)
+        if lib.lib.bpf_map_lookup_elem(self._fds["drops"], ctypes.byref(key), values) != 0:
+            raise lib.error("reading the drop counters")
+        return sum(values)
+
+    def program_stats(self) -> dict[str, tuple[int, int]]:
+        """Per attached event: (runs, total ns) of its program, from the kernel's
+        BPF run-time statistics (zero unless ``kernel.bpf_stats_enabled`` is 1)."""
+        lib = self._need_loaded()
+        out: dict[str, tuple[int, int]] = {}
+        for name in sorted(self._links):
+            prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+            fd = lib.lib.bpf_program__fd(prog) if prog else -1
+            if fd < 0:
+                continue
+            info = dict(line.split(":\t", 1) for line in
+                        Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines() if ":\t" in line)
+            out[name] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
+        return out
+
+    @property
+    def undecodable(self) -> int:
+        return self._decoder.unknown
+
+    # --- internals -------------------------------------------------------
+    def _need_loaded(self) -> LibBpf:
+        if self._obj is None or self._lib is None:
+            raise RuntimeError("probe not loaded: call load() first")
+        return self._lib
+
+    def _need_ring(self) -> RingBuffer:
+        if self._ring is None:
+            raise RuntimeError("probe not loaded: call load() first")
+        return self._ring
+
+    def _write_settings(self) -> None:
+        lib = self._need_loaded()
+        vals = (ctypes.c_uint32 * (2 + _MAX_IGNORED))()
+        vals[0] = self.wake_threshold
+        vals[1] = len(self._ignored)
+        for i, tgid in enumerate(self._ignored):
+            vals[2 + i] = tgid
+        key = ctypes.c_uint32(0)
+        if lib.lib.bpf_map_update_elem(self._fds["settings_map"], ctypes.byref(key), vals, 0) != 0:
+            raise lib.error("writing probe settings")
+
+    def _write_filter(self, enabled: set[str]) -> None:
+        lib = self._need_loaded()
+        fd = self._fds["evt_filter"]
+        for name, ev in layout.EVENT_IDS.items():
+            key = ctypes.c_uint32(ev)
+            val = ctypes.c_uint8(1 if name in enabled else 0)
+            if lib.lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(val), 0) != 0:
+                raise lib.error(f"updating the event filter for {name}")
+
+    def _join_pruner(self) -> None:
+        for t in self._pruners:
+            t.join()
+        self._pruners.clear()
+
+    def _sync_links(self) -> None:
+        """Attach what became enabled now; detach what was disabled in the background
+        (the in-kernel filter already stops those records, detaching only saves the
+        remaining per-call cost and takes a grace period per link)."""
+        lib = self._need_loaded()
+        # a program may hold a new link while its old one is still being destroyed
+        self._pruners = [t for t in self._pruners if t.is_alive()]
+        with self._links_lock:
+            retired = [self._links.pop(name) for name in list(self._links) if name not in self._enabled]
+            for name in sorted(self._enabled):
+                if name in self._links:
+                    continue
+                prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+                if not prog:
+                    raise BpfError(f"program {program_name(name)} missing from {self.obj_path}", 2, [])
+                link = lib.lib.bpf_program__attach(prog)
+                if not link:
+                    raise lib.error(f"attaching {program_name(name)}")
+                self._links[name] = link
+        if retired:
+            pruner = threading.Thread(target=destroy_links, args=(lib, retired),
+                                      name="falcopy-probe-detach", daemon=True)
+            pruner.start()
+            self._pruners.append(pruner)

@@ -1,0 +1,1 @@
+"""Alert destinations: stdout, file, syslog, http, program."""

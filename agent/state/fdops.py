@@ -1,0 +1,397 @@
+"""fd table maintenance: one handler per system call that creates, changes or
+closes file descriptors (or the cwd), plus path resolution as Falco's fd.name."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.state.addr import SockAddr, hostport, parse_sockaddr, parse_tuple
+from falcopy.agent.state.constants import AT_FDCWD, L4_BY_PROTO, L4_BY_SOCKTYPE, SOCK_TYPE_MASK
+from falcopy.agent.state.model import FdInfo, ThreadInfo
+from falcopy.agent.state.procfs import decode
+from falcopy.agent.state.sockets import SockEntry
+
+if TYPE_CHECKING:
+    from falcopy.agent.state.table import ProcessTable
+
+O_CLOEXEC = os.O_CLOEXEC
+O_DIRECTORY = os.O_DIRECTORY
+_F_DUPFD = 0
+_F_DUPFD_CLOEXEC = 1030
+
+Handler = Callable[["ProcessTable", ThreadInfo, SyscallRecord], tuple[FdInfo | None, int | None]]
+
+
+def _int(value: Any, default: int = 0) -> int:
+    if type(value) is int:
+        return value
+    if value is None:
+        return default
+    try:
+        return int(str(value), 0)
+    except (TypeError, ValueError):
+        return default
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return decode(value.rstrip(b"\0"))
+    return "" if value is None else str(value)
+
+
+def normalize(path: str) -> str:
+    # Falco resolves "." and ".." lexically, without following symlinks
+    if "/." not in path and "//" not in path and (len(path) == 1 or path[-1] != "/"):
+        return path
+    norm = posixpath.normpath(path)
+    return norm[1:] if norm.startswith("//") else norm
+
+
+def resolve(info: ThreadInfo, path: str, dirfd: int = AT_FDCWD, dirpath: Any = None) -> str:
+    """Absolute form of ``path`` relative to ``dirfd`` (or the cwd), as fd.name.
+    ``dirpath`` is the directory the probe resolved in the kernel, when it did."""
+    if not path:
+        return path
+    if path.startswith("/"):
+        return normalize(path)
+    if isinstance(dirpath, str) and dirpath.startswith("/"):
+        return normalize(posixpath.join(dirpath.removesuffix(" (deleted)"), path))
+    if dirfd == AT_FDCWD:
+        base = info.cwd
+    else:
+        dfd = info.fds.get(dirfd)
+        base = dfd.name if dfd is not None and dfd.name.startswith("/") else info.cwd
+    return normalize(posixpath.join(base or "/", path))
+
+
+def event_fd(info: ThreadInfo, rec: SyscallRecord) -> FdInfo | None:
+    """The fd of an event that names one (read, write, sendto, fchmod...)."""
+    raw = rec.args.get("fd")
+    if raw is None:
+        return None
+    return info.fds.get(_int(raw, -1))
+
+
+def fill_from_inventory(fd: FdInfo, entry: SockEntry, listen_ports: frozenset[int] = frozenset()) -> None:
+    fd.family = entry.family
+    if entry.family == socket.AF_UNIX:
+        fd.type = "unix"
+        fd.name = entry.path or fd.name
+        return
+    fd.type = "ipv6" if entry.family == socket.AF_INET6 else "ipv4"
+    fd.l4proto = entry.l4proto
+    fd.laddr, fd.lport = entry.laddr, entry.lport
+    if entry.listening or not entry.rport:
+        fd.listening = entry.listening
+        fd.name = hostport(entry.laddr, entry.lport)
+        return
+    fd.raddr, fd.rport = entry.raddr, entry.rport
+    fd.connected = True
+    # the inventory cannot tell who connected: a local port some socket listens on means
+    # this end was accepted (server side)
+    fd.is_client = entry.lport not in listen_ports
+    _name_socket(fd)
+
+
+def _name_socket(fd: FdInfo) -> None:
+    if fd.is_client:
+        fd.name = f"{hostport(fd.laddr or '', fd.lport)}->{hostport(fd.raddr or '', fd.rport)}"
+    else:
+        fd.name = f"{hostport(fd.raddr or '', fd.rport)}->{hostport(fd.laddr or '', fd.lport)}"
+
+
+def _sock_type(family: int) -> str:
+    if family == socket.AF_INET:
+        return "ipv4"
+    if family == socket.AF_INET6:
+        return "ipv6"
+    if family == socket.AF_UNIX:
+        return "unix"
+    if family == socket.AF_NETLINK:
+        return "netlink"
+    return "unknown"
+
+
+# ---------------------------------------------------------------- files
+def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    args = rec.args
+    raw = args.get("name", args.get("filename", args.get("path")))
+    name = _text(raw)
+    flags = _int(args.get("flags"))
+    if rec.type == "creat":
+        flags |= os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+    full = resolve(info, name, _int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
+    ftype = "directory" if flags & O_DIRECTORY else "file"
+    fd = FdInfo(type=ftype, name=full, num=rec.res if rec.res >= 0 else -1, flags=flags,
+                ino=_int(args.get("ino")), dev=_int(args.get("dev")), nameraw=name)
+    if rec.res >= 0:
+        info.fds[rec.res] = fd
+    return fd, None
+
+
+def _memfd(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    name = _text(rec.args.get("name"))
+    flags = O_CLOEXEC if _int(rec.args.get("flags")) & 1 else 0  # MFD_CLOEXEC
+    fd = FdInfo(type="memfd", name=f"memfd:{name}", num=rec.res, flags=flags, nameraw=name)
+    if rec.res >= 0:
+        info.fds[rec.res] = fd
+    return fd, None
+
+
+def _simple(kind: str, name: str) -> Handler:
+    def handler(table: ProcessTable, info: ThreadInfo,
+                rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+        if rec.res < 0:
+            return None, None
+        fd = FdInfo(type=kind, name=name, num=rec.res)
+        info.fds[rec.res] = fd
+        return fd, None
+    return handler
+
+
+def _pipe(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res < 0:
+        return None, None
+    kind = "unix" if rec.type == "socketpair" else "pipe"
+    ino = _int(rec.args.get("ino"))
+    first = None
+    for key in ("fd1", "fd2"):
+        num = _int(rec.args.get(key), -1)
+        if num >= 0:
+            fd = FdInfo(type=kind, name=f"pipe:[{ino}]" if kind == "pipe" else "", num=num, ino=ino)
+            info.fds[num] = fd
+            first = first or fd
+    return first, None
+
+
+def _close(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    num = _int(rec.args.get("fd"), -1)
+    fd = info.fds.get(num)
+    return fd, (num if rec.res >= 0 and fd is not None else None)
+
+
+def _dup(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    args = rec.args
+    if rec.type == "fcntl":
+        if _int(args.get("cmd"), -1) not in (_F_DUPFD, _F_DUPFD_CLOEXEC):
+            return event_fd(info, rec), None
+    old = _int(args.get("oldfd", args.get("fd")), -1)
+    src = info.fds.get(old)
+    if rec.res < 0 or src is None:
+        return src, None
+    new = src.copy(rec.res)
+    # dup2/dup3 clear close-on-exec unless dup3 asks for it
+    new.flags &= ~O_CLOEXEC
+    if rec.type == "dup3" and _int(args.get("flags")) & O_CLOEXEC:
+        new.flags |= O_CLOEXEC
+    info.fds[rec.res] = new
+    return new, None
+
+
+def _chdir(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res == 0:
+        cwd = rec.args.get("cwd")
+        if rec.type == "fchdir":
+            fd = info.fds.get(_int(rec.args.get("fd"), -1))
+            if isinstance(cwd, str) and cwd:
+                info.cwd = cwd
+            elif fd is not None:
+                info.cwd = fd.name
+            return fd, None
+        if rec.type == "chdir" and isinstance(cwd, str) and cwd:
+            info.cwd = cwd
+            return None, None
+        path = resolve(info, _text(rec.args.get("path")), AT_FDCWD, rec.args.get("dirpath"))
+        if rec.type == "chroot":
+            info.root = path
+        else:
+            info.cwd = path
+    return None, None
+
+
+# ---------------------------------------------------------------- sockets
+def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res < 0:
+        return None, None
+    family = _int(rec.args.get("domain"))
+    stype = _int(rec.args.get("type")) & SOCK_TYPE_MASK
+    proto = _int(rec.args.get("proto"))
+    fd = FdInfo(type=_sock_type(family), name="", num=rec.res, family=family,
+                flags=O_CLOEXEC if _int(rec.args.get("type")) & socket.SOCK_CLOEXEC else 0)
+    if family in (socket.AF_INET, socket.AF_INET6):
+        fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype)
+    info.fds[rec.res] = fd
+    return fd, None
+
+
+def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdInfo | None:
+    num = _int(rec.args.get("fd"), -1)
+    fd = info.fds.get(num)
+    if fd is None and num >= 0 and addr is not None:
+        # a socket created before we were watching
+        fd = FdInfo(type=_sock_type(addr.family), name="", num=num, family=addr.family,
+                    l4proto="tcp" if addr.family in (socket.AF_INET, socket.AF_INET6) else None)
+        info.fds[num] = fd
+    return fd
+
+
+def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    addr = parse_sockaddr(rec.args.get("addr"))
+    tup = parse_tuple(rec.args.get("tuple"))
+    if addr is None and tup is not None:
+        addr = tup[1]
+    fd = _sock_fd(info, rec, addr)
+    if fd is None or addr is None:
+        return fd, None
+    if fd.type == "unknown" or fd.family is None:
+        fd.family, fd.type = addr.family, _sock_type(addr.family)
+    raw_tuple = rec.args.get("tuple")
+    if isinstance(raw_tuple, dict) and isinstance(raw_tuple.get("l4proto"), str):
+        fd.l4proto = raw_tuple["l4proto"]
+    if addr.family == socket.AF_UNIX:
+        fd.raddr = addr.path
+        fd.name = addr.path
+    else:
+        had_name = bool(fd.name)
+        fd.raddr, fd.rport = addr.addr, addr.port
+        if tup is not None:
+            fd.laddr, fd.lport = tup[0].addr, tup[0].port
+        fd.is_client = True
+        _name_socket(fd)
+        fd.name_changed = had_name
+    # EINPROGRESS: a non-blocking connect that is under way
+    fd.connected = rec.res == 0
+    return fd, None
+
+
+def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res < 0:
+        return info.fds.get(_int(rec.args.get("fd"), -1)), None
+    listener = info.fds.get(_int(rec.args.get("fd"), -1))
+    tup = parse_tuple(rec.args.get("tuple"))
+    peer = tup[0] if tup is not None else parse_sockaddr(rec.args.get("addr"))
+    family = peer.family if peer is not None else (listener.family if listener else socket.AF_INET)
+    raw_tuple = rec.args.get("tuple")
+    l4 = raw_tuple.get("l4proto") if isinstance(raw_tuple, dict) else None
+    fd = FdInfo(type=_sock_type(family or socket.AF_INET), name="", num=rec.res, family=family,
+                l4proto=l4 or (listener.l4proto if listener else "tcp"), is_client=False, connected=True)
+    if family == socket.AF_UNIX:
+        fd.name = listener.name if listener else ""
+    else:
+        if peer is not None:
+            fd.raddr, fd.rport = peer.addr, peer.port
+        if tup is not None:
+            fd.laddr, fd.lport = tup[1].addr, tup[1].port
+        elif listener is not None:
+            fd.laddr, fd.lport = listener.laddr, listener.lport
+        _name_socket(fd)
+    info.fds[rec.res] = fd
+    return fd, None
+
+
+def _bind(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    addr = parse_sockaddr(rec.args.get("addr"))
+    fd = _sock_fd(info, rec, addr)
+    if fd is None or addr is None or rec.res < 0:
+        return fd, None
+    if addr.family == socket.AF_UNIX:
+        fd.laddr = fd.name = addr.path
+    else:
+        fd.laddr, fd.lport = addr.addr, addr.port
+        fd.name = hostport(addr.addr, addr.port)
+    return fd, None
+
+
+def _listen(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    fd = event_fd(info, rec)
+    if fd is not None and rec.res == 0:
+        fd.listening = True
+        fd.is_client = False
+    return fd, None
+
+
+def _sendrecv(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    fd = event_fd(info, rec)
+    if fd is not None and fd.type in ("ipv4", "ipv6") and not fd.connected:
+        # datagram sockets: the tuple of this send/receive names the fd (Falco does the same)
+        tup = parse_tuple(rec.args.get("tuple"))
+        if tup is not None:
+            src, dst = tup
+            local, remote = (src, dst) if rec.type.startswith("send") else (dst, src)
+            fd.laddr, fd.lport, fd.raddr, fd.rport = local.addr, local.port, remote.addr, remote.port
+            fd.is_client = rec.type.startswith("send")
+            _name_socket(fd)
+    return fd, None
+
+
+def _capset(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res == 0:
+        for key in ("cap_inheritable", "cap_permitted", "cap_effective"):
+            value = rec.args.get(key)
+            if isinstance(value, int):
+                setattr(info, key, value)
+    return None, None
+
+
+def _setsid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res > 0:
+        info.sid = info.pgid = rec.res
+    return None, None
+
+
+def _setpgid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    if rec.res == 0:
+        pid = _int(rec.args.get("pid"))
+        pgid = _int(rec.args.get("pgid"))
+        target = info if pid in (0, info.pid, info.vpid) else table.get(pid)
+        if target is not None:
+            target.pgid = pgid or target.pid
+    return None, None
+
+
+def _setuid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    # the record's euid was sampled at syscall exit; the args cover probes that sample at entry
+    if rec.res == 0:
+        args = rec.args
+        if rec.type in ("setuid", "setresuid", "setreuid"):
+            value = args.get("euid", args.get("uid"))
+            if isinstance(value, int) and value not in (-1, 0xFFFFFFFF):
+                info.uid = value
+        else:
+            value = args.get("egid", args.get("gid"))
+            if isinstance(value, int) and value not in (-1, 0xFFFFFFFF):
+                info.gid = value
+    return None, None
+
+
+HANDLERS: dict[str, Handler] = {
+    "open": _open, "openat": _open, "openat2": _open, "creat": _open, "open_by_handle_at": _open,
+    "memfd_create": _memfd,
+    "eventfd": _simple("event", "anon_inode:[eventfd]"),
+    "eventfd2": _simple("event", "anon_inode:[eventfd]"),
+    "signalfd": _simple("signalfd", "anon_inode:[signalfd]"),
+    "signalfd4": _simple("signalfd", "anon_inode:[signalfd]"),
+    "timerfd_create": _simple("timerfd", "anon_inode:[timerfd]"),
+    "inotify_init": _simple("inotify", "anon_inode:inotify"),
+    "inotify_init1": _simple("inotify", "anon_inode:inotify"),
+    "epoll_create": _simple("eventpoll", "anon_inode:[eventpoll]"),
+    "epoll_create1": _simple("eventpoll", "anon_inode:[eventpoll]"),
+    "userfaultfd": _simple("userfaultfd", "anon_inode:[userfaultfd]"),
+    "io_uring_setup": _simple("io_uring", "anon_inode:[io_uring]"),
+    "pidfd_open": _simple("pidfd", "anon_inode:[pidfd]"),
+    "pipe": _pipe, "pipe2": _pipe, "socketpair": _pipe,
+    "close": _close,
+    "dup": _dup, "dup2": _dup, "dup3": _dup, "fcntl": _dup,
+    "chdir": _chdir, "fchdir": _chdir, "chroot": _chdir,
+    "socket": _socket, "connect": _connect, "accept": _accept, "accept4": _accept,
+    "bind": _bind, "listen": _listen,
+    "sendto": _sendrecv, "sendmsg": _sendrecv, "recvfrom": _sendrecv, "recvmsg": _sendrecv,
+    "capset": _capset, "setsid": _setsid, "setpgid": _setpgid,
+    "setuid": _setuid, "setresuid": _setuid, "setreuid": _setuid,
+    "setgid": _setuid, "setresgid": _setuid, "setregid": _setuid,
+}

@@ -1,0 +1,451 @@
+"""The process table: bootstrapped from /proc, kept current by the kernel records.
+
+:meth:`ProcessTable.apply` updates the table for one record *before* the
+record is evaluated (so an execve is seen with its new image, an open with its
+new fd) and returns the thread and fd the event refers to; removals (close,
+procexit) are deferred to :meth:`ProcessTable.after`, so the closing event is
+still evaluated with the fd / process it ends, as in libsinsp.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.state import cgroup, fdops
+from falcopy.agent.state.model import FdInfo, ThreadInfo
+from falcopy.agent.state.overlay import exe_layer
+from falcopy.agent.state.procfs import HostPaths, ProcReader, decode
+from falcopy.agent.state.sockets import SockEntry, inventory
+from falcopy.agent.state.users import UserDirectory
+
+log = logging.getLogger(__name__)
+
+CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
+EXEC_TYPES = frozenset({"execve", "execveat"})
+CLONE_THREAD = 0x00010000
+CLONE_FILES = 0x00000400
+_UNSET_LOGINUID = 0xFFFFFFFF
+
+#: upper bound on tracked processes: a table that outgrows it is purged of dead pids
+DEFAULT_MAX_PROCESSES = 131072
+
+ContainerResolver = Callable[[int, int], str]
+
+#: event types the process and fd tables need whatever the rules ask for (Falco's
+#: base_syscalls idea): lifecycle, fd creation/duplication/closing, cwd, credentials
+STATE_EVENT_TYPES: frozenset[str] = frozenset({
+    "clone", "clone3", "fork", "vfork", "execve", "execveat", "procexit", "close", "socket", "connect",
+    "accept", "accept4", "bind", "listen", "dup", "dup2", "dup3", "fcntl", "pipe", "pipe2", "socketpair",
+    "memfd_create", "chdir", "fchdir", "chroot", "setuid", "setgid", "setresuid", "setresgid", "setreuid",
+    "setregid", "capset", "setsid", "setpgid", "open", "openat", "openat2", "creat",
+})
+
+
+class ProcessTable:
+    def __init__(self, paths: HostPaths | None = None, *,
+                 container_resolver: ContainerResolver | None = None,
+                 max_processes: int = DEFAULT_MAX_PROCESSES,
+                 purge_interval_s: float = 30.0) -> None:
+        self.paths = paths or HostPaths()
+        self.reader = ProcReader(self.paths)
+        self.users = UserDirectory(self.paths.host_file("/etc"))
+        #: tid -> process (every thread id of a group maps to the same ThreadInfo)
+        self.threads: dict[int, ThreadInfo] = {}
+        self._resolve_container = container_resolver or self._container_from_proc
+        self.max_processes = max_processes
+        self.purge_interval_s = purge_interval_s
+        self._last_purge = time.monotonic()
+        self._pending_fd_close: tuple[ThreadInfo, int] | None = None
+        self._pending_exit: ThreadInfo | None = None
+        self._pending_exit_tid = 0
+        self.lazy_loads = 0
+        self._listen_ports: frozenset[int] = frozenset()
+        #: capture start and the previous event's time (evt.reltime / evt.deltatime)
+        self.start_ts = time.time_ns()
+        self.prev_ts = 0
+        #: pids recently looked up in /proc and not found (monotonic time of the miss)
+        self._missing: dict[int, float] = {}
+
+    # ------------------------------------------------------------ bootstrap
+    def bootstrap(self, with_fds: bool = True) -> int:
+        """Read every process (and its threads and fds) from /proc. Returns the count."""
+        socks = inventory() if with_fds else {}
+        self._listen_ports = frozenset(e.lport for e in socks.values() if e.listening)
+        count = 0
+        for pid in self.reader.list_pids():
+            info = self._load(pid, with_fds=with_fds, socks=socks)
+            if info is not None:
+                count += 1
+        return count
+
+    def _load(self, pid: int, *, with_fds: bool = True,
+              socks: dict[int, SockEntry] | None = None) -> ThreadInfo | None:
+        info = self.reader.read_thread(pid)
+        if info is None:
+            return None
+        info.container_id = self._resolve_container(pid, 0) or "host"
+        if with_fds:
+            info.fds = self.reader.read_fds(pid)
+            if socks:
+                for fd in info.fds.values():
+                    if fd.type == "unknown" and fd.ino in socks:
+                        fdops.fill_from_inventory(fd, socks[fd.ino], self._listen_ports)
+        self.threads[pid] = info
+        for tid in self.reader.list_tids(pid):
+            if tid != pid:
+                info.threads.add(tid)
+                self.threads[tid] = info
+        return info
+
+    def _container_from_proc(self, pid: int, cgroup_id: int) -> str:
+        """"" when the process is gone (unknown), else its container id or "host"."""
+        text = self.reader.read_cgroup(pid)
+        return "" if text is None else cgroup.container_id(text)
+
+    # ------------------------------------------------------------ lookups
+    def get(self, tid: int) -> ThreadInfo | None:
+        return self.threads.get(tid)
+
+    def parent(self, info: ThreadInfo) -> ThreadInfo | None:
+        if info.ptid <= 0 or info.ptid == info.pid:
+            return None
+        parent = self.threads.get(info.ptid)
+        if parent is None:
+            now = time.monotonic()
+            if now - self._missing.get(info.ptid, -1e9) < 1.0:
+                return None
+            parent = self._lazy(info.ptid)
+            if parent is None:
+                if len(self._missing) > 4096:
+                    self._missing.clear()
+                self._missing[info.ptid] = now
+        return parent
+
+    def ancestors(self, info: ThreadInfo, limit: int = 64) -> list[ThreadInfo]:
+        """Parent first, up to init (or a cycle, or a parent the table cannot find)."""
+        out: list[ThreadInfo] = []
+        seen = {info.pid}
+        cur = info
+        while len(out) < limit:
+            parent = self.parent(cur)
+            if parent is None or parent.pid in seen:
+                break
+            seen.add(parent.pid)
+            out.append(parent)
+            cur = parent
+        return out
+
+    def _lazy(self, tid: int) -> ThreadInfo | None:
+        """A process the table has not seen (started before the probe, or a missed fork)."""
+        tgid = self.reader.tgid_of(tid)
+        if tgid is None:
+            return None
+        existing = self.threads.get(tgid)
+        if existing is None:
+            self.lazy_loads += 1
+            existing = self._load(tgid)
+            if existing is None:
+                return None
+        if tid != tgid:
+            existing.threads.add(tid)
+            self.threads[tid] = existing
+        return existing
+
+    def _from_record(self, rec: SyscallRecord) -> ThreadInfo:
+        """The thread of a record, created from /proc or, when already gone, from the record."""
+        info = self.threads.get(rec.pid)
+        if info is None:
+            info = self._lazy(rec.pid)
+        if info is None:
+            info = ThreadInfo(pid=rec.pid, tid=rec.pid, ptid=rec.ppid, vpid=rec.vpid, vtid=rec.vpid,
+                              comm=rec.comm, exe=rec.comm, start_ts=rec.ts, exec_ts=rec.ts, partial=True)
+            parent = self.threads.get(rec.ppid)
+            if parent is not None:
+                _inherit(info, parent, share_fds=False)
+                info.comm = rec.comm
+            self.threads[rec.pid] = info
+        if rec.tid != rec.pid:
+            info.threads.add(rec.tid)
+            self.threads[rec.tid] = info
+        return info
+
+    # ------------------------------------------------------------ updates
+    def apply(self, rec: SyscallRecord) -> tuple[ThreadInfo, FdInfo | None]:
+        """Update the table for ``rec`` (what must be visible when it is evaluated)
+        and return the event's thread and fd."""
+        if self._pending_fd_close is not None or self._pending_exit is not None:
+            self.after()
+        etype = rec.type
+        if etype in CLONE_TYPES:
+            info = self._on_clone(rec)
+        else:
+            info = self.threads.get(rec.tid)
+            if info is None:
+                info = self._from_record(rec)
+        # credentials and names as the kernel saw them for this very event
+        info.uid = rec.euid
+        info.gid = rec.egid
+        info.loginuid = -1 if rec.loginuid in (_UNSET_LOGINUID, -1) else rec.loginuid
+        info.comm = rec.comm
+        if rec.ppid > 0 and rec.pid == info.pid:
+            info.ptid = rec.ppid
+        if etype in EXEC_TYPES:
+            if rec.res == 0:
+                self._on_exec(rec, info)
+            return info, None
+        if etype == "procexit":
+            self._pending_exit = info
+            self._pending_exit_tid = rec.tid
+            return info, None
+        handler = fdops.HANDLERS.get(etype)
+        if handler is None:
+            return info, fdops.event_fd(info, rec)
+        fd, closing = handler(self, info, rec)
+        if closing is not None:
+            self._pending_fd_close = (info, closing)
+        return info, fd
+
+    def after(self) -> None:
+        """Apply the removals of the previous record (it has been evaluated)."""
+        if self._pending_fd_close is not None:
+            info, num = self._pending_fd_close
+            info.fds.pop(num, None)
+            self._pending_fd_close = None
+        if self._pending_exit is not None:
+            self._remove(self._pending_exit, self._pending_exit_tid)
+            self._pending_exit = None
+
+    def _remove(self, info: ThreadInfo, tid: int) -> None:
+        if tid != info.pid:
+            info.threads.discard(tid)
+            if self.threads.get(tid) is info:
+                del self.threads[tid]
+            return
+        for other in info.threads:
+            if self.threads.get(other) is info:
+                del self.threads[other]
+        if self.threads.get(info.pid) is info:
+            del self.threads[info.pid]
+
+    def _on_clone(self, rec: SyscallRecord) -> ThreadInfo:
+        flags = _int(rec.args.get("flags"))
+        if rec.res > 0:
+            # parent side: res is the child's tid (host pid namespace)
+            parent = self.threads.get(rec.tid) or self._from_record(rec)
+            child_tid = rec.res
+            if child_tid not in self.threads:
+                if flags & CLONE_THREAD:
+                    parent.threads.add(child_tid)
+                    self.threads[child_tid] = parent
+                else:
+                    self._new_child(parent, child_tid, rec.ts, flags, rec)
+            return parent
+        if rec.res == 0:
+            # child side: the record's tid is the child
+            known = self.threads.get(rec.tid)
+            # an entry read from /proc after this fork already is this child (/proc start
+            # times have btime's one-second precision); any other entry is a reused pid
+            if known is not None and (rec.tid != rec.pid or (
+                    known.from_proc and known.start_ts >= rec.ts - 2_000_000_000)):
+                return known
+            if known is not None:
+                # a pid reused after an exit we did not see: the old entry is stale
+                self._remove(known, rec.tid)
+            if rec.tid != rec.pid:
+                group = self.threads.get(rec.pid) or self._from_record(rec)
+                group.threads.add(rec.tid)
+                self.threads[rec.tid] = group
+                return group
+            parent = self.threads.get(rec.ppid)
+            if parent is None:
+                return self._from_record(rec)
+            child = self._new_child(parent, rec.pid, rec.ts, flags, rec)
+            child.vpid = rec.vpid
+            child.vtid = rec.vtid
+            return child
+        return self.threads.get(rec.tid) or self._from_record(rec)
+
+    def _new_child(self, parent: ThreadInfo, pid: int, ts: int, flags: int,
+                   rec: SyscallRecord) -> ThreadInfo:
+        child = ThreadInfo(pid=pid, tid=pid, ptid=parent.pid, start_ts=ts, exec_ts=ts)
+        _inherit(child, parent, share_fds=bool(flags & CLONE_FILES))
+        child.vpid = child.vtid = _int(rec.args.get("vpid")) or pid
+        self.threads[pid] = child
+        if len(self.threads) > self.max_processes:
+            self.purge(force=True)
+        return child
+
+    def _on_exec(self, rec: SyscallRecord, info: ThreadInfo) -> None:
+        args = rec.args
+        if rec.tid != info.pid:
+            # the exec'ing thread becomes the group leader; the other threads are gone
+            self._remove_threads(info)
+        info.exec_ts = rec.ts
+        argv = _argv(args.get("args"))
+        exe = args.get("exe")
+        from_kernel = exe is not None or argv is not None
+        if not from_kernel:
+            # a probe that could not read the new image's argv: /proc still can, if alive
+            cmdline = self.reader.read_cmdline(info.pid) or []
+            exe = cmdline[0] if cmdline else None
+            argv = cmdline[1:]
+        info.exe = _text(exe) if exe is not None else rec.comm
+        info.args = argv or []
+        env = args.get("env")
+        info.env = _argv(env) if env is not None else None
+        cwd = args.get("cwd")
+        if isinstance(cwd, str) and cwd:
+            info.cwd = cwd
+        for key in ("pgid", "sid"):
+            value = args.get(key)
+            if isinstance(value, int) and value > 0:
+                setattr(info, key, value)
+        if isinstance(args.get("tty"), int):
+            info.tty = args["tty"]
+        for key in ("cap_inheritable", "cap_permitted", "cap_effective", "exe_ino", "exe_ino_ctime",
+                    "exe_ino_mtime"):
+            value = args.get(key)
+            if isinstance(value, int):
+                setattr(info, key, value)
+        trusted = args.get("trusted_exepath")
+        alive = True
+        if trusted:
+            info.exepath = _text(trusted).removesuffix(" (deleted)")
+        else:
+            alive = self.reader.refresh_exec(info)
+            if not alive:
+                target = _text(args.get("filename", args.get("pathname", info.exe)))
+                info.exepath = fdops.resolve(info, target, _int(args.get("dirfd"), fdops.AT_FDCWD))
+        memfd_flag = args.get("exe_from_memfd")
+        info.exe_from_memfd = (bool(memfd_flag) if memfd_flag is not None
+                               else info.exepath.startswith("/memfd:"))
+        if info.exe_from_memfd and not info.exepath.startswith("/memfd:"):
+            # the kernel could not name the memfd file: the process's own memfd names it
+            memfds = [fd.name for fd in info.fds.values() if fd.type == "memfd"]
+            if len(set(memfds)) == 1:
+                info.exepath = "/" + memfds[0]
+        info.exe_writable = bool(args.get("exe_writable", False))
+        self._exec_container(info, rec, alive)
+        upper = args.get("exe_upper_layer")
+        if upper is not None:
+            info.exe_upper_layer = bool(upper)
+            info.exe_lower_layer = bool(args.get("exe_lower_layer", False))
+        elif alive and info.container_id != "host":
+            info.exe_upper_layer, info.exe_lower_layer = exe_layer(self.paths, info.pid, info.exepath)
+        else:
+            info.exe_upper_layer = info.exe_lower_layer = False
+        # fds opened with O_CLOEXEC are gone after a successful exec
+        for num in [n for n, fd in info.fds.items() if fd.flags & fdops.O_CLOEXEC]:
+            del info.fds[num]
+
+    def _exec_container(self, info: ThreadInfo, rec: SyscallRecord, alive: bool) -> None:
+        """Container of the new image: from the record's cgroup data when the probe sends
+        it, else from /proc while the process is alive; a process already gone keeps the
+        container it inherited at fork (its cgroup cannot have changed since)."""
+        cgroups = rec.args.get("cgroups", rec.args.get("cgroup"))
+        if isinstance(cgroups, str | bytes) and cgroups:
+            text = _text(cgroups)
+            # a bare path or leaf name is matched like one /proc/PID/cgroup line
+            info.container_id = cgroup.container_id(text if ":" in text else f"0::/{text.lstrip('/')}")
+            return
+        if not alive:
+            return
+        found = self._resolve_container(info.pid, rec.cgroup_id)
+        if found:
+            info.container_id = found
+
+    def _remove_threads(self, info: ThreadInfo) -> None:
+        for other in info.threads:
+            if self.threads.get(other) is info:
+                del self.threads[other]
+        info.threads.clear()
+
+    # ------------------------------------------------------------ housekeeping
+    def purge(self, force: bool = False) -> int:
+        """Drop processes that no longer exist (their exit was not seen, e.g. on drops)."""
+        now = time.monotonic()
+        if not force and now - self._last_purge < self.purge_interval_s:
+            return 0
+        self._last_purge = now
+        dead = [tid for tid in self.threads if not os.path.exists(f"{self.paths.proc}/{tid}")]
+        for tid in dead:
+            info = self.threads.pop(tid, None)
+            if info is not None:
+                info.threads.discard(tid)
+        return len(dead)
+
+    def env(self, info: ThreadInfo) -> list[str]:
+        if info.env is None:
+            info.env = self.reader.read_env(info.pid) or []
+        return info.env
+
+    def __len__(self) -> int:
+        return len({id(v) for v in self.threads.values()})
+
+
+def _inherit(child: ThreadInfo, parent: ThreadInfo, share_fds: bool) -> None:
+    child.comm = parent.comm
+    child.exe = parent.exe
+    child.exepath = parent.exepath
+    child.args = parent.args
+    child.cwd = parent.cwd
+    child.root = parent.root
+    child.tty = parent.tty
+    child.sid = parent.sid
+    child.pgid = parent.pgid
+    child.uid = parent.uid
+    child.gid = parent.gid
+    child.loginuid = parent.loginuid
+    child.cap_inheritable = parent.cap_inheritable
+    child.cap_permitted = parent.cap_permitted
+    child.cap_effective = parent.cap_effective
+    child.env = parent.env
+    child.exe_ino = parent.exe_ino
+    child.exe_ino_ctime = parent.exe_ino_ctime
+    child.exe_ino_mtime = parent.exe_ino_mtime
+    child.exe_from_memfd = parent.exe_from_memfd
+    child.exe_upper_layer = parent.exe_upper_layer
+    child.exe_lower_layer = parent.exe_lower_layer
+    child.exe_writable = parent.exe_writable
+    child.container_id = parent.container_id
+    child.pidns_init_start_ts = parent.pidns_init_start_ts
+    # a forked child gets a copy of the table whose entries point at the same
+    # open file descriptions; CLONE_FILES shares the table itself
+    child.fds = parent.fds if share_fds else dict(parent.fds)
+
+
+def _int(value: object, default: int = 0) -> int:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if value is None:
+        return default
+    try:
+        return int(str(value), 0)
+    except (TypeError, ValueError):
+        return default
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return decode(value)
+    return str(value)
+
+
+def _argv(value: object) -> list[str] | None:
+    """argv/env from the record: a list, or NUL-separated bytes/str."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return [_text(v) for v in value]
+    if isinstance(value, bytes):
+        value = decode(value)
+    if isinstance(value, str):
+        value = value.rstrip("\0")
+        return value.split("\0") if value else []
+    return None

@@ -1,0 +1,162 @@
+{{/* Names, labels and the rendered agent configuration. */}}
+
+{{- define "falcopy.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "falcopy.operatorName" -}}
+{{- printf "%s-operator" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.labels" -}}
+helm.sh/chart: {{ include "falcopy.chart" . }}
+app.kubernetes.io/name: {{ include "falcopy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: falcopy
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
+
+{{- define "falcopy.agentSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "falcopy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "falcopy.agentLabels" -}}
+{{ include "falcopy.labels" . }}
+app.kubernetes.io/component: agent
+{{- end -}}
+
+{{- define "falcopy.operatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "falcopy.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "falcopy.operatorLabels" -}}
+{{ include "falcopy.labels" . }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{- define "falcopy.image" -}}
+{{- $tag := .Values.image.tag | default .Chart.AppVersion -}}
+{{- if .Values.image.registry -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.image.repository $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "falcopy.agentServiceAccountName" -}}
+{{- if .Values.agent.serviceAccount.create -}}
+{{- default (include "falcopy.fullname" .) .Values.agent.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.agent.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "falcopy.operatorServiceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create -}}
+{{- default (include "falcopy.operatorName" .) .Values.operator.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.operator.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* ConfigMaps the agents mount as directories (kubelet updates them in place). */}}
+{{- define "falcopy.customRulesConfigMap" -}}
+{{- printf "%s-rules" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Written by the operator (`<prefix>-0` .. `<prefix>-<shards-1>`), never by Helm:
+     a helm upgrade must not erase the rules the operator delivered. */}}
+{{- define "falcopy.operatorRulesPrefix" -}}
+{{- printf "%s-falcorules" (include "falcopy.fullname" .) | trunc 55 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.operatorRulesConfigMaps" -}}
+{{- $prefix := include "falcopy.operatorRulesPrefix" . -}}
+{{- $names := list -}}
+{{- range $i := until (int .Values.operator.shards) -}}
+{{- $names = append $names (printf "%s-%d" $prefix $i) -}}
+{{- end -}}
+{{- toYaml $names -}}
+{{- end -}}
+
+{{- define "falcopy.webhookSecret" -}}
+{{- default (printf "%s-webhook-tls" (include "falcopy.operatorName" .)) .Values.operator.webhook.existingSecret -}}
+{{- end -}}
+
+{{/* The CRDs shipped in crds/ (group, kind, plural), as a YAML list. */}}
+{{- define "falcopy.crds" -}}
+{{- $crds := list -}}
+{{- range $path, $_ := .Files.Glob "crds/*.yaml" -}}
+{{- $crd := $.Files.Get $path | fromYaml -}}
+{{- if and $crd.spec $crd.spec.group -}}
+{{- $crds = append $crds (dict "group" $crd.spec.group "kind" $crd.spec.names.kind "plural" $crd.spec.names.plural "scope" $crd.spec.scope) -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $crds -}}
+{{- end -}}
+
+{{/* Paths inside the agent container. */}}
+{{- define "falcopy.configDir" -}}/etc/falcopy{{- end -}}
+{{- define "falcopy.customRulesDir" -}}/etc/falcopy/rules.d/custom{{- end -}}
+{{- define "falcopy.operatorRulesDir" -}}/etc/falcopy/rules.d/operator{{- end -}}
+
+{{/* rules_files: the user's list, else default rules, customRules, operator rules. */}}
+{{- define "falcopy.rulesFiles" -}}
+{{- if .Values.config.rules_files -}}
+{{- toYaml .Values.config.rules_files -}}
+{{- else -}}
+{{- $files := list .Values.agent.defaultRulesDir -}}
+{{- if .Values.customRules -}}
+{{- $files = append $files (include "falcopy.customRulesDir" .) -}}
+{{- end -}}
+{{- if .Values.operator.enabled -}}
+{{- $files = append $files (include "falcopy.operatorRulesDir" .) -}}
+{{- end -}}
+{{- toYaml $files -}}
+{{- end -}}
+{{- end -}}
+
+{{/* falcopy.yaml: `config` + what the chart decides for the node. */}}
+{{- define "falcopy.agentConfig" -}}
+{{- $cfg := deepCopy .Values.config -}}
+{{- $_ := set $cfg "rules_files" (include "falcopy.rulesFiles" . | fromYamlArray) -}}
+{{- if .Values.falcosidekick.enabled -}}
+{{- $http := deepCopy (default dict $cfg.http_output) -}}
+{{- $_ := set $http "enabled" true -}}
+{{- $_ := set $http "url" .Values.falcosidekick.url -}}
+{{- $_ := set $cfg "http_output" $http -}}
+{{- $_ := set $cfg "json_output" true -}}
+{{- $_ := set $cfg "json_include_output_fields_property" true -}}
+{{- end -}}
+{{- $host := dict "root" .Values.agent.hostRoot "proc" (printf "%s/proc" .Values.agent.hostRoot) -}}
+{{- $kubelet := dict "enabled" .Values.agent.kubelet.enabled "insecure" .Values.agent.kubelet.insecure -}}
+{{- $audit := dict "enabled" .Values.agent.k8sAudit.enabled "listen_address" "0.0.0.0" "listen_port" (int .Values.agent.k8sAudit.port) "path" .Values.agent.k8sAudit.path -}}
+{{- $computed := dict "host" $host "enrichment" (dict "enabled" true "kubelet" $kubelet) "k8s_audit" $audit -}}
+{{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict .Values.config.falcopy))) -}}
+{{- toYaml $cfg -}}
+{{- end -}}

@@ -1,0 +1,195 @@
+"""Engine commands: ``validate``, ``list-rules``, ``list-fields``, ``replay``."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import click
+
+from falcopy.cli import main
+from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
+from falcopy.engine.event import DictEvent
+from falcopy.engine.fields.k8s_audit import AuditEvent
+from falcopy.engine.ruleset import CompiledRule, Ruleset
+
+
+def _print_messages(result: LoadResult, out: TextIO) -> None:
+    for m in result.messages:
+        click.echo(str(m), file=out)
+
+
+def _summary(result: LoadResult) -> str:
+    c = result.counts
+    verdict = "valid" if result.ok else "invalid"
+    return (f"{verdict}: {c['rules']} rules, {c['macros']} macros, {c['lists']} lists; "
+            f"{len(result.errors)} errors, {len(result.warnings)} warnings")
+
+
+@main.command("validate")
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print Falco's `-V -o json_output=true` JSON.")
+def validate(files: tuple[Path, ...], as_json: bool) -> None:
+    """Validate rules FILES (loaded in order, like Falco's -V): exit 0 when valid."""
+    result = load_rules_files(list(files))
+    if as_json:
+        click.echo(json.dumps(result.to_falco_json(), indent=2))
+    else:
+        _print_messages(result, sys.stdout)
+        if result.ruleset is not None:
+            click.echo(f"{len(result.ruleset.rules)} rules compiled")
+        click.echo(_summary(result))
+    sys.exit(0 if result.ok else 1)
+
+
+def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
+    result = load_rules_files(list(rules), **kwargs)
+    if not result.ok or result.ruleset is None:
+        _print_messages(result, sys.stderr)
+        click.echo(_summary(result), err=True)
+        sys.exit(1)
+    return result.ruleset
+
+
+@main.command("list-rules")
+@click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Rules file or directory (repeatable).")
+@click.option("--json", "as_json", is_flag=True)
+def list_rules(rules: tuple[Path, ...], as_json: bool) -> None:
+    """Describe the loaded rules (like `falco -L`)."""
+    ruleset = _load_or_exit(rules)
+    if as_json:
+        click.echo(json.dumps([{
+            "name": r.name, "desc": r.desc, "priority": r.priority.falco_name, "source": r.source,
+            "tags": r.tags, "enabled": r.enabled, "condition": r.condition, "output": r.output,
+            "evttypes": sorted(r.evttypes) if r.evttypes is not None else None,
+        } for r in ruleset.rules], indent=2))
+        return
+    width = max((len(r.name) for r in ruleset.rules), default=4)
+    click.echo(f"{'Rule':<{width}}  Description")
+    click.echo(f"{'-' * 4:<{width}}  {'-' * 11}")
+    for r in ruleset.rules:
+        desc = " ".join(r.desc.split())
+        click.echo(f"{r.name:<{width}}  {desc}")
+
+
+@main.command("list-fields")
+@click.option("--source", default=None, help="Only this event source (syscall, k8s_audit).")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
+def list_fields(source: str | None, fmt: str) -> None:
+    """List the fields usable in conditions and outputs (like `falco --list`)."""
+    sources = default_sources()
+    if source is not None and source not in sources:
+        raise click.BadParameter(f"unknown source {source!r}; known: {', '.join(sorted(sources))}")
+    selected = {k: v for k, v in sources.items() if source is None or k == source}
+    if fmt == "json":
+        click.echo(json.dumps({name: [{
+            "name": f.name, "type": str(f.type), "desc": f.desc, "arg": str(f.arg), "is_list": f.is_list,
+            "deprecated": f.deprecated} for f in src.fields.values()] for name, src in selected.items()},
+            indent=2))
+        return
+    for name, src in selected.items():
+        if fmt == "markdown":
+            click.echo(f"## Source `{name}`\n\n| Name | Type | Description |\n|---|---|---|")
+            for f in src.fields.values():
+                click.echo(f"| `{f.name}` | {f.type} | {f.desc} |")
+            click.echo("")
+            continue
+        click.echo(f"Event Sources: {name}\n")
+        for f in src.fields.values():
+            suffix = "[...]" if str(f.arg) != "none" else ""
+            click.echo(f"{f.name + suffix:<40} {f.type!s:<9} {f.desc}")
+        click.echo("")
+
+
+def _iso(ns: int) -> str:
+    secs, frac = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+def _clock(ns: int) -> str:
+    secs, frac = divmod(int(ns), 1_000_000_000)
+    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
+
+
+def alert_json(rule: CompiledRule, text: str, fields: dict[str, Any], ts: int, hostname: str) -> str:
+    iso = _iso(ts)
+    return json.dumps({
+        "hostname": hostname,
+        "output": f"{iso[:-1]}+0000: {rule.priority.falco_name} {text}",
+        "output_fields": fields,
+        "priority": rule.priority.falco_name,
+        "rule": rule.name,
+        "source": rule.source,
+        "tags": sorted(rule.tags),
+        "time": iso,
+    }, sort_keys=True)
+
+
+def _event(values: dict[str, Any]) -> Any:
+    """A raw Kubernetes audit event replays as itself; anything else is field values."""
+    if values.get("kind") == "Event" and str(values.get("apiVersion", "")).startswith("audit.k8s.io/"):
+        return AuditEvent(values)
+    source = values.pop("source", "syscall")
+    return DictEvent(values, source=str(source))
+
+
+@main.command("replay")
+@click.argument("events", type=click.File("r", encoding="utf-8"))
+@click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Rules file or directory (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Alerts in Falco's JSON shape.")
+@click.option("--rule-matching", type=click.Choice(["first", "all"]), default="first")
+@click.option("--priority", "min_priority", default="debug", help="Minimum rule priority loaded.")
+@click.option("--disable-rule", multiple=True, help="Disable rules by name (wildcards allowed).")
+@click.option("--enable-tag", multiple=True, help="Enable rules having this tag.")
+def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching: str, min_priority: str,
+           disable_rule: tuple[str, ...], enable_tag: tuple[str, ...]) -> None:
+    """Evaluate recorded EVENTS (JSON lines of field values) against the rules and print alerts.
+
+    Each line is an object mapping field text to value, e.g.
+    {"evt.type": "execve", "proc.name": "sudo", "container.id": "abc123"}; an optional
+    "source" key selects the event source (default syscall).  A raw Kubernetes audit
+    event (kind Event, apiVersion audit.k8s.io/v1) is evaluated by the k8s_audit rules.
+    """
+    try:
+        prio = Priority.parse(min_priority)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
+    ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
+    hostname = socket.gethostname()
+    n_events = n_alerts = 0
+    for lineno, line in enumerate(events, 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            values = json.loads(line)
+        except json.JSONDecodeError as e:
+            click.echo(f"{events.name}:{lineno}:{e.colno}: error: invalid JSON: {e.msg}", err=True)
+            sys.exit(2)
+        if not isinstance(values, dict):
+            click.echo(f"{events.name}:{lineno}:1: error: each line must be a JSON object", err=True)
+            sys.exit(2)
+        event = _event(values)
+        n_events += 1
+        try:
+            matched = ruleset.evaluate(event)
+        except (TypeError, AttributeError) as e:
+            # a value of the wrong shape (a list for a scalar field...): name the line
+            click.echo(f"{events.name}:{lineno}:1: error: field value of the wrong type: {e}", err=True)
+            sys.exit(2)
+        for rule in matched:
+            n_alerts += 1
+            text, fields = ruleset.format(rule, event)
+            ts = event.ts or time.time_ns()
+            if as_json:
+                click.echo(alert_json(rule, text, fields, ts, hostname))
+            else:
+                click.echo(f"{_clock(ts)}: {rule.priority.falco_name} {text}")
+    click.echo(f"{n_events} events, {n_alerts} alerts", err=True)

@@ -1,0 +1,668 @@
+"""Decode rules-file items and collect them in definition order.
+
+This is Falco's reader + collector stage: each YAML item becomes a list,
+macro or rule definition, an append/override to an earlier one, an
+``enabled`` toggle or a version requirement, with Falco's validation
+messages.  Nothing is compiled here; conditions stay text
+(:class:`~falcopy.engine.source_text.SourceText`) because Falco appends and
+substitutes lists textually before parsing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ruamel.yaml.nodes import ScalarNode
+
+from falcopy.engine import versions
+from falcopy.engine.priority import Priority
+from falcopy.engine.reader import Document, YMap, YSeq
+from falcopy.engine.source_text import SourceText, concat
+
+LIST_KEYS = frozenset({"list", "items", "append", "override"})
+MACRO_KEYS = frozenset({"macro", "condition", "append", "override"})
+RULE_KEYS = frozenset({"rule", "condition", "output", "desc", "priority", "source", "enabled", "capture",
+                       "capture_duration", "warn_evttypes", "skip-if-unknown-filter", "tags",
+                       "exceptions", "override", "append"})
+EXCEPTION_KEYS = frozenset({"name", "fields", "comps", "values"})
+
+OVERRIDE_APPEND = {
+    "list": {"items"},
+    "macro": {"condition"},
+    "rule": {"condition", "output", "desc", "tags", "exceptions"},
+}
+OVERRIDE_REPLACE = {
+    "list": {"items"},
+    "macro": {"condition"},
+    "rule": {"condition", "output", "desc", "priority", "capture", "capture_duration", "tags",
+             "exceptions", "enabled", "warn_evttypes", "skip-if-unknown-filter"},
+}
+EXCEPTION_SINGLE_COMPS = ("in", "pmatch", "intersects")
+_NAME_RE = re.compile(r"[^()\"'\s=,]+")
+
+WARNING_APPEND = ("'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under "
+                  "'override' instead.")
+WARNING_ENABLED = ("The standalone 'enabled' key usage is deprecated. The correct approach requires also a "
+                   "'replace' entry under the 'override' key (i.e. 'enabled: replace').")
+ERROR_OVERRIDE_APPEND = ("Keys 'override' and 'append: true' cannot be used together. Add an 'append' "
+                         "entry (e.g. 'condition: append') under 'override' instead.")
+
+
+class LoadFailure(Exception):
+    def __init__(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.loc = loc
+        self.item_type = item_type
+        self.item_name = item_name
+
+
+@dataclass
+class ExceptionInfo:
+    name: str
+    loc: int
+    fields: list[str] | str | None = None
+    comps: list[str] | str | None = None
+    #: list of tuples (list of values, each a str or list[str]) or, single-field form, list of str
+    values: list[Any] = field(default_factory=list)
+    values_loc: int = 0
+
+
+@dataclass
+class ListInfo:
+    name: str
+    items: list[str]
+    loc: int
+    index: int = 0
+    visibility: int = 0
+    used: bool = False
+
+
+@dataclass
+class MacroInfo:
+    name: str
+    cond: SourceText
+    loc: int
+    index: int = 0
+    visibility: int = 0
+    used: bool = False
+
+
+@dataclass
+class RuleInfo:
+    name: str
+    cond: SourceText
+    output: SourceText
+    desc: str
+    priority: Priority
+    loc: int
+    source: str = "syscall"
+    enabled: bool = True
+    tags: list[str] = field(default_factory=list)
+    exceptions: list[ExceptionInfo] = field(default_factory=list)
+    warn_evttypes: bool = True
+    skip_if_unknown_filter: bool = False
+    capture: bool = False
+    capture_duration: int = 0
+    index: int = 0
+    visibility: int = 0
+
+
+Warn = Callable[[str, str, int, str, str], None]
+FieldCheck = Callable[[str, str], bool]      # (source, field expression) -> known
+
+
+class Collector:
+    def __init__(self, warn: Warn, field_known: FieldCheck, known_sources: set[str]) -> None:
+        self.lists: dict[str, ListInfo] = {}
+        self.macros: dict[str, MacroInfo] = {}
+        self.rules: dict[str, RuleInfo] = {}
+        self.cur_index = 0
+        self.required_engine: tuple[tuple[int, int, int], str] | None = None
+        self.required_plugins: list[tuple[str, str, list[tuple[str, str]], int]] = []
+        self.warn = warn
+        self.field_known = field_known
+        self.known_sources = known_sources
+
+    # ----------------------------------------------------------------- helpers
+    def _next(self) -> int:
+        i = self.cur_index
+        self.cur_index += 1
+        return i
+
+    @staticmethod
+    def _fail(code: str, msg: str, loc: int, itype: str, iname: str) -> LoadFailure:
+        return LoadFailure(code, msg, loc, itype, iname)
+
+    def _str(self, doc: Document, item: YMap, key: str, itype: str, iname: str) -> str:
+        node = item.vnode[key]
+        if not isinstance(node, ScalarNode):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+                             itype, iname)
+        return str(node.value)
+
+    def _text(self, doc: Document, item: YMap, key: str, itype: str, iname: str) -> SourceText:
+        self._str(doc, item, key, itype, iname)
+        return doc.source_text(item.vnode[key])
+
+    def _bool(self, item: YMap, key: str, itype: str, iname: str) -> bool:
+        v = item[key]
+        if isinstance(v, bool):
+            return v
+        # yaml-cpp's as<bool> (Falco) also takes the YAML 1.1 spellings
+        if isinstance(v, str) and v.lower() in ("yes", "on", "y", "true"):
+            return True
+        if isinstance(v, str) and v.lower() in ("no", "off", "n", "false"):
+            return False
+        raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+                         itype, iname)
+
+    def _required(self, item: YMap, key: str, itype: str, iname: str) -> None:
+        if key not in item:
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Item has no mapping for key '{key}'", item.loc,
+                             itype, iname)
+        v = item[key]
+        if v is None or (isinstance(v, str) and v == ""):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Mapping for key '{key}' is empty", item.vloc[key],
+                             itype, iname)
+
+    def _unknown_keys(self, item: YMap, allowed: frozenset[str], itype: str, iname: str) -> None:
+        for k in item:
+            if k not in allowed:
+                self.warn("LOAD_UNKNOWN_KEY", f"Unknown key '{k}'. The key will be ignored.", item.kloc[k],
+                          itype, iname)
+
+    def _name(self, item: YMap, key: str, itype: str) -> str:
+        v = item[key]
+        if v is None or v == "":
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Mapping for key '{key}' is empty", item.vloc[key],
+                             itype, "")
+        if not isinstance(item.vnode[key], ScalarNode):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+                             itype, "")
+        return str(item.vnode[key].value)
+
+    def _overrides(self, item: YMap, kind: str, name: str, append_flag: bool) -> tuple[set[str], set[str]]:
+        ov = item["override"]
+        loc = item.vloc["override"]
+        if not isinstance(ov, YMap):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML map value", loc, "overrides", name)
+        if append_flag:
+            raise self._fail("LOAD_ERR_VALIDATE", ERROR_OVERRIDE_APPEND, loc, "overrides", name)
+        app: set[str] = set()
+        rep: set[str] = set()
+        for key, op in ov.items():
+            kloc = ov.kloc[key]
+            if op == "append":
+                if key not in OVERRIDE_APPEND[kind]:
+                    raise self._fail("LOAD_ERR_VALIDATE",
+                                     f"Key '{key}' cannot be appended to, use 'replace' instead",
+                                     kloc, "overrides", name)
+                app.add(key)
+            elif op == "replace":
+                if key not in OVERRIDE_REPLACE[kind]:
+                    raise self._fail("LOAD_ERR_VALIDATE", f"Key '{key}' cannot be replaced", kloc,
+                                     "overrides", name)
+                rep.add(key)
+            else:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"Invalid override operation for key '{key}': must be either 'append' or "
+                                 "'replace'", ov.vloc[key], "overrides", name)
+            if key not in item:
+                what = "An append" if op == "append" else "A replace"
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"{what} override for '{key}' was specified but '{key}' is not defined",
+                                 kloc, "overrides", name)
+        for key in item:
+            if key in (kind, "override") or key not in (LIST_KEYS | MACRO_KEYS | RULE_KEYS):
+                continue
+            if key not in app and key not in rep:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"Unexpected key '{key}': no corresponding entry under 'override' is "
+                                 "defined.",
+                                 item.kloc[key], "overrides", name)
+        return app, rep
+
+    # ----------------------------------------------------------------- items
+    def read_document(self, doc: Document) -> None:
+        root = doc.root
+        if root is None:
+            return
+        data = doc.convert(root)
+        if data is None:
+            return
+        if isinstance(data, str | int | float | bool):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Rules content is not yaml", doc.loc(root),
+                             "rules content", "")
+        if not isinstance(data, YSeq):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Rules content is not yaml array of objects",
+                             doc.loc(root), "rules content", "")
+        for i, item in enumerate(data):
+            if item is None:
+                continue
+            if not isinstance(item, YMap):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                                 "Unexpected element type. Each element should be a yaml associative array.",
+                                 data.iloc[i], "rules content item", "")
+            self.read_item(doc, item)
+
+    def read_item(self, doc: Document, item: YMap) -> None:
+        if "required_engine_version" in item:
+            self._engine_version(item)
+        elif "required_plugin_versions" in item:
+            self._plugin_versions(item)
+        elif "list" in item:
+            self._list(doc, item)
+        elif "macro" in item:
+            self._macro(doc, item)
+        elif "rule" in item:
+            self._rule(doc, item)
+        else:
+            self.warn("LOAD_UNKNOWN_ITEM", "Unknown top level item", item.loc, "rules content item", "")
+
+    def _engine_version(self, item: YMap) -> None:
+        itype = "required_engine_version"
+        self._unknown_keys(item, frozenset({"required_engine_version"}), itype, "")
+        raw = item["required_engine_version"]
+        req = versions.engine_version_requirement(raw)
+        if req is None:
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                             item.vloc["required_engine_version"], itype, "")
+        current = versions.parse_semver(versions.ENGINE_VERSION)
+        assert current is not None
+        if req > current:
+            raise self._fail("LOAD_ERR_VALIDATE",
+                             f"Rules require engine version {raw}, but engine version is "
+                             f"{versions.ENGINE_VERSION}", item.vloc["required_engine_version"], itype, "")
+        if self.required_engine is None or req > self.required_engine[0]:
+            self.required_engine = (req, str(raw))
+
+    def _plugin_versions(self, item: YMap) -> None:
+        itype = "required plugin versions"
+        self._unknown_keys(item, frozenset({"required_plugin_versions"}), itype, "")
+        seq = item["required_plugin_versions"]
+        if not isinstance(seq, YSeq):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Value of required_plugin_versions must be a sequence",
+                             item.vloc["required_plugin_versions"], itype, "")
+        for i, entry in enumerate(seq):
+            eloc = seq.iloc[i]
+            if not isinstance(entry, YMap):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                                 "Unexpected element type. Each element should be a yaml associative array.",
+                                 eloc, "required plugin versions entry", "")
+            for k in ("name", "version"):
+                if k not in entry or entry[k] in (None, ""):
+                    raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Item has no mapping for key '{k}'", eloc,
+                                     "required plugin versions entry", str(entry.get("name", "")))
+            alts: list[tuple[str, str]] = []
+            for alt in entry.get("alternatives") or []:
+                if not isinstance(alt, YMap) or "name" not in alt or "version" not in alt:
+                    raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                                     "Item has no mapping for key 'name' or 'version'", eloc,
+                                     "required plugin versions alternative", str(entry["name"]))
+                alts.append((str(alt["name"]), str(alt["version"])))
+            self.required_plugins.append((str(entry["name"]), str(entry["version"]), alts, eloc))
+
+    def check_plugin_requirements(self) -> None:
+        for name, version, alts, loc in self.required_plugins:
+            candidates = [(name, version), *alts]
+            if any(versions.satisfies(versions.PROVIDED_PLUGINS.get(n, "0.0.0"), v) and
+                   n in versions.PROVIDED_PLUGINS for n, v in candidates):
+                continue
+            wanted = ", ".join(f"{n} (>= {v})" for n, v in candidates)
+            raise self._fail("LOAD_ERR_VALIDATE",
+                             f"Plugin requirement not satisfied, must load one of: {wanted}", loc,
+                             "required plugin versions entry", name)
+
+    # lists ------------------------------------------------------------------
+    def _list(self, doc: Document, item: YMap) -> None:
+        name = self._name(item, "list", "list")
+        itype = "list"
+        self._unknown_keys(item, LIST_KEYS, itype, name)
+        if not _NAME_RE.fullmatch(name):
+            self.warn("LOAD_INVALID_LIST_NAME",
+                      "List has an invalid name. List names should match a regular expression: "
+                      "^[^()\"'\\s=,]+$", item.vloc["list"], itype, name)
+        append = self._bool(item, "append", itype, name) if "append" in item else False
+        if append:
+            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
+        app: set[str] = set()
+        rep: set[str] = set()
+        if "override" in item:
+            app, rep = self._overrides(item, "list", name, append)
+        if "items" not in item:
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'items'", item.loc,
+                             itype, name)
+        items = item["items"]
+        if items is None:
+            items = YSeq()
+        if not isinstance(items, YSeq):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+                             item.vloc["items"], itype, name)
+        values: list[str] = []
+        for i, _v in enumerate(items):
+            node = items.inode[i]
+            if not isinstance(node, ScalarNode):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                                 items.iloc[i], "list", name)
+            values.append(str(node.value))
+        loc = item.vloc["list"]
+        prev = self.lists.get(name)
+        if append or "items" in app:
+            if prev is None:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "List has 'append' key or an append override but no list by that name "
+                                 "already exists", loc, itype, name)
+            prev.items = prev.items + values
+            prev.visibility = self._next()
+            return
+        if "items" in rep:
+            if prev is None:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "An replace to a list was requested but no list by that name already exists",
+                                 loc, itype, name)
+            prev.items = values
+            prev.visibility = self._next()
+            return
+        self._define(self.lists, ListInfo(name, values, loc))
+
+    def _define(self, table: dict[str, Any], info: Any) -> None:
+        idx = self._next()
+        prev = table.get(info.name)
+        if prev is not None:
+            info.index = prev.index
+            info.visibility = idx
+            table[info.name] = info
+        else:
+            info.index = info.visibility = idx
+            table[info.name] = info
+
+    # macros -----------------------------------------------------------------
+    def _macro(self, doc: Document, item: YMap) -> None:
+        name = self._name(item, "macro", "macro")
+        itype = "macro"
+        self._unknown_keys(item, MACRO_KEYS, itype, name)
+        if not _NAME_RE.fullmatch(name):
+            self.warn("LOAD_INVALID_MACRO_NAME",
+                      "Macro has an invalid name. Macro names should match a regular expression: "
+                      "^[^()\"'\\s=,]+$", item.vloc["macro"], itype, name)
+        append = self._bool(item, "append", itype, name) if "append" in item else False
+        if append:
+            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
+        app: set[str] = set()
+        rep: set[str] = set()
+        if "override" in item:
+            app, rep = self._overrides(item, "macro", name, append)
+        self._required(item, "condition", itype, name)
+        cond = self._text(doc, item, "condition", "macro", name)
+        loc = item.vloc["macro"]
+        prev = self.macros.get(name)
+        if append or "condition" in app:
+            if prev is None:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "Macro has 'append' key or an append override but no macro by that name "
+                                 "already exists", loc, itype, name)
+            prev.cond = concat(prev.cond, (" ", cond.loc_at(0)), cond)
+            prev.visibility = self._next()
+            return
+        if "condition" in rep:
+            if prev is None:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "An replace to a macro was requested but no macro by that name already "
+                                 "exists", loc, itype, name)
+            prev.cond = cond
+            prev.visibility = self._next()
+            return
+        self._define(self.macros, MacroInfo(name, cond, loc))
+
+    # exceptions ---------------------------------------------------------------
+    def _exceptions(self, item: YMap, rule_name: str, need_fields: bool) -> list[ExceptionInfo]:
+        seq = item["exceptions"]
+        if seq is None:
+            return []
+        if not isinstance(seq, YSeq):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+                             item.vloc["exceptions"], "exceptions", rule_name)
+        out: list[ExceptionInfo] = []
+        seen: set[str] = set()
+        for i, ex in enumerate(seq):
+            eloc = seq.iloc[i]
+            if not isinstance(ex, YMap):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                                 "Unexpected element type. Each element should be a yaml associative array.",
+                                 eloc, "exception", "")
+            if "name" not in ex or ex["name"] in (None, ""):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'name'", eloc,
+                                 "exception", "")
+            ename = str(ex["name"])
+            self._unknown_keys(ex, EXCEPTION_KEYS, "exception", ename)
+            if ename in seen:
+                self.warn("LOAD_EXCEPTION_NAME_NOT_UNIQUE",
+                          f"Multiple definitions of exception '{ename}' in the same rule", eloc, "exception",
+                          ename)
+            seen.add(ename)
+            info = ExceptionInfo(ename, eloc)
+            if "fields" in ex and ex["fields"] is not None:
+                f = ex["fields"]
+                if isinstance(f, YSeq):
+                    info.fields = [str(x) for x in f]
+                elif isinstance(f, YMap):
+                    raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                                     ex.vloc["fields"], "exception", ename)
+                else:
+                    info.fields = str(f)
+            elif need_fields:
+                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'fields'", eloc,
+                                 "exception", ename)
+            if "comps" in ex and ex["comps"] is not None:
+                c = ex["comps"]
+                info.comps = [str(x) for x in c] if isinstance(c, YSeq) else str(c)
+            if "values" in ex and ex["values"] is not None:
+                vals = ex["values"]
+                info.values_loc = ex.vloc["values"]
+                if not isinstance(vals, YSeq):
+                    raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+                                     ex.vloc["values"], "exception", ename)
+                for v in vals:
+                    if isinstance(v, YSeq):
+                        info.values.append([[str(y) for y in x] if isinstance(x, YSeq) else str(x)
+                                            for x in v])
+                    elif isinstance(v, YMap):
+                        raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                                         ex.vloc["values"], "exception", ename)
+                    else:
+                        info.values.append(str(v))
+            out.append(info)
+        return out
+
+    def _validate_exception(self, ex: ExceptionInfo, source: str, rule_name: str) -> None:
+        fail = lambda msg: self._fail("LOAD_ERR_VALIDATE", msg, ex.loc, "exception", ex.name)  # noqa: E731
+        check_fields = source in self.known_sources
+        if isinstance(ex.fields, list):
+            if ex.comps is None:
+                ex.comps = ["="] * len(ex.fields)
+            if not isinstance(ex.comps, list) or len(ex.comps) != len(ex.fields):
+                raise fail("Fields and comps lists must have equal length")
+            for c in ex.comps:
+                if c not in _EXCEPTION_OPS:
+                    raise fail(f"'{c}' is not a supported comparison operator")
+            for f in ex.fields:
+                if check_fields and not self.field_known(source, f):
+                    raise fail(f"'{f}' is not a supported filter field")
+        elif isinstance(ex.fields, str):
+            if ex.comps is None:
+                ex.comps = "in"
+            if isinstance(ex.comps, list):
+                raise fail("When fields is a single value, comps must also be a single value")
+            if ex.comps not in EXCEPTION_SINGLE_COMPS:
+                raise fail("When fields is a single value, comps must be one of (in, pmatch, intersects)")
+            if check_fields and not self.field_known(source, ex.fields):
+                raise fail(f"'{ex.fields}' is not a supported filter field")
+
+    # rules ------------------------------------------------------------------
+    def _rule(self, doc: Document, item: YMap) -> None:
+        name = self._name(item, "rule", "rule")
+        itype = "rule"
+        self._unknown_keys(item, RULE_KEYS, itype, name)
+        append = self._bool(item, "append", itype, name) if "append" in item else False
+        if append:
+            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
+        loc = item.vloc["rule"]
+        if "override" in item:
+            app, rep = self._overrides(item, "rule", name, append)
+            prev = self.rules.get(name)
+            if prev is None:
+                what = "'append' key or an append override" if app else "a replace override"
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"Rule has {what} but no rule by that name already exists", loc, itype, name)
+            if app:
+                self._append_rule(doc, item, prev, app, name)
+            if rep:
+                self._replace_rule(doc, item, prev, rep, name)
+            prev.visibility = self._next()
+            return
+        if append:
+            prev = self.rules.get(name)
+            if prev is None:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "Rule has 'append' key or an append override but no rule by that name "
+                                 "already exists", loc, itype, name)
+            keys = {k for k in ("condition", "exceptions", "output", "desc", "tags") if k in item}
+            if "condition" not in keys and "exceptions" not in keys:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 "Appended rule must have exceptions or condition property", loc, itype, name)
+            self._append_rule(doc, item, prev, keys, name)
+            prev.visibility = self._next()
+            return
+        required = ("condition", "output", "desc", "priority")
+        if not any(k in item for k in required):
+            if "enabled" in item:
+                enabled = self._bool(item, "enabled", itype, name)
+                prev = self.rules.get(name)
+                if prev is None:
+                    raise self._fail("LOAD_ERR_VALIDATE",
+                                     "Rule has 'enabled' key but no rule by that name already exists", loc,
+                                     itype, name)
+                self.warn("LOAD_DEPRECATED_ITEM", WARNING_ENABLED, item.kloc["enabled"], itype, name)
+                prev.enabled = enabled
+                return
+        for k in required:
+            self._required(item, k, itype, name)
+        cond = self._text(doc, item, "condition", "rule", name)
+        output = self._output(doc, item, name)
+        desc = self._str(doc, item, "desc", itype, name)
+        prio = self._priority(item, name)
+        source = str(item["source"]) if item.get("source") is not None else "syscall"
+        info = RuleInfo(name=name, cond=cond, output=output, desc=desc, priority=prio, loc=loc,
+                        source=source)
+        self._rule_options(doc, item, info, name)
+        if "exceptions" in item:
+            info.exceptions = self._exceptions(item, name, need_fields=True)
+            for ex in info.exceptions:
+                self._validate_exception(ex, source, name)
+        self._define(self.rules, info)
+
+    def _output(self, doc: Document, item: YMap, name: str) -> SourceText:
+        text = self._text(doc, item, "output", "rule", name)
+        stripped = text.text.strip()
+        start = text.text.find(stripped) if stripped else 0
+        return text.slice(start, start + len(stripped))
+
+    def _priority(self, item: YMap, name: str) -> Priority:
+        try:
+            return Priority.parse(str(item["priority"]))
+        except ValueError:
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Invalid priority", item.vloc["priority"],
+                             "rule", name) from None
+
+    def _tags(self, item: YMap, name: str) -> list[str]:
+        tags = item["tags"]
+        if tags is None:
+            return []
+        if not isinstance(tags, YSeq) or any(isinstance(t, YMap | YSeq) for t in tags):
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value", item.vloc["tags"],
+                             "rule", name)
+        return [str(t) for t in tags]
+
+    def _rule_options(self, doc: Document, item: YMap, info: RuleInfo, name: str,
+                      only: set[str] | None = None) -> None:
+        def want(k: str) -> bool:
+            return k in item and (only is None or k in only)
+        if want("enabled"):
+            info.enabled = self._bool(item, "enabled", "rule", name)
+        if want("tags"):
+            info.tags = self._tags(item, name)
+        if want("warn_evttypes"):
+            info.warn_evttypes = self._bool(item, "warn_evttypes", "rule", name)
+        if want("skip-if-unknown-filter"):
+            info.skip_if_unknown_filter = self._bool(item, "skip-if-unknown-filter", "rule", name)
+        if want("capture"):
+            info.capture = self._bool(item, "capture", "rule", name)
+        if want("capture_duration"):
+            v = item["capture_duration"]
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                                 item.vloc["capture_duration"], "rule", name)
+            info.capture_duration = v
+
+    def _append_rule(self, doc: Document, item: YMap, prev: RuleInfo, keys: set[str], name: str) -> None:
+        if "condition" in keys:
+            cond = self._text(doc, item, "condition", "rule", name)
+            prev.cond = concat(prev.cond, (" ", cond.loc_at(0)), cond)
+        if "output" in keys:
+            out = self._output(doc, item, name)
+            prev.output = concat(prev.output, (" ", out.loc_at(0)), out)
+        if "desc" in keys:
+            prev.desc = prev.desc + " " + self._str(doc, item, "desc", "rule", name)
+        if "tags" in keys:
+            prev.tags = prev.tags + [t for t in self._tags(item, name) if t not in prev.tags]
+        if "exceptions" in keys:
+            for ex in self._exceptions(item, name, need_fields=False):
+                old = next((e for e in prev.exceptions if e.name == ex.name), None)
+                if old is None:
+                    if ex.fields is None:
+                        raise self._fail("LOAD_ERR_VALIDATE",
+                                         "Rule exception must have fields property with a list of fields",
+                                         ex.loc, "exception", ex.name)
+                    if not ex.values:
+                        self.warn("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values",
+                                  ex.loc, "exception", ex.name)
+                    self._validate_exception(ex, prev.source, name)
+                    prev.exceptions.append(ex)
+                else:
+                    if ex.fields is not None:
+                        raise self._fail("LOAD_ERR_VALIDATE",
+                                         "Can not append exception fields to existing exception, only values",
+                                         ex.loc, "exception", ex.name)
+                    if ex.comps is not None:
+                        raise self._fail("LOAD_ERR_VALIDATE",
+                                         "Can not append exception comps to existing exception, only values",
+                                         ex.loc, "exception", ex.name)
+                    if not ex.values:
+                        self.warn("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values",
+                                  ex.loc, "exception", ex.name)
+                    old.values = old.values + ex.values
+
+    def _replace_rule(self, doc: Document, item: YMap, prev: RuleInfo, keys: set[str], name: str) -> None:
+        if "condition" in keys:
+            prev.cond = self._text(doc, item, "condition", "rule", name)
+        if "output" in keys:
+            prev.output = self._output(doc, item, name)
+        if "desc" in keys:
+            prev.desc = self._str(doc, item, "desc", "rule", name)
+        if "priority" in keys:
+            prev.priority = self._priority(item, name)
+        if "exceptions" in keys:
+            prev.exceptions = self._exceptions(item, name, need_fields=True)
+            for ex in prev.exceptions:
+                self._validate_exception(ex, prev.source, name)
+        self._rule_options(doc, item, prev, name, only=keys)
+
+
+_EXCEPTION_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains",
+                            "startswith", "bstartswith", "endswith", "glob", "iglob", "regex", "in",
+                            "intersects", "pmatch"})

@@ -1,0 +1,485 @@
+"""Load rules: read -> collect -> compile -> ruleset, with Falco's messages.
+
+Compilation follows Falco's ``rule_loader_compiler``: lists are flattened
+(a list may use lists defined before it), substituted textually into
+conditions, exceptions are rendered as condition text, conditions parsed,
+macro references resolved (a macro only sees macros defined before it; rules
+see all), then every rule (enabled or not) is compiled for its source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from falcopy.engine import ast
+from falcopy.engine.collector import Collector, ExceptionInfo, LoadFailure, MacroInfo, RuleInfo
+from falcopy.engine.compiler import CheckCompiler, CompileError
+from falcopy.engine.evttypes import (
+    ALL_EVENT_TYPES,
+    MAX_EVTTYPES_WITHOUT_WARNING,
+    event_types,
+    fold_for_type,
+)
+from falcopy.engine.fields import default_sources
+from falcopy.engine.fields.base import FieldSource
+from falcopy.engine.messages import LoadMessage, LoadResult
+from falcopy.engine.output import OutputError, compile_output
+from falcopy.engine.parser import ParseError, Parser
+from falcopy.engine.priority import Priority
+from falcopy.engine.reader import ReadError, read_documents
+from falcopy.engine.ruleset import CompiledRule, Ruleset
+from falcopy.engine.source_text import FileTable, SourceText, concat
+from falcopy.engine.tree import TreeCompiler
+
+_BLANKS = " \t\n\r"
+#: rules matching more event types keep one generic predicate (bounded compile time)
+_MAX_SPECIALISED_TYPES = 16
+_DELIMS = _BLANKS + "(),="
+_LIST_OPS = ("in", "intersects", "pmatch")
+
+
+@dataclass(frozen=True, slots=True)
+class RulesInput:
+    name: str
+    content: str
+
+
+def quote_item(v: str) -> str:
+    if " " in v and not (v.startswith('"') or v.startswith("'")):
+        return f'"{v}"'
+    return v
+
+
+def paren_item(v: str) -> str:
+    return v if v.startswith("(") else f"({v})"
+
+
+def resolve_list(st: SourceText, name: str, items: list[str]) -> tuple[SourceText, bool]:
+    """Falco's textual list substitution (``resolve_list``)."""
+    text = st.text
+    used = False
+    start = text.find(name)
+    while start != -1:
+        end = start + len(name)
+        if (start == 0 or text[start - 1] in _DELIMS) and (end >= len(text) or text[end] in _DELIMS):
+            name_loc = st.loc_at(start)
+            while start > 0 and text[start - 1] in _BLANKS:
+                start -= 1
+            while end < len(text) and text[end] in _BLANKS:
+                end += 1
+            sub = ", ".join(quote_item(v) for v in items)
+            if not sub:
+                if start > 0 and text[start - 1] == ",":
+                    start -= 1
+                elif end < len(text) and text[end] == ",":
+                    end += 1
+            new = (" " if start > 0 else "") + sub + " "
+            st = st.replace_span(start, end, new, name_loc)
+            text = st.text
+            start = start + len(new) - 1
+            used = True
+        start = text.find(name, start + 1)
+    return st, used
+
+
+def _attach(node: ast.Node, st: SourceText) -> None:
+    node.text = st
+    if isinstance(node, ast.And | ast.Or):
+        for c in node.children:
+            _attach(c, st)
+    elif isinstance(node, ast.Not) and node.child is not None:
+        _attach(node.child, st)
+    elif isinstance(node, ast.Check):
+        for part in (node.left, node.right):
+            if part is not None:
+                _attach(part, st)
+    elif isinstance(node, ast.Transform):
+        for a in node.args:
+            _attach(a, st)
+
+
+class _MacroError(Exception):
+    def __init__(self, message: str, node: ast.Node | None, silent: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.node = node
+        self.silent = silent
+
+
+class Loader:
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True) -> None:
+        self.sources = sources
+        self.optimize = optimize
+        self.table = FileTable()
+        self.errors: list[LoadMessage] = []
+        self.warnings: list[LoadMessage] = []
+        self.collector = Collector(self._warn_loc, self._field_known, set(sources))
+
+    # ------------------------------------------------------------ messages
+    def _msg(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> LoadMessage:
+        file, line, col = self.table.resolve(loc)
+        f = self.table.files[loc >> 32]
+        off = loc & ((1 << 32) - 1)
+        line_start = f.line_starts[line - 1]
+        line_end = f.content.find("\n", line_start)
+        snippet = f.content[line_start: line_end if line_end >= 0 else len(f.content)]
+        return LoadMessage(code, message, file, line, col, item_type, item_name, off, snippet)
+
+    def _warn_loc(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
+        m = self._msg(code, message, loc, item_type, item_name)
+        if m not in self.warnings:
+            self.warnings.append(m)
+
+    def _error_loc(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
+        self.errors.append(self._msg(code, message, loc, item_type, item_name))
+
+    def _field_known(self, source: str, expr: str) -> bool:
+        src = self.sources.get(source)
+        if src is None:
+            return True
+        p = Parser(expr)
+        try:
+            node = p.parse_transformer_arg()
+        except ParseError:
+            return False
+        p.blank()
+        if node is None or p.i != p.n:
+            return False
+
+        def known(n: ast.Node) -> bool:
+            if isinstance(n, ast.FieldRef):
+                return src.lookup(n.name) is not None
+            if isinstance(n, ast.Transform):
+                return all(known(a) for a in n.args)
+            return isinstance(n, ast.Literal)
+        return known(node)
+
+    # ------------------------------------------------------------ collect
+    def collect(self, inputs: Iterable[RulesInput]) -> None:
+        for inp in inputs:
+            try:
+                _, docs = read_documents(inp.name, inp.content, self.table)
+                for doc in docs:
+                    self.collector.read_document(doc)
+            except ReadError as e:
+                self._error_loc(e.code, e.message, e.loc, e.item_type, "")
+                return
+            except LoadFailure as e:
+                self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
+                return
+        try:
+            self.collector.check_plugin_requirements()
+        except LoadFailure as e:
+            self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
+
+    # ------------------------------------------------------------ compile
+    def compile(self) -> list[CompiledRule]:
+        col = self.collector
+        # lists: flatten references to lists defined before (raw items, like Falco)
+        lists: dict[str, list[str]] = {}
+        for info in col.lists.values():
+            items: list[str] = []
+            for it in info.items:
+                ref = col.lists.get(it)
+                if ref is not None and ref.index < info.visibility:
+                    ref.used = True
+                    items.extend(ref.items)
+                else:
+                    items.append(it)
+            lists[info.name] = items
+
+        def substitute(st: SourceText) -> SourceText:
+            for lname, litems in lists.items():
+                if lname in st.text:
+                    st, used = resolve_list(st, lname, litems)
+                    if used:
+                        col.lists[lname].used = True
+            return st
+
+        # macros: parse
+        parsed: dict[str, ast.Node] = {}
+        broken: set[str] = set()
+        for m in col.macros.values():
+            st = substitute(m.cond)
+            try:
+                tree = Parser(st.text).parse()
+            except ParseError as e:
+                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "macro", m.name)
+                broken.add(m.name)
+                continue
+            _attach(tree, st)
+            parsed[m.name] = tree
+        # macros: resolve with visibility, to validate each macro on its own
+        for m in col.macros.values():
+            if m.name not in parsed:
+                continue
+            visible = {n: i for n, i in col.macros.items() if i.index < m.visibility}
+            try:
+                self._resolve(parsed[m.name], visible, parsed, broken, [m.name], {})
+            except _MacroError as e:
+                broken.add(m.name)
+                if not e.silent:
+                    loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else m.loc
+                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "macro", m.name)
+
+        resolved_all: dict[str, ast.MacroRef] = {}
+        compilers: dict[str, TreeCompiler] = {}
+        per_type: dict[str, TreeCompiler] = {}
+        macro_uses: dict[str, int] = {}
+        rules: list[CompiledRule] = []
+        prepared: list[tuple[RuleInfo, ast.Node]] = []
+        for r in col.rules.values():
+            if r.source not in self.sources:
+                self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping", r.loc, "rule",
+                               r.name)
+                continue
+            try:
+                cond = self._with_exceptions(r)
+            except LoadFailure as e:
+                self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
+                continue
+            st = substitute(cond)
+            try:
+                tree = Parser(st.text).parse()
+            except ParseError as e:
+                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "rule", r.name)
+                continue
+            _attach(tree, st)
+            try:
+                tree = self._resolve(tree, col.macros, parsed, broken, [], resolved_all)
+            except _MacroError as e:
+                if not e.silent:
+                    loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
+                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "rule", r.name)
+                continue
+            _count_macros(tree, macro_uses, set())
+            prepared.append((r, tree))
+
+        for r, tree in prepared:
+            tc = compilers.get(r.source)
+            if tc is None:
+                tc = compilers[r.source] = TreeCompiler(CheckCompiler(self.sources[r.source], r.source),
+                                                        macro_uses, optimize=self.optimize)
+            compiled = self._compile_rule(r, tree, tc)
+            if compiled is not None:
+                if self.optimize and compiled.evttypes and len(compiled.evttypes) <= _MAX_SPECIALISED_TYPES:
+                    compiled.by_type = self._specialise(r, tree, compiled.evttypes, macro_uses, per_type)
+                rules.append(compiled)
+
+        for m in col.macros.values():
+            if not m.used:
+                self._warn_loc("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro", m.loc,
+                               "macro", m.name)
+        for li in col.lists.values():
+            if not li.used:
+                self._warn_loc("LOAD_UNUSED_LIST", "List not referred to by any other rule/macro", li.loc,
+                               "list", li.name)
+        return rules
+
+    def _compile_rule(self, r: RuleInfo, tree: ast.Node, tc: TreeCompiler) -> CompiledRule | None:
+        tc.checks.warnings = []
+        types: frozenset[str] | None = event_types(tree) if r.source == "syscall" else None
+        implied = None if types is None or types == ALL_EVENT_TYPES else types
+        try:
+            first, rest, first_key = tc.compile_rule_split(tree, implied)
+            fast = first if rest is None else (lambda ev, c, _a=first, _b=rest: _a(ev, c) and _b(ev, c))
+        except CompileError as e:
+            loc = e.node.text.loc_at(e.pos) if e.node is not None and e.node.text is not None else r.loc
+            if e.unknown_filter and r.skip_if_unknown_filter:
+                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+            else:
+                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, loc, "rule", r.name)
+            return None
+        for w in tc.checks.warnings:
+            loc = w.node.text.loc_at(w.node.pos) if w.node.text is not None else r.loc
+            self._warn_loc(w.code, w.message, loc, "rule", r.name)
+        if types is not None and r.warn_evttypes and (not types or len(types) > MAX_EVTTYPES_WITHOUT_WARNING):
+            self._warn_loc("LOAD_NO_EVTTYPE",
+                           "Rule matches too many evt.type values. This has a significant performance "
+                           "penalty.", r.loc, "rule", r.name)
+        evttypes = implied
+        if implied is None:
+            pred = fast
+        else:
+            # usable on any event: the type test stands for the conjuncts the index made redundant
+            def pred(ev: Any, c: dict[Any, Any], _t: frozenset[str] = implied, _f: Any = fast) -> bool:
+                return ev.type in _t and _f(ev, c)
+        try:
+            fmt = compile_output(r.output.text, self.sources[r.source])
+        except OutputError as e:
+            loc = r.output.loc_at(e.offset)
+            if r.skip_if_unknown_filter:
+                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+            else:
+                self._error_loc("LOAD_ERR_COMPILE_OUTPUT", e.message, loc, "rule", r.name)
+            return None
+        ex_fields = sorted({f for ex in r.exceptions for f in
+                            (ex.fields if isinstance(ex.fields, list) else [ex.fields] if ex.fields else [])})
+        return CompiledRule(name=r.name, desc=r.desc, priority=r.priority, tags=list(r.tags), source=r.source,
+                            enabled=r.enabled, evttypes=evttypes, condition=r.cond.text, output=r.output.text,
+                            predicate=pred, indexed_predicate=fast, indexed_split=(first, rest),
+                            first_key=first_key,
+                            output_format=fmt, index=r.index, default_enabled=r.enabled,
+                            capture=r.capture, capture_duration=r.capture_duration,
+                            exception_fields=ex_fields)
+
+    def _specialise(self, r: RuleInfo, tree: ast.Node, types: frozenset[str], macro_uses: dict[str, int],
+                    per_type: dict[str, TreeCompiler]) -> dict[str, tuple[Any, Any, object]]:
+        """One predicate per event type of the rule, with the ``evt.type`` checks
+        decided: branches for other types vanish and no type test runs per event."""
+        out: dict[str, tuple[Any, Any, object]] = {}
+        for t in types:
+            folded = fold_for_type(tree, t)
+            if folded is True or folded is False:
+                const = folded
+                out[t] = ((lambda _e, _c, _v=const: _v), None, ("const", const))
+                continue
+            tc = per_type.get(t)
+            if tc is None:
+                tc = per_type[t] = TreeCompiler(CheckCompiler(self.sources[r.source], r.source), macro_uses)
+            out[t] = tc.compile_rule_split(folded, None)
+            tc.checks.warnings = []       # already reported by the generic compilation
+        return out
+
+    # ------------------------------------------------------------ macros
+    def _resolve(self, node: ast.Node, visible: dict[str, MacroInfo], parsed: dict[str, ast.Node],
+                 broken: set[str], chain: list[str], cache: dict[str, ast.MacroRef]) -> ast.Node:
+        if isinstance(node, ast.Identifier):
+            name = node.name
+            if name in broken:
+                raise _MacroError("", node, silent=True)
+            if name not in visible or name not in parsed:
+                raise _MacroError(f"Undefined macro '{name}' used in filter.", node)
+            if name in chain:
+                raise _MacroError(f"reference loop in macro '{name}'", node)
+            self.collector.macros[name].used = True
+            hit = cache.get(name)
+            if hit is None:
+                body = self._resolve(parsed[name], visible, parsed, broken, [*chain, name], cache)
+                hit = ast.MacroRef(node.pos, name=name, body=body, text=node.text)
+                cache[name] = hit
+            return ast.MacroRef(node.pos, name=name, body=hit.body, text=node.text)
+        if isinstance(node, ast.And):
+            return ast.And(node.pos, children=[self._resolve(c, visible, parsed, broken, chain, cache)
+                                               for c in node.children], text=node.text)
+        if isinstance(node, ast.Or):
+            return ast.Or(node.pos, children=[self._resolve(c, visible, parsed, broken, chain, cache)
+                                              for c in node.children], text=node.text)
+        if isinstance(node, ast.Not):
+            assert node.child is not None
+            return ast.Not(node.pos, child=self._resolve(node.child, visible, parsed, broken, chain, cache),
+                           text=node.text)
+        return node
+
+    # ------------------------------------------------------------ exceptions
+    def _with_exceptions(self, r: RuleInfo) -> SourceText:
+        if not r.exceptions:
+            return r.cond
+        loc0 = r.cond.loc_at(0)
+        parts: list[Any] = [("(", loc0), r.cond, (")", r.cond.locs[-1])]
+        for ex in r.exceptions:
+            text = self._exception_text(ex)
+            if text:
+                loc = ex.values_loc or ex.loc
+                parts.append((" and not " + text, loc))
+        return concat(*parts)
+
+    def _exception_text(self, ex: ExceptionInfo) -> str:
+        if ex.fields is None:
+            return ""
+        if isinstance(ex.fields, str):
+            vals = []
+            for v in ex.values:
+                if isinstance(v, list):
+                    raise LoadFailure("LOAD_ERR_VALIDATE",
+                                      "Expected values array to contain a list of strings",
+                                      ex.loc, "exception", ex.name)
+                vals.append(quote_item(v))
+            if not vals:
+                return ""
+            return f"({ex.fields} {ex.comps} ({', '.join(vals)}))"
+        comps = ex.comps if isinstance(ex.comps, list) else ["="] * len(ex.fields)
+        groups = []
+        for tup in ex.values:
+            if not isinstance(tup, list):
+                raise LoadFailure("LOAD_ERR_VALIDATE", "Expected values array to contain a list of lists",
+                                  ex.loc, "exception", ex.name)
+            if len(tup) != len(ex.fields):
+                raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and values lists must have equal length",
+                                  ex.loc, "exception", ex.name)
+            conds = []
+            for fld, comp, val in zip(ex.fields, comps, tup, strict=True):
+                if isinstance(val, list):
+                    rhs = "(" + ", ".join(quote_item(v) for v in val) + ")"
+                elif comp in _LIST_OPS:
+                    rhs = paren_item(val)
+                else:
+                    rhs = quote_item(val)
+                conds.append(f"{fld} {comp} {rhs}")
+            groups.append("(" + " and ".join(conds) + ")")
+        if not groups:
+            return ""
+        return "(" + " or ".join(groups) + ")"
+
+
+def _count_macros(node: ast.Node, uses: dict[str, int], seen: set[int]) -> None:
+    """How many rules reach each macro (decides which are worth memoising)."""
+    if isinstance(node, ast.MacroRef):
+        uses[node.name] = uses.get(node.name, 0) + 1
+        if node.body is not None and id(node.body) not in seen:
+            seen.add(id(node.body))
+            _count_macros(node.body, uses, seen)
+    elif isinstance(node, ast.And | ast.Or):
+        for c in node.children:
+            _count_macros(c, uses, seen)
+    elif isinstance(node, ast.Not) and node.child is not None:
+        _count_macros(node.child, uses, seen)
+
+
+def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
+               selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
+               rule_matching: str = "first") -> LoadResult:
+    inputs = list(inputs)
+    loader = Loader(sources if sources is not None else default_sources())
+    result = LoadResult(names=[i.name for i in inputs])
+    loader.collect(inputs)
+    rules: list[CompiledRule] = []
+    if not loader.errors:
+        rules = loader.compile()
+    result.errors = loader.errors
+    result.warnings = loader.warnings
+    col = loader.collector
+    result.counts = {"rules": len(col.rules), "macros": len(col.macros), "lists": len(col.lists)}
+    if not result.errors:
+        result.ruleset = Ruleset(rules, rule_matching=rule_matching, min_priority=min_priority,
+                                 selection=selection)
+    return result
+
+
+def rules_inputs(paths: Iterable[str | Path]) -> list[RulesInput]:
+    """Files as given; directories expanded to their .yml/.yaml files, sorted."""
+    out: list[RulesInput] = []
+    for p in paths:
+        path = Path(p)
+        files = sorted(f for f in path.iterdir() if f.is_file() and f.suffix in (".yml", ".yaml")) \
+            if path.is_dir() else [path]
+        for f in files:
+            out.append(RulesInput(str(f), f.read_text(encoding="utf-8", errors="replace")))
+    return out
+
+
+def load_rules_files(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
+    inputs: list[RulesInput] = []
+    missing: list[LoadMessage] = []
+    for p in paths:
+        try:
+            inputs.extend(rules_inputs([p]))
+        except OSError as e:
+            missing.append(LoadMessage("LOAD_ERR_FILE_READ", f"Could not read rules file: {e.strerror}",
+                                       str(p), 1, 1, "rules content", ""))
+    if missing:
+        return LoadResult(errors=missing, names=[str(p) for p in paths])
+    return load_rules(inputs, **kwargs)

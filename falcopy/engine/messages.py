@@ -1,0 +1,114 @@
+"""Load errors and warnings with Falco's codes, and the load result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from falcopy.engine.ruleset import Ruleset
+
+ERROR_CODES: dict[str, str] = {
+    "LOAD_ERR_FILE_READ": "Could not read rules file",
+    "LOAD_ERR_YAML_PARSE": "Invalid yaml",
+    "LOAD_ERR_YAML_VALIDATE": "Error validating internal structure of YAML file",
+    "LOAD_ERR_COMPILE_CONDITION": "Error compiling condition",
+    "LOAD_ERR_COMPILE_OUTPUT": "Error compiling output",
+    "LOAD_ERR_VALIDATE": "Error validating rule/macro/list/exception objects",
+    "LOAD_ERR_EXTENSION": "Error in extension item",
+}
+WARNING_CODES: dict[str, str] = {
+    "LOAD_UNKNOWN_SOURCE": "Unknown event source",
+    "LOAD_UNSAFE_NA_CHECK": "Unsafe <NA> comparison in condition",
+    "LOAD_NO_EVTTYPE": "Condition has no event-type restriction",
+    "LOAD_BOOL_CONVERSION": "Condition has bool conversion",
+    "LOAD_UNKNOWN_FILTER": "Unknown field or event-type in condition or output",
+    "LOAD_UNUSED_MACRO": "Unused macro",
+    "LOAD_UNUSED_LIST": "Unused list",
+    "LOAD_UNKNOWN_ITEM": "Unknown rules file item",
+    "LOAD_DEPRECATED_ITEM": "Used deprecated item",
+    "LOAD_WARNING_EXTENSION": "Extension item has a warning",
+    "LOAD_APPEND_NO_VALUES": "Overriding/appending list with no values",
+    "LOAD_EXCEPTION_NAME_NOT_UNIQUE": "Multiple exceptions defined with the same name",
+    "LOAD_INVALID_MACRO_NAME": "Invalid macro name",
+    "LOAD_INVALID_LIST_NAME": "Invalid list name",
+    "LOAD_COMPILE_CONDITION": "Condition has issues",
+    "LOAD_UNKNOWN_KEY": "Unknown key",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadMessage:
+    code: str
+    message: str
+    file: str
+    line: int
+    column: int
+    item_type: str = ""
+    item_name: str = ""
+    offset: int = 0
+    snippet: str = ""
+
+    @property
+    def is_error(self) -> bool:
+        return self.code in ERROR_CODES
+
+    @property
+    def codedesc(self) -> str:
+        return ERROR_CODES.get(self.code) or WARNING_CODES.get(self.code, "")
+
+    def __str__(self) -> str:
+        kind = "error" if self.is_error else "warning"
+        item = f" ({self.item_type} '{self.item_name}')" if self.item_name else \
+            (f" ({self.item_type})" if self.item_type else "")
+        return f"{self.file}:{self.line}:{self.column}: {kind} {self.code}: {self.message}{item}"
+
+    def to_falco(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "codedesc": self.codedesc,
+            "message": self.message,
+            "context": {
+                "locations": [{
+                    "item_type": self.item_type,
+                    "item_name": self.item_name,
+                    "position": {"name": self.file, "line": self.line, "column": self.column,
+                                 "offset": self.offset},
+                }],
+                "snippet": self.snippet,
+            },
+        }
+
+
+@dataclass
+class LoadResult:
+    errors: list[LoadMessage] = field(default_factory=list)
+    warnings: list[LoadMessage] = field(default_factory=list)
+    ruleset: Ruleset | None = None
+    counts: dict[str, int] = field(default_factory=lambda: {"rules": 0, "macros": 0, "lists": 0})
+    #: the input names in load order (for per-file results)
+    names: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def messages(self) -> list[LoadMessage]:
+        return sorted([*self.errors, *self.warnings], key=lambda m: (m.file, m.line, m.column))
+
+    def to_falco_json(self) -> dict[str, Any]:
+        """The shape of ``falco -V FILE -o json_output=true``: one result per file."""
+        results = []
+        for name in self.names:
+            errs = [m.to_falco() for m in self.errors if m.file == name]
+            warns = [m.to_falco() for m in self.warnings if m.file == name]
+            results.append({
+                "name": name,
+                "successful": not errs,
+                "schema_valid": True,
+                "schema_warnings": [],
+                "errors": errs,
+                "warnings": warns,
+            })
+        return {"falco_load_results": results}

@@ -1,0 +1,34 @@
+"""Rule priorities, ordered like Falco's (0 = most severe)."""
+
+from __future__ import annotations
+
+import enum
+
+_FALCO_NAMES = ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug")
+_ALIASES = {"info": 6}
+
+
+class Priority(enum.IntEnum):
+    EMERGENCY = 0
+    ALERT = 1
+    CRITICAL = 2
+    ERROR = 3
+    WARNING = 4
+    NOTICE = 5
+    INFORMATIONAL = 6
+    DEBUG = 7
+
+    @classmethod
+    def parse(cls, text: str) -> Priority:
+        """Case-insensitive, as Falco's ``parse_priority`` (``info`` accepted)."""
+        t = str(text).strip().lower()
+        for p in cls:
+            if p.name.lower() == t:
+                return p
+        if t in _ALIASES:
+            return cls(_ALIASES[t])
+        raise ValueError(f"Invalid priority '{text}'")
+
+    @property
+    def falco_name(self) -> str:
+        return _FALCO_NAMES[self.value]

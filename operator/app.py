@@ -1,0 +1,116 @@
+"""The kopf operator: indexes, event triggers, the admission webhook, the reconcile task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from typing import Any
+
+import kopf
+from falcopy.operator.crd import GROUP, KINDS, VERSION
+from falcopy.operator.kube import Kube, api_client, connection_info, load_config
+from falcopy.operator.model import RuleObject
+from falcopy.operator.reconcile import State
+from falcopy.operator.settings import OperatorSettings
+from falcopy.operator.validate import Validator
+
+log = logging.getLogger("falcopy.operator")
+
+WEBHOOK_IDS = {kind: f"validate-{plural}" for kind, (plural, _, _) in KINDS.items()}
+
+
+def _index(body: Any, **_: Any) -> dict[Any, RuleObject]:
+    obj = RuleObject.from_body(body)
+    return {obj.key: obj}
+
+
+def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegistry:
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**_: Any) -> kopf.ConnectionInfo:
+        # the same credentials as the kubernetes client the reconciler uses
+        return kopf.ConnectionInfo(**connection_info(load_config()))
+
+    @kopf.on.startup(registry=registry)
+    async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
+        state.indexes = [kwargs[f"{plural}_index"] for plural, _, _ in KINDS.values()]
+        task = asyncio.get_running_loop().create_task(state.run(), name="falcopy-reconcile")
+        _tasks.add(task)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        for task in list(_tasks):
+            task.cancel()
+        _tasks.clear()
+
+    _tasks: set[asyncio.Task[None]] = set()
+
+    for kind, (plural, _, _) in KINDS.items():
+        kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(_index)
+
+        @kopf.on.event(GROUP, VERSION, plural, registry=registry)
+        def changed(**_: Any) -> None:
+            state.poke()
+
+        if not webhook:
+            continue
+
+        @kopf.on.validate(
+            GROUP, VERSION, plural, id=WEBHOOK_IDS[kind], operations=["CREATE", "UPDATE"], registry=registry
+        )
+        async def admit(body: Any, **_: Any) -> None:
+            candidate = RuleObject.from_body(body)
+            others = state.objects()
+            loop = asyncio.get_running_loop()
+            verdict = await loop.run_in_executor(
+                None, state.validator.check, candidate, others, state.fallback
+            )
+            if not verdict.valid:
+                raise kopf.AdmissionError(f"{candidate.key}: {verdict.reason}: {verdict.message}", code=422)
+
+    # The apiserver-side Lease changes are picked up by the periodic resync.
+    return registry
+
+
+def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
+    ks = kopf.OperatorSettings()
+    ks.peering.standalone = True  # one replica; no KopfPeering CRDs needed
+    ks.posting.level = logging.WARNING
+    ks.persistence.finalizer = f"{GROUP}/operator"
+    ks.watching.server_timeout = 300
+    if settings.webhook is not None:
+        w = settings.webhook
+        ks.admission.server = kopf.WebhookServer(
+            addr=w.host,
+            port=w.port,
+            certfile=str(w.certfile) if w.certfile else None,
+            pkeyfile=str(w.pkeyfile) if w.pkeyfile else None,
+            insecure=w.insecure,
+        )
+        ks.admission.managed = None  # the chart owns the ValidatingWebhookConfiguration
+    return ks
+
+
+def build_state(settings: OperatorSettings) -> State:
+    validator = Validator(settings.default_rules, allow_default_overrides=settings.allow_default_overrides)
+    return State(settings, Kube(api_client()), validator)
+
+
+async def run_operator(
+    settings: OperatorSettings,
+    *,
+    state: State | None = None,
+    stop_flag: asyncio.Event | threading.Event | None = None,
+    ready_flag: asyncio.Event | threading.Event | None = None,
+) -> None:
+    state = state or build_state(settings)
+    await kopf.operator(
+        registry=build_registry(state, webhook=settings.webhook is not None),
+        settings=kopf_settings(settings),
+        clusterwide=True,
+        standalone=True,
+        stop_flag=stop_flag,
+        ready_flag=ready_flag,
+    )

@@ -1,0 +1,138 @@
+"""`falcopy operator`: run the FalcoRule operator (or write the CRDs)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import click
+from pydantic import ValidationError
+
+from falcopy.cli import main
+
+
+@main.command("operator")
+@click.option(
+    "--namespace",
+    envvar="FALCOPY_OPERATOR_NAMESPACE",
+    default="falcopy",
+    show_default=True,
+    help="release namespace: rule ConfigMaps and agent Leases",
+)
+@click.option(
+    "--configmap-prefix",
+    envvar="FALCOPY_OPERATOR_CONFIGMAP_PREFIX",
+    default="falcopy-rules",
+    show_default=True,
+)
+@click.option(
+    "--shards",
+    envvar="FALCOPY_OPERATOR_SHARDS",
+    type=int,
+    default=4,
+    show_default=True,
+    help="number of rule ConfigMaps (<prefix>-0..N-1), mounted as one projected volume",
+)
+@click.option(
+    "--shard-budget",
+    envvar="FALCOPY_OPERATOR_SHARD_BUDGET",
+    type=int,
+    default=900 * 1024,
+    show_default=True,
+    help="bytes per ConfigMap (the API server's limit is 1 MiB)",
+)
+@click.option(
+    "--default-rules",
+    "default_rules",
+    envvar="FALCOPY_OPERATOR_DEFAULT_RULES",
+    multiple=True,
+    type=click.Path(exists=True, path_type=Path),
+    help="the agents' default rules files/dirs (default: the packaged rules)",
+)
+@click.option(
+    "--allow-default-overrides/--no-allow-default-overrides",
+    envvar="FALCOPY_OPERATOR_ALLOW_OVERRIDES",
+    default=False,
+    show_default=True,
+    help="let ClusterFalcoRules redefine, append to, override or disable default items",
+)
+@click.option("--node-ttl", envvar="FALCOPY_OPERATOR_NODE_TTL", type=float, default=90.0, show_default=True)
+@click.option("--resync", envvar="FALCOPY_OPERATOR_RESYNC", type=float, default=10.0, show_default=True)
+@click.option(
+    "--webhook-port",
+    envvar="FALCOPY_OPERATOR_WEBHOOK_PORT",
+    type=int,
+    default=None,
+    help="serve the validating admission webhook on this port",
+)
+@click.option("--webhook-cert", envvar="FALCOPY_OPERATOR_WEBHOOK_CERT", type=click.Path(path_type=Path))
+@click.option("--webhook-key", envvar="FALCOPY_OPERATOR_WEBHOOK_KEY", type=click.Path(path_type=Path))
+@click.option(
+    "--webhook-insecure",
+    is_flag=True,
+    envvar="FALCOPY_OPERATOR_WEBHOOK_INSECURE",
+    help="plain HTTP admission server (TLS terminated elsewhere)",
+)
+@click.option(
+    "--write-crds",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="write the CRD manifests into this directory and exit",
+)
+@click.option("-v", "--verbose", is_flag=True)
+def operator_cmd(
+    namespace: str,
+    configmap_prefix: str,
+    shards: int,
+    shard_budget: int,
+    default_rules: tuple[Path, ...],
+    allow_default_overrides: bool,
+    node_ttl: float,
+    resync: float,
+    webhook_port: int | None,
+    webhook_cert: Path | None,
+    webhook_key: Path | None,
+    webhook_insecure: bool,
+    write_crds: Path | None,
+    verbose: bool,
+) -> None:
+    """Validate FalcoRule / ClusterFalcoRule objects and publish them to the agents."""
+    from falcopy.operator.crd import write_crds as write
+    from falcopy.operator.settings import OperatorSettings
+
+    if write_crds is not None:
+        for path in write(write_crds):
+            click.echo(str(path))
+        return
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    raw: dict[str, object] = {
+        "namespace": namespace,
+        "configmap_prefix": configmap_prefix,
+        "shards": shards,
+        "shard_budget": shard_budget,
+        "allow_default_overrides": allow_default_overrides,
+        "node_ttl": node_ttl,
+        "resync": resync,
+    }
+    if default_rules:
+        raw["default_rules"] = list(default_rules)
+    if webhook_port is not None:
+        raw["webhook"] = {
+            "port": webhook_port,
+            "certfile": webhook_cert,
+            "pkeyfile": webhook_key,
+            "insecure": webhook_insecure,
+        }
+    try:
+        settings = OperatorSettings.model_validate(raw)
+    except ValidationError as exc:
+        raise click.UsageError(str(exc)) from exc
+    from falcopy.operator.app import run_operator
+
+    try:
+        asyncio.run(run_operator(settings))
+    except ValueError as exc:  # the default rules do not load
+        raise click.ClickException(str(exc)) from exc

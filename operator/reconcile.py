@@ -1,0 +1,196 @@
+"""The reconcile loop: all FalcoRules -> validated plan -> ConfigMaps -> statuses.
+
+Level-based rather than per-object: any change (create, update, delete, an
+agent's Lease) re-plans the whole set, because an object's validity and its
+place in the bundle depend on the others (load order, cross-object macros).
+Planning costs one engine load of the whole set when it is valid (tens of ms
+for the default rules plus a few dozen objects), and runs in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from falcopy.operator.bundle import BUNDLE_LABEL, LABELS, MANIFEST_KEY, Bundle, plan_bundle
+from falcopy.operator.kube import Kube, list_keys
+from falcopy.operator.model import ObjKey, RuleObject
+from falcopy.operator.nodes import VersionHistory, live, node_counts, parse_lease
+from falcopy.operator.render import Rendered
+from falcopy.operator.settings import OperatorSettings
+from falcopy.operator.validate import Plan, Validator, Verdict
+
+log = logging.getLogger("falcopy.operator")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class State:
+    settings: OperatorSettings
+    kube: Kube
+    validator: Validator
+    #: kopf's live indexes (one per kind), captured at start-up
+    indexes: list[Mapping[Any, Any]] = field(default_factory=list)
+    fallback: dict[ObjKey, Rendered] = field(default_factory=dict)
+    history: VersionHistory = field(default_factory=VersionHistory)
+    written: dict[ObjKey, dict[str, Any]] = field(default_factory=dict)
+    shards: dict[str, dict[str, str] | None] = field(default_factory=dict)
+    plan: Plan | None = None
+    bundle: Bundle | None = None
+    reconciles: int = 0
+    _trigger: asyncio.Event | None = None
+    _gate: set[ObjKey] | None = None
+
+    # ---------------------------------------------------------------- objects
+    def objects(self) -> list[RuleObject]:
+        out = []
+        for index in self.indexes:
+            for store in index.values():
+                out.extend(store)
+        return out
+
+    def poke(self) -> None:
+        if self._trigger is not None:
+            self._trigger.set()
+
+    def shard_names(self) -> list[str]:
+        return [f"{self.settings.configmap_prefix}-{i}" for i in range(self.settings.shards)]
+
+    # ---------------------------------------------------------------- loop
+    async def run(self) -> None:
+        self._trigger = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._seed)
+        while True:
+            try:
+                await asyncio.wait_for(self._trigger.wait(), timeout=self.settings.resync)
+            except TimeoutError:
+                pass
+            await asyncio.sleep(self.settings.debounce)
+            self._trigger.clear()
+            objects = self.objects()  # snapshot in kopf's loop: the indexes are not thread-safe
+            if not await loop.run_in_executor(None, self._gate_open, {o.key for o in objects}):
+                continue
+            try:
+                await loop.run_in_executor(None, self.reconcile, objects)
+            except Exception:  # the next change or resync retries; the agents keep the last good set
+                log.exception("reconcile failed")
+
+    def _gate_open(self, indexed: set[ObjKey]) -> bool:
+        """Publish nothing before kopf has indexed every existing object: a
+        partial view would withdraw rules from the agents."""
+        if self._gate is None or not self._gate <= indexed:
+            self._gate = list_keys(self.kube)
+        return self._gate <= indexed
+
+    def _seed(self) -> None:
+        """What is published already: the last good renderings survive a restart."""
+        self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
+        first = self.shards.get(self.shard_names()[0]) or {}
+        if MANIFEST_KEY not in first:
+            return
+        doc = json.loads(first[MANIFEST_KEY])
+        files = {name: text for data in self.shards.values() if data for name, text in data.items()}
+        contents = {}
+        for entry in doc.get("files", []):
+            key = ObjKey(entry["kind"], entry["namespace"], entry["object"])
+            text = files.get(entry["name"])
+            if text is None:
+                continue
+            # spans are lost; a seeded rendering is only used as a fallback
+            self.fallback[key] = Rendered(key, int(entry["generation"]), 0, text)
+            contents[key] = entry["sha256"]
+        self.history.add(str(doc.get("version")), contents)
+        log.info("seeded %d published FalcoRules from the rules ConfigMaps", len(self.fallback))
+
+    # ---------------------------------------------------------------- one pass
+    def reconcile(self, objects: list[RuleObject]) -> None:
+        plan = self.validator.plan(objects, self.fallback)
+        bundle = plan_bundle(plan.active, self.settings.shards, self.settings.shard_budget)
+        self.publish(bundle)
+        self.plan, self.bundle = plan, bundle
+        published = {f.key for f in bundle.files}
+        self.fallback = {r.key: r for r in plan.active if r.key in published}
+        self.history.add(bundle.version, {f.key: f.sha256 for f in bundle.files})
+        reports = live(
+            [parse_lease(x) for x in self.kube.leases(self.settings.namespace, self.settings.lease_selector)],
+            self.settings.node_ttl,
+        )
+        nodes = node_counts(reports, self.history, {f.key: f.sha256 for f in bundle.files})
+        present = {o.key for o in objects}
+        for key in list(self.written):
+            if key not in present:
+                del self.written[key]
+        for obj in objects:
+            status = self.status(obj, plan.verdicts[obj.key], bundle, nodes.get(obj.key, f"0/{len(reports)}"))
+            if status != self.written.get(obj.key):
+                self.kube.patch_status(obj.key, status)
+                self.written[obj.key] = status
+        self.reconciles += 1
+
+    def status(self, obj: RuleObject, verdict: Verdict, bundle: Bundle, nodes: str) -> dict[str, Any]:
+        file = bundle.file_of(obj.key)
+        previous = {c["type"]: c for c in (self.written.get(obj.key) or {}).get("conditions", [])}
+        valid = _condition(
+            previous.get("Valid"), "Valid", verdict.valid, verdict.reason, verdict.message, obj.generation
+        )
+        if file is not None:
+            pub = ("True", "Published", f"in ConfigMap {self.shard_names()[file.shard]} as {file.name}")
+        elif obj.key in bundle.overflow:
+            pub = (
+                "False",
+                "NoCapacity",
+                "the rules ConfigMaps are full (operator settings shards / shard_budget)",
+            )
+        else:
+            pub = ("False", "NotPublished", "no valid generation to publish")
+        published = _condition(
+            previous.get("Published"), "Published", pub[0] == "True", pub[1], pub[2], obj.generation
+        )
+        return {
+            "observedGeneration": obj.generation,
+            "activeGeneration": file.generation if file is not None else None,
+            "rules": verdict.counts.get("rules", 0),
+            "macros": verdict.counts.get("macros", 0),
+            "lists": verdict.counts.get("lists", 0),
+            "nodes": nodes,
+            "configMap": self.shard_names()[file.shard] if file is not None else None,
+            "conditions": [valid, published],
+        }
+
+    def publish(self, bundle: Bundle) -> None:
+        """Shards 1.. first, shard 0 (the manifest) last: see bundle.py."""
+        names = self.shard_names()
+        labels = {**LABELS, BUNDLE_LABEL: self.settings.configmap_prefix}
+        for i in [*range(1, len(names)), 0]:
+            name, data = names[i], bundle.shards[i]
+            if self.shards.get(name) == data:
+                continue
+            self.kube.put_configmap(
+                self.settings.namespace, name, data, labels, self.shards.get(name) is not None
+            )
+            self.shards[name] = dict(data)
+            log.info("published %s (%d files, bundle %s)", name, len(data) - (i == 0), bundle.version)
+
+
+def _condition(
+    previous: dict[str, Any] | None, type_: str, ok: bool, reason: str, message: str, generation: int
+) -> dict[str, Any]:
+    status = "True" if ok else "False"
+    since = previous["lastTransitionTime"] if previous and previous.get("status") == status else _now()
+    return {
+        "type": type_,
+        "status": status,
+        "reason": reason,
+        "message": message,
+        "observedGeneration": generation,
+        "lastTransitionTime": since,
+    }

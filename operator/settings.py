@@ -1,0 +1,61 @@
+"""Operator settings (CLI flags and FALCOPY_OPERATOR_* environment; the chart sets them)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from falcopy.operator.bundle import CONFIGMAP_LIMIT
+from pydantic import BaseModel, Field, model_validator
+
+
+def packaged_rules() -> list[Path]:
+    for candidate in (
+        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
+        Path(sys.prefix) / "share" / "falcopy" / "rules",
+        Path("/etc/falcopy/rules"),
+    ):
+        if candidate.is_dir():
+            return [candidate]
+    return []
+
+
+class WebhookSettings(BaseModel):
+    host: str = "0.0.0.0"
+    port: int = Field(8443, ge=0, le=65535)
+    certfile: Path | None = None
+    pkeyfile: Path | None = None
+    #: plain HTTP (tests, or TLS terminated elsewhere); never the default
+    insecure: bool = False
+
+    @model_validator(mode="after")
+    def _tls(self) -> WebhookSettings:
+        if not self.insecure and (self.certfile is None or self.pkeyfile is None):
+            raise ValueError("the admission webhook needs certfile and pkeyfile (or insecure for plain HTTP)")
+        return self
+
+
+class OperatorSettings(BaseModel):
+    #: the release namespace: rule ConfigMaps and agent Leases live here
+    namespace: str = "falcopy"
+    configmap_prefix: str = "falcopy-rules"
+    shards: int = Field(4, ge=1, le=64)
+    #: bytes of keys + values per ConfigMap; the API server's limit is 1 MiB
+    shard_budget: int = Field(900 * 1024, ge=4096, le=CONFIGMAP_LIMIT)
+    default_rules: list[Path] = Field(default_factory=packaged_rules)
+    allow_default_overrides: bool = False
+    #: agents' Leases (see falcopy.operator.nodes)
+    lease_selector: str = "falcopy.io/agent-status=true"
+    #: an agent whose Lease was not renewed for this long no longer counts
+    node_ttl: float = Field(90.0, gt=0)
+    #: how often node counts are refreshed
+    resync: float = Field(10.0, gt=0)
+    #: changes arriving within this window are published together
+    debounce: float = Field(0.2, ge=0)
+    webhook: WebhookSettings | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> OperatorSettings:
+        if not self.default_rules:
+            raise ValueError("no default rules found: pass --default-rules")
+        return self

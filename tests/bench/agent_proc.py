@@ -1,0 +1,90 @@
+"""The agent side of the benchmark, run as its own process so that its CPU time
+and peak RSS are its own.
+
+    python -m tests.bench.agent_proc floor|full SECONDS RULES...
+
+``floor``: the probe with the same event filter and a consumer that discards
+every record; ``full``: probe + process table + pipeline + engine.  Prints
+"ready" once attached, then one JSON line of statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+from falcopy.agent.fields.syscall import AgentSyscallSource
+from falcopy.agent.kernel.probe import SUPPORTED_EVENTS, Probe
+from falcopy.agent.pipeline import Pipeline
+from falcopy.agent.state import STATE_EVENT_TYPES, ProcessTable
+
+from falcopy.engine import default_sources, load_rules_files
+
+
+def main(argv: list[str]) -> int:
+    mode, seconds, rules = argv[0], float(argv[1]), argv[2:]
+    sources = default_sources()
+    sources["syscall"] = AgentSyscallSource()
+    result = load_rules_files(rules, sources=sources)
+    if not result.ok or result.ruleset is None:
+        print(json.dumps({"error": [str(m) for m in result.errors]}), flush=True)
+        return 1
+    ruleset = result.ruleset
+    types = ruleset.evttypes("syscall")
+    wanted = (set(types) if types is not None else set(SUPPORTED_EVENTS)) | STATE_EVENT_TYPES
+    alerts = 0
+    pipeline = None
+    if mode == "full":
+        table = ProcessTable()
+        table.bootstrap()
+
+        def on_alert(rule: object, event: object) -> None:
+            nonlocal alerts
+            alerts += 1
+            ruleset.format(rule, event)  # type: ignore[arg-type]
+
+        pipeline = Pipeline(ruleset, table, on_alert=on_alert)
+    probe = Probe()
+    probe.load()
+    probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+    probe.ignore_pid(os.getpid())
+    probe.attach()
+    print("ready", flush=True)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+    records = 0
+    end = t0 + seconds
+    while time.monotonic() < end:
+        if pipeline is None:
+            records += probe.discard(50)
+        else:
+            batch = probe.poll(50)
+            records += len(batch)
+            pipeline.process(batch)
+    # drain what the workload left in the ring
+    while True:
+        if pipeline is None:
+            n = probe.discard(20)
+        else:
+            batch = probe.poll(20)
+            n = len(batch)
+            pipeline.process(batch)
+        records += n
+        if n == 0:
+            break
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    stats = {"mode": mode, "records": records, "drops": probe.drops(), "wall_s": wall, "cpu_s": cpu,
+             "maxrss_kb": r1.ru_maxrss, "alerts": alerts,
+             "errors": pipeline.errors if pipeline is not None else 0}
+    probe.close()
+    print(json.dumps(stats), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+/* Syscall workloads for the agent benchmark: each hammers one kind of call for
+ * a fixed time and prints how many operations it completed.
+ * usage: workload openclose|stat|forkexec|connect SECONDS */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void rst_close(int fd) {
+    /* close with RST: no TIME_WAIT pile-up across runs */
+    struct linger lg = {1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s MODE SECONDS\n", argv[0]);
+        return 2;
+    }
+    const char *mode = argv[1];
+    double end = now() + atof(argv[2]);
+    unsigned long long n = 0;
+    int lfd = -1;
+    struct sockaddr_in addr;
+    socklen_t alen = sizeof(addr);
+    if (strcmp(mode, "connect") == 0) {
+        lfd = socket(AF_INET, SOCK_STREAM, 0);
+        memset(&addr, 0, sizeof(addr));
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (bind(lfd, (struct sockaddr *)&addr, sizeof(addr)) || listen(lfd, 128) ||
+            getsockname(lfd, (struct sockaddr *)&addr, &alen)) {
+            perror("listener");
+            return 1;
+        }
+    }
+    for (;;) {
+        if ((n & 63) == 0 && now() >= end)
+            break;
+        if (strcmp(mode, "openclose") == 0) {
+            int fd = open("/etc/hostname", O_RDONLY);
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(mode, "stat") == 0) {
+            struct stat st;
+            stat("/etc/hostname", &st);
+        } else if (strcmp(mode, "forkexec") == 0) {
+            pid_t pid = fork();
+            if (pid == 0) {
+                char *args[] = {"/bin/true", NULL};
+                execv("/bin/true", args);
+                _exit(127);
+            }
+            if (pid > 0)
+                waitpid(pid, NULL, 0);
+        } else if (strcmp(mode, "connect") == 0) {
+            int c = socket(AF_INET, SOCK_STREAM, 0);
+            if (connect(c, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+                int s = accept(lfd, NULL, NULL);
+                if (s >= 0)
+                    rst_close(s);
+            }
+            rst_close(c);
+        } else {
+            fprintf(stderr, "unknown mode %s\n", mode);
+            return 2;
+        }
+        n++;
+    }
+    printf("%llu\n", n);
+    return 0;
+}

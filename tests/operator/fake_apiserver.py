@@ -1,0 +1,547 @@
+"""A stand-in Kubernetes API server for the operator tests (no real one can run here).
+
+Speaks enough of the REST and watch protocol for kopf and the kubernetes
+client: discovery (/api, /apis, resource lists), list with labelSelector and
+resourceVersion, chunked watch streams resumed from a resourceVersion,
+get/create/replace/delete, merge-patch and JSON-patch (RFC 6902), the status
+subresource (spec and status updated separately; generation bumped on spec
+changes), finalizers with deletionTimestamp, ConfigMaps (1 MiB limit enforced
+like the real server), Leases and Events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import datetime as dt
+import json
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+CONFIGMAP_LIMIT = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Res:
+    group: str  # "" for core
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    status: bool = False  # has a status subresource
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+    @property
+    def gv(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+RESOURCES = [
+    Res("", "v1", "configmaps", "ConfigMap", True),
+    Res("", "v1", "events", "Event", True),
+    Res("", "v1", "namespaces", "Namespace", False),
+    Res("falcopy.io", "v1alpha1", "falcorules", "FalcoRule", True, status=True),
+    Res("falcopy.io", "v1alpha1", "clusterfalcorules", "ClusterFalcoRule", False, status=True),
+    Res("coordination.k8s.io", "v1", "leases", "Lease", True),
+    Res("events.k8s.io", "v1", "events", "Event", True),
+]
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    body = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    return web.json_response(body, status=code)
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            result.pop(k, None)
+        else:
+            result[k] = merge_patch(result.get(k), v)
+    return result
+
+
+def _pointer(path: str) -> list[str]:
+    return [p.replace("~1", "/").replace("~0", "~") for p in path.split("/")[1:]]
+
+
+def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
+    """RFC 6902 (add, remove, replace, test, copy, move)."""
+    doc = copy.deepcopy(doc)
+
+    def parent(path: str) -> tuple[Any, str]:
+        parts = _pointer(path)
+        cur = doc
+        for p in parts[:-1]:
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        return cur, parts[-1]
+
+    def get(path: str) -> Any:
+        cur = doc
+        for p in _pointer(path):
+            cur = cur[int(p)] if isinstance(cur, list) else cur[p]
+        return cur
+
+    for op in ops:
+        kind, path = op["op"], op["path"]
+        if kind == "test":
+            if get(path) != op["value"]:
+                raise ValueError(f"test failed at {path}")
+            continue
+        if kind in ("copy", "move"):
+            value = copy.deepcopy(get(op["from"]))
+            if kind == "move":
+                c, k = parent(op["from"])
+                del c[int(k) if isinstance(c, list) else k]
+            kind, op = "add", {"path": path, "value": value}
+        c, k = parent(path)
+        if kind == "add":
+            if isinstance(c, list):
+                c.insert(len(c) if k == "-" else int(k), op["value"])
+            else:
+                c[k] = op["value"]
+        elif kind == "remove":
+            del c[int(k) if isinstance(c, list) else k]
+        elif kind == "replace":
+            if isinstance(c, list):
+                c[int(k)] = op["value"]
+            else:
+                if k not in c:
+                    raise KeyError(path)
+                c[k] = op["value"]
+        else:
+            raise ValueError(f"unsupported op {kind}")
+    return doc
+
+
+def _labels_match(obj: dict[str, Any], selector: str | None) -> bool:
+    if not selector:
+        return True
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in selector.split(","):
+        term = term.strip()
+        if "!=" in term:
+            k, v = term.split("!=", 1)
+            if labels.get(k.strip()) == v.strip():
+                return False
+        elif "=" in term:
+            k, v = term.replace("==", "=").split("=", 1)
+            if labels.get(k.strip()) != v.strip():
+                return False
+        elif term.startswith("!"):
+            if term[1:] in labels:
+                return False
+        elif term not in labels:
+            return False
+    return True
+
+
+@dataclass
+class Store:
+    rv: int = 0
+    objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
+    history: dict[tuple[str, str], list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
+    cond: asyncio.Condition | None = None
+    requests: list[tuple[str, str]] = field(default_factory=list)
+
+
+class FakeApiServer:
+    def __init__(self) -> None:
+        self.store = Store()
+        self.url = ""
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._started = threading.Event()
+        self._stopping = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> str:
+        self._thread = threading.Thread(target=self._run, name="fake-apiserver", daemon=True)
+        self._thread.start()
+        if not self._started.wait(10):
+            raise RuntimeError("fake API server did not start")
+        return self.url
+
+    def _run(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(self._serve())
+        self._loop.run_forever()
+
+    async def _serve(self) -> None:
+        self.store.cond = asyncio.Condition()
+        app = web.Application(client_max_size=8 * 1024 * 1024)
+        app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        self._started.set()
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        self._stopping = True
+
+        async def shutdown() -> None:
+            assert self.store.cond is not None
+            async with self.store.cond:
+                self.store.cond.notify_all()
+            if self._runner is not None:
+                await self._runner.cleanup()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def kubeconfig(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "fake", "user": {"token": "test-token"}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+            "current-context": "fake",
+        }
+
+    # thread-safe snapshots for assertions
+    def objects(self, plural: str, namespace: str | None = None) -> list[dict[str, Any]]:
+        out = []
+        for (_, p), objs in list(self.store.objects.items()):
+            if p != plural:
+                continue
+            for (ns, _), obj in list(objs.items()):
+                if namespace is None or ns == namespace:
+                    out.append(copy.deepcopy(obj))
+        return out
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        for (_, p), objs in list(self.store.objects.items()):
+            if p == plural and (namespace, name) in objs:
+                return copy.deepcopy(objs[(namespace, name)])
+        return None
+
+    # ------------------------------------------------------------------ routing
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        parts = [p for p in request.path.split("/") if p]
+        self.store.requests.append((request.method, request.path_qs))
+        if parts == ["api"]:
+            return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+        if parts == ["apis"]:
+            return web.json_response(self._groups())
+        if parts[:1] == ["api"] and len(parts) >= 2:
+            group, version, rest = "", parts[1], parts[2:]
+        elif parts[:1] == ["apis"] and len(parts) >= 3:
+            group, version, rest = parts[1], parts[2], parts[3:]
+        elif parts[:1] == ["apis"] and len(parts) == 2:
+            return web.json_response(self._group(parts[1]))
+        else:
+            return _status(404, "NotFound", f"no route {request.path}")
+        if not rest:
+            return web.json_response(self._resource_list(group, version))
+        namespace = ""
+        if rest[0] == "namespaces" and len(rest) >= 3:
+            namespace, rest = rest[1], rest[2:]
+        res = next(
+            (r for r in RESOURCES if r.group == group and r.version == version and r.plural == rest[0]), None
+        )
+        if res is None:
+            return _status(
+                404, "NotFound", f"the server could not find the requested resource {request.path}"
+            )
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if sub not in (None, "status") or (sub == "status" and not res.status):
+            return _status(404, "NotFound", f"no subresource {sub}")
+        if res.namespaced is False:
+            namespace = ""
+        try:
+            return await self._handle(request, res, namespace, name, sub)
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            return _status(422, "Invalid", f"{type(exc).__name__}: {exc}")
+
+    def _groups(self) -> dict[str, Any]:
+        groups: dict[str, list[str]] = {}
+        for r in RESOURCES:
+            if r.group:
+                groups.setdefault(r.group, [])
+                if r.version not in groups[r.group]:
+                    groups[r.group].append(r.version)
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": [self._group(g) for g in groups]}
+
+    def _group(self, group: str) -> dict[str, Any]:
+        versions = sorted({r.version for r in RESOURCES if r.group == group})
+        gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+        return {
+            "kind": "APIGroup",
+            "apiVersion": "v1",
+            "name": group,
+            "versions": gvs,
+            "preferredVersion": gvs[0],
+        }
+
+    def _resource_list(self, group: str, version: str) -> dict[str, Any]:
+        resources = []
+        for r in RESOURCES:
+            if r.group == group and r.version == version:
+                resources.append(
+                    {
+                        "name": r.plural,
+                        "singularName": r.kind.lower(),
+                        "namespaced": r.namespaced,
+                        "kind": r.kind,
+                        "verbs": list(r.verbs),
+                    }
+                )
+                if r.status:
+                    resources.append(
+                        {
+                            "name": f"{r.plural}/status",
+                            "singularName": "",
+                            "namespaced": r.namespaced,
+                            "kind": r.kind,
+                            "verbs": ["get", "patch", "update"],
+                        }
+                    )
+        gv = f"{group}/{version}" if group else version
+        return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}
+
+    # ------------------------------------------------------------------ verbs
+    async def _handle(
+        self, request: web.Request, res: Res, namespace: str, name: str | None, sub: str | None
+    ) -> web.StreamResponse:
+        objs = self.store.objects.setdefault((res.gv, res.plural), {})
+        method = request.method
+        if name is None:
+            if method == "GET":
+                if request.query.get("watch") in ("true", "1"):
+                    return await self._watch(request, res, namespace)
+                return self._list(request, res, namespace)
+            if method == "POST":
+                body = await request.json()
+                return await self._create(res, namespace, body)
+            return _status(405, "MethodNotAllowed", method)
+        key = (namespace, name)
+        current = objs.get(key)
+        if method == "GET":
+            if current is None:
+                return _status(404, "NotFound", f'{res.plural} "{name}" not found')
+            return web.json_response(current)
+        if current is None:
+            return _status(404, "NotFound", f'{res.plural} "{name}" not found')
+        if method == "DELETE":
+            return await self._delete(res, key, current)
+        body = await request.json()
+        if method == "PUT":
+            want = (body.get("metadata") or {}).get("resourceVersion")
+            if want and want != current["metadata"]["resourceVersion"]:
+                return _status(
+                    409,
+                    "Conflict",
+                    "the object has been modified; please apply your changes "
+                    "to the latest version and try again",
+                )
+            new = body
+        elif method == "PATCH":
+            ctype = request.content_type
+            new = (
+                json_patch(current, body)
+                if ctype == "application/json-patch+json"
+                else merge_patch(current, body)
+            )
+        else:
+            return _status(405, "MethodNotAllowed", method)
+        return await self._update(res, key, current, new, sub)
+
+    def _list(self, request: web.Request, res: Res, namespace: str) -> web.Response:
+        objs = self.store.objects.get((res.gv, res.plural), {})
+        selector = request.query.get("labelSelector")
+        items = [
+            o
+            for (ns, _), o in sorted(objs.items())
+            if (not namespace or ns == namespace) and _labels_match(o, selector)
+        ]
+        return web.json_response(
+            {
+                "apiVersion": res.gv,
+                "kind": f"{res.kind}List",
+                "metadata": {"resourceVersion": str(self.store.rv)},
+                "items": items,
+            }
+        )
+
+    async def _emit(self, res: Res, kind: str, obj: dict[str, Any]) -> None:
+        assert self.store.cond is not None
+        self.store.history.setdefault((res.gv, res.plural), []).append(
+            (self.store.rv, kind, copy.deepcopy(obj))
+        )
+        async with self.store.cond:
+            self.store.cond.notify_all()
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        self.store.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.store.rv)
+
+    def _validate(self, res: Res, obj: dict[str, Any]) -> web.Response | None:
+        if res.plural == "configmaps":
+            data = obj.get("data") or {}
+            size = sum(len(k.encode()) + len(str(v).encode()) for k, v in data.items())
+            if size > CONFIGMAP_LIMIT:
+                return _status(
+                    422,
+                    "Invalid",
+                    f'ConfigMap "{obj["metadata"]["name"]}" is invalid: []: '
+                    f"Too long: must have at most {CONFIGMAP_LIMIT} bytes",
+                )
+        return None
+
+    async def _create(self, res: Res, namespace: str, body: dict[str, Any]) -> web.Response:
+        objs = self.store.objects.setdefault((res.gv, res.plural), {})
+        meta = body.setdefault("metadata", {})
+        name = meta.get("name") or (meta.get("generateName", "obj-") + uuid.uuid4().hex[:5])
+        meta["name"] = name
+        if res.namespaced:
+            meta["namespace"] = namespace
+        if (namespace, name) in objs:
+            return _status(409, "AlreadyExists", f'{res.plural} "{name}" already exists')
+        bad = self._validate(res, body)
+        if bad is not None:
+            return bad
+        body["apiVersion"] = res.gv
+        body["kind"] = res.kind
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if res.status:
+            meta["generation"] = 1
+            body.pop("status", None)
+            spec = body.setdefault("spec", {})
+            spec.setdefault("priority", 50)  # the CRD schema's default
+        self._bump(body)
+        objs[(namespace, name)] = body
+        await self._emit(res, "ADDED", body)
+        return web.json_response(body, status=201)
+
+    async def _update(
+        self, res: Res, key: tuple[str, str], current: dict[str, Any], new: dict[str, Any], sub: str | None
+    ) -> web.Response:
+        new = copy.deepcopy(new)
+        # immutable / server-owned metadata
+        for k in ("uid", "creationTimestamp", "name", "namespace", "generation", "deletionTimestamp"):
+            if k in current["metadata"]:
+                new.setdefault("metadata", {})[k] = current["metadata"][k]
+        new["apiVersion"], new["kind"] = res.gv, res.kind
+        if res.status:
+            if sub == "status":
+                status = new.get("status")
+                new = copy.deepcopy(current)
+                if status is None:
+                    new.pop("status", None)
+                else:
+                    new["status"] = status
+            else:
+                if "status" in current:
+                    new["status"] = copy.deepcopy(current["status"])
+                else:
+                    new.pop("status", None)
+                new.setdefault("spec", {}).setdefault("priority", 50)
+                if new.get("spec") != current.get("spec"):
+                    new["metadata"]["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        bad = self._validate(res, new)
+        if bad is not None:
+            return bad
+        if new == {
+            **current,
+            "metadata": {
+                **current["metadata"],
+                "resourceVersion": new["metadata"].get(
+                    "resourceVersion", current["metadata"]["resourceVersion"]
+                ),
+            },
+        }:
+            return web.json_response(current)  # no-op: no new resourceVersion, no event
+        self._bump(new)
+        objs = self.store.objects[(res.gv, res.plural)]
+        if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
+            del objs[key]
+            await self._emit(res, "DELETED", new)
+            return web.json_response(new)
+        objs[key] = new
+        await self._emit(res, "MODIFIED", new)
+        return web.json_response(new)
+
+    async def _delete(self, res: Res, key: tuple[str, str], current: dict[str, Any]) -> web.Response:
+        objs = self.store.objects[(res.gv, res.plural)]
+        if current["metadata"].get("finalizers"):
+            if not current["metadata"].get("deletionTimestamp"):
+                new = copy.deepcopy(current)
+                new["metadata"]["deletionTimestamp"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                self._bump(new)
+                objs[key] = new
+                await self._emit(res, "MODIFIED", new)
+                return web.json_response(new, status=202)
+            return web.json_response(current, status=202)
+        del objs[key]
+        gone = copy.deepcopy(current)
+        self._bump(gone)
+        await self._emit(res, "DELETED", gone)
+        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+
+    async def _watch(self, request: web.Request, res: Res, namespace: str) -> web.StreamResponse:
+        assert self.store.cond is not None
+        since = int(request.query.get("resourceVersion") or 0)
+        timeout = float(request.query.get("timeoutSeconds") or 300)
+        selector = request.query.get("labelSelector")
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        history = self.store.history.setdefault((res.gv, res.plural), [])
+        sent = 0
+        # skip what the client has already seen
+        while sent < len(history) and history[sent][0] <= since:
+            sent += 1
+        try:
+            while not self._stopping:
+                while sent < len(history):
+                    _, kind, obj = history[sent]
+                    sent += 1
+                    ns = (obj.get("metadata") or {}).get("namespace") or ""
+                    if (namespace and ns != namespace) or not _labels_match(obj, selector):
+                        continue
+                    line = json.dumps({"type": kind, "object": obj}) + "\n"
+                    await resp.write(line.encode())
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    break
+                async with self.store.cond:
+                    try:
+                        await asyncio.wait_for(self.store.cond.wait(), timeout=min(remaining, 1.0))
+                    except TimeoutError:
+                        pass
+        except (ConnectionResetError, asyncio.CancelledError):
+            return resp
+        with_eof = resp
+        try:
+            await with_eof.write_eof()
+        except ConnectionResetError:
+            pass
+        return resp

@@ -1,0 +1,228 @@
+"""Hot reload on the real agent (probe attached, events flowing) from a ConfigMap-shaped
+directory updated the way kubelet does it, with bundles produced by the operator's code."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falcopy.operator.bundle import Bundle, plan_bundle
+from falcopy.operator.model import RuleObject
+from falcopy.operator.validate import Validator
+from ruamel.yaml import YAML
+
+from tests.reload.agentproc import REPO, AgentProcess
+from tests.reload.kubelet import KubeletVolume
+
+pytestmark = pytest.mark.kernel
+
+DEFAULTS = REPO / "rules" / "falcopy_rules.yaml"
+MINER_RULE = "Crypto miner process started"
+MARK_RULE = "Reload marker directory created"
+MARK_CONDITION = 'evt.type in (mkdir, mkdirat) and evt.arg.path contains "falcopy-reload-mark"'
+FAILURE_RULE = "Falco internal: hot restart failure"
+UPSTREAM = ("falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml")
+
+
+def example(name: str) -> RuleObject:
+    return RuleObject.from_body(YAML(typ="safe").load((REPO / "examples" / name).read_text()))
+
+
+def marker_object() -> RuleObject:
+    # mkdir is not among the default rules' event types: the rule can only fire
+    # if the reload also widened the kernel event filter
+    return RuleObject.from_body(
+        {
+            "kind": "ClusterFalcoRule",
+            "metadata": {"name": "reload-marker", "generation": 1},
+            "spec": {
+                "priority": 20,
+                "rules": [
+                    {
+                        "rule": MARK_RULE,
+                        "desc": "test marker",
+                        "priority": "NOTICE",
+                        "tags": ["test"],
+                        "condition": MARK_CONDITION,
+                        "output": "marker directory %evt.arg.path created by %proc.name",
+                    }
+                ],
+            },
+        }
+    )
+
+
+def bundle(validator: Validator, objects: list[RuleObject]) -> Bundle:
+    plan = validator.plan(objects)
+    assert all(v.valid for v in plan.verdicts.values()), plan.verdicts
+    return plan_bundle(plan.active, shards=2, budget=900 * 1024)
+
+
+def files_of(b: Bundle) -> dict[str, str]:
+    return {k: v for shard in b.shards for k, v in shard.items()}
+
+
+class Load:
+    """Background event load: short-lived processes and file opens, ~100/s."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.count = 0
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            subprocess.run(["/bin/true"], check=False)
+            with open("/etc/hostname", "rb") as f:
+                f.read()
+            self.count += 1
+            time.sleep(0.01)
+
+
+@pytest.fixture
+def miner(tmp_path: Path) -> Path:
+    path = tmp_path / "xmrig"  # proc.name = xmrig: in the example's miner_binaries
+    shutil.copy("/bin/true", path)
+    path.chmod(0o755)
+    return path
+
+
+@pytest.fixture
+def load() -> Iterator[Load]:
+    gen = Load()
+    gen.thread.start()
+    yield gen
+    gen.stop.set()
+    gen.thread.join(5)
+
+
+def fired(agent: AgentProcess, rule: str, after: float) -> list[dict[str, Any]]:
+    out = []
+    for a in agent.alerts():
+        if a["rule"] == rule and _epoch(a["time"]) >= after:
+            out.append(a)
+    return out
+
+
+def _epoch(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def until_fired(agent: AgentProcess, rule: str, action: Any, since: float, timeout: float) -> float:
+    """Repeat ``action`` every 50 ms until ``rule`` fires; the alert's event time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        action()
+        hits = fired(agent, rule, since)
+        if hits:
+            return min(_epoch(h["time"]) for h in hits)
+        time.sleep(0.05)
+    raise AssertionError(f"{rule!r} did not fire within {timeout}s; log:\n{agent.log()}")
+
+
+def mkdir_marker() -> None:
+    d = tempfile.mkdtemp(prefix="falcopy-reload-mark-")
+    os.rmdir(d)
+
+
+def test_configmap_update_reload_under_load(tmp_path, require_root, miner, load):
+    validator = Validator([DEFAULTS])
+    vol = KubeletVolume(tmp_path / "rules.d")
+    vol.update(files_of(bundle(validator, [example("falcorule-nginx-unauthorized-process.yaml")])))
+    agent = AgentProcess(tmp_path, [DEFAULTS, vol.root]).start()
+    try:
+        run_miner = lambda: subprocess.run([str(miner)], check=False)  # noqa: E731
+        time.sleep(0.5)
+        before = time.time()
+        for _ in range(5):
+            run_miner()
+            mkdir_marker()
+        time.sleep(1.0)
+        assert fired(agent, MINER_RULE, before) == [] and fired(agent, MARK_RULE, before) == []
+        m0 = agent.metrics()
+
+        # 1. a new rule set arrives the kubelet way; it fires within 2 s
+        v2 = [
+            example("falcorule-nginx-unauthorized-process.yaml"),
+            example("clusterfalcorule-crypto-miners.yaml"),
+            marker_object(),
+        ]
+        t0 = time.time()
+        vol.update(files_of(bundle(validator, v2)))
+        t_miner = until_fired(agent, MINER_RULE, run_miner, t0, timeout=5)
+        t_mark = until_fired(agent, MARK_RULE, mkdir_marker, t0, timeout=5)
+        latency = max(t_miner, t_mark) - t0
+        print(
+            f"\nreload: new rules firing {latency * 1000:.0f} ms after the ..data swap "
+            f"(miner {1000 * (t_miner - t0):.0f} ms, mkdir filter widened {1000 * (t_mark - t0):.0f} ms)"
+        )
+        assert latency < 2.0
+        m1 = agent.metrics()
+        assert (
+            m1['falcopy_rules_reloads_total{result="success"}']
+            >= m0.get('falcopy_rules_reloads_total{result="success"}', 0) + 1
+        )
+
+        # 2. a broken set (a hand-edited ConfigMap) keeps the running rules
+        broken = files_of(bundle(validator, v2))
+        broken["9999-0-cluster.hand-edit.yaml"] = (
+            "- rule: Broken\n  desc: x\n  condition: proc.nmae = x\n  output: x\n  priority: INFO\n"
+        )
+        t1 = time.time()
+        vol.update(broken)
+        deadline = time.monotonic() + 5
+        while agent.metrics().get('falcopy_rules_reloads_total{result="failure"}', 0) < 1:
+            assert time.monotonic() < deadline, agent.log()
+            time.sleep(0.05)
+        until_fired(agent, MINER_RULE, run_miner, t1, timeout=3)
+        internal = fired(agent, FAILURE_RULE, t1)
+        assert internal and "proc.nmae" in internal[0]["output"]
+        assert internal[0]["priority"] == "Critical"
+
+        # 3. no drops caused by the swaps, while the load kept running
+        m2 = agent.metrics()
+        assert load.count > 50
+        assert m2["falcopy_kernel_drops_total"] == m0["falcopy_kernel_drops_total"], (m0, m2)
+        assert m2["falcopy_rules_loaded"] == m1["falcopy_rules_loaded"]
+    finally:
+        agent.stop()
+
+
+def test_reload_cost_with_full_upstream_ruleset(tmp_path, require_root, compat_dir, miner, load):
+    upstream = [compat_dir / name for name in UPSTREAM]
+    validator = Validator([*upstream, DEFAULTS])
+    vol = KubeletVolume(tmp_path / "rules.d")
+    vol.update(files_of(bundle(validator, [])))
+    agent = AgentProcess(tmp_path, [*upstream, DEFAULTS, vol.root]).start(timeout=120)
+    try:
+        rules_before = agent.metrics()["falcopy_rules_loaded"]
+        latencies = []
+        for i in range(3):
+            # rule_matching "first": a name no upstream rule matches, so the new rule is the one to fire
+            binary = miner.with_name(f"fp-reload-{i}")
+            shutil.copy(miner, binary)
+            miners = example("clusterfalcorule-crypto-miners.yaml")
+            miners.spec["lists"][0]["items"] = [binary.name]
+            miners.spec["rules"][0]["rule"] = f"{MINER_RULE} {i}"
+            t0 = time.time()
+            vol.update(files_of(bundle(validator, [miners])))
+            run = lambda b=binary: subprocess.run([str(b)], check=False)  # noqa: E731
+            latencies.append(until_fired(agent, f"{MINER_RULE} {i}", run, t0, timeout=10) - t0)
+        m = agent.metrics()
+        print(
+            f"\nfull upstream ruleset ({int(rules_before)} enabled rules + 1): new rule firing after "
+            + ", ".join(f"{x * 1000:.0f} ms" for x in latencies)
+        )
+        assert max(latencies) < 2.0
+        assert m['falcopy_rules_reloads_total{result="success"}'] >= 3
+    finally:
+        agent.stop()
