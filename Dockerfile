@@ -69,7 +69,8 @@ COPY config/falcopy.yaml /etc/falcopy/falcopy.yaml
 ENV PATH=/opt/falcopy/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
-    FALCOPY_RULES=/usr/share/falcopy/rules
+    FALCOPY_RULES=/usr/share/falcopy/rules \
+    FALCOPY_OPERATOR_DEFAULT_RULES=/usr/share/falcopy/rules
 LABEL org.opencontainers.image.title="falcopy" \
       org.opencontainers.image.description="Runtime security for Kubernetes nodes that speaks Falco's rule language" \
       org.opencontainers.image.licenses="Apache-2.0"

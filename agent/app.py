@@ -63,14 +63,25 @@ def default_rules_paths() -> list[Path]:
 
 
 def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
-    """The syscall event types to capture: the rules' plus base_syscalls (None = all)."""
-    if config.base_syscalls.all:
+    """The syscall event types to capture (None = all), as Falco's ``base_syscalls``.
+
+    The rules' types, plus the state set the process/fd tables need (``STATE_EVENT_TYPES``)
+    unless ``custom_set`` is given, which then replaces it (``repair: true`` adds it back);
+    ``!name`` removes a type; ``all: true`` captures everything.  The probe always adds the
+    process lifecycle.
+    """
+    from falcopy.agent.state import STATE_EVENT_TYPES
+
+    base = config.base_syscalls
+    if base.all:
         return None
     types = ruleset.evttypes("syscall")
     if types is None:
         return None
     out = set(types)
-    for name in config.base_syscalls.custom_set:
+    if not base.custom_set or base.repair:
+        out |= STATE_EVENT_TYPES
+    for name in base.custom_set:
         if name.startswith("!"):
             out.discard(name[1:])
         else:

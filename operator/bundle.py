@@ -28,7 +28,7 @@ from typing import Any
 from falcopy.operator.model import ObjKey
 from falcopy.operator.render import Rendered
 
-from falcopy.engine import RulesInput
+from falcopy.engine import LoadMessage, LoadResult, RulesInput, load_rules
 
 MANIFEST_KEY = "falcopy-manifest.json"
 FORMAT = 1
@@ -222,3 +222,29 @@ def read_rules(paths: Iterable[Path | str]) -> LoadedRules:
         else:
             inputs.append(RulesInput(str(path), path.read_text(encoding="utf-8", errors="replace")))
     return LoadedRules(inputs, "+".join(versions))
+
+
+def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadResult, str]:
+    """``load_rules_files`` for the agent, bundle-aware: (result, bundle version).
+
+    Raises BundleIncomplete while a bundle directory is mid-update (the caller
+    keeps its running rules and retries); unreadable files become
+    ``LOAD_ERR_FILE_READ`` errors as with ``load_rules_files``."""
+    paths = list(paths)
+    try:
+        loaded = read_rules(paths)
+    except BundleIncomplete:
+        raise
+    except OSError as exc:
+        name = str(exc.filename or (paths[0] if paths else ""))
+        error = LoadMessage(
+            "LOAD_ERR_FILE_READ",
+            f"Could not read rules file: {exc.strerror}",
+            name,
+            1,
+            1,
+            "rules content",
+            "",
+        )
+        return LoadResult(errors=[error], names=[str(p) for p in paths]), ""
+    return load_rules(loaded.inputs, **kwargs), loaded.version

@@ -48,6 +48,7 @@ class State:
     reconciles: int = 0
     _trigger: asyncio.Event | None = None
     _gate: set[ObjKey] | None = None
+    _signature: Any = None
 
     # ---------------------------------------------------------------- objects
     def objects(self) -> list[RuleObject]:
@@ -68,7 +69,8 @@ class State:
     async def run(self) -> None:
         self._trigger = asyncio.Event()
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(None, self._seed)
+        seeded = False
+        self._trigger.set()  # a first pass right away (it waits for the index gate)
         while True:
             try:
                 await asyncio.wait_for(self._trigger.wait(), timeout=self.settings.resync)
@@ -77,12 +79,14 @@ class State:
             await asyncio.sleep(self.settings.debounce)
             self._trigger.clear()
             objects = self.objects()  # snapshot in kopf's loop: the indexes are not thread-safe
-            if not await loop.run_in_executor(None, self._gate_open, {o.key for o in objects}):
-                continue
             try:
-                await loop.run_in_executor(None, self.reconcile, objects)
-            except Exception:  # the next change or resync retries; the agents keep the last good set
-                log.exception("reconcile failed")
+                if not seeded:
+                    await loop.run_in_executor(None, self._seed)
+                    seeded = True
+                if await loop.run_in_executor(None, self._gate_open, {o.key for o in objects}):
+                    await loop.run_in_executor(None, self.reconcile, objects)
+            except Exception:  # API server away, CRDs missing...: the next change or resync retries,
+                log.exception("reconcile failed")  # and the agents keep the last published set
 
     def _gate_open(self, indexed: set[ObjKey]) -> bool:
         """Publish nothing before kopf has indexed every existing object: a
@@ -113,8 +117,18 @@ class State:
 
     # ---------------------------------------------------------------- one pass
     def reconcile(self, objects: list[RuleObject]) -> None:
-        plan = self.validator.plan(objects, self.fallback)
-        bundle = plan_bundle(plan.active, self.settings.shards, self.settings.shard_budget)
+        signature = (
+            sorted((o.key, o.generation, json.dumps(o.spec, sort_keys=True)) for o in objects),
+            sorted((k, r.digest) for k, r in self.fallback.items()),
+        )
+        if signature == self._signature and self.plan is not None and self.bundle is not None:
+            plan, bundle = self.plan, self.bundle  # a resync or our own status writes
+            # re-read the shards: a deleted or hand-edited ConfigMap is put back
+            self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
+        else:
+            plan = self.validator.plan(objects, self.fallback)
+            bundle = plan_bundle(plan.active, self.settings.shards, self.settings.shard_budget)
+            self._signature = signature
         self.publish(bundle)
         self.plan, self.bundle = plan, bundle
         published = {f.key for f in bundle.files}

@@ -111,34 +111,61 @@ class Validator:
                     obj.key, obj.generation, False, REASON_SCOPE, _clip("; ".join(map(str, exc.issues)))
                 )
                 candidates.append((obj, None))
-        rendered = [r for _, r in candidates if r is not None]
-        if len(rendered) == len(candidates):
-            whole = self._load(rendered)
-            if whole.ok:
-                for obj, r in candidates:
-                    assert r is not None
-                    verdicts[obj.key] = self._valid(obj, r, whole)
-                return Plan(verdicts, rendered)
-        active: list[Rendered] = []
-        for obj, r in candidates:
-            if r is not None:
-                result = self._load([*active, r])
-                if result.ok:
-                    active.append(r)
-                    verdicts[obj.key] = self._valid(obj, r, result)
-                    continue
-                verdicts[obj.key] = self._invalid(obj, r, result)
+        accepted = [r for _, r in candidates if r is not None]
+        by_key = {obj.key: obj for obj in objects}
+        result = self._settle(accepted, by_key, verdicts)
+        for obj, _ in candidates:
+            if obj.key in verdicts:
+                continue
+            r = next(x for x in accepted if x.key == obj.key)
+            verdicts[obj.key] = self._valid(obj, r, result)
+        # invalid objects: their last valid rendering, if it still loads with the rest
+        for obj, _ in candidates:
+            v = verdicts[obj.key]
             previous = fallback.get(obj.key)
-            if previous is not None:
-                # a fallback seeded from the ConfigMaps does not know the priority
-                previous = dataclasses.replace(previous, priority=obj.priority)
-            if previous is not None and self._load([*active, previous]).ok:
-                active.append(previous)
-                v = verdicts[obj.key]
+            if v.valid or previous is None:
+                continue
+            # a fallback seeded from the ConfigMaps does not know the priority
+            previous = dataclasses.replace(previous, priority=obj.priority)
+            trial = sorted([*accepted, previous], key=Rendered.order)
+            if self._load(trial).ok:
+                accepted = trial
                 v.active_generation = previous.generation
                 v.message = _clip(f"{v.message} (generation {previous.generation} stays active)")
-        active.sort(key=Rendered.order)
-        return Plan(verdicts, active)
+        return Plan(verdicts, accepted)
+
+    def _settle(
+        self, accepted: list[Rendered], objects: Mapping[ObjKey, RuleObject], verdicts: dict[ObjKey, Verdict]
+    ) -> LoadResult:
+        """Drop objects from ``accepted`` (in place) until it loads; returns the clean load.
+
+        Errors located in an object's own file blame that object (one load finds
+        them all).  Errors elsewhere (in the default rules, caused by an object
+        that redefines something they use) are blamed by bisecting for the
+        shortest failing prefix: O(log n) loads instead of one per object."""
+        while True:
+            result = self._load(accepted)
+            if result.ok:
+                return result
+            labels = {r.key.label: r for r in accepted}
+            own = {labels[e.file].key for e in result.errors if e.file in labels}
+            if own:
+                for r in [x for x in accepted if x.key in own]:
+                    verdicts[r.key] = self._invalid(objects[r.key], r, result)
+                accepted[:] = [x for x in accepted if x.key not in own]
+                continue
+            lo, hi = 0, len(accepted)  # the defaults alone load; the whole prefix does not
+            failing = result
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                trial = self._load(accepted[:mid])
+                if trial.ok:
+                    lo = mid
+                else:
+                    hi, failing = mid, trial
+            culprit = accepted[hi - 1]
+            verdicts[culprit.key] = self._invalid(objects[culprit.key], culprit, failing)
+            del accepted[hi - 1]
 
     def check(
         self,

@@ -472,6 +472,11 @@ class AgentConfig(_Section):
             notes.append("grpc/grpc_output: removed in Falco 0.44, ignored")
         if self.static_fields:
             notes.append("static_fields: not supported, ignored")
+        if self.http_output.enabled and not (self.json_output and self.json_include_output_fields_property):
+            notes.append(
+                "http_output: falcosidekick accepts only JSON alerts with output_fields "
+                "(json_output: true, json_include_output_fields_property: true)"
+            )
         old = [self.rules_file] if isinstance(self.rules_file, str) else self.rules_file
         if old and old != self.rules_files:
             notes.append("rules_file is deprecated and ignored because rules_files is set")

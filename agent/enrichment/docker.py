@@ -12,12 +12,14 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
 from falcopy.agent.enrichment.images import split_image, strip_image_id
 from falcopy.agent.enrichment.model import ContainerInfo, Mount
 
+_ID_RE = re.compile(r"[0-9a-f]{1,64}")
 _TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
@@ -168,6 +170,8 @@ class DockerClient:
 
     async def inspect(self, container_id: str) -> ContainerInfo | None:
         """Metadata of a container (12-char or full id); None when the engine does not know it."""
+        if not _ID_RE.fullmatch(container_id):
+            return None  # ids come from cgroup paths: anything else is not a container id
         body = await self._get_json(f"/containers/{container_id}/json")
         if body is None:
             return None
@@ -187,7 +191,7 @@ class DockerClient:
 
     async def _ip_of(self, other_id: str) -> str | None:
         if other_id not in self._ip_cache:
-            body = await self._get_json(f"/containers/{other_id}/json")
+            body = await self._get_json(f"/containers/{quote(other_id, safe='')}/json")
             self._ip_cache[other_id] = _first_ip(body) if body else None
         return self._ip_cache[other_id]
 

@@ -170,7 +170,8 @@ class MetadataStore:
             self._evict_locked()
             loop = self._loop
             if loop is None:
-                self._pending.append(container_id)
+                if len(self._pending) < self.config.max_entries:  # bounded while not running
+                    self._pending.append(container_id)
                 return info
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             loop.call_soon_threadsafe(self._schedule, container_id)
@@ -289,7 +290,8 @@ class MetadataStore:
                 continue
             self.stats.runtime_lookups += 1
             try:
-                info = await client.inspect(container_id)
+                # the full id when the cgroup gave it: a 12-char prefix can be ambiguous
+                info = await client.inspect(entry.full_id or container_id)
             except SourceFault as fault:
                 self.faults.fault(client.source, fault.condition, fault.detail)
                 faulted = True

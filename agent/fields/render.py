@@ -11,8 +11,7 @@ from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.state.constants import errno_name, open_flags_to_str
 
 _OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat", "open_by_handle_at"})
-_CHMOD_TYPES = frozenset({"chmod", "fchmod", "fchmodat", "mkdir", "mkdirat", "open", "openat",
-                          "openat2", "creat"})
+_CHMOD_TYPES = frozenset({"chmod", "fchmod", "fchmodat"})
 
 _MODE_BITS = (
     (0o001, "S_IXOTH"), (0o002, "S_IWOTH"), (0o004, "S_IROTH"),
@@ -94,8 +93,11 @@ def render_arg(ev: SyscallEvent, name: str, value: Any) -> Any:
             if etype in ("clone", "clone3", "fork", "vfork", "unshare"):
                 return _bits(value, _CLONE_FLAGS)
             return str(value)
-        if name == "mode" and etype in _CHMOD_TYPES:
-            return mode_to_str(value)
+        if name == "mode":
+            if etype in _CHMOD_TYPES:
+                return mode_to_str(value)
+            # open/creat/mkdir modes print in octal like C's %#o
+            return f"0{value:o}" if value else "0"
         if name == "request" and etype == "ptrace":
             return _PTRACE.get(value, str(value))
         if name == "domain":

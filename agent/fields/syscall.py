@@ -177,17 +177,22 @@ def _fdusage(ev: SyscallEvent) -> Any:
     return len(ev.thread.fds) * 100 // limit
 
 
-def _leader(attr: str, fn: Callable[[ThreadInfo], Any]) -> Simple:
+def _group_leader(attr: str, own_id: str, fn: Callable[[ThreadInfo], Any]) -> Simple:
+    """proc.sname & co: the process whose pid is the session (group) id, else the eldest
+    ancestor sharing it (libsinsp's definition)."""
     def get(ev: SyscallEvent) -> Any:
-        pid = getattr(ev.thread, attr)
-        leader = ev.state.get(pid) if pid > 0 else None
-        return fn(leader) if leader is not None else None
+        t = ev.thread
+        value = getattr(t, attr)
+        found = t if getattr(t, own_id) == value else None
+        if found is None:
+            for a in ev.ancestors():
+                if getattr(a, attr) != value:
+                    break
+                found = a
+                if getattr(a, own_id) == value:
+                    break
+        return fn(found) if found is not None else None
     return get
-
-
-def _vpgid(t: ThreadInfo) -> int:
-    # host pid namespace: the virtual pgid is the pgid; in a container the offset is the pid's
-    return t.pgid - (t.pid - t.vpid)
 
 
 def _loginshellid(ev: SyscallEvent) -> Any:
@@ -666,17 +671,17 @@ def _simple_fields() -> dict[str, Simple]:
         "proc.vpid": th(lambda t: t.vpid),
         "proc.pvpid": _parent_attr(lambda t: t.vpid),
         "proc.sid": th(lambda t: t.sid),
-        "proc.sname": _leader("sid", lambda t: t.comm),
-        "proc.sid.exe": _leader("sid", lambda t: t.exe),
-        "proc.sid.exepath": _leader("sid", lambda t: t.exepath),
-        "proc.vpgid": th(_vpgid),
-        "proc.vpgid.name": _leader("pgid", lambda t: t.comm),
-        "proc.vpgid.exe": _leader("pgid", lambda t: t.exe),
-        "proc.vpgid.exepath": _leader("pgid", lambda t: t.exepath),
+        "proc.sname": _group_leader("sid", "vpid", lambda t: t.comm),
+        "proc.sid.exe": _group_leader("sid", "vpid", lambda t: t.exe),
+        "proc.sid.exepath": _group_leader("sid", "vpid", lambda t: t.exepath),
+        "proc.vpgid": th(lambda t: t.vpgid),
+        "proc.vpgid.name": _group_leader("vpgid", "vpid", lambda t: t.comm),
+        "proc.vpgid.exe": _group_leader("vpgid", "vpid", lambda t: t.exe),
+        "proc.vpgid.exepath": _group_leader("vpgid", "vpid", lambda t: t.exepath),
         "proc.pgid": th(lambda t: t.pgid),
-        "proc.pgid.name": _leader("pgid", lambda t: t.comm),
-        "proc.pgid.exe": _leader("pgid", lambda t: t.exe),
-        "proc.pgid.exepath": _leader("pgid", lambda t: t.exepath),
+        "proc.pgid.name": _group_leader("pgid", "pid", lambda t: t.comm),
+        "proc.pgid.exe": _group_leader("pgid", "pid", lambda t: t.exe),
+        "proc.pgid.exepath": _group_leader("pgid", "pid", lambda t: t.exepath),
         "proc.duration": lambda ev: ev.ts - ev.thread.start_ts if ev.thread.start_ts else None,
         "proc.ppid.duration": lambda ev: (ev.ts - p.start_ts) if (p := ev.parent()) and p.start_ts else None,
         "proc.pid.ts": th(lambda t: t.start_ts or None),
@@ -686,7 +691,7 @@ def _simple_fields() -> dict[str, Simple]:
         "proc.is_exe_lower_layer": th(lambda t: t.exe_lower_layer),
         "proc.is_exe_from_memfd": th(lambda t: t.exe_from_memfd),
         "proc.is_sid_leader": th(lambda t: t.sid == t.vpid),
-        "proc.is_vpgid_leader": th(lambda t: _vpgid(t) == t.vpid),
+        "proc.is_vpgid_leader": th(lambda t: t.vpgid == t.vpid),
         "proc.exe_ino": th(lambda t: t.exe_ino or None),
         "proc.exe_ino.ctime": th(lambda t: t.exe_ino_ctime or None),
         "proc.exe_ino.mtime": th(lambda t: t.exe_ino_mtime or None),

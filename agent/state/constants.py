@@ -46,16 +46,21 @@ def errno_name(res: int) -> str:
     return ERRNO_NAMES.get(-res, str(res))
 
 
-# Open flags, Linux values (x86_64/arm64 share them except O_DIRECT/O_DIRECTORY/O_LARGEFILE,
-# which come from the running Python's os module, built for this architecture).
-_OPEN_FLAG_NAMES: tuple[tuple[int, str], ...] = tuple(
-    (value, name)
-    for name in (
-        "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK", "O_DSYNC", "O_DIRECT",
-        "O_LARGEFILE", "O_DIRECTORY", "O_NOFOLLOW", "O_NOATIME", "O_CLOEXEC", "O_SYNC", "O_PATH",
-        "O_TMPFILE",
-    )
-    if (value := getattr(os, name, 0))
+# Open flags in libsinsp's rendering order (its file_flags table), with this
+# architecture's Linux values; the kernel's O_LARGEFILE bit (0o100000 on 64-bit, which
+# glibc and Python report as 0) is spelled out.
+_LARGEFILE = getattr(os, "O_LARGEFILE", 0) or 0o100000
+_OPEN_FLAG_ORDER: tuple[tuple[int, str], ...] = (
+    (_LARGEFILE, "O_LARGEFILE"),
+    (os.O_DIRECTORY, "O_DIRECTORY"),
+    (getattr(os, "O_DIRECT", 0o40000), "O_DIRECT"),
+    (os.O_TRUNC, "O_TRUNC"),
+    (os.O_SYNC, "O_SYNC"),
+    (os.O_NONBLOCK, "O_NONBLOCK"),
+    (os.O_EXCL, "O_EXCL"),
+    (os.O_DSYNC, "O_DSYNC"),
+    (os.O_APPEND, "O_APPEND"),
+    (os.O_CREAT, "O_CREAT"),
 )
 O_ACCMODE = 3
 O_WRONLY = os.O_WRONLY
@@ -66,13 +71,20 @@ O_PATH = getattr(os, "O_PATH", 0o10000000)
 
 
 def open_flags_to_str(flags: int) -> str:
-    """Pipe-separated names, access mode first, the way Falco prints evt.arg.flags."""
-    acc = flags & O_ACCMODE
-    names = ["O_RDONLY" if acc == 0 else "O_WRONLY" if acc == O_WRONLY else "O_RDWR"]
-    for value, name in _OPEN_FLAG_NAMES:
-        # O_SYNC and O_TMPFILE include other bits: test the whole value
-        if flags & value == value:
+    """Pipe-separated names in Falco's order (``O_TRUNC|O_CREAT|O_WRONLY|O_CLOEXEC``)."""
+    names: list[str] = []
+    rest = flags
+    for value, name in _OPEN_FLAG_ORDER:
+        # O_SYNC includes O_DSYNC's bit: a matched flag consumes its bits
+        if value and rest & value == value:
             names.append(name)
+            rest &= ~value
+    acc = flags & O_ACCMODE
+    names.append("O_RDONLY" if acc == 0 else "O_WRONLY" if acc == O_WRONLY else "O_RDWR")
+    if flags & os.O_CLOEXEC:
+        names.append("O_CLOEXEC")
+    if flags & O_TMPFILE == O_TMPFILE:
+        names.append("O_TMPFILE")
     return "|".join(names)
 
 

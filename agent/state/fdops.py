@@ -340,7 +340,9 @@ def _capset(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
 
 def _setsid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     if rec.res > 0:
-        info.sid = info.pgid = rec.res
+        # the new session and group ids are the caller's pid (res: as its namespace sees it)
+        info.sid = info.vpgid = rec.res
+        info.pgid = info.pid
     return None, None
 
 
@@ -350,7 +352,11 @@ def _setpgid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple
         pgid = _int(rec.args.get("pgid"))
         target = info if pid in (0, info.pid, info.vpid) else table.get(pid)
         if target is not None:
-            target.pgid = pgid or target.pid
+            target.vpgid = pgid or target.vpid
+            if target.vpgid == target.vpid:
+                target.pgid = target.pid
+            elif target.vpid == target.pid:
+                target.pgid = target.vpgid
     return None, None
 
 

@@ -62,8 +62,11 @@ class ThreadInfo:
     ptid: int = 0
     vpid: int = 0
     vtid: int = 0
+    #: session id and process group as seen in the process's own pid namespace (Falco's
+    #: proc.sid / proc.vpgid); pgid in the host namespace
     sid: int = 0
     pgid: int = 0
+    vpgid: int = 0
     #: proc.name: the kernel's comm (16 chars max), as Falco shows it
     comm: str = ""
     #: proc.exe: argv[0] as passed to execve
@@ -103,5 +106,3 @@ class ThreadInfo:
     partial: bool = False
     #: read from /proc at start-up (not seen being created)
     from_proc: bool = False
-    #: /proc data worth refreshing lazily (tty, caps, env) after an exec we only saw from the kernel
-    stale_proc: bool = False

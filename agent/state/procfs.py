@@ -164,6 +164,11 @@ class ProcReader:
         nspid = status.get("NSpid")
         info.vpid = int(nspid[-1]) if nspid else pid
         info.vtid = info.vpid
+        nssid = status.get("NSsid")
+        if nssid:
+            info.sid = int(nssid[-1])
+        nspgid = status.get("NSpgid")
+        info.vpgid = int(nspgid[-1]) if nspgid else info.pgid
         _set_caps(info, status)
         raw_login = _read(f"{base}/loginuid", 64)
         if raw_login:

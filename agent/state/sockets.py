@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -81,4 +82,61 @@ def inventory() -> dict[int, SockEntry]:
                 )
     except OSError as exc:
         log.warning("socket inventory unavailable (sock_diag): %s", exc)
+    return out
+
+
+def _hex_addr(text: str, family: int) -> tuple[str, int]:
+    addr_hex, _, port_hex = text.partition(":")
+    raw = bytes.fromhex(addr_hex)
+    if family == socket.AF_INET:
+        packed = struct.pack("<I", struct.unpack(">I", raw)[0])
+    else:
+        # four 32-bit words, each in host (little-endian) order
+        packed = b"".join(struct.pack("<I", struct.unpack(">I", raw[i:i + 4])[0]) for i in range(0, 16, 4))
+    return socket.inet_ntop(family, packed), int(port_hex, 16)
+
+
+def proc_net_inventory(pid_dir: str) -> dict[int, SockEntry]:
+    """inode -> socket entry from ``<pid_dir>/net/{tcp,tcp6,udp,udp6,unix}``: the sockets of
+    that process's network namespace (containers), which sock_diag from the agent's
+    namespace cannot see."""
+    out: dict[int, SockEntry] = {}
+    for name, family, l4 in (("tcp", socket.AF_INET, "tcp"), ("tcp6", socket.AF_INET6, "tcp"),
+                             ("udp", socket.AF_INET, "udp"), ("udp6", socket.AF_INET6, "udp")):
+        try:
+            with open(f"{pid_dir}/net/{name}", "rb") as fh:
+                lines = fh.read(8 << 20).decode("ascii", "replace").splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            cols = line.split()
+            if len(cols) < 10:
+                continue
+            try:
+                laddr, lport = _hex_addr(cols[1], family)
+                raddr, rport = _hex_addr(cols[2], family)
+                ino = int(cols[9])
+                state = int(cols[3], 16)
+            except (ValueError, struct.error, OSError):
+                continue
+            if ino:
+                out[ino] = SockEntry(family=family, l4proto=l4, laddr=laddr, lport=lport, raddr=raddr,
+                                     rport=rport, listening=l4 == "tcp" and state == _LISTEN)
+    try:
+        with open(f"{pid_dir}/net/unix", "rb") as fh:
+            lines = fh.read(8 << 20).decode("utf-8", "surrogateescape").splitlines()[1:]
+    except OSError:
+        lines = []
+    for line in lines:
+        cols = line.split(None, 7)
+        if len(cols) < 7:
+            continue
+        try:
+            ino = int(cols[6])
+        except ValueError:
+            continue
+        if ino:
+            out[ino] = SockEntry(family=socket.AF_UNIX, l4proto="", laddr="", lport=0, raddr="", rport=0,
+                                 listening=cols[5] == "01" and cols[3] == "00010000",
+                                 path=cols[7] if len(cols) > 7 else "")
     return out

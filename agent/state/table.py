@@ -19,7 +19,7 @@ from falcopy.agent.state import cgroup, fdops
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.overlay import exe_layer
 from falcopy.agent.state.procfs import HostPaths, ProcReader, decode
-from falcopy.agent.state.sockets import SockEntry, inventory
+from falcopy.agent.state.sockets import SockEntry, inventory, proc_net_inventory
 from falcopy.agent.state.users import UserDirectory
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,32 @@ class ProcessTable:
             info = self._load(pid, with_fds=with_fds, socks=socks)
             if info is not None:
                 count += 1
+        if with_fds:
+            self._resolve_other_netns_sockets()
         return count
+
+    def _resolve_other_netns_sockets(self) -> None:
+        """Sockets sock_diag did not know live in other network namespaces (containers):
+        read them from /proc/PID/net of one process per namespace."""
+        parsed: set[int] = set()
+        for info in {id(i): i for i in self.threads.values()}.values():
+            pending = [fd for fd in info.fds.values() if fd.type == "unknown" and fd.ino]
+            if not pending:
+                continue
+            try:
+                netns = os.stat(f"{self.paths.proc}/{info.pid}/ns/net").st_ino
+            except OSError:
+                continue
+            if netns in parsed:
+                continue
+            parsed.add(netns)
+            socks = proc_net_inventory(self.reader.pid_dir(info.pid))
+            listen = frozenset(e.lport for e in socks.values() if e.listening)
+            # every process of that namespace
+            for other in {id(i): i for i in self.threads.values()}.values():
+                for fd in other.fds.values():
+                    if fd.type == "unknown" and fd.ino in socks:
+                        fdops.fill_from_inventory(fd, socks[fd.ino], listen)
 
     def _load(self, pid: int, *, with_fds: bool = True,
               socks: dict[int, SockEntry] | None = None) -> ThreadInfo | None:
@@ -169,6 +194,9 @@ class ProcessTable:
                 info.comm = rec.comm
             self.threads[rec.pid] = info
         if rec.tid != rec.pid:
+            stale = self.threads.get(rec.tid)
+            if stale is not None and stale is not info:
+                stale.threads.discard(rec.tid)
             info.threads.add(rec.tid)
             self.threads[rec.tid] = info
         return info
@@ -184,7 +212,8 @@ class ProcessTable:
             info = self._on_clone(rec)
         else:
             info = self.threads.get(rec.tid)
-            if info is None:
+            if info is None or info.pid != rec.pid:
+                # unknown, or a thread id reused by another process since
                 info = self._from_record(rec)
         # credentials and names as the kernel saw them for this very event
         info.uid = rec.euid
@@ -300,7 +329,7 @@ class ProcessTable:
         cwd = args.get("cwd")
         if isinstance(cwd, str) and cwd:
             info.cwd = cwd
-        for key in ("pgid", "sid"):
+        for key in ("pgid", "sid", "vpgid"):
             value = args.get(key)
             if isinstance(value, int) and value > 0:
                 setattr(info, key, value)
@@ -397,6 +426,7 @@ def _inherit(child: ThreadInfo, parent: ThreadInfo, share_fds: bool) -> None:
     child.tty = parent.tty
     child.sid = parent.sid
     child.pgid = parent.pgid
+    child.vpgid = parent.vpgid
     child.uid = parent.uid
     child.gid = parent.gid
     child.loginuid = parent.loginuid

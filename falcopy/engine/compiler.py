@@ -1,10 +1,11 @@
-"""Condition trees -> predicates ``(event, cache) -> bool``.
+"""Checks (``field op value``) and field expressions -> closures.
 
-Predicates are plain closures built from the tree (never generated source
-code).  ``cache`` is a dict living for one evaluation of one event: field
-values read through non-trivial accessors and the results of macros shared
-by several rules are stored in it, so each is computed at most once per
-event whatever the number of rules looking at it.
+Predicates have the signature ``(event, cache) -> bool`` and are plain
+closures built from the tree (never generated source code).  ``cache`` is a
+dict living for one evaluation of one event: field values read through
+non-trivial accessors (and, see :mod:`tree`, macros shared by several rules)
+are stored in it, so each is computed at most once per event whatever the
+number of rules looking at it.
 """
 
 from __future__ import annotations

@@ -107,15 +107,15 @@ class Parser:
     def parse(self) -> ast.Node:
         if self.n == 0:
             raise ParseError("filter input string is empty", 0)
-        old_limit = sys.getrecursionlimit()
-        # libsinsp's depth counter counts calls; Python frames per call are similar
-        sys.setrecursionlimit(max(old_limit, self.max_depth * 3 + 200))
+        # libsinsp's depth counter counts calls, one Python frame each (plus a few):
+        # make room once, never lower the limit (other threads may be parsing)
+        needed = self.max_depth * 3 + 200
+        if sys.getrecursionlimit() < needed:
+            sys.setrecursionlimit(needed)
         try:
             res = self.parse_or()
         except RecursionError as e:  # pragma: no cover - guarded by the depth counter
             raise ParseError(f"exceeded max depth limit of {self.max_depth}", self.i) from e
-        finally:
-            sys.setrecursionlimit(old_limit)
         if self.i != self.n:
             raise ParseError(f"unexpected token after '{self.last}', expecting 'or', 'and'", self.i)
         return res

@@ -153,8 +153,8 @@ def test_enrichment_per_event_cost() -> None:
 
     r_store, r_base = _pair(rules(store), rules(baseline), k)
     print(f"\n[enrichment bench] MetadataStore.get (known id): {get_store:.0f} ns/op "
-          f"(dict baseline {get_base:.0f} ns, +{get_store - get_base:.0f} ns)")
+          f"(dict baseline {get_base:.0f} ns, {get_store - get_base:+.0f} ns)")
     print(f"[enrichment bench] {len(FIELDS)} container/k8s fields per event: {f_store:.0f} ns/event "
-          f"(dict baseline {f_base:.0f} ns, +{f_store - f_base:.0f} ns)")
+          f"(dict baseline {f_base:.0f} ns, {f_store - f_base:+.0f} ns)")
     print(f"[enrichment bench] rules on container execve: {r_store / 1000:.2f} us/event "
           f"(dict baseline {r_base / 1000:.2f} us, {100 * (r_store - r_base) / r_base:+.1f}%)")

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import yaml
-
 from falcopy.agent.control.config import AgentConfig, load_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +32,8 @@ class Rendered:
 
     def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
         found = [o for o in self.all(kind) if name is None or o["metadata"]["name"] == name]
-        assert len(found) == 1, f"expected one {kind} {name or ''}, got {[o['metadata']['name'] for o in found]}"
+        names = [o["metadata"]["name"] for o in found]
+        assert len(found) == 1, f"expected one {kind} {name or ''}, got {names}"
         return found[0]
 
     def has(self, kind: str) -> bool:
@@ -46,7 +48,8 @@ class Rendered:
         return self.daemonset["spec"]["template"]["spec"]["containers"][0]
 
     def agent_config_text(self) -> str:
-        ds_config = next(v for v in self.daemonset["spec"]["template"]["spec"]["volumes"] if v["name"] == "config")
+        volumes = self.daemonset["spec"]["template"]["spec"]["volumes"]
+        ds_config = next(v for v in volumes if v["name"] == "config")
         return self.one("ConfigMap", ds_config["configMap"]["name"])["data"]["falcopy.yaml"]
 
     def agent_config(self) -> AgentConfig:
@@ -59,6 +62,13 @@ class Rendered:
 
 def render(values: dict[str, Any] | None = None, release: str = "falcopy",
            namespace: str = "falcopy") -> Rendered:
+    """Schema-checked `helm template`; identical renders are shared (treat the result as read-only)."""
+    return _render(json.dumps(values or {}, sort_keys=True), release, namespace)
+
+
+@lru_cache(maxsize=64)
+def _render(values_json: str, release: str, namespace: str) -> Rendered:
+    values = json.loads(values_json)
     with helm.Chart.load(str(CHART_DIR)) as chart:
         chart.validate_schema(values or {})
         manifests = chart.render(values or {}, name=release, namespace=namespace, is_install=True)

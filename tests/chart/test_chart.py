@@ -13,8 +13,8 @@ import helm_python as helm
 import kubernetes_validate
 import pytest
 import yaml
-
 from falcopy.agent.control.config import AgentConfig
+
 from falcopy.engine import RulesInput, load_rules
 
 from .render import CHART_DIR, REPO_ROOT, Rendered, crds, render
@@ -37,10 +37,11 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "json-off": {"config": {"json_output": False}},
     "falcosidekick": {"falcosidekick": {"enabled": True, "url": "http://falcosidekick.security.svc:2801/"}},
     "least-privilege": {"agent": {"privileged": False, "leastPrivileged": {"enabled": True}}},
-    "custom-rules": {"customRules": {"netcat.yaml": CUSTOM_RULE, "z-extra.yml": "- list: more\n  items: [a]\n"}},
+    "custom-rules": {"customRules": {"netcat.yaml": CUSTOM_RULE,
+                                     "z-extra.yml": "- list: more\n  items: [a]\n"}},
     "operator-off": {"operator": {"enabled": False}},
     "k8s-audit": {"agent": {"k8sAudit": {"enabled": True}}},
-    "operator-ha": {"operator": {"replicas": 2}},
+    "operator-shards": {"operator": {"shards": 2, "allowDefaultOverrides": True}},
 }
 
 
@@ -181,7 +182,8 @@ def test_rules_mounted_as_directories(rendered: tuple[str, Rendered]) -> None:
     cfg = r.agent_config()
     for path in cfg.rules_files[1:]:
         vol = _volume(r, mounts[path]["name"])
-        assert "configMap" in vol, f"{name}: {path} is not a ConfigMap volume"
+        sources = [vol] if "configMap" in vol else vol.get("projected", {}).get("sources", [])
+        assert sources and all("configMap" in s for s in sources), f"{name}: {path} is not from ConfigMaps"
     assert cfg.rules_files[0] == "/usr/share/falcopy/rules"  # defaults load first, overrides after
     assert cfg.watch_config_files is True
 
@@ -202,8 +204,6 @@ def test_probes_on_healthz(default: Rendered) -> None:
         get = c[probe]["httpGet"]
         assert get["path"] == cfg.webserver.k8s_healthz_endpoint == "/healthz", probe
         assert get["port"] == "http", probe
-    op = default.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert op["livenessProbe"]["httpGet"]["path"] == "/healthz"
 
 
 def test_probes_follow_webserver_port() -> None:
@@ -291,6 +291,7 @@ def test_operator_off() -> None:
     r = render(VALUE_SETS["operator-off"])
     for kind in ("Deployment", "ValidatingWebhookConfiguration", "Secret", "Role", "RoleBinding"):
         assert not r.has(kind), kind
+    assert "FALCOPY_NAMESPACE" not in _env(r.agent_container)
     assert [o["metadata"]["name"] for o in r.all("ClusterRole")] == ["falcopy-agent"]
     assert "/etc/falcopy/rules.d/operator" not in _mounts(r)
     assert "/etc/falcopy/rules.d/operator" not in r.agent_config().rules_files
@@ -332,6 +333,12 @@ def test_rbac_minimal(rendered: tuple[str, Rendered]) -> None:
 def test_agent_rbac(default: Rendered) -> None:
     role = default.one("ClusterRole", "falcopy-agent")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]}]
+    # its status Lease for the operator, in the release namespace only
+    ns_role = default.one("Role", "falcopy-agent")
+    assert ns_role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                                 "verbs": ["get", "create", "update"]}]
+    assert _env(default.agent_container)["FALCOPY_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == \
+        "metadata.namespace"
     binding = default.one("ClusterRoleBinding", "falcopy-agent")
     sa = default.daemonset["spec"]["template"]["spec"]["serviceAccountName"]
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa, "namespace": "falcopy"}]
@@ -348,30 +355,40 @@ def test_operator_rbac_covers_crds_and_its_configmap(default: Rendered) -> None:
         main = [x for x in rules if x["apiGroups"] == [group] and x["resources"] == [plural]]
         status = [x for x in rules if x["apiGroups"] == [group] and x["resources"] == [f"{plural}/status"]]
         assert main and set(main[0]["verbs"]) == {"get", "list", "watch", "patch"}, plural
-        assert status and set(status[0]["verbs"]) == {"get", "patch"}, plural
+        assert status and status[0]["verbs"] == ["patch"], plural
     assert not any("configmaps" in x["resources"] for x in rules)  # only in its namespace (Role)
     assert not any("validatingwebhookconfigurations" in x["resources"] for x in rules)
 
     ns_role = default.one("Role", "falcopy-operator")
     assert ns_role["metadata"]["namespace"] == "falcopy"
     cm_rules = [x for x in ns_role["rules"] if x["resources"] == ["configmaps"]]
-    named = [x for x in cm_rules if x.get("resourceNames")]
     assert [x["verbs"] for x in cm_rules if not x.get("resourceNames")] == [["create"]]
-    # the one ConfigMap it may change is the one the agents mount and the one it is told to write
-    target = named[0]["resourceNames"]
-    mounted = _volume(default, _mounts(default)["/etc/falcopy/rules.d/operator"]["name"])["configMap"]
-    assert mounted["optional"] is True  # absent until the operator writes it
+    named = [x for x in cm_rules if x.get("resourceNames")]
+    assert len(named) == 1 and named[0]["verbs"] == ["get", "update"]
+    # the ConfigMaps it may change are exactly those the agents mount and those it is told to write
+    projected = _volume(default, _mounts(default)["/etc/falcopy/rules.d/operator"]["name"])["projected"]
+    mounted = [src["configMap"]["name"] for src in projected["sources"]]
+    assert all(src["configMap"]["optional"] is True for src in projected["sources"])  # absent until written
     op_env = _env(default.one("Deployment")["spec"]["template"]["spec"]["containers"][0])
-    assert target == [mounted["name"]] == [op_env["FALCOPY_RULES_CONFIGMAP"]["value"]] == ["falcopy-falcorules"]
-    assert not any(x["resources"] == ["coordination.k8s.io"] for x in ns_role["rules"])
+    prefix = op_env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"]["value"]
+    shards = int(op_env["FALCOPY_OPERATOR_SHARDS"]["value"])
+    assert named[0]["resourceNames"] == mounted == [f"{prefix}-{i}" for i in range(shards)]
+    assert prefix == "falcopy-falcorules" and shards == 4
+    # it reads the agents' status Leases, nothing more
+    assert [x for x in ns_role["rules"] if x["resources"] == ["leases"]] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}]
 
 
-def test_operator_leases_only_with_replicas() -> None:
-    role = render(VALUE_SETS["operator-ha"]).one("Role", "falcopy-operator")
-    leases = [x for x in role["rules"] if x["resources"] == ["leases"]]
-    assert leases and all(x["apiGroups"] == ["coordination.k8s.io"] for x in leases)
-    role1 = render({}).one("Role", "falcopy-operator")
-    assert not [x for x in role1["rules"] if x["resources"] == ["leases"]]
+def test_operator_shards_follow_values() -> None:
+    r = render(VALUE_SETS["operator-shards"])
+    env = _env(r.one("Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert env["FALCOPY_OPERATOR_SHARDS"]["value"] == "2"
+    assert env["FALCOPY_OPERATOR_ALLOW_OVERRIDES"]["value"] == "true"
+    projected = _volume(r, "operator-rules")["projected"]
+    names = [s["configMap"]["name"] for s in projected["sources"]]
+    assert names == ["falcopy-falcorules-0", "falcopy-falcorules-1"]
+    assert "FALCOPY_OPERATOR_ALLOW_OVERRIDES" not in _env(
+        render({}).one("Deployment")["spec"]["template"]["spec"]["containers"][0])
 
 
 def test_operator_deployment(default: Rendered) -> None:
@@ -383,8 +400,27 @@ def test_operator_deployment(default: Rendered) -> None:
     assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
     assert "hostPID" not in spec
     env = _env(c)
-    assert env["FALCOPY_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
-    assert env["FALCOPY_WEBHOOK_CERT"]["value"] == "/etc/falcopy/webhook/tls.crt"
+    assert env["FALCOPY_OPERATOR_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
+    # FalcoRules are checked against the same default rules the agents load first
+    assert env["FALCOPY_OPERATOR_DEFAULT_RULES"]["value"] == default.agent_config().rules_files[0]
+    tls = {m["mountPath"]: m for m in c["volumeMounts"]}["/etc/falcopy/webhook"]
+    assert env["FALCOPY_OPERATOR_WEBHOOK_CERT"]["value"] == tls["mountPath"] + "/tls.crt"
+    assert env["FALCOPY_OPERATOR_WEBHOOK_KEY"]["value"] == tls["mountPath"] + "/tls.key"
+    port = {p["name"]: p["containerPort"] for p in c["ports"]}["webhook"]
+    assert env["FALCOPY_OPERATOR_WEBHOOK_PORT"]["value"] == str(port)
+    assert c["readinessProbe"]["tcpSocket"]["port"] == "webhook"
+    off = render({"operator": {"webhook": {"enabled": False}}}).one("Deployment")
+    c_off = off["spec"]["template"]["spec"]["containers"][0]
+    assert "FALCOPY_OPERATOR_WEBHOOK_PORT" not in _env(c_off) and "ports" not in c_off
+
+
+def test_operator_cli_accepts_chart_env(default: Rendered) -> None:
+    """Every FALCOPY_OPERATOR_* variable the chart sets is an option of `falcopy operator`."""
+    from falcopy.operator.cli import operator_cmd
+
+    envvars = {p.envvar for p in operator_cmd.params if getattr(p, "envvar", None)}
+    env = _env(default.one("Deployment")["spec"]["template"]["spec"]["containers"][0])
+    assert set(env) <= envvars, set(env) - envvars
 
 
 # --- webhook certificate -----------------------------------------------------------------------
@@ -405,9 +441,12 @@ def test_webhook_certificate(default: Rendered, tmp_path: Path) -> None:
     (tmp_path / "ca.pem").write_bytes(ca)
     (tmp_path / "cert.pem").write_bytes(cert)
     # the API server trusts the CA in caBundle; the operator serves a certificate it signed
-    assert _openssl("verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem")).strip().endswith("OK")
+    verified = _openssl("verify", "-CAfile", str(tmp_path / "ca.pem"), str(tmp_path / "cert.pem"))
+    assert verified.strip().endswith("OK")
     san = _openssl("x509", "-noout", "-ext", "subjectAltName", "-in", str(tmp_path / "cert.pem"))
     assert "DNS:falcopy-operator.falcopy.svc" in san
+    # kopf serves each admission handler at /<handler id>
+    from falcopy.operator.app import WEBHOOK_IDS
     key = base64.b64decode(secret["data"]["tls.key"])
     pub_cert = _openssl("x509", "-noout", "-pubkey", "-in", str(tmp_path / "cert.pem"))
     pub_key = _openssl("pkey", "-pubout", stdin=key)
@@ -422,6 +461,9 @@ def test_webhook_certificate(default: Rendered, tmp_path: Path) -> None:
         ref = h["clientConfig"]["service"]
         assert (ref["name"], ref["namespace"], ref["port"]) == ("falcopy-operator", "falcopy", 443)
         assert h["rules"][0]["operations"] == ["CREATE", "UPDATE"]
+        kind = next(c["spec"]["names"]["kind"] for c in crds()
+                    if c["spec"]["names"]["plural"] == h["rules"][0]["resources"][0])
+        assert ref["path"] == f"/{WEBHOOK_IDS[kind]}"
         assert h["sideEffects"] == "None" and h["failurePolicy"] == "Fail"
     assert svc["spec"]["ports"][0]["targetPort"] == "webhook"
     dep = default.one("Deployment", "falcopy-operator")["spec"]["template"]["spec"]

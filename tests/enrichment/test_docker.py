@@ -228,3 +228,4 @@ def wait_until(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
             return True
         time.sleep(0.02)
     return cond()
+

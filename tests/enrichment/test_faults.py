@@ -223,3 +223,19 @@ def test_cache_is_bounded(tmp_path: Path) -> None:
         assert wait_until(lambda: len(store._entries) <= 51, 3.0)  # fetch state follows the cache
     finally:
         store.stop()
+
+
+async def test_non_hex_ids_are_never_sent_to_the_daemon(tmp_path: Path) -> None:
+    from falcopy.agent.enrichment.docker import DockerClient
+
+    standin = DockerSocketStandin(tmp_path / "docker.sock", "404").start()
+    client = DockerClient(str(tmp_path / "docker.sock"))
+    try:
+        for bad in ("../images/json", "web", "ABC", "", "a" * 65, "a/b"):
+            assert await client.inspect(bad) is None
+        assert standin.behaviour.hits == 0
+        assert await client.inspect("a" * 12) is None
+        assert standin.behaviour.hits == 1
+    finally:
+        await client.aclose()
+        standin.stop()

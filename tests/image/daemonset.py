@@ -7,7 +7,6 @@ import os
 import subprocess
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from tests.chart.render import Rendered
 
@@ -54,7 +53,7 @@ def _capabilities(caps: list[str], image: str) -> list[str]:
 
 
 def docker_run_args(r: Rendered, image: str, workdir: Path, node_name: str, node_ip: str,
-                    name: str) -> list[str]:
+                    name: str, namespace: str = "falcopy") -> list[str]:
     """`docker run` arguments for the agent pod of ``r``; ConfigMaps are written below ``workdir``."""
     spec = r.daemonset["spec"]["template"]["spec"]
     c = spec["containers"][0]
@@ -72,21 +71,24 @@ def docker_run_args(r: Rendered, image: str, workdir: Path, node_name: str, node
                 # kubelet creates an empty directory here; the agent then sees no such runtime
                 continue
             args += ["--mount", f"type=bind,src={src},dst={m['mountPath']}{ro}"]
-        elif "configMap" in vol:
-            cm_name = vol["configMap"]["name"]
-            d = workdir / cm_name
+        elif "configMap" in vol or "projected" in vol:
+            # kubelet writes the ConfigMaps' keys as files of one directory
+            sources = [vol] if "configMap" in vol else vol["projected"]["sources"]
+            d = workdir / m["name"]
             d.mkdir(parents=True, exist_ok=True)
-            found = [o for o in r.all("ConfigMap") if o["metadata"]["name"] == cm_name]
-            assert found or vol["configMap"].get("optional"), f"ConfigMap {cm_name} is not in the chart"
-            for key, text in (found[0]["data"] if found else {}).items():
-                (d / key).write_text(text)
+            for src in sources:
+                ref = src["configMap"]
+                found = [o for o in r.all("ConfigMap") if o["metadata"]["name"] == ref["name"]]
+                assert found or ref.get("optional"), f"ConfigMap {ref['name']} is not in the chart"
+                for key, text in (found[0]["data"] if found else {}).items():
+                    (d / key).write_text(text)
             args += ["--mount", f"type=bind,src={d},dst={m['mountPath']}{ro}"]
         elif "emptyDir" in vol:
             args += ["--tmpfs", m["mountPath"]]
         else:
             raise AssertionError(f"volume {vol} has no docker translation")
 
-    field_values = {"spec.nodeName": node_name, "status.hostIP": node_ip}
+    field_values = {"spec.nodeName": node_name, "status.hostIP": node_ip, "metadata.namespace": namespace}
     for e in c.get("env", []):
         if "value" in e:
             args += ["-e", f"{e['name']}={e['value']}"]

@@ -55,6 +55,9 @@ def test_image_entrypoint(image: str) -> None:
     cfg = docker("image", "inspect", "--format", "{{json .Config}}", image).stdout
     config = json.loads(cfg)
     assert config["Entrypoint"] == ["falcopy"] and config["Cmd"] == ["agent"]
+    # the same image runs the operator (the chart's Deployment passes `operator`)
+    op = docker("run", "--rm", image, "operator", "--help").stdout
+    assert "FalcoRule" in op and "--webhook-cert" in op
     # the shipped rules and configuration load in the image as they are
     dry = docker("run", "--rm", image, "agent", "--dry-run", timeout=120)
     assert "configuration and rules are valid" in dry.stderr + dry.stdout
@@ -68,7 +71,7 @@ def _wait_ready(name: str, port: int, timeout: float = 90.0) -> None:
         if state != "true":
             break
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as resp:
                 if resp.status == 200:
                     return
         except OSError as exc:

@@ -376,3 +376,23 @@ def test_admission_webhook_answers(make_operator, api, apiserver):
     curl = f"http://127.0.0.1:{port}/validate-clusterfalcorules"
     refused = httpx.post(curl, json=_review(cluster), timeout=5).json()["response"]
     assert refused["allowed"] is False and "nobody" in refused["status"]["message"]
+
+
+def test_hand_edited_or_deleted_configmap_is_restored(make_operator, api, apiserver):
+    make_operator()
+    create(api, load_example(MINERS))
+    wait_for(lambda: objects_in_bundle(apiserver))
+    good = apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-0")["data"]
+    core = client.CoreV1Api(client.ApiClient())
+    core.patch_namespaced_config_map(
+        "falcopy-rules-0", RELEASE_NS, {"data": {"0000-0-cluster.crypto-miners.yaml": "[]"}}
+    )
+    core.delete_namespaced_config_map("falcopy-rules-1", RELEASE_NS)
+    wait_for(
+        lambda: apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-0")["data"] == good,
+        what="shard 0 restored",
+    )
+    wait_for(
+        lambda: apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-1") is not None,
+        what="shard 1 recreated",
+    )

@@ -4,21 +4,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from falcopy.agent.control.config import AgentConfig, load_config
 
 from tests.outputs.servers import HttpReceiver
-
-
-def config(*overrides: str) -> AgentConfig:
-    """A configuration built through -o overrides; every sink off unless asked for."""
-    base = [
-        "stdout_output.enabled=false",
-        "syslog_output.enabled=false",
-        "json_output=true",
-        "output_timeout=300",
-        "http_output.retry_backoff_ms=20",
-    ]
-    return load_config(None, [*base, *overrides])
 
 
 @pytest.fixture

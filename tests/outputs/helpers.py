@@ -6,6 +6,7 @@ import json
 import re
 from typing import Any
 
+from falcopy.agent.control.config import AgentConfig, load_config
 from falcopy.agent.outputs.alert import Alert
 
 PRIORITIES = {
@@ -56,3 +57,15 @@ def check_falcosidekick_payload(body: bytes, alert: Alert) -> dict[str, Any]:
     assert doc["source"] == alert.source
     assert doc["output"].endswith(f": {alert.priority} {alert.message}")
     return doc
+
+
+def config(*overrides: str) -> AgentConfig:
+    """A configuration built through -o overrides; every sink off unless asked for."""
+    base = [
+        "stdout_output.enabled=false",
+        "syslog_output.enabled=false",
+        "json_output=true",
+        "output_timeout=300",
+        "http_output.retry_backoff_ms=20",
+    ]
+    return load_config(None, [*base, *overrides])

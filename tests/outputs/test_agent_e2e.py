@@ -28,6 +28,31 @@ E2E_RULES = """
   tags: [e2e, filesystem]
 """
 
+AUDIT_RULES = """
+- rule: e2e configmap created
+  desc: a ConfigMap is created
+  condition: ka.verb = create and ka.target.resource = configmaps
+  output: configmap created (user=%ka.user.name name=%ka.target.name ns=%ka.target.namespace)
+  priority: NOTICE
+  source: k8s_audit
+  tags: [e2e, k8s]
+"""
+
+AUDIT_EVENT = {
+    "kind": "Event",
+    "apiVersion": "audit.k8s.io/v1",
+    "level": "RequestResponse",
+    "auditID": "6f1c8a9e-0000-4000-8000-000000000001",
+    "stage": "ResponseComplete",
+    "requestURI": "/api/v1/namespaces/default/configmaps",
+    "verb": "create",
+    "user": {"username": "alice", "groups": ["system:authenticated"]},
+    "objectRef": {"resource": "configmaps", "namespace": "default", "name": "cm-e2e", "apiVersion": "v1"},
+    "responseStatus": {"code": 201},
+    "requestReceivedTimestamp": "2026-06-10T10:00:00.000000Z",
+    "stageTimestamp": "2026-06-10T10:00:00.010000Z",
+}
+
 MARKER_RULE = """
 - rule: e2e marker opened
   desc: a file added by the reload
@@ -120,6 +145,9 @@ def _metric(port: int, name: str) -> float:
 def test_agent_end_to_end(tmp_path, repo_root, require_root) -> None:
     rules = tmp_path / "e2e_rules.yaml"
     rules.write_text(E2E_RULES)
+    audit_rules = tmp_path / "e2e_audit_rules.yaml"
+    audit_rules.write_text(AUDIT_RULES)
+    audit_port = free_port()
     events = tmp_path / "events.txt"
     port = free_port()
     options = [
@@ -133,6 +161,9 @@ def test_agent_end_to_end(tmp_path, repo_root, require_root) -> None:
         "file_output.enabled=true",
         "file_output.keep_alive=true",
         f"file_output.filename={events}",
+        "falcopy.k8s_audit.enabled=true",
+        "falcopy.k8s_audit.listen_address=127.0.0.1",
+        f"falcopy.k8s_audit.listen_port={audit_port}",
     ]
     args = [
         "-c",
@@ -141,6 +172,8 @@ def test_agent_end_to_end(tmp_path, repo_root, require_root) -> None:
         str(repo_root / "rules"),
         "-r",
         str(rules),
+        "-r",
+        str(audit_rules),
     ]
     for opt in options:
         args += ["-o", opt]
@@ -191,6 +224,21 @@ def test_agent_end_to_end(tmp_path, repo_root, require_root) -> None:
                 and a["output_fields"].get("fd.name") == "/etc/shadow"
             ),
         )
+
+        # --- the k8s audit webhook feeds the same engine and outputs ---------------------
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{audit_port}/k8s-audit",
+            data=json.dumps(AUDIT_EVENT).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200
+        audit = agent.wait_alert(lambda a: a["rule"] == "e2e configmap created")
+        assert audit["source"] == "k8s_audit" and audit["priority"] == "Notice"
+        assert audit["output_fields"]["ka.user.name"] == "alice"
+        assert audit["output_fields"]["ka.target.name"] == "cm-e2e"
+        assert "configmap created (user=alice name=cm-e2e ns=default)" in audit["output"]
 
         # --- /metrics and /versions over HTTP ------------------------------------------
         alerts_metric = 'falcopy_alerts_total{priority="Warning",rule="e2e shadow read",source="syscall"}'

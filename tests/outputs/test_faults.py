@@ -16,8 +16,7 @@ from falcopy.agent.control.web import Readiness, WebServer, create_app
 from falcopy.agent.outputs.dispatch import build_dispatcher
 from falcopy.agent.outputs.sinks.base import SinkError
 
-from tests.outputs.conftest import config
-from tests.outputs.helpers import make_alert
+from tests.outputs.helpers import config, make_alert
 from tests.outputs.servers import HttpReceiver, free_port, wait_until
 
 

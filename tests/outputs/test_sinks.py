@@ -11,8 +11,7 @@ import pytest
 from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.outputs.dispatch import build_dispatcher
 
-from tests.outputs.conftest import config
-from tests.outputs.helpers import check_falcosidekick_payload, make_alert
+from tests.outputs.helpers import check_falcosidekick_payload, config, make_alert
 from tests.outputs.servers import HttpReceiver, SyslogReceiver, wait_until
 
 
@@ -156,9 +155,9 @@ def test_program_keep_alive_one_process(tmp_path) -> None:
 
 def test_program_one_run_per_alert_shell_pipeline(tmp_path) -> None:
     out = tmp_path / "prog.out"
-    # Falco's documented form (a pipeline); the alert travels on stdin only
     pids = tmp_path / "pids"
-    prog = f"jq -c '{{text: .output}}' | tee -a {out} > /dev/null; echo $$ >> {pids}"
+    # the form of Falco's documented example (a pipeline); the alert travels on stdin only
+    prog = f"sed s/Warning/WARNED/g | tee -a {out} > /dev/null; echo $$ >> {pids}"
     d = build_dispatcher(
         config("program_output.enabled=true", f"program_output.program={prog}", "output_timeout=10000")
     )
@@ -169,7 +168,7 @@ def test_program_one_run_per_alert_shell_pipeline(tmp_path) -> None:
     d.close()
     docs = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(docs) == 3 and d.stats("program").delivered == 3
-    assert docs[0]["text"].endswith(alerts[0].message)
+    assert docs[0]["priority"] == "WARNED" and docs[0]["rule"] == alerts[0].rule
     assert len(set(pids.read_text().split())) == 3  # one run per alert
 
 

@@ -26,14 +26,77 @@ def _comm(pid: int) -> str:
     return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
+CUSTOM_RULES = """
+- rule: send on a connection older than the agent
+  desc: fd state of sockets that existed before start-up (sock_diag inventory)
+  condition: evt.type in (sendto, sendmsg) and proc.name = fpsender
+  output: sent on %fd.name
+  priority: NOTICE
+"""
+
+
+class Preexisting:
+    """A process holding a loopback TCP connection made before the agent started."""
+
+    def __init__(self) -> None:
+        self.srv = socket.socket()
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(1)
+        self.port = self.srv.getsockname()[1]
+        code = textwrap.dedent(f"""
+            import ctypes, socket, sys
+            ctypes.CDLL(None).prctl(15, b"fpsender", 0, 0, 0)
+            c = socket.create_connection(("127.0.0.1", {self.port}))
+            print(c.getsockname()[1], flush=True)
+            sys.stdin.readline()
+            c.send(b"hello")
+        """)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.cport = int(self.proc.stdout.readline())
+        self.conn, _ = self.srv.accept()
+
+    def send(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        self.proc.wait(timeout=10)
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self.conn.close()
+        self.srv.close()
+
+
 @pytest.fixture(scope="module")
-def agent(compat_dir: Path) -> Iterator[Agent]:
+def preexisting() -> Iterator[Preexisting]:
+    p = Preexisting()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="module")
+def agent(compat_dir: Path, preexisting: Preexisting,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Agent]:
     assert os.geteuid() == 0, "kernel tests need root (CI runs as root)"
+    custom = tmp_path_factory.mktemp("rules") / "custom.yaml"
+    custom.write_text(CUSTOM_RULES)
     a = start_agent({"project": [REPO / "rules" / "falcopy_rules.yaml"],
-                     "upstream": [compat_dir / "falco_rules.yaml"]})
+                     "upstream": [compat_dir / "falco_rules.yaml"],
+                     "custom": [custom]})
     LAST[:] = [a]
     yield a
     a.probe.close()
+
+
+def test_connection_made_before_start(agent: Agent, preexisting: Preexisting) -> None:
+    hits = agent.run(preexisting.send, attempts=1)
+    h = one(hits, "custom:send on a connection older than the agent")
+    assert h.fields["fd.name"] == f"127.0.0.1:{preexisting.cport}->127.0.0.1:{preexisting.port}"
+    assert h.fields["proc.name"] == "fpsender"
+    assert h.fields["evt.res"] == "SUCCESS"
 
 
 @pytest.fixture(scope="module")
@@ -332,3 +395,11 @@ def test_clear_log_file(agent: Agent) -> None:
     h = one(hits, "upstream:Clear Log Activities")
     assert h.fields["fd.name"] == str(log)
     assert h.fields["evt.type"] == "openat" and h.fields["evt.res"] == "SUCCESS"
+
+
+def test_relative_path_resolved_as_fd_name(agent: Agent, bins: Path) -> None:
+    hits = agent.run(lambda: subprocess.run([bins / "fpcat", "../etc/./shadow"], cwd="/usr",
+                                            capture_output=True, check=True))
+    h = one(hits, "upstream:Read sensitive file untrusted")
+    assert h.fields["fd.name"] == "/etc/shadow"
+    assert h.fields["proc.cmdline"] == "fpcat ../etc/./shadow"

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 
 import pytest
@@ -127,7 +128,7 @@ def test_clone_exec_open_close_exit_lifecycle(tmp_path) -> None:
     assert get(ev, "fd.name") == str(tmp_path / "missing")
     assert get(ev, "fd.num") == -1
     assert get(ev, "evt.res") == "ENOENT" and get(ev, "evt.rawres") == -2
-    assert get(ev, "evt.arg", "flags") == "O_WRONLY|O_CREAT"
+    assert get(ev, "evt.arg", "flags") == "O_CREAT|O_WRONLY"
     # a later read on fd 3 sees the name; close is evaluated with the fd, then it is gone
     ev, _ = event(table, rec("read", child, res=10, comm="cat", fd=3))
     assert get(ev, "fd.name") == str(tmp_path / "x" / "f.txt")
@@ -316,3 +317,89 @@ def test_fuzzed_records_never_crash() -> None:
             acc(ev)
         table.after()
     assert pipe.errors == 0
+
+
+def test_sockets_of_another_network_namespace(require_root, tmp_path) -> None:
+    """A connection made in another netns (a container's) before start-up gets its tuple
+    from /proc/PID/net (sock_diag only sees the agent's namespace)."""
+    code = textwrap.dedent("""
+        import socket, subprocess, sys, time
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+        srv = socket.socket(); srv.bind(("127.0.0.1", 4555)); srv.listen(1)
+        cli = socket.create_connection(("127.0.0.1", 4555))
+        conn, _ = srv.accept()
+        print(cli.fileno(), cli.getsockname()[1], conn.fileno(), flush=True)
+        time.sleep(20)
+    """)
+    # unshare execs the interpreter in place: the socket owner is proc.pid
+    proc = subprocess.Popen(["unshare", "--net", sys.executable, "-c", code], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        cfd, cport, sfd = (int(x) for x in proc.stdout.readline().split())
+        table = ProcessTable()
+        table.bootstrap()
+        info = table.get(proc.pid)
+        assert info is not None
+        assert info.fds[cfd].name == f"127.0.0.1:{cport}->127.0.0.1:4555"
+        assert info.fds[cfd].is_client is True
+        assert info.fds[sfd].name == f"127.0.0.1:{cport}->127.0.0.1:4555"
+        assert info.fds[sfd].is_client is False
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_session_and_group_leaders(tmp_path) -> None:
+    table = ProcessTable()
+    shell = 4_000_000 - 60
+    child = shell + 1
+    table.apply(rec("clone", shell, ppid=os.getpid(), comm="bash"))
+    table.apply(rec("setsid", shell, res=shell, comm="bash"))
+    table.apply(rec("clone", child, ppid=shell, comm="bash"))
+    setpgid = rec("setpgid", child, res=0, comm="bash")
+    setpgid.args = {"pid": 0, "pgid": 0}  # the probe's argument names clash with rec()'s
+    table.apply(setpgid)
+    ev, _ = event(table, rec("execve", child, ppid=shell, comm="vim", exe="vim", args=["x"],
+                              trusted_exepath="/usr/bin/vim"))
+    assert get(ev, "proc.sid") == shell and get(ev, "proc.sname") == "bash"
+    assert get(ev, "proc.vpgid") == child and get(ev, "proc.is_vpgid_leader") is True
+    assert get(ev, "proc.is_sid_leader") is False
+    assert get(ev, "proc.pgid.name") == "vim" and get(ev, "proc.sid.exe") == "bash"
+    assert get(ev, "proc.loginshellid") == shell
+
+
+def _with_args(record, **args):
+    # probe argument names that clash with rec()'s own parameters
+    record.args = args
+    return record
+
+
+def test_evt_arg_renderings(tmp_path) -> None:
+    table = ProcessTable()
+    table.bootstrap(with_fds=False)
+    pid = 4_000_000 - 70
+    table.apply(rec("clone", pid, ppid=os.getpid(), comm="t"))
+    table.apply(rec("openat", pid, res=5, comm="t", dirfd=-100, name="/etc/hosts", flags=0))
+    cases = [
+        (rec("ptrace", pid, comm="t", request=16, addr=0, data=0), "request", "PTRACE_ATTACH"),
+        (rec("socket", pid, res=6, comm="t", domain=17, type=3, proto=0), "domain", "AF_PACKET"),
+        (_with_args(rec("setuid", pid, comm="t"), uid=0), "uid", "root"),
+        (rec("fchmod", pid, comm="t", fd=5, mode=0o4755), "mode",
+         "S_IXOTH|S_IROTH|S_IXGRP|S_IRGRP|S_IXUSR|S_IWUSR|S_IRUSR|S_ISUID"),
+        (rec("fchmod", pid, comm="t", fd=5, mode=0o644), "fd", "5(<f>/etc/hosts)"),
+        (rec("openat", pid, res=7, comm="t", dirfd=-100, name="/tmp/x", flags=os.O_CREAT | os.O_WRONLY,
+             mode=0o640), "mode", "0640"),
+        (rec("unshare", pid, comm="t", flags=0x10000000), "flags", "CLONE_NEWUSER"),
+        (rec("bpf", pid, res=3, comm="t", cmd=5), "cmd", "BPF_PROG_LOAD"),
+        (rec("kill", pid, comm="t", sig=9), "sig", "SIGKILL"),
+        (rec("connect", pid, res=-111, comm="t", fd=6, addr={"family": "inet", "ip": "10.1.2.3", "port": 22}),
+         "addr", "10.1.2.3:22"),
+    ]
+    for record, arg, expected in cases:
+        ev, _ = event(table, record)
+        assert get(ev, "evt.arg", arg) == expected, (record.type, arg)
+    ev, _ = event(table, rec("connect", pid, res=-111, comm="t", fd=6,
+                              addr={"family": "inet", "ip": "10.1.2.3", "port": 22}))
+    assert get(ev, "evt.res") == "ECONNREFUSED" and get(ev, "evt.failed") is True
+    assert get(ev, "evt.rawarg", "fd") == 6 and get(ev, "evt.arg", "res") == "ECONNREFUSED"
