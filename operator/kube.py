@@ -104,3 +104,29 @@ def list_keys(kube: Kube) -> set[ObjKey]:
             ns = (meta.get("namespace") or "") if scope == "Namespaced" else ""
             keys.add(ObjKey(kind, ns, meta.get("name") or ""))
     return keys
+
+
+def post_event(kube: Kube, key: ObjKey, uid: str, reason: str, message: str, warning: bool) -> None:
+    """A Kubernetes Event on the object (``kubectl describe`` shows it)."""
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    namespace = key.namespace or "default"
+    body = client.CoreV1Event(
+        metadata=client.V1ObjectMeta(generate_name=f"{key.name}.", namespace=namespace),
+        involved_object=client.V1ObjectReference(
+            api_version=f"{GROUP}/{VERSION}",
+            kind=key.kind,
+            name=key.name,
+            namespace=key.namespace or None,
+            uid=uid or None,
+        ),
+        reason=reason,
+        message=message[:1024],
+        type="Warning" if warning else "Normal",
+        source=client.V1EventSource(component="falcopy-operator"),
+        first_timestamp=now,
+        last_timestamp=now,
+        count=1,
+    )
+    kube.core.create_namespaced_event(namespace, body)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from falcopy.operator.bundle import BUNDLE_LABEL, LABELS, MANIFEST_KEY, Bundle, plan_bundle
-from falcopy.operator.kube import Kube, list_keys
+from falcopy.operator.kube import Kube, list_keys, post_event
 from falcopy.operator.model import ObjKey, RuleObject
 from falcopy.operator.nodes import VersionHistory, live, node_counts, parse_lease
 from falcopy.operator.render import Rendered
@@ -147,8 +147,26 @@ class State:
             status = self.status(obj, plan.verdicts[obj.key], bundle, nodes.get(obj.key, f"0/{len(reports)}"))
             if status != self.written.get(obj.key):
                 self.kube.patch_status(obj.key, status)
+                self._announce(obj, status, self.written.get(obj.key))
                 self.written[obj.key] = status
         self.reconciles += 1
+
+    def _announce(self, obj: RuleObject, status: dict[str, Any], before: dict[str, Any] | None) -> None:
+        """An Event when the verdict on a generation changes (not on node-count updates)."""
+        valid = status["conditions"][0]
+        old = (before or {}).get("conditions", [{}])[0]
+        if (valid["status"], valid["message"], valid["observedGeneration"]) == (
+            old.get("status"),
+            old.get("message"),
+            old.get("observedGeneration"),
+        ):
+            return
+        try:
+            post_event(
+                self.kube, obj.key, obj.uid, valid["reason"], valid["message"], valid["status"] != "True"
+            )
+        except Exception as exc:  # an Event is a courtesy; the status carries the verdict
+            log.warning("cannot post an event for %s: %s", obj.key, exc)
 
     def status(self, obj: RuleObject, verdict: Verdict, bundle: Bundle, nodes: str) -> dict[str, Any]:
         file = bundle.file_of(obj.key)

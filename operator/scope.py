@@ -125,8 +125,8 @@ def scope_object(
     out: list[tuple[str, dict[str, Any]]] = []
     ns = obj.key.namespace if obj.key.namespaced else ""
     if ns:
-        local = local if local is not None else namespace_local_names([obj], ns)
         # this object's own names are local even if the caller's index is stale
+        local = {k: set(v) for k, v in (local or {}).items()}
         for section, names in namespace_local_names([obj], ns).items():
             local.setdefault(section, set()).update(names)
     for section, kind in ITEM_KINDS:

@@ -304,7 +304,7 @@ EXIT_PROG(mount)
 	return rec_submit(s);
 }
 
-EXIT_PROG(umount2)
+EXIT_PROG_TP(umount2, umount)
 {
 	BEGIN(EV_UMOUNT2);
 	push_u64(s, SC_ARG1(r));

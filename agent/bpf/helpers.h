@@ -47,6 +47,10 @@
 
 #define EXIT_PROG(sc) \
 	SEC("tp/syscalls/sys_exit_" #sc) int exit_##sc(struct trace_event_raw_sys_exit *ctx)
+/* Falco's name differs from the kernel's SYSCALL_DEFINE name (umount2 -> umount);
+ * agent/kernel/probe.py has the same table */
+#define EXIT_PROG_TP(ev, tp) \
+	SEC("tp/syscalls/sys_exit_" #tp) int exit_##ev(struct trace_event_raw_sys_exit *ctx)
 
 static __always_inline struct pt_regs *user_regs(void)
 {

@@ -1,0 +1,1 @@
+"""The agent's live field sources (the syscall FieldSource over kernel events)."""

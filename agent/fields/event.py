@@ -10,7 +10,7 @@ from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.table import ProcessTable
 
 _HOST_INFO = ContainerInfo(id=HOST_CONTAINER_ID, full_id=HOST_CONTAINER_ID, name=HOST_CONTAINER_ID,
-                           complete=True)
+                           type="host", complete=True)
 
 
 class SyscallEvent:

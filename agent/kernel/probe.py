@@ -37,6 +37,8 @@ DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
 SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS)
 
 _MAX_IGNORED = 8
+#: Falco event name -> kernel syscall tracepoint name where they differ (helpers.h EXIT_PROG_TP)
+TRACEPOINTS: dict[str, str] = {"umount2": "umount"}
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -75,7 +77,7 @@ def kernel_events(tracefs: Path) -> set[str]:
     without CONFIG_MODULES)."""
     syscalls = tracefs / "events" / "syscalls"
     return {ev for ev in SUPPORTED_EVENTS
-            if ev == "procexit" or (syscalls / f"sys_exit_{ev}").is_dir()}
+            if ev == "procexit" or (syscalls / f"sys_exit_{TRACEPOINTS.get(ev, ev)}").is_dir()}
 
 
 class Probe:

@@ -119,18 +119,29 @@ def _sock_type(family: int) -> str:
 
 # ---------------------------------------------------------------- files
 def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    # the hottest handler: plain dict reads first, conversions only for odd values
     args = rec.args
-    raw = args.get("name", args.get("filename", args.get("path")))
-    name = _text(raw)
-    flags = _int(args.get("flags"))
+    raw = args.get("name")
+    if raw is None:
+        raw = args.get("filename", args.get("path"))
+    name = raw if type(raw) is str else _text(raw)
+    flags = args.get("flags", 0)
+    if type(flags) is not int:
+        flags = _int(flags)
     if rec.type == "creat":
         flags |= os.O_CREAT | os.O_WRONLY | os.O_TRUNC
-    full = resolve(info, name, _int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
-    ftype = "directory" if flags & O_DIRECTORY else "file"
-    fd = FdInfo(type=ftype, name=full, num=rec.res if rec.res >= 0 else -1, flags=flags,
-                ino=_int(args.get("ino")), dev=_int(args.get("dev")), nameraw=name)
-    if rec.res >= 0:
-        info.fds[rec.res] = fd
+    if name[:1] == "/":
+        full = normalize(name)
+    else:
+        full = resolve(info, name, _int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
+    ino = args.get("ino", 0)
+    dev = args.get("dev", 0)
+    res = rec.res
+    fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
+                ino if type(ino) is int else _int(ino), dev if type(dev) is int else _int(dev),
+                nameraw=name)
+    if res >= 0:
+        info.fds[res] = fd
     return fd, None
 
 

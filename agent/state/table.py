@@ -376,6 +376,13 @@ class ProcessTable:
         it, else from /proc while the process is alive; a process already gone keeps the
         container it inherited at fork (its cgroup cannot have changed since)."""
         cgroups = rec.args.get("cgroups", rec.args.get("cgroup"))
+        if isinstance(cgroups, list) and cgroups:
+            # the probe sends Falco's "controller=/path" entries: shaped as
+            # /proc/PID/cgroup lines they go through the same matcher
+            lines = [f"0:{e.partition('=')[0]}:{e.partition('=')[2]}" for e in map(_text, cgroups) if "=" in e]
+            if lines:
+                info.container_id = cgroup.container_id("\n".join(lines))
+                return
         if isinstance(cgroups, str | bytes) and cgroups:
             text = _text(cgroups)
             # a bare path or leaf name is matched like one /proc/PID/cgroup line

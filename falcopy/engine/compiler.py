@@ -338,8 +338,14 @@ class CheckCompiler:
     def _set(self, lhs: FieldInfo, op: str, values: list[Any]) -> Pred:
         get = lhs.get
         pred = operators.set_pred(op, values, lhs.ftype)
+        # An index-optional ancestor field written without index (proc.aname,
+        # proc.apid...) matches when ANY ancestor is in the set, as libsinsp's
+        # compare_full_aname does; real list fields need every element in it.
+        any_ancestor = (
+            lhs.fdef is not None and lhs.fdef.arg is ArgMode.INDEX_OPTIONAL and not lhs.fdef.is_list
+        )
         if lhs.is_list:
-            if op == "in":
+            if op == "in" and not any_ancestor:
                 def all_in(ev: Any, c: dict[Any, Any]) -> bool:
                     v = get(ev, c)
                     if v is None:

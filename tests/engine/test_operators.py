@@ -137,9 +137,12 @@ def test_field_without_index_means_any_ancestor() -> None:
     assert not matches("proc.aname[2] = sshd", {"proc.aname[3]": "sshd"})
 
 
-def test_in_on_a_list_field_needs_every_element_intersects_needs_one() -> None:
+def test_in_on_ancestors_matches_any_ancestor_like_libsinsp() -> None:
+    # libsinsp's compare_full_aname applies the operator to each ancestor and
+    # stops at the first match, so `in` on proc.aname means "any ancestor in".
     assert matches("proc.aname in (bash, sshd, systemd, init)", {"proc.aname": ["bash", "sshd", "systemd"]})
-    assert not matches("proc.aname in (bash, sshd)", {"proc.aname": ["bash", "sshd", "systemd"]})
+    assert matches("proc.aname in (bash, sshd)", {"proc.aname": ["bash", "sshd", "systemd"]})
+    assert not matches("proc.aname in (cron, init)", {"proc.aname": ["bash", "sshd", "systemd"]})
     assert matches("proc.aname intersects (cron, sshd)", {"proc.aname": ["bash", "sshd", "systemd"]})
     assert not matches("proc.aname intersects (cron)", {"proc.aname": ["bash", "sshd"]})
     assert not matches("proc.aname in (bash)", {"proc.aname": []})

@@ -4,7 +4,9 @@ security settings, translated one by one (what kubelet would do on a node)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import time
 from functools import cache
 from pathlib import Path
 
@@ -52,6 +54,31 @@ def _capabilities(caps: list[str], image: str) -> list[str]:
     return out
 
 
+def write_configmap_dir(d: Path, data: dict[str, str]) -> None:
+    """Lay out (or update) ``d`` the way kubelet's atomic writer does for a ConfigMap volume:
+    files in a timestamped directory, ``..data`` pointing at it, each key a symlink through
+    ``..data``; an update swaps ``..data`` with one rename."""
+    d.mkdir(parents=True, exist_ok=True)
+    version = d / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
+    version.mkdir()
+    for key, text in data.items():
+        (version / key).write_text(text)
+    old = os.readlink(d / "..data") if (d / "..data").is_symlink() else None
+    tmp = d / "..data_tmp"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(version.name)
+    os.rename(tmp, d / "..data")
+    for key in data:
+        link = d / key
+        if not link.is_symlink():
+            link.symlink_to(f"..data/{key}")
+    for entry in d.iterdir():
+        if entry.is_symlink() and not entry.name.startswith("..") and entry.name not in data:
+            entry.unlink()
+    if old:
+        shutil.rmtree(d / old)
+
+
 def docker_run_args(r: Rendered, image: str, workdir: Path, node_name: str, node_ip: str,
                     name: str, namespace: str = "falcopy") -> list[str]:
     """`docker run` arguments for the agent pod of ``r``; ConfigMaps are written below ``workdir``."""
@@ -74,14 +101,14 @@ def docker_run_args(r: Rendered, image: str, workdir: Path, node_name: str, node
         elif "configMap" in vol or "projected" in vol:
             # kubelet writes the ConfigMaps' keys as files of one directory
             sources = [vol] if "configMap" in vol else vol["projected"]["sources"]
-            d = workdir / m["name"]
-            d.mkdir(parents=True, exist_ok=True)
+            data: dict[str, str] = {}
             for src in sources:
                 ref = src["configMap"]
                 found = [o for o in r.all("ConfigMap") if o["metadata"]["name"] == ref["name"]]
                 assert found or ref.get("optional"), f"ConfigMap {ref['name']} is not in the chart"
-                for key, text in (found[0]["data"] if found else {}).items():
-                    (d / key).write_text(text)
+                data.update(found[0]["data"] if found else {})
+            d = workdir / m["name"]
+            write_configmap_dir(d, data)
             args += ["--mount", f"type=bind,src={d},dst={m['mountPath']}{ro}"]
         elif "emptyDir" in vol:
             args += ["--tmpfs", m["mountPath"]]

@@ -20,7 +20,7 @@ from tests.chart.render import Rendered, render
 from tests.images import docker, require_docker
 
 from .build import BASE_IMAGE, IMAGE, build_base, build_image, image_size
-from .daemonset import docker_run_args, mapped_port
+from .daemonset import docker_run_args, mapped_port, write_configmap_dir
 
 pytestmark = pytest.mark.docker
 
@@ -91,7 +91,7 @@ def _alerts(name: str) -> list[dict[str, Any]]:
     return alerts
 
 
-def _wait_alert(name: str, match: Any, timeout: float = 30.0) -> dict[str, Any]:
+def _wait_alert(name: str, match: Any, timeout: float = 60.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for a in _alerts(name):
@@ -103,24 +103,25 @@ def _wait_alert(name: str, match: Any, timeout: float = 30.0) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def agent(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rendered]]:
+def agent(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Rendered, Path]]:
     # `--privileged` cannot start on these machines: the chart's least-privilege mode
     # (capabilities, unconfined seccomp) is what runs here, with every mount of the default mode.
     r = render({"agent": {"privileged": False, "leastPrivileged": {"enabled": True}},
                 "customRules": CUSTOM_RULES,
                 "image": {"repository": image.split(":")[0], "tag": image.split(":")[1]}})
     name = f"falcopy-agent-{uuid.uuid4().hex[:8]}"
-    args = docker_run_args(r, image, tmp_path_factory.mktemp("pod"), NODE, "127.0.0.1", name)
-    docker(*args, timeout=120)
+    pod_dir = tmp_path_factory.mktemp("pod")
+    args = docker_run_args(r, image, pod_dir, NODE, "127.0.0.1", name)
     try:
+        docker(*args, timeout=120)
         _wait_ready(name, mapped_port(name, r.agent_config().webserver.listen_port))
-        yield name, r
+        yield name, r, pod_dir
     finally:
         docker("rm", "-f", name, check=False)
 
 
-def test_host_action_alert_in_docker_logs(agent: tuple[str, Rendered]) -> None:
-    name, _ = agent
+def test_host_action_alert_in_docker_logs(agent: tuple[str, Rendered, Path]) -> None:
+    name, _, _ = agent
     token = uuid.uuid4().hex
     # a host process reads /etc/shadow; the second (missing) file only tags the command line
     subprocess.run(["cat", "/etc/shadow", f"/nonexistent-{token}"], capture_output=True, timeout=10)
@@ -135,8 +136,23 @@ def test_host_action_alert_in_docker_logs(agent: tuple[str, Rendered]) -> None:
     assert set(alert) >= {"hostname", "output", "output_fields", "priority", "rule", "source", "tags", "time"}
 
 
-def test_custom_rules_from_values_fire(agent: tuple[str, Rendered]) -> None:
-    name, _ = agent
+def test_metrics_and_versions_on_service_port(agent: tuple[str, Rendered, Path]) -> None:
+    """What the chart's Service (targetPort http) and the probes reach."""
+    name, r, _ = agent
+    svc = r.one("Service", r.daemonset["metadata"]["name"])
+    port_name = svc["spec"]["ports"][0]["targetPort"]
+    container_port = {p["name"]: p["containerPort"] for p in r.agent_container["ports"]}[port_name]
+    port = mapped_port(name, container_port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        metrics = resp.read().decode()
+    assert "falcopy_rules_loaded" in metrics and "falcopy_ready 1.0" in metrics
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/versions", timeout=5) as resp:
+        versions = json.loads(resp.read())
+    assert versions["falcopy_version"]
+
+
+def test_custom_rules_from_values_fire(agent: tuple[str, Rendered, Path]) -> None:
+    name, _, _ = agent
     marker = Path(f"{MARKER_PREFIX}{uuid.uuid4().hex}")
     try:
         marker.write_text("x")
@@ -145,3 +161,27 @@ def test_custom_rules_from_values_fire(agent: tuple[str, Rendered]) -> None:
         assert alert["priority"] == "Notice" and alert["tags"] == ["test"]
     finally:
         marker.unlink(missing_ok=True)
+
+
+def test_custom_rules_update_reaches_running_agent(agent: tuple[str, Rendered, Path]) -> None:
+    """kubelet updates a ConfigMap volume with an atomic ..data swap; a directory mount (not
+    subPath) sees it, and the agent reloads its rules without a restart."""
+    name, _, pod_dir = agent
+    started = docker("inspect", "--format", "{{.State.StartedAt}}", name).stdout.strip()
+    updated = CUSTOM_RULES["image-test.yaml"].replace("Image test marker opened", "Image test marker v2") \
+        .replace("priority: NOTICE", "priority: ERROR")
+    write_configmap_dir(pod_dir / "custom-rules", {"image-test.yaml": updated})
+    deadline = time.monotonic() + 60
+    seen: dict[str, Any] | None = None
+    while seen is None and time.monotonic() < deadline:
+        # a new marker each second until the reloaded rule reports one
+        marker = Path(f"{MARKER_PREFIX}{uuid.uuid4().hex}")
+        marker.write_text("x")
+        marker.unlink()
+        time.sleep(1)
+        seen = next((a for a in _alerts(name) if a.get("rule") == "Image test marker v2"), None)
+    logs = docker("logs", name, check=False)
+    assert seen is not None, f"reloaded rule never fired:\n{logs.stderr[-4000:]}"
+    assert seen["priority"] == "Error"
+    assert docker("inspect", "--format", "{{.State.StartedAt}}", name).stdout.strip() == started
+    assert docker("inspect", "--format", "{{.State.Running}}", name).stdout.strip() == "true"

@@ -426,3 +426,15 @@ def test_exec_carries_its_cgroups(capture: Capture) -> None:
     finally:
         group.rmdir()
         group.parent.rmdir()
+
+
+def test_mount_and_umount(capture: Capture, tmp_path: Path) -> None:
+    target = tmp_path / "mnt"
+    target.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "falcopy-tmpfs", str(target)], check=True)
+    subprocess.run(["umount", str(target)], check=True)
+    mnt = capture.wait_for(lambda r: r.type == "mount" and r.args.get("dir") == str(target))
+    assert mnt and mnt[0].res == 0
+    assert (mnt[0].args["dev"], mnt[0].args["type"]) == ("falcopy-tmpfs", "tmpfs")
+    um = capture.wait_for(lambda r: r.type == "umount2" and r.args.get("name") == str(target))
+    assert um and um[0].res == 0

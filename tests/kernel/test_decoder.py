@@ -55,7 +55,7 @@ def test_every_program_exists_in_the_sources() -> None:
         if name == "procexit":
             assert "on_procexit" in sources
         else:
-            assert re.search(rf"EXIT_PROG\({name}\)", sources), name
+            assert re.search(rf"EXIT_PROG(_TP)?\({name}[,)]", sources), name
 
 
 def test_openat_decodes() -> None:

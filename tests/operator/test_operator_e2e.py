@@ -117,6 +117,9 @@ def test_invalid_rule_never_reaches_agents(make_operator, api, apiserver):
     wait_for(lambda: condition(apiserver, "", "crypto-miners", plural="clusterfalcorules"))
     assert [o[2] for o in objects_in_bundle(apiserver)] == ["crypto-miners"]
     assert all("proc.nmae" not in v for cm in apiserver.objects("configmaps") for v in cm["data"].values())
+    events = [e for e in apiserver.objects("events", "web") if e["involvedObject"]["name"] == "broken"]
+    assert events and events[0]["type"] == "Warning" and events[0]["reason"] == "InvalidRules"
+    assert "proc.nmae" in events[0]["message"] and events[0]["involvedObject"]["kind"] == "FalcoRule"
 
 
 def test_update_keeps_last_good_generation_then_delete(make_operator, api, apiserver):

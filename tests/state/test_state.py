@@ -403,3 +403,22 @@ def test_evt_arg_renderings(tmp_path) -> None:
                               addr={"family": "inet", "ip": "10.1.2.3", "port": 22}))
     assert get(ev, "evt.res") == "ECONNREFUSED" and get(ev, "evt.failed") is True
     assert get(ev, "evt.rawarg", "fd") == 6 and get(ev, "evt.arg", "res") == "ECONNREFUSED"
+
+
+def test_container_id_from_record_cgroups_or_inherited() -> None:
+    table = ProcessTable()
+    full = "405104d72a8a9531cffce09b88dab09eb1bb8bd2608c9d3ced333b4809c770ba"
+    shim = 4_000_000 - 80
+    table.apply(rec("clone", shim, ppid=os.getpid(), comm="runc"))
+    # the probe's cgroup data on execve names the container, even for a process already gone
+    for cgroups in (f"9:pids:/docker/{full}\n8:cpu:/docker/{full}", f"docker-{full}.scope", full):
+        ev, _ = event(table, rec("execve", shim, comm="sh", exe="sh", args=[], trusted_exepath="/bin/sh",
+                                  cgroups=cgroups))
+        assert get(ev, "container.id") == full[:12], cgroups
+    # a child that exits before /proc is read keeps the container it inherited
+    child = shim + 1
+    table.apply(rec("clone", child, ppid=shim, comm="sh"))
+    ev, _ = event(table, rec("execve", child, ppid=shim, comm="cat", exe="cat", args=["/etc/shadow"],
+                              trusted_exepath="/bin/cat"))
+    assert get(ev, "container.id") == full[:12]
+    assert get(ev, "k8s.ns.name") is None
