@@ -379,7 +379,8 @@ class ProcessTable:
         if isinstance(cgroups, list) and cgroups:
             # the probe sends Falco's "controller=/path" entries: shaped as
             # /proc/PID/cgroup lines they go through the same matcher
-            lines = [f"0:{e.partition('=')[0]}:{e.partition('=')[2]}" for e in map(_text, cgroups) if "=" in e]
+            entries = [_text(e).partition("=") for e in cgroups]
+            lines = [f"0:{ctrl}:{path}" for ctrl, sep, path in entries if sep]
             if lines:
                 info.container_id = cgroup.container_id("\n".join(lines))
                 return
