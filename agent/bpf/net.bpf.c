@@ -82,11 +82,30 @@ EXIT_PROG(sendto)
 	return rec_submit(s);
 }
 
+/* The head of the UAPI struct user_msghdr (stable layout, read from user memory). */
+struct msghdr_head {
+	void *name;
+	int namelen;
+};
+
+/* msg_name of a sendmsg/recvmsg: the destination given to an unconnected socket,
+ * or the source the kernel filled in on receive (msg_namelen is updated then) */
+static __always_inline void push_msg_name(struct scratch *s, const void *umsg)
+{
+	struct msghdr_head mh = {};
+	if (!umsg || bpf_probe_read_user(&mh, sizeof(mh), umsg) < 0 || !mh.name || mh.namelen <= 0) {
+		push_absent(s);
+		return;
+	}
+	push_ubytes(s, mh.name, (__u32)mh.namelen, MAX_SOCKADDR);
+}
+
 EXIT_PROG(sendmsg)
 {
 	BEGIN(EV_SENDMSG);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
+	push_msg_name(s, (void *)SC_ARG1(r));
 	push_tuple(s, fd);
 	return rec_submit(s);
 }
@@ -95,8 +114,16 @@ EXIT_PROG(recvfrom)
 {
 	BEGIN(EV_RECVFROM);
 	long fd = (int)SC_ARG0(r);
+	void *addr = (void *)SC_ARG4(r);
+	int alen = 0;
 	push_u64(s, fd);
 	push_u64(s, SC_ARG2(r));
+	/* at exit *addrlen holds the source address's length */
+	if (ctx->ret >= 0 && addr && SC_ARG5(r) &&
+	    bpf_probe_read_user(&alen, sizeof(alen), (void *)SC_ARG5(r)) == 0 && alen > 0)
+		push_ubytes(s, addr, (__u32)alen, MAX_SOCKADDR);
+	else
+		push_absent(s);
 	push_tuple(s, fd);
 	return rec_submit(s);
 }
@@ -106,6 +133,10 @@ EXIT_PROG(recvmsg)
 	BEGIN(EV_RECVMSG);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
+	if (ctx->ret >= 0)
+		push_msg_name(s, (void *)SC_ARG1(r));
+	else
+		push_absent(s);
 	push_tuple(s, fd);
 	return rec_submit(s);
 }

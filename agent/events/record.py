@@ -65,7 +65,11 @@ class SyscallRecord:
 #:   "ip": str, "port": int}`` or ``{"family": "unix", "path": str}`` (abstract: ``"@name"``);
 #: - ``tuple`` is read from the kernel socket, in Falco's client->server order:
 #:   ``{"family", "l4proto": "tcp"|"udp"|"raw"|..., "sip", "sport", "dip", "dport"}`` for inet,
-#:   ``{"family": "unix", "path"}`` for unix sockets;
+#:   ``{"family": "unix", "path"}`` for unix sockets; on receives (accept*, recvfrom, recvmsg) the
+#:   peer is the source (Falco's inbound order), on sends the destination;
+#: - sendto/sendmsg ``addr``: the destination the caller named (sendmsg: ``msg_name``), recvfrom/
+#:   recvmsg ``addr``: the source the kernel reported; on an unconnected (datagram) socket the
+#:   tuple's peer end is completed from it, as Falco builds the tuple from the user sockaddr;
 #: - execve/execveat: ``exe`` is argv[0] (Falco's proc.exe), ``args`` argv[1:], ``env`` a list of
 #:   ``K=V``, ``trusted_exepath`` the path of the executable file (proc.exepath; memfd files show
 #:   as ``/memfd:<name> (deleted)``), ``filename``/``pathname`` only on failure (the caller's memory is
@@ -139,9 +143,9 @@ EVENT_ARGS: dict[str, dict[str, str]] = {
     "bind": {"fd": "int", "addr": "dict"},
     "listen": {"fd": "int", "backlog": "int"},
     "sendto": {"fd": "int", "size": "int", "addr": "dict", "tuple": "dict"},
-    "sendmsg": {"fd": "int", "tuple": "dict"},
-    "recvfrom": {"fd": "int", "size": "int", "tuple": "dict"},
-    "recvmsg": {"fd": "int", "tuple": "dict"},
+    "sendmsg": {"fd": "int", "addr": "dict", "tuple": "dict"},
+    "recvfrom": {"fd": "int", "size": "int", "addr": "dict", "tuple": "dict"},
+    "recvmsg": {"fd": "int", "addr": "dict", "tuple": "dict"},
     "setuid": {"uid": "int"},
     "setgid": {"gid": "int"},
     "setreuid": {"ruid": "int", "euid": "int"},

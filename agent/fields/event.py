@@ -17,11 +17,13 @@ class SyscallEvent:
     """A record plus the state it refers to; expensive derived values are memoised
     in ``memo`` (one dict per event, so nothing outlives the event)."""
 
-    __slots__ = ("fd", "memo", "meta", "num", "rec", "source", "state", "thread", "ts", "type")
+    __slots__ = ("fd", "memo", "meta", "num", "rec", "state", "thread", "ts", "type")
+
+    #: the same for every event: a class attribute, one store fewer per event
+    source = "syscall"
 
     def __init__(self, rec: SyscallRecord, thread: ThreadInfo, fd: FdInfo | None, state: ProcessTable,
                  meta: MetadataLookup | None = None, num: int = 0) -> None:
-        self.source = "syscall"
         self.type = rec.type
         self.ts = rec.ts
         self.rec = rec

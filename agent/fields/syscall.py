@@ -14,12 +14,13 @@ import posixpath
 import socket
 import time
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from falcopy.agent.fields import evtinfo
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.render import render_arg
-from falcopy.agent.state.constants import caps_to_str, errno_name
+from falcopy.agent.state.constants import FD_TYPECHARS, caps_to_str, errno_name
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
 from falcopy.engine.fields.base import Accessor, FieldDef, FieldSource
@@ -856,6 +857,108 @@ def _arg_fields() -> dict[str, Factory]:
 
 
 SIMPLE: dict[str, Simple] = _simple_fields()
+
+
+# ----------------------------------------------------------------- hot-path variants
+# The fields the rules read on every open/exec: one C-level attrgetter or one Python
+# call each, instead of a wrapper calling a lambda.  Values are the same as above.
+def _fd_name(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None else fd.name
+
+
+def _fd_type(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None else fd.type
+
+
+def _fd_typechar(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None else _TYPECHARS.get(fd.type, "o")
+
+
+def _fd_nameraw(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None:
+        return None
+    raw = fd.nameraw
+    return raw if raw is not None else fd.name
+
+
+def _fd_directory_fast(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None:
+        return None
+    kind = fd.type
+    if kind == "directory":
+        return fd.name
+    if kind != "file":
+        return None
+    # posixpath.dirname inlined
+    name = fd.name
+    head = name[:name.rfind("/") + 1]
+    if head and head != "/" * len(head):
+        head = head.rstrip("/")
+    return head or "/"
+
+
+def _open_mode_check(read: bool) -> Simple:
+    want = (0, 2) if read else (1, 2)
+
+    def get(ev: SyscallEvent) -> Any:
+        etype = ev.type
+        if etype not in _OPEN_TYPES:
+            return False
+        if etype == "creat":
+            return (0o1101 & 3) in want
+        flags = ev.rec.args.get("flags")
+        return ((flags if isinstance(flags, int) else 0) & 3) in want
+    return get
+
+
+_TYPECHARS = FD_TYPECHARS
+_OPEN_TYPES = evtinfo.OPEN_TYPES
+
+_FAST: dict[str, Simple] = {
+    "evt.num": attrgetter("num"),
+    "evt.rawtime": attrgetter("ts"),
+    "evt.outputtime": attrgetter("ts"),
+    "evt.type": attrgetter("type"),
+    "evt.cpu": attrgetter("rec.cpu"),
+    "evt.rawres": attrgetter("rec.res"),
+    "evt.is_open_read": _open_mode_check(read=True),
+    "evt.is_open_write": _open_mode_check(read=False),
+    "proc.exe": attrgetter("thread.exe"),
+    "proc.exepath": attrgetter("thread.exepath"),
+    "proc.name": attrgetter("thread.comm"),
+    "proc.tty": attrgetter("thread.tty"),
+    "proc.pid": attrgetter("thread.pid"),
+    "proc.ppid": attrgetter("thread.ptid"),
+    "proc.vpid": attrgetter("thread.vpid"),
+    "proc.sid": attrgetter("thread.sid"),
+    "proc.vpgid": attrgetter("thread.vpgid"),
+    "proc.pgid": attrgetter("thread.pgid"),
+    "proc.is_exe_writable": attrgetter("thread.exe_writable"),
+    "proc.is_exe_upper_layer": attrgetter("thread.exe_upper_layer"),
+    "proc.is_exe_lower_layer": attrgetter("thread.exe_lower_layer"),
+    "proc.is_exe_from_memfd": attrgetter("thread.exe_from_memfd"),
+    "thread.tid": attrgetter("rec.tid"),
+    "thread.vtid": attrgetter("rec.vtid"),
+    "user.uid": attrgetter("thread.uid"),
+    "user.loginuid": attrgetter("thread.loginuid"),
+    "group.gid": attrgetter("thread.gid"),
+    "fd.num": _fd_num,
+    "fd.name": _fd_name,
+    "fd.type": _fd_type,
+    "fd.typechar": _fd_typechar,
+    "fd.nameraw": _fd_nameraw,
+    "fd.directory": _fd_directory_fast,
+    "proc.cwd": lambda ev: _cwd(ev.thread),
+    "container.id": _container_id,
+}
+SIMPLE.update(_FAST)
+#: fields whose accessor costs less than the engine's per-event memo lookup
+DIRECT: frozenset[str] = frozenset(_FAST)
 WITH_ARG: dict[str, Factory] = _arg_fields()
 
 
@@ -872,6 +975,10 @@ class AgentSyscallSource(FieldSource):
 
     def __init__(self, fields: dict[str, FieldDef] | None = None) -> None:
         super().__init__("syscall", fields if fields is not None else SYSCALL_FIELDS)
+
+    def memoize(self, fdef: FieldDef, arg: str | None) -> bool:
+        """Engine hook: False for plain attribute reads, cheaper than the memo."""
+        return not (arg is None and fdef.name in DIRECT)
 
     def accessor(self, fdef: FieldDef, arg: str | None) -> Accessor:
         try:

@@ -77,9 +77,9 @@ EVENTS: Final[tuple[tuple[str, Scalars, Variables], ...]] = (
     ("bind", (("fd", "i"),), (("addr", "A"),)),
     ("listen", (("fd", "i"), ("backlog", "i")), ()),
     ("sendto", (("fd", "i"), ("size", "u")), (("addr", "A"), ("tuple", "T"))),
-    ("sendmsg", (("fd", "i"),), (("tuple", "T"),)),
-    ("recvfrom", (("fd", "i"), ("size", "u")), (("tuple", "T"),)),
-    ("recvmsg", (("fd", "i"),), (("tuple", "T"),)),
+    ("sendmsg", (("fd", "i"),), (("addr", "A"), ("tuple", "T"))),
+    ("recvfrom", (("fd", "i"), ("size", "u")), (("addr", "A"), ("tuple", "T"))),
+    ("recvmsg", (("fd", "i"),), (("addr", "A"), ("tuple", "T"))),
     # --- credentials / privileges ---
     ("setuid", (("uid", "i"),), ()),
     ("setgid", (("gid", "i"),), ()),

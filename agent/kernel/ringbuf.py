@@ -20,6 +20,7 @@ from typing import TypeVar
 
 _BUSY = 1 << 31
 _DISCARD = 1 << 30
+_BUSY_OR_DISCARD = _BUSY | _DISCARD
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
@@ -69,15 +70,19 @@ class RingBuffer:
         while cons < prod and n < limit:
             pos = base + (cons & mask)
             (hdr,) = unpack(data, pos)
-            if hdr & _BUSY:
-                break
-            size = hdr & ~(_BUSY | _DISCARD)
-            if not hdr & _DISCARD:
+            if hdr & _BUSY_OR_DISCARD:
+                if hdr & _BUSY:
+                    break
+                size = hdr & ~_BUSY_OR_DISCARD
+            else:
+                # the common case: a committed record, the header word is its size
+                size = hdr
                 rec = handle(data, pos + 8, size)
                 if rec is not None:
                     append(rec)
                 n += 1
-            cons += (size + 8 + 7) & ~7
+            # 8-byte record header, then the data padded to 8 bytes
+            cons += (size + 15) & ~7
         self._cons.value = cons
         return out
 

@@ -9,16 +9,20 @@ a mapping (``{"family": 2, "addr": "127.0.0.1", "port": 80}``), a tuple
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class SockAddr:
+class SockAddr(NamedTuple):
+    # a NamedTuple, not a frozen dataclass: built several times per connect/accept,
+    # and a frozen dataclass's __init__ costs three times as much
     family: int
     addr: str = ""
     port: int = 0
     path: str = ""
+
+
+#: the decoder's family names (agent/kernel/decoder.py) for the fast paths below
+_INET_NAMES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6}
 
 
 def _family(value: Any) -> int:
@@ -45,6 +49,13 @@ def parse_sockaddr(value: Any) -> SockAddr | None:
     if isinstance(value, SockAddr):
         return value
     if isinstance(value, dict):
+        # the probe's shape: {"family": "inet", "ip": str, "port": int}
+        fam = _INET_NAMES.get(value.get("family"))  # type: ignore[arg-type]
+        if fam is not None and "path" not in value and "addr" not in value:
+            ip = value.get("ip")
+            port = value.get("port")
+            if ip.__class__ is str and port.__class__ is int and 0 <= port <= 65535:
+                return SockAddr(fam, ip, port)
         fam = _family(value.get("family", value.get("sa_family", 0)))
         path = value.get("path")
         if path is not None or fam == socket.AF_UNIX:
@@ -86,6 +97,14 @@ def parse_tuple(value: Any) -> tuple[SockAddr, SockAddr] | None:
     if value is None:
         return None
     if isinstance(value, dict):
+        # the probe's shape: {"family": "inet", "l4proto", "sip", "sport", "dip", "dport"}
+        fam = _INET_NAMES.get(value.get("family"))  # type: ignore[arg-type]
+        if fam is not None and "src" not in value and "dst" not in value:
+            sip, sport = value.get("sip"), value.get("sport")
+            dip, dport = value.get("dip"), value.get("dport")
+            if (sip.__class__ is str and dip.__class__ is str and sport.__class__ is int
+                    and dport.__class__ is int and 0 <= sport <= 65535 and 0 <= dport <= 65535):
+                return SockAddr(fam, sip, sport), SockAddr(fam, dip, dport)
         if _family(value.get("family", 0)) == socket.AF_UNIX:
             path = _text(value.get("path") or "")
             return SockAddr(socket.AF_UNIX, path=path), SockAddr(socket.AF_UNIX, path=path)

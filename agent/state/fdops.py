@@ -181,7 +181,9 @@ def _pipe(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
 
 
 def _close(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
-    num = _int(rec.args.get("fd"), -1)
+    num = rec.args.get("fd")
+    if num.__class__ is not int:
+        num = _int(num, -1)
     fd = info.fds.get(num)
     return fd, (num if rec.res >= 0 and fd is not None else None)
 

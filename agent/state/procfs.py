@@ -204,8 +204,7 @@ class ProcReader:
 
     @staticmethod
     def _set_exepath(info: ThreadInfo, exepath: str) -> None:
-        if exepath.endswith(" (deleted)"):
-            exepath = exepath[: -len(" (deleted)")]
+        # readlink of /proc/PID/exe is d_path: " (deleted)" stays, as Falco shows it
         info.exepath = exepath
         info.exe_from_memfd = exepath.startswith("/memfd:")
 

@@ -30,6 +30,9 @@ CLONE_THREAD = 0x00010000
 CLONE_FILES = 0x00000400
 _UNSET_LOGINUID = 0xFFFFFFFF
 
+_HANDLERS_GET = fdops.HANDLERS.get
+assert not (set(fdops.HANDLERS) & (EXEC_TYPES | {"procexit"}))
+
 #: upper bound on tracked processes: a table that outgrows it is purged of dead pids
 DEFAULT_MAX_PROCESSES = 131072
 
@@ -69,6 +72,8 @@ class ProcessTable:
         self.prev_ts = 0
         #: pids recently looked up in /proc and not found (monotonic time of the miss)
         self._missing: dict[int, float] = {}
+        #: cgroup lists of execve records -> container id ("" when none matched)
+        self._cgroup_ids: dict[tuple[object, ...], str] = {}
 
     # ------------------------------------------------------------ bootstrap
     def bootstrap(self, with_fds: bool = True) -> int:
@@ -218,10 +223,20 @@ class ProcessTable:
         # credentials and names as the kernel saw them for this very event
         info.uid = rec.euid
         info.gid = rec.egid
-        info.loginuid = -1 if rec.loginuid in (_UNSET_LOGINUID, -1) else rec.loginuid
+        loginuid = rec.loginuid
+        info.loginuid = -1 if loginuid == _UNSET_LOGINUID or loginuid == -1 else loginuid
         info.comm = rec.comm
-        if rec.ppid > 0 and rec.pid == info.pid:
-            info.ptid = rec.ppid
+        ppid = rec.ppid
+        if ppid > 0 and rec.pid == info.pid:
+            info.ptid = ppid
+        # fd handlers first: the hot types (open*, close, socket...); none of them is
+        # an exec or an exit
+        handler = _HANDLERS_GET(etype)
+        if handler is not None:
+            fd, closing = handler(self, info, rec)
+            if closing is not None:
+                self._pending_fd_close = (info, closing)
+            return info, fd
         if etype in EXEC_TYPES:
             if rec.res == 0:
                 self._on_exec(rec, info)
@@ -230,13 +245,7 @@ class ProcessTable:
             self._pending_exit = info
             self._pending_exit_tid = rec.tid
             return info, None
-        handler = fdops.HANDLERS.get(etype)
-        if handler is None:
-            return info, fdops.event_fd(info, rec)
-        fd, closing = handler(self, info, rec)
-        if closing is not None:
-            self._pending_fd_close = (info, closing)
-        return info, fd
+        return info, fdops.event_fd(info, rec)
 
     def after(self) -> None:
         """Apply the removals of the previous record (it has been evaluated)."""
@@ -343,7 +352,9 @@ class ProcessTable:
         trusted = args.get("trusted_exepath")
         alive = True
         if trusted:
-            info.exepath = _text(trusted).removesuffix(" (deleted)")
+            # as the kernel's d_path shows it (Falco's trusted_exepath): an unlinked file,
+            # a memfd among them, keeps its " (deleted)" mark
+            info.exepath = _text(trusted)
         else:
             alive = self.reader.refresh_exec(info)
             if not alive:
@@ -352,11 +363,6 @@ class ProcessTable:
         memfd_flag = args.get("exe_from_memfd")
         info.exe_from_memfd = (bool(memfd_flag) if memfd_flag is not None
                                else info.exepath.startswith("/memfd:"))
-        if info.exe_from_memfd and not info.exepath.startswith("/memfd:"):
-            # the kernel could not name the memfd file: the process's own memfd names it
-            memfds = [fd.name for fd in info.fds.values() if fd.type == "memfd"]
-            if len(set(memfds)) == 1:
-                info.exepath = "/" + memfds[0]
         info.exe_writable = bool(args.get("exe_writable", False))
         self._exec_container(info, rec, alive)
         upper = args.get("exe_upper_layer")
@@ -364,7 +370,8 @@ class ProcessTable:
             info.exe_upper_layer = bool(upper)
             info.exe_lower_layer = bool(args.get("exe_lower_layer", False))
         elif alive and info.container_id != "host":
-            info.exe_upper_layer, info.exe_lower_layer = exe_layer(self.paths, info.pid, info.exepath)
+            info.exe_upper_layer, info.exe_lower_layer = exe_layer(
+                self.paths, info.pid, info.exepath.removesuffix(" (deleted)"))
         else:
             info.exe_upper_layer = info.exe_lower_layer = False
         # fds opened with O_CLOEXEC are gone after a successful exec
@@ -377,12 +384,24 @@ class ProcessTable:
         container it inherited at fork (its cgroup cannot have changed since)."""
         cgroups = rec.args.get("cgroups", rec.args.get("cgroup"))
         if isinstance(cgroups, list) and cgroups:
-            # the probe sends Falco's "controller=/path" entries: shaped as
-            # /proc/PID/cgroup lines they go through the same matcher
-            entries = [_text(e).partition("=") for e in cgroups]
-            lines = [f"0:{ctrl}:{path}" for ctrl, sep, path in entries if sep]
-            if lines:
-                info.container_id = cgroup.container_id("\n".join(lines))
+            # the same few cgroup sets recur on every exec: match each set once
+            key: tuple[object, ...] | None = tuple(cgroups)
+            try:
+                found = self._cgroup_ids.get(key)  # type: ignore[arg-type]
+            except TypeError:  # odd, unhashable entries: no caching
+                key, found = None, None
+            if found is None:
+                # the probe sends Falco's "controller=/path" entries: shaped as
+                # /proc/PID/cgroup lines they go through the same matcher
+                entries = [_text(e).partition("=") for e in cgroups]
+                lines = [f"0:{ctrl}:{path}" for ctrl, sep, path in entries if sep]
+                found = cgroup.container_id("\n".join(lines)) if lines else ""
+                if key is not None:
+                    if len(self._cgroup_ids) >= 4096:
+                        self._cgroup_ids.clear()
+                    self._cgroup_ids[key] = found
+            if found:
+                info.container_id = found
                 return
         if isinstance(cgroups, str | bytes) and cgroups:
             text = _text(cgroups)
@@ -480,6 +499,9 @@ def _argv(value: object) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, list | tuple):
+        if value.__class__ is list and all(v.__class__ is str for v in value):
+            # the decoder's lists: already text (shared, never mutated in place)
+            return value
         return [_text(v) for v in value]
     if isinstance(value, bytes):
         value = decode(value)

@@ -18,7 +18,7 @@ import time
 
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel.probe import SUPPORTED_EVENTS, Probe
-from falcopy.agent.pipeline import Pipeline
+from falcopy.agent.pipeline import Pipeline, tune_gc
 from falcopy.agent.state import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
@@ -47,6 +47,7 @@ def main(argv: list[str]) -> int:
             ruleset.format(rule, event)  # type: ignore[arg-type]
 
         pipeline = Pipeline(ruleset, table, on_alert=on_alert)
+        tune_gc()
     probe = Probe()
     probe.load()
     probe.set_event_filter(wanted & SUPPORTED_EVENTS)

@@ -33,12 +33,14 @@ def workload_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _run_workload(binary: Path, mode: str) -> float:
-    out = subprocess.run([str(binary), mode, str(SECONDS)], capture_output=True, text=True, check=True)
+def _run_workload(binary: Path, mode: str, *extra: str) -> float:
+    out = subprocess.run([str(binary), mode, str(SECONDS), *extra], capture_output=True, text=True,
+                         check=True)
     return int(out.stdout.strip()) / SECONDS
 
 
-def _with_agent(binary: Path, mode: str, agent_mode: str, rules: list[str]) -> tuple[float, dict[str, Any]]:
+def _with_agent(binary: Path, mode: str, agent_mode: str, rules: list[str],
+                *extra: str) -> tuple[float, dict[str, Any]]:
     agent = subprocess.Popen(
         [sys.executable, "-m", "tests.bench.agent_proc", agent_mode, str(SECONDS + 0.5), *rules],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
@@ -46,14 +48,16 @@ def _with_agent(binary: Path, mode: str, agent_mode: str, rules: list[str]) -> t
     line = agent.stdout.readline().strip()
     assert line == "ready", line
     time.sleep(0.1)
-    rate = _run_workload(binary, mode)
+    rate = _run_workload(binary, mode, *extra)
     stats = json.loads(agent.stdout.readline())
     agent.wait(timeout=60)
     return rate, stats
 
 
-def test_agent_vs_floor(workload_bin: Path, require_root: None) -> None:
-    rules = [str(REPO / "rules")]
+def test_agent_vs_floor(workload_bin: Path, require_root: None, compat_dir: Path) -> None:
+    # FALCOPY_BENCH_RULES=upstream: the upstream stable rules instead of the project's
+    which = os.environ.get("FALCOPY_BENCH_RULES", "default")
+    rules = [str(compat_dir / "falco_rules.yaml")] if which == "upstream" else [str(REPO / "rules")]
     rows = []
     for mode in WORKLOADS:
         base = _run_workload(workload_bin, mode)
@@ -71,7 +75,7 @@ def test_agent_vs_floor(workload_bin: Path, require_root: None) -> None:
             "agent_peak_rss_mib": full["maxrss_kb"] / 1024,
             "floor_peak_rss_mib": floor["maxrss_kb"] / 1024,
         })
-    print()
+    print(f"\nrules: {which}")
     print(f"{'workload':10} {'base/s':>10} {'floor%':>7} {'agent%':>7} {'ev/s floor':>11} {'ev/s agent':>11}"
           f" {'drops f/a':>11} {'cpu s/s':>8} {'rss MiB':>8}")
     for r in rows:
@@ -82,6 +86,39 @@ def test_agent_vs_floor(workload_bin: Path, require_root: None) -> None:
     (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / "falcopy-agent-bench.json").write_text(
         json.dumps(rows, indent=1))
     assert all(r["agent_events_s"] > 0 for r in rows if r["workload"] != "stat")
+
+
+#: paced open rates (opens/s; each open is followed by a close, so records/s is twice that)
+RATES = [int(r) for r in os.environ.get("FALCOPY_BENCH_RATES", "100000").split(",")]
+
+
+def test_agent_at_fixed_rate(workload_bin: Path, require_root: None, compat_dir: Path) -> None:
+    """Issue 3's "no drops at 100,000 relevant events/s", measured directly: an open/close
+    loop paced at RATES opens/s (openat is what the rules read; close is a state event),
+    with the full agent on the project rules and on the upstream stable rules."""
+    rulesets = {"default": [str(REPO / "rules")], "upstream": [str(compat_dir / "falco_rules.yaml")]}
+    rows = []
+    for rate in RATES:
+        for label, rules in rulesets.items():
+            achieved, full = _with_agent(workload_bin, "openrate", "full", rules, str(rate))
+            assert full["errors"] == 0
+            rows.append({
+                "rules": label, "target_opens_s": rate, "achieved_opens_s": achieved,
+                # per second of workload: the agent idles for its last 0.5 s
+                "agent_records_s": full["records"] / SECONDS, "drops": full["drops"],
+                "agent_cpu_s_per_s": full["cpu_s"] / SECONDS,
+                "agent_peak_rss_mib": full["maxrss_kb"] / 1024,
+            })
+    print()
+    print(f"{'rules':9} {'opens/s':>9} {'achieved':>9} {'records/s':>10} {'drops':>8} {'cpu s/s':>8}"
+          f" {'rss MiB':>8}")
+    for r in rows:
+        print(f"{r['rules']:9} {r['target_opens_s']:9d} {r['achieved_opens_s']:9.0f}"
+              f" {r['agent_records_s']:10.0f} {r['drops']:8d} {r['agent_cpu_s_per_s']:8.2f}"
+              f" {r['agent_peak_rss_mib']:8.1f}")
+    (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / "falcopy-agent-rate-bench.json").write_text(
+        json.dumps(rows, indent=1))
+    assert all(r["agent_records_s"] > 0 for r in rows)
 
 
 def test_per_event_cost_of_state_and_fields() -> None:

@@ -1,6 +1,7 @@
 /* Syscall workloads for the agent benchmark: each hammers one kind of call for
  * a fixed time and prints how many operations it completed.
- * usage: workload openclose|stat|forkexec|connect SECONDS */
+ * usage: workload openclose|stat|forkexec|connect SECONDS
+ *        workload openrate SECONDS RATE   (open+close paced at RATE opens/s) */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -28,11 +29,13 @@ static void rst_close(int fd) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s MODE SECONDS\n", argv[0]);
+        fprintf(stderr, "usage: %s MODE SECONDS [RATE]\n", argv[0]);
         return 2;
     }
     const char *mode = argv[1];
-    double end = now() + atof(argv[2]);
+    double start = now();
+    double end = start + atof(argv[2]);
+    double rate = argc > 3 ? atof(argv[3]) : 0;
     unsigned long long n = 0;
     int lfd = -1;
     struct sockaddr_in addr;
@@ -51,7 +54,20 @@ int main(int argc, char **argv) {
     for (;;) {
         if ((n & 63) == 0 && now() >= end)
             break;
-        if (strcmp(mode, "openclose") == 0) {
+        if (strcmp(mode, "openrate") == 0) {
+            /* paced: ahead of schedule by a chunk of 64 ops -> sleep until it is due */
+            if ((n & 63) == 0 && rate > 0) {
+                double due = start + n / rate;
+                double t = now();
+                if (due > t) {
+                    struct timespec ts = {(time_t)(due - t), (long)(((due - t) - (time_t)(due - t)) * 1e9)};
+                    nanosleep(&ts, NULL);
+                }
+            }
+            int fd = open("/etc/hostname", O_RDONLY);
+            if (fd >= 0)
+                close(fd);
+        } else if (strcmp(mode, "openclose") == 0) {
             int fd = open("/etc/hostname", O_RDONLY);
             if (fd >= 0)
                 close(fd);

@@ -200,6 +200,59 @@ def test_ptrace_a_child(capture: Capture) -> None:
     assert killed.args["sig"] == 9
 
 
+def test_unconnected_udp_sendmsg_recvmsg_tuples(capture: Capture) -> None:
+    """Datagrams on unconnected sockets: the peer comes from msg_name / the sockaddr
+    argument, so the tuple is complete (Falco builds it from the user sockaddr)."""
+    proc = run_py("""
+        import socket
+        rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        rx.bind(("127.0.0.1", 0))
+        tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        dst = rx.getsockname()
+        tx.sendmsg([b"ping"], [], 0, dst)
+        data, _anc, _flags, src = rx.recvmsg(64)
+        tx.sendto(b"pong", dst)
+        data2, src2 = rx.recvfrom(64)
+        print(dst[1], src[1], tx.fileno(), rx.fileno(), flush=True)
+    """)
+    pid = child_pid(proc)
+    dport, sport, txfd, rxfd = (int(x) for x in proc.stdout.split()[1:5])
+    dst = {"family": "inet", "ip": "127.0.0.1", "port": dport}
+    src = {"family": "inet", "ip": "127.0.0.1", "port": sport}
+    sent = only(capture.wait_for(lambda r: r.pid == pid and r.type == "sendmsg"))
+    assert sent.res == 4 and sent.args["fd"] == txfd
+    assert sent.args["addr"] == dst
+    # the sender is bound to no address: Falco shows 0.0.0.0 as its end
+    assert sent.args["tuple"] == {"family": "inet", "l4proto": "udp", "sip": "0.0.0.0", "sport": sport,
+                                  "dip": "127.0.0.1", "dport": dport}
+    got = only(capture.wait_for(lambda r: r.pid == pid and r.type == "recvmsg"))
+    assert got.res == 4 and got.args["fd"] == rxfd
+    assert got.args["addr"] == src
+    # a receive is inbound: the peer is the source
+    assert got.args["tuple"] == {"family": "inet", "l4proto": "udp", "sip": "127.0.0.1", "sport": sport,
+                                 "dip": "127.0.0.1", "dport": dport}
+    to = only(capture.wait_for(lambda r: r.pid == pid and r.type == "sendto"))
+    assert to.args["addr"] == dst and to.args["tuple"]["dport"] == dport
+    frm = only(capture.wait_for(lambda r: r.pid == pid and r.type == "recvfrom"))
+    assert frm.args["addr"] == src
+    assert (frm.args["tuple"]["sip"], frm.args["tuple"]["sport"]) == ("127.0.0.1", sport)
+    # through the process table: Falco's fd.name of each datagram socket
+    from falcopy.agent.fields.event import SyscallEvent
+    from falcopy.agent.fields.syscall import AgentSyscallSource
+    from falcopy.agent.state import ProcessTable
+
+    from falcopy.engine.fields.syscall import SYSCALL_FIELDS
+    table = ProcessTable()
+    names = {}
+    for r in [r for r in capture.seen if r.pid == pid]:
+        thread, fd = table.apply(r)
+        if r.type in ("sendmsg", "recvmsg"):
+            ev = SyscallEvent(r, thread, fd, table)
+            names[r.type] = AgentSyscallSource().accessor(SYSCALL_FIELDS["fd.name"], None)(ev)
+    assert names == {"sendmsg": f"0.0.0.0:{sport}->127.0.0.1:{dport}",
+                     "recvmsg": f"127.0.0.1:{sport}->127.0.0.1:{dport}"}
+
+
 def test_memfd_exec(capture: Capture) -> None:
     proc = subprocess.Popen([PY, "-c", textwrap.dedent("""
         import os

@@ -236,7 +236,7 @@ def test_memfd_exec(agent: Agent) -> None:
                  "upstream:Fileless execution via memfd_create"):
         h = one(hits, rule)
         assert h.fields["proc.is_exe_from_memfd"] is True
-        assert h.fields["proc.exepath"] == "/memfd:fpmemfd"
+        assert h.fields["proc.exepath"] == "/memfd:fpmemfd (deleted)"  # d_path, as Falco
         assert h.fields["proc.cmdline"].endswith(" arg1")
         assert h.fields["evt.type"] == "execve"
         assert h.fields["proc.pname"] == _comm(os.getpid())

@@ -270,16 +270,20 @@ def test_threads_pid_reuse_creds_and_cwd(tmp_path) -> None:
     assert fresh.start_ts > old.start_ts and fresh.comm == "other"
 
 
-def test_memfd_exec_named_from_fd_table() -> None:
+def test_memfd_exec_keeps_deleted_mark() -> None:
+    """proc.exepath of a memfd executable is the kernel's d_path, as Falco shows it."""
     table = ProcessTable()
     pid = 4_000_000 - 50
     table.apply(rec("clone", pid, ppid=os.getpid(), comm="python"))
     table.apply(rec("memfd_create", pid, res=3, comm="python", name="payload", flags=0))
-    # the probe may not be able to name a memfd executable: the fd table does
-    ev, _ = event(table, rec("execve", pid, comm="3", exe="x", args=[], trusted_exepath="/",
-                              exe_from_memfd=True))
-    assert get(ev, "proc.exepath") == "/memfd:payload"
+    ev, _ = event(table, rec("execve", pid, comm="3", exe="x", args=[],
+                              trusted_exepath="/memfd:payload (deleted)", exe_from_memfd=True))
+    assert get(ev, "proc.exepath") == "/memfd:payload (deleted)"
     assert get(ev, "proc.is_exe_from_memfd") is True
+    # a child inherits it until its own exec
+    child = 4_000_000 - 49
+    ev, _ = event(table, rec("clone", child, ppid=pid, comm="3"))
+    assert get(ev, "proc.exepath") == "/memfd:payload (deleted)"
 
 
 def test_fuzzed_records_never_crash() -> None:
