@@ -181,7 +181,7 @@ class Agent:
         from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
         from falcopy.agent.kernel import Probe
-        from falcopy.agent.pipeline import Pipeline
+        from falcopy.agent.pipeline import Pipeline, tune_gc
         from falcopy.agent.state.procfs import HostPaths
         from falcopy.agent.state.table import ProcessTable
 
@@ -208,6 +208,9 @@ class Agent:
         probe.ignore_pid(os.getpid())
         probe.attach()
         n = state.bootstrap()
+        # the bootstrapped tables and compiled rules live as long as the agent:
+        # keep them out of the collector's generations
+        tune_gc()
         log.info(
             "probe attached (%d event types); %d processes read from %s",
             len(probe.enabled_events),
