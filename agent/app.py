@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -36,11 +37,13 @@ from falcopy.agent.control.web import Readiness, WebServer, create_app
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
 
-from falcopy.engine import LoadResult, Priority, Ruleset, default_sources, load_rules_files
+from falcopy.engine import LoadResult, Priority, Ruleset, default_sources
 
 log = logging.getLogger("falcopy.agent")
 
 RELOAD_FAILURE_RULE = "Falco internal: hot restart failure"
+#: a rules bundle still mid-update after this long is reported as a reload failure
+BUNDLE_STALE_S = 60.0
 
 
 class StartupError(Exception):
@@ -123,6 +126,13 @@ class Agent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._reload_lock: asyncio.Lock | None = None
         self._startup_error: StartupError | None = None
+        self._read_version = ""
+        self.rules_version = ""
+        self.reporter: Any = None
+        self._retry_handle: asyncio.TimerHandle | None = None
+        self._retry_tasks: set[asyncio.Task[bool]] = set()
+        self._incomplete_since: float | None = None
+        self._incomplete_reported = False
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -133,14 +143,18 @@ class Agent:
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
+        from falcopy.operator.bundle import load_bundle_rules
+
         cfg = config or self.config
-        return load_rules_files(
+        # a rules ConfigMap volume (operator bundle) is loaded only once complete: docs/operator.md
+        result, self._read_version = load_bundle_rules(
             paths or self.rules_paths,
             sources=self.sources,
             selection=cfg.rule_selection(),
             min_priority=Priority.parse(cfg.priority),
             rule_matching=cfg.rule_matching,
         )
+        return result
 
     @staticmethod
     def _report(result: LoadResult) -> None:
@@ -155,16 +169,30 @@ class Agent:
         self.sources = self._make_sources()
         for note in self.config.inactive_falco_keys():
             log.info("config: %s", note)
-        result = self.load_rules()
+        result = self._load_complete_rules()
         self._report(result)
         if not result.ok or result.ruleset is None:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
+        self.rules_version = self._read_version
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
         log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
         self.metrics.rules_loaded.set(enabled)
         self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
         self.dispatcher = build_dispatcher(self.config, self.metrics)
+
+    def _load_complete_rules(self, wait_s: float = 30.0) -> LoadResult:
+        from falcopy.operator.bundle import BundleIncomplete
+
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return self.load_rules()
+            except BundleIncomplete as exc:
+                if time.monotonic() > deadline:
+                    raise StartupError(f"rules bundle still incomplete after {wait_s:.0f}s: {exc}") from exc
+                log.info("%s; waiting for kubelet to finish the update", exc)
+                time.sleep(0.5)
 
     def dry_run(self) -> int:
         """Falco's --dry-run: config, rules and outputs checked; no event is processed."""
@@ -290,6 +318,8 @@ class Agent:
     # ------------------------------------------------------------------ reload
     async def reload(self, reason: str) -> bool:
         """Compile the rules again off the event path; swap only if they load cleanly."""
+        from falcopy.operator.bundle import BundleIncomplete
+
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
@@ -302,11 +332,14 @@ class Agent:
                     if not self.cli_rules and config.rules_files:
                         paths = [Path(p) for p in config.rules_files]
                 result = await loop.run_in_executor(None, self.load_rules, config, paths)
+            except BundleIncomplete as exc:
+                return self._reload_deferred(str(exc))
             except ConfigError as exc:
                 return self._reload_failed(list(exc.messages))
             except Exception as exc:  # a reload must never take the running agent down
                 log.exception("reload failed")
                 return self._reload_failed([f"{type(exc).__name__}: {exc}"])
+            self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
             self._report(result)
             if not result.ok or result.ruleset is None:
                 return self._reload_failed([str(e) for e in result.errors])
@@ -316,11 +349,39 @@ class Agent:
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
             self.rules_paths = paths
+            self.rules_version = self._read_version
+            if self.reporter is not None:
+                self.reporter.loaded(self.rules_version)
             enabled = sum(1 for r in ruleset.rules if r.enabled)
             self.metrics.rules_loaded.set(enabled)
             self.metrics.rule_reloads.labels(result="success").inc()
             log.info("rules reloaded: %d rules", enabled)
             return True
+
+    def _reload_deferred(self, why: str) -> bool:
+        """A rules bundle is mid-update (kubelet synced some shards): keep the running
+        rules and retry shortly (the next swap also triggers).  Still incomplete after
+        BUNDLE_STALE_S (a hand-edited ConfigMap?): reported once as a failure, retried slower."""
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        if self._incomplete_since is None:
+            self._incomplete_since = now
+            log.info("rules bundle mid-update (%s): keeping the running rules", why)
+        stale = now - self._incomplete_since > BUNDLE_STALE_S
+        if stale and not self._incomplete_reported:
+            self._incomplete_reported = True
+            self._reload_failed([f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"])
+        if self._retry_handle is not None and not self._retry_handle.cancelled():
+            return False
+
+        def retry() -> None:
+            self._retry_handle = None
+            task = loop.create_task(self.reload("rules bundle retry"))
+            self._retry_tasks.add(task)
+            task.add_done_callback(self._retry_tasks.discard)
+
+        self._retry_handle = loop.call_later(5.0 if stale else 1.0, retry)
+        return False
 
     def _apply_pending_without_probe(self) -> None:
         with self._pending_lock:
@@ -335,6 +396,8 @@ class Agent:
             log.error("reload: %s", e)
         log.error("reload failed: keeping the rules that are running")
         first = errors[0] if errors else "unknown error"
+        if self.reporter is not None:
+            self.reporter.failed(first)
         self.emit_internal(
             RELOAD_FAILURE_RULE,
             "Critical",
@@ -413,6 +476,7 @@ class Agent:
             except StartupError as exc:
                 self._startup_error = exc
                 return
+            self.reporter = self._start_reporter()
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
             log.info("falcopy agent running (pid %d)", os.getpid())
@@ -428,6 +492,8 @@ class Agent:
         finally:
             if watcher is not None:
                 watcher.stop()
+            if self.reporter is not None:
+                self.reporter.stop()
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
@@ -476,6 +542,20 @@ class Agent:
         watcher.start()
         return watcher
 
+    def _start_reporter(self) -> Any:
+        """Lease falcopy-agent-<node> in $FALCOPY_NAMESPACE (set by the chart when the
+        operator is enabled): the rules version this node runs."""
+        namespace = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
+        if not namespace:
+            return None
+        from falcopy.operator.nodes import LeaseReporter
+
+        node = os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
+        reporter = LeaseReporter(node, namespace)
+        reporter.loaded(self.rules_version)
+        reporter.start()
+        return reporter
+
     async def _start_audit(self) -> Any:
         from falcopy.agent.audit.webhook import AuditWebhook
 
@@ -518,7 +598,7 @@ class Agent:
             yield fam
 
     def _versions_extra(self) -> dict[str, Any]:
-        return {"rules_files": [str(p) for p in self.rules_paths]}
+        return {"rules_files": [str(p) for p in self.rules_paths], "rules_version": self.rules_version}
 
     def _shutdown(self) -> None:
         self._stop.set()

@@ -4,6 +4,7 @@ directory updated the way kubelet does it, with bundles produced by the operator
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 from falcopy.operator.bundle import Bundle, plan_bundle
-from falcopy.operator.model import RuleObject
+from falcopy.operator.model import ObjKey, RuleObject
+from falcopy.operator.render import Rendered
 from falcopy.operator.validate import Validator
 from ruamel.yaml import YAML
 
@@ -172,11 +174,16 @@ def test_configmap_update_reload_under_load(tmp_path, require_root, miner, load)
             >= m0.get('falcopy_rules_reloads_total{result="success"}', 0) + 1
         )
 
-        # 2. a broken set (a hand-edited ConfigMap) keeps the running rules
-        broken = files_of(bundle(validator, v2))
-        broken["9999-0-cluster.hand-edit.yaml"] = (
-            "- rule: Broken\n  desc: x\n  condition: proc.nmae = x\n  output: x\n  priority: INFO\n"
+        # 2. a complete bundle the agent cannot load (e.g. an operator that validated against other
+        #    default rules than this agent's): the running rules stay
+        plan = validator.plan(v2)
+        bad = Rendered(
+            ObjKey("ClusterFalcoRule", "", "skewed"),
+            1,
+            99,
+            "- rule: Broken\n  desc: x\n  condition: proc.nmae = x\n  output: x\n  priority: INFO\n",
         )
+        broken = files_of(plan_bundle([*plan.active, bad], shards=2, budget=900 * 1024))
         t1 = time.time()
         vol.update(broken)
         deadline = time.monotonic() + 5
@@ -228,3 +235,64 @@ def test_reload_cost_with_full_upstream_ruleset(tmp_path, require_root, compat_d
         assert m['falcopy_rules_reloads_total{result="success"}'] >= 3
     finally:
         agent.stop()
+
+
+def test_half_synced_bundle_waits_and_lease_reports_version(tmp_path, require_root, miner, load):
+    """Kubelet synced shard 1 but not yet shard 0 (the manifest): the agent keeps its
+    rules without reporting a failure, then loads the complete set; its Lease names the
+    bundle version it runs."""
+    from tests.operator.fake_apiserver import FakeApiServer
+
+    server = FakeApiServer()
+    server.start()
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps(server.kubeconfig()))
+    validator = Validator([DEFAULTS])
+    vol = KubeletVolume(tmp_path / "rules.d")
+    filler = [
+        RuleObject.from_body(
+            {
+                "kind": "ClusterFalcoRule",
+                "metadata": {"name": f"filler-{i}", "generation": 1},
+                "spec": {"priority": 5, "lists": [{"list": f"filler_{i}", "items": ["x" * 900]}]},
+            }
+        )
+        for i in range(4)
+    ]
+
+    def split(objects: list[RuleObject]) -> Bundle:
+        plan = validator.plan(objects)
+        return plan_bundle(plan.active, shards=2, budget=4096)
+
+    old = split(filler)
+    vol.update(files_of(old))
+    env = {"KUBECONFIG": str(kubeconfig), "FALCO_HOSTNAME": "node-t", "FALCOPY_NAMESPACE": "falcopy"}
+    env_clear = {"KUBERNETES_SERVICE_HOST": ""}
+    agent = AgentProcess(tmp_path, [DEFAULTS, vol.root], env={**env, **env_clear}).start()
+    try:
+        lease = lambda: server.get("leases", "falcopy", "falcopy-agent-node-t")  # noqa: E731
+        deadline = time.monotonic() + 10
+        while not (lease() and lease()["metadata"]["annotations"]["falcopy.io/rules-version"] == old.version):
+            assert time.monotonic() < deadline, agent.log()
+            time.sleep(0.1)
+        new = split([*filler, example("clusterfalcorule-crypto-miners.yaml")])
+        assert any(f.shard == 1 for f in new.files) and new.shards[1] != old.shards[1]
+        m0 = agent.metrics()
+        vol.update({**old.shards[0], **new.shards[1]})  # new shard 1, old manifest
+        time.sleep(1.5)
+        m1 = agent.metrics()
+        for result in ("success", "failure"):
+            key = f'falcopy_rules_reloads_total{{result="{result}"}}'
+            assert m1.get(key, 0) == m0.get(key, 0), (result, agent.log())
+        assert "mid-update" in agent.log()
+        t0 = time.time()
+        vol.update(files_of(new))
+        until_fired(agent, MINER_RULE, lambda: subprocess.run([str(miner)], check=False), t0, timeout=5)
+        deadline = time.monotonic() + 10
+        while lease()["metadata"]["annotations"]["falcopy.io/rules-version"] != new.version:
+            assert time.monotonic() < deadline, agent.log()
+            time.sleep(0.1)
+        assert lease()["spec"]["holderIdentity"] == "node-t"
+    finally:
+        agent.stop()
+        server.stop()
