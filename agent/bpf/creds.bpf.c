@@ -2,53 +2,12 @@
 /* Credentials and privileges: uid/gid changes, capabilities, sessions. */
 #include "helpers.h"
 
-EXIT_PROG(setuid)
-{
-	BEGIN(EV_SETUID);
-	push_u64(s, (int)SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(setgid)
-{
-	BEGIN(EV_SETGID);
-	push_u64(s, (int)SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(setreuid)
-{
-	BEGIN(EV_SETREUID);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(setregid)
-{
-	BEGIN(EV_SETREGID);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(setresuid)
-{
-	BEGIN(EV_SETRESUID);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(setresgid)
-{
-	BEGIN(EV_SETRESGID);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
-}
+EXIT_PROG(setuid) { return exit_ints(ctx, EV_SETUID, 1); }
+EXIT_PROG(setgid) { return exit_ints(ctx, EV_SETGID, 1); }
+EXIT_PROG(setreuid) { return exit_ints(ctx, EV_SETREUID, 2); }
+EXIT_PROG(setregid) { return exit_ints(ctx, EV_SETREGID, 2); }
+EXIT_PROG(setresuid) { return exit_ints(ctx, EV_SETRESUID, 3); }
+EXIT_PROG(setresgid) { return exit_ints(ctx, EV_SETRESGID, 3); }
 
 /* the capability sets in force after the call, as Falco's capset exit reports */
 EXIT_PROG(capset)
@@ -68,16 +27,5 @@ EXIT_PROG(capset)
 	return rec_submit(s);
 }
 
-EXIT_PROG(setsid)
-{
-	BEGIN(EV_SETSID);
-	return rec_submit(s);
-}
-
-EXIT_PROG(setpgid)
-{
-	BEGIN(EV_SETPGID);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
+EXIT_PROG(setsid) { return exit_ints(ctx, EV_SETSID, 0); }
+EXIT_PROG(setpgid) { return exit_ints(ctx, EV_SETPGID, 2); }

@@ -49,27 +49,9 @@ EXIT_PROG(creat)
 	return rec_submit(s);
 }
 
-EXIT_PROG(close)
-{
-	BEGIN(EV_CLOSE);
-	push_u64(s, (int)SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(dup)
-{
-	BEGIN(EV_DUP);
-	push_u64(s, (int)SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(dup2)
-{
-	BEGIN(EV_DUP2);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
+EXIT_PROG(close) { return exit_ints(ctx, EV_CLOSE, 1); }
+EXIT_PROG(dup) { return exit_ints(ctx, EV_DUP, 1); }
+EXIT_PROG(dup2) { return exit_ints(ctx, EV_DUP2, 2); }
 
 EXIT_PROG(dup3)
 {
@@ -80,13 +62,7 @@ EXIT_PROG(dup3)
 	return rec_submit(s);
 }
 
-EXIT_PROG(fcntl)
-{
-	BEGIN(EV_FCNTL);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
+EXIT_PROG(fcntl) { return exit_ints(ctx, EV_FCNTL, 2); }
 
 /* two paths, each with the directory a relative one is resolved against */
 #define TWO_PATHS(odir, opath, ndir, npath)                   \
@@ -95,51 +71,33 @@ EXIT_PROG(fcntl)
 	push_dirpath(s, (odir), ofirst);                      \
 	push_dirpath(s, (ndir), nfirst)
 
-EXIT_PROG(rename)
+/* rename/link (old, new): both paths relative to the cwd */
+static __always_inline int exit_two_paths(struct trace_event_raw_sys_exit *ctx, __u16 ev)
 {
-	BEGIN(EV_RENAME);
+	BEGIN(ev);
 	TWO_PATHS(AT_FDCWD_, SC_ARG0(r), AT_FDCWD_, SC_ARG1(r));
 	return rec_submit(s);
 }
 
-EXIT_PROG(renameat)
+/* renameat/renameat2/linkat (olddirfd, old, newdirfd, new[, flags]) */
+static __always_inline int exit_two_paths_at(struct trace_event_raw_sys_exit *ctx, __u16 ev,
+					     bool has_flags)
 {
-	BEGIN(EV_RENAMEAT);
+	BEGIN(ev);
 	long od = (int)SC_ARG0(r), nd = (int)SC_ARG2(r);
 	push_u64(s, od);
 	push_u64(s, nd);
+	if (has_flags)
+		push_u64(s, SC_ARG4(r));
 	TWO_PATHS(od, SC_ARG1(r), nd, SC_ARG3(r));
 	return rec_submit(s);
 }
 
-EXIT_PROG(renameat2)
-{
-	BEGIN(EV_RENAMEAT2);
-	long od = (int)SC_ARG0(r), nd = (int)SC_ARG2(r);
-	push_u64(s, od);
-	push_u64(s, nd);
-	push_u64(s, SC_ARG4(r));
-	TWO_PATHS(od, SC_ARG1(r), nd, SC_ARG3(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(link)
-{
-	BEGIN(EV_LINK);
-	TWO_PATHS(AT_FDCWD_, SC_ARG0(r), AT_FDCWD_, SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(linkat)
-{
-	BEGIN(EV_LINKAT);
-	long od = (int)SC_ARG0(r), nd = (int)SC_ARG2(r);
-	push_u64(s, od);
-	push_u64(s, nd);
-	push_u64(s, SC_ARG4(r));
-	TWO_PATHS(od, SC_ARG1(r), nd, SC_ARG3(r));
-	return rec_submit(s);
-}
+EXIT_PROG(rename) { return exit_two_paths(ctx, EV_RENAME); }
+EXIT_PROG(renameat) { return exit_two_paths_at(ctx, EV_RENAMEAT, false); }
+EXIT_PROG(renameat2) { return exit_two_paths_at(ctx, EV_RENAMEAT2, true); }
+EXIT_PROG(link) { return exit_two_paths(ctx, EV_LINK); }
+EXIT_PROG(linkat) { return exit_two_paths_at(ctx, EV_LINKAT, true); }
 
 EXIT_PROG(symlink)
 {
@@ -164,16 +122,27 @@ EXIT_PROG(symlinkat)
 /* one path argument resolved against dirfd */
 #define ONE_PATH(dirfd, p) push_dirpath(s, (dirfd), push_ustr(s, (const char *)(p)))
 
-EXIT_PROG(unlink)
+/* what a cwd-relative path call (path first) records before the path */
+enum path_args { PA_NONE, PA_MODE, PA_OWNER };
+
+static __always_inline int exit_path(struct trace_event_raw_sys_exit *ctx, __u16 ev,
+				     enum path_args pa)
 {
-	BEGIN(EV_UNLINK);
+	BEGIN(ev);
+	if (pa == PA_MODE)
+		push_u64(s, SC_ARG1(r));
+	if (pa == PA_OWNER) {
+		push_u64(s, (int)SC_ARG1(r));
+		push_u64(s, (int)SC_ARG2(r));
+	}
 	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
 	return rec_submit(s);
 }
 
-EXIT_PROG(unlinkat)
+/* unlinkat/mkdirat/fchmodat (dirfd, path, flags or mode) */
+static __always_inline int exit_path_at(struct trace_event_raw_sys_exit *ctx, __u16 ev)
 {
-	BEGIN(EV_UNLINKAT);
+	BEGIN(ev);
 	long d = (int)SC_ARG0(r);
 	push_u64(s, d);
 	push_u64(s, SC_ARG2(r));
@@ -181,38 +150,12 @@ EXIT_PROG(unlinkat)
 	return rec_submit(s);
 }
 
-EXIT_PROG(mkdir)
-{
-	BEGIN(EV_MKDIR);
-	push_u64(s, SC_ARG1(r));
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(mkdirat)
-{
-	BEGIN(EV_MKDIRAT);
-	long d = (int)SC_ARG0(r);
-	push_u64(s, d);
-	push_u64(s, SC_ARG2(r));
-	ONE_PATH(d, SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(rmdir)
-{
-	BEGIN(EV_RMDIR);
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(chmod)
-{
-	BEGIN(EV_CHMOD);
-	push_u64(s, SC_ARG1(r));
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
+EXIT_PROG(unlink) { return exit_path(ctx, EV_UNLINK, PA_NONE); }
+EXIT_PROG(unlinkat) { return exit_path_at(ctx, EV_UNLINKAT); }
+EXIT_PROG(mkdir) { return exit_path(ctx, EV_MKDIR, PA_MODE); }
+EXIT_PROG(mkdirat) { return exit_path_at(ctx, EV_MKDIRAT); }
+EXIT_PROG(rmdir) { return exit_path(ctx, EV_RMDIR, PA_NONE); }
+EXIT_PROG(chmod) { return exit_path(ctx, EV_CHMOD, PA_MODE); }
 
 EXIT_PROG(fchmod)
 {
@@ -222,42 +165,10 @@ EXIT_PROG(fchmod)
 	return rec_submit(s);
 }
 
-EXIT_PROG(fchmodat)
-{
-	BEGIN(EV_FCHMODAT);
-	long d = (int)SC_ARG0(r);
-	push_u64(s, d);
-	push_u64(s, SC_ARG2(r));
-	ONE_PATH(d, SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(chown)
-{
-	BEGIN(EV_CHOWN);
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(lchown)
-{
-	BEGIN(EV_LCHOWN);
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(fchown)
-{
-	BEGIN(EV_FCHOWN);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
-}
+EXIT_PROG(fchmodat) { return exit_path_at(ctx, EV_FCHMODAT); }
+EXIT_PROG(chown) { return exit_path(ctx, EV_CHOWN, PA_OWNER); }
+EXIT_PROG(lchown) { return exit_path(ctx, EV_LCHOWN, PA_OWNER); }
+EXIT_PROG(fchown) { return exit_ints(ctx, EV_FCHOWN, 3); }
 
 EXIT_PROG(fchownat)
 {
@@ -287,12 +198,7 @@ EXIT_PROG(fchdir)
 	return rec_submit(s);
 }
 
-EXIT_PROG(chroot)
-{
-	BEGIN(EV_CHROOT);
-	ONE_PATH(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
-}
+EXIT_PROG(chroot) { return exit_path(ctx, EV_CHROOT, PA_NONE); }
 
 EXIT_PROG(mount)
 {
@@ -304,21 +210,17 @@ EXIT_PROG(mount)
 	return rec_submit(s);
 }
 
-EXIT_PROG_TP(umount2, umount)
+/* umount2/memfd_create (name, flags): flags first, the name as given (no path resolution) */
+static __always_inline int exit_name_flags(struct trace_event_raw_sys_exit *ctx, __u16 ev)
 {
-	BEGIN(EV_UMOUNT2);
+	BEGIN(ev);
 	push_u64(s, SC_ARG1(r));
 	push_ustr(s, (const char *)SC_ARG0(r));
 	return rec_submit(s);
 }
 
-EXIT_PROG(memfd_create)
-{
-	BEGIN(EV_MEMFD_CREATE);
-	push_u64(s, SC_ARG1(r));
-	push_ustr(s, (const char *)SC_ARG0(r));
-	return rec_submit(s);
-}
+EXIT_PROG_TP(umount2, umount) { return exit_name_flags(ctx, EV_UMOUNT2); }
+EXIT_PROG(memfd_create) { return exit_name_flags(ctx, EV_MEMFD_CREATE); }
 
 static __always_inline void push_fdpair(struct scratch *s, const void *up)
 {

@@ -31,19 +31,17 @@ EXIT_PROG(finit_module)
 	return rec_submit(s);
 }
 
-EXIT_PROG(bpf)
-{
-	BEGIN(EV_BPF);
-	push_u64(s, (int)SC_ARG0(r));
-	return rec_submit(s);
-}
+EXIT_PROG(bpf) { return exit_ints(ctx, EV_BPF, 1); }
 
-EXIT_PROG(unshare)
+/* unshare/userfaultfd (flags): the whole flags word */
+static __always_inline int exit_flags(struct trace_event_raw_sys_exit *ctx, __u16 ev)
 {
-	BEGIN(EV_UNSHARE);
+	BEGIN(ev);
 	push_u64(s, SC_ARG0(r));
 	return rec_submit(s);
 }
+
+EXIT_PROG(unshare) { return exit_flags(ctx, EV_UNSHARE); }
 
 EXIT_PROG(setns)
 {
@@ -53,12 +51,7 @@ EXIT_PROG(setns)
 	return rec_submit(s);
 }
 
-EXIT_PROG(userfaultfd)
-{
-	BEGIN(EV_USERFAULTFD);
-	push_u64(s, SC_ARG0(r));
-	return rec_submit(s);
-}
+EXIT_PROG(userfaultfd) { return exit_flags(ctx, EV_USERFAULTFD); }
 
 EXIT_PROG(prctl)
 {
@@ -74,27 +67,6 @@ EXIT_PROG(prctl)
 	return rec_submit(s);
 }
 
-EXIT_PROG(kill)
-{
-	BEGIN(EV_KILL);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(tkill)
-{
-	BEGIN(EV_TKILL);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
-
-EXIT_PROG(tgkill)
-{
-	BEGIN(EV_TGKILL);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
-}
+EXIT_PROG(kill) { return exit_ints(ctx, EV_KILL, 2); }
+EXIT_PROG(tkill) { return exit_ints(ctx, EV_TKILL, 2); }
+EXIT_PROG(tgkill) { return exit_ints(ctx, EV_TGKILL, 3); }

@@ -2,14 +2,7 @@
 /* Network syscalls: sockets, connections, and the sends/receives rules look at. */
 #include "helpers.h"
 
-EXIT_PROG(socket)
-{
-	BEGIN(EV_SOCKET);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
-}
+EXIT_PROG(socket) { return exit_ints(ctx, EV_SOCKET, 3); }
 
 EXIT_PROG(socketpair)
 {
@@ -59,13 +52,7 @@ EXIT_PROG(bind)
 	return rec_submit(s);
 }
 
-EXIT_PROG(listen)
-{
-	BEGIN(EV_LISTEN);
-	push_u64(s, (int)SC_ARG0(r));
-	push_u64(s, (int)SC_ARG1(r));
-	return rec_submit(s);
-}
+EXIT_PROG(listen) { return exit_ints(ctx, EV_LISTEN, 2); }
 
 EXIT_PROG(sendto)
 {

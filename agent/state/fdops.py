@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.state.addr import SockAddr, hostport, parse_sockaddr, parse_tuple
+from falcopy.agent.state.coerce import as_int
 from falcopy.agent.state.constants import AT_FDCWD, L4_BY_PROTO, L4_BY_SOCKTYPE, SOCK_TYPE_MASK
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.procfs import decode
@@ -25,17 +26,6 @@ _F_DUPFD = 0
 _F_DUPFD_CLOEXEC = 1030
 
 Handler = Callable[["ProcessTable", ThreadInfo, SyscallRecord], tuple[FdInfo | None, int | None]]
-
-
-def _int(value: Any, default: int = 0) -> int:
-    if type(value) is int:
-        return value
-    if value is None:
-        return default
-    try:
-        return int(str(value), 0)
-    except (TypeError, ValueError):
-        return default
 
 
 def _text(value: Any) -> str:
@@ -74,7 +64,7 @@ def event_fd(info: ThreadInfo, rec: SyscallRecord) -> FdInfo | None:
     raw = rec.args.get("fd")
     if raw is None:
         return None
-    return info.fds.get(_int(raw, -1))
+    return info.fds.get(as_int(raw, -1))
 
 
 def fill_from_inventory(fd: FdInfo, entry: SockEntry, listen_ports: frozenset[int] = frozenset()) -> None:
@@ -127,18 +117,18 @@ def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
     name = raw if type(raw) is str else _text(raw)
     flags = args.get("flags", 0)
     if type(flags) is not int:
-        flags = _int(flags)
+        flags = as_int(flags)
     if rec.type == "creat":
         flags |= os.O_CREAT | os.O_WRONLY | os.O_TRUNC
     if name[:1] == "/":
         full = normalize(name)
     else:
-        full = resolve(info, name, _int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
+        full = resolve(info, name, as_int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
     ino = args.get("ino", 0)
     dev = args.get("dev", 0)
     res = rec.res
     fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
-                ino if type(ino) is int else _int(ino), dev if type(dev) is int else _int(dev),
+                ino if type(ino) is int else as_int(ino), dev if type(dev) is int else as_int(dev),
                 nameraw=name)
     if res >= 0:
         info.fds[res] = fd
@@ -147,7 +137,7 @@ def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
 
 def _memfd(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     name = _text(rec.args.get("name"))
-    flags = O_CLOEXEC if _int(rec.args.get("flags")) & 1 else 0  # MFD_CLOEXEC
+    flags = O_CLOEXEC if as_int(rec.args.get("flags")) & 1 else 0  # MFD_CLOEXEC
     fd = FdInfo(type="memfd", name=f"memfd:{name}", num=rec.res, flags=flags, nameraw=name)
     if rec.res >= 0:
         info.fds[rec.res] = fd
@@ -169,10 +159,10 @@ def _pipe(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
     if rec.res < 0:
         return None, None
     kind = "unix" if rec.type == "socketpair" else "pipe"
-    ino = _int(rec.args.get("ino"))
+    ino = as_int(rec.args.get("ino"))
     first = None
     for key in ("fd1", "fd2"):
-        num = _int(rec.args.get(key), -1)
+        num = as_int(rec.args.get(key), -1)
         if num >= 0:
             fd = FdInfo(type=kind, name=f"pipe:[{ino}]" if kind == "pipe" else "", num=num, ino=ino)
             info.fds[num] = fd
@@ -183,7 +173,7 @@ def _pipe(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
 def _close(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     num = rec.args.get("fd")
     if num.__class__ is not int:
-        num = _int(num, -1)
+        num = as_int(num, -1)
     fd = info.fds.get(num)
     return fd, (num if rec.res >= 0 and fd is not None else None)
 
@@ -191,16 +181,16 @@ def _close(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[F
 def _dup(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     args = rec.args
     if rec.type == "fcntl":
-        if _int(args.get("cmd"), -1) not in (_F_DUPFD, _F_DUPFD_CLOEXEC):
+        if as_int(args.get("cmd"), -1) not in (_F_DUPFD, _F_DUPFD_CLOEXEC):
             return event_fd(info, rec), None
-    old = _int(args.get("oldfd", args.get("fd")), -1)
+    old = as_int(args.get("oldfd", args.get("fd")), -1)
     src = info.fds.get(old)
     if rec.res < 0 or src is None:
         return src, None
     new = src.copy(rec.res)
     # dup2/dup3 clear close-on-exec unless dup3 asks for it
     new.flags &= ~O_CLOEXEC
-    if rec.type == "dup3" and _int(args.get("flags")) & O_CLOEXEC:
+    if rec.type == "dup3" and as_int(args.get("flags")) & O_CLOEXEC:
         new.flags |= O_CLOEXEC
     info.fds[rec.res] = new
     return new, None
@@ -210,7 +200,7 @@ def _chdir(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[F
     if rec.res == 0:
         cwd = rec.args.get("cwd")
         if rec.type == "fchdir":
-            fd = info.fds.get(_int(rec.args.get("fd"), -1))
+            fd = info.fds.get(as_int(rec.args.get("fd"), -1))
             if isinstance(cwd, str) and cwd:
                 info.cwd = cwd
             elif fd is not None:
@@ -231,11 +221,11 @@ def _chdir(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[F
 def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     if rec.res < 0:
         return None, None
-    family = _int(rec.args.get("domain"))
-    stype = _int(rec.args.get("type")) & SOCK_TYPE_MASK
-    proto = _int(rec.args.get("proto"))
+    family = as_int(rec.args.get("domain"))
+    stype = as_int(rec.args.get("type")) & SOCK_TYPE_MASK
+    proto = as_int(rec.args.get("proto"))
     fd = FdInfo(type=_sock_type(family), name="", num=rec.res, family=family,
-                flags=O_CLOEXEC if _int(rec.args.get("type")) & socket.SOCK_CLOEXEC else 0)
+                flags=O_CLOEXEC if as_int(rec.args.get("type")) & socket.SOCK_CLOEXEC else 0)
     if family in (socket.AF_INET, socket.AF_INET6):
         fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype)
     info.fds[rec.res] = fd
@@ -243,7 +233,7 @@ def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
 
 
 def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdInfo | None:
-    num = _int(rec.args.get("fd"), -1)
+    num = as_int(rec.args.get("fd"), -1)
     fd = info.fds.get(num)
     if fd is None and num >= 0 and addr is not None:
         # a socket created before we were watching
@@ -284,8 +274,8 @@ def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple
 
 def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     if rec.res < 0:
-        return info.fds.get(_int(rec.args.get("fd"), -1)), None
-    listener = info.fds.get(_int(rec.args.get("fd"), -1))
+        return info.fds.get(as_int(rec.args.get("fd"), -1)), None
+    listener = info.fds.get(as_int(rec.args.get("fd"), -1))
     tup = parse_tuple(rec.args.get("tuple"))
     peer = tup[0] if tup is not None else parse_sockaddr(rec.args.get("addr"))
     family = peer.family if peer is not None else (listener.family if listener else socket.AF_INET)
@@ -361,8 +351,8 @@ def _setsid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
 
 def _setpgid(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     if rec.res == 0:
-        pid = _int(rec.args.get("pid"))
-        pgid = _int(rec.args.get("pgid"))
+        pid = as_int(rec.args.get("pid"))
+        pgid = as_int(rec.args.get("pgid"))
         target = info if pid in (0, info.pid, info.vpid) else table.get(pid)
         if target is not None:
             target.vpgid = pgid or target.vpid

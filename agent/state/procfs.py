@@ -193,14 +193,19 @@ class ProcReader:
         root = _readlink(f"{base}/root")
         if root is not None:
             info.root = root
+        self._set_exe_inode(info, base)
+        return info
+
+    @staticmethod
+    def _set_exe_inode(info: ThreadInfo, base: str) -> None:
+        # the executable's inode and times, as an execve record carries them (proc.exe_ino*)
         try:
             st = os.stat(f"{base}/exe")
-            info.exe_ino = st.st_ino
-            info.exe_ino_ctime = st.st_ctime_ns
-            info.exe_ino_mtime = st.st_mtime_ns
         except OSError:
-            pass
-        return info
+            return
+        info.exe_ino = st.st_ino
+        info.exe_ino_ctime = st.st_ctime_ns
+        info.exe_ino_mtime = st.st_mtime_ns
 
     @staticmethod
     def _set_exepath(info: ThreadInfo, exepath: str) -> None:
@@ -219,13 +224,7 @@ class ProcReader:
         raw_status = _read(f"{base}/status", 16384)
         if raw_status:
             _set_caps(info, parse_status(raw_status))
-        try:
-            st = os.stat(f"{base}/exe")
-            info.exe_ino = st.st_ino
-            info.exe_ino_ctime = st.st_ctime_ns
-            info.exe_ino_mtime = st.st_mtime_ns
-        except OSError:
-            pass
+        self._set_exe_inode(info, base)
         return True
 
     def read_env(self, pid: int) -> list[str] | None:

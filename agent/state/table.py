@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.state import cgroup, fdops
+from falcopy.agent.state.coerce import as_int
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.overlay import exe_layer
 from falcopy.agent.state.procfs import HostPaths, ProcReader, decode
@@ -270,7 +271,7 @@ class ProcessTable:
             del self.threads[info.pid]
 
     def _on_clone(self, rec: SyscallRecord) -> ThreadInfo:
-        flags = _int(rec.args.get("flags"))
+        flags = as_int(rec.args.get("flags"))
         if rec.res > 0:
             # parent side: res is the child's tid (host pid namespace)
             parent = self.threads.get(rec.tid) or self._from_record(rec)
@@ -311,7 +312,7 @@ class ProcessTable:
                    rec: SyscallRecord) -> ThreadInfo:
         child = ThreadInfo(pid=pid, tid=pid, ptid=parent.pid, start_ts=ts, exec_ts=ts)
         _inherit(child, parent, share_fds=bool(flags & CLONE_FILES))
-        child.vpid = child.vtid = _int(rec.args.get("vpid")) or pid
+        child.vpid = child.vtid = as_int(rec.args.get("vpid")) or pid
         self.threads[pid] = child
         if len(self.threads) > self.max_processes:
             self.purge(force=True)
@@ -359,7 +360,7 @@ class ProcessTable:
             alive = self.reader.refresh_exec(info)
             if not alive:
                 target = _text(args.get("filename", args.get("pathname", info.exe)))
-                info.exepath = fdops.resolve(info, target, _int(args.get("dirfd"), fdops.AT_FDCWD))
+                info.exepath = fdops.resolve(info, target, as_int(args.get("dirfd"), fdops.AT_FDCWD))
         memfd_flag = args.get("exe_from_memfd")
         info.exe_from_memfd = (bool(memfd_flag) if memfd_flag is not None
                                else info.exepath.startswith("/memfd:"))
@@ -473,19 +474,6 @@ def _inherit(child: ThreadInfo, parent: ThreadInfo, share_fds: bool) -> None:
     # a forked child gets a copy of the table whose entries point at the same
     # open file descriptions; CLONE_FILES shares the table itself
     child.fds = parent.fds if share_fds else dict(parent.fds)
-
-
-def _int(value: object, default: int = 0) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    if value is None:
-        return default
-    try:
-        return int(str(value), 0)
-    except (TypeError, ValueError):
-        return default
 
 
 def _text(value: object) -> str:

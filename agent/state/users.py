@@ -5,6 +5,7 @@ file changes."""
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from falcopy.agent.state.procfs import decode
@@ -45,40 +46,35 @@ def _stat_key(passwd: str, group: str) -> tuple[int, int, int, int]:
     return (keys[0], keys[1], keys[2], keys[3])
 
 
-def _parse_passwd(path: str) -> dict[int, UserEntry]:
-    out: dict[int, UserEntry] = {}
+def _entries(path: str, min_fields: int) -> Iterator[tuple[int, list[bytes]]]:
+    """(numeric id, fields) of each line of a passwd(5)/group(5) file; the id is
+    the third field in both. An unreadable file has no entries."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(4 << 20)
     except OSError:
-        return out
+        return
     for line in raw.split(b"\n"):
         parts = line.split(b":")
-        if len(parts) < 7 or line.startswith(b"#"):
+        if len(parts) < min_fields or line.startswith(b"#"):
             continue
         try:
-            uid = int(parts[2])
+            num = int(parts[2])
         except ValueError:
             continue
+        yield num, parts
+
+
+def _parse_passwd(path: str) -> dict[int, UserEntry]:
+    out: dict[int, UserEntry] = {}
+    for uid, parts in _entries(path, 7):
         out.setdefault(uid, UserEntry(uid, decode(parts[0]), decode(parts[5]), decode(parts[6])))
     return out
 
 
 def _parse_group(path: str) -> dict[int, GroupEntry]:
     out: dict[int, GroupEntry] = {}
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(4 << 20)
-    except OSError:
-        return out
-    for line in raw.split(b"\n"):
-        parts = line.split(b":")
-        if len(parts) < 3 or line.startswith(b"#"):
-            continue
-        try:
-            gid = int(parts[2])
-        except ValueError:
-            continue
+    for gid, parts in _entries(path, 3):
         out.setdefault(gid, GroupEntry(gid, decode(parts[0])))
     return out
 

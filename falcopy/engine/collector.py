@@ -318,22 +318,30 @@ class Collector:
                              f"Plugin requirement not satisfied, must load one of: {wanted}", loc,
                              "required plugin versions entry", name)
 
-    # lists ------------------------------------------------------------------
-    def _list(self, doc: Document, item: YMap) -> None:
-        name = self._name(item, "list", "list")
-        itype = "list"
-        self._unknown_keys(item, LIST_KEYS, itype, name)
+    # lists and macros ---------------------------------------------------------
+    def _list_or_macro_head(self, item: YMap, itype: str,
+                            allowed: frozenset[str]) -> tuple[str, bool, set[str], set[str]]:
+        """Checks lists and macros share: (name, append, keys an override appends, keys it replaces)."""
+        name = self._name(item, itype, itype)
+        self._unknown_keys(item, allowed, itype, name)
         if not _NAME_RE.fullmatch(name):
-            self.warn("LOAD_INVALID_LIST_NAME",
-                      "List has an invalid name. List names should match a regular expression: "
-                      "^[^()\"'\\s=,]+$", item.vloc["list"], itype, name)
+            title = itype.capitalize()
+            self.warn("LOAD_INVALID_LIST_NAME" if itype == "list" else "LOAD_INVALID_MACRO_NAME",
+                      f"{title} has an invalid name. {title} names should match a regular expression: "
+                      "^[^()\"'\\s=,]+$", item.vloc[itype], itype, name)
         append = self._bool(item, "append", itype, name) if "append" in item else False
         if append:
             self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
         app: set[str] = set()
         rep: set[str] = set()
         if "override" in item:
-            app, rep = self._overrides(item, "list", name, append)
+            app, rep = self._overrides(item, itype, name, append)
+        return name, append, app, rep
+
+    # lists ------------------------------------------------------------------
+    def _list(self, doc: Document, item: YMap) -> None:
+        itype = "list"
+        name, append, app, rep = self._list_or_macro_head(item, itype, LIST_KEYS)
         if "items" not in item:
             raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'items'", item.loc,
                              itype, name)
@@ -351,24 +359,27 @@ class Collector:
                                  items.iloc[i], "list", name)
             values.append(str(node.value))
         loc = item.vloc["list"]
-        prev = self.lists.get(name)
         if append or "items" in app:
-            if prev is None:
-                raise self._fail("LOAD_ERR_VALIDATE",
-                                 "List has 'append' key or an append override but no list by that name "
-                                 "already exists", loc, itype, name)
+            prev = self._changed(self.lists, itype, name, loc, replace=False)
             prev.items = prev.items + values
-            prev.visibility = self._next()
             return
         if "items" in rep:
-            if prev is None:
-                raise self._fail("LOAD_ERR_VALIDATE",
-                                 "An replace to a list was requested but no list by that name already exists",
-                                 loc, itype, name)
-            prev.items = values
-            prev.visibility = self._next()
+            self._changed(self.lists, itype, name, loc, replace=True).items = values
             return
         self._define(self.lists, ListInfo(name, values, loc))
+
+    def _changed(self, table: dict[str, Any], itype: str, name: str, loc: int, replace: bool) -> Any:
+        """The earlier list or macro an append or a replace changes, made visible from here on."""
+        prev = table.get(name)
+        if prev is None:
+            if replace:
+                msg = f"An replace to a {itype} was requested but no {itype} by that name already exists"
+            else:
+                msg = (f"{itype.capitalize()} has 'append' key or an append override but no {itype} "
+                       "by that name already exists")
+            raise self._fail("LOAD_ERR_VALIDATE", msg, loc, itype, name)
+        prev.visibility = self._next()
+        return prev
 
     def _define(self, table: dict[str, Any], info: Any) -> None:
         idx = self._next()
@@ -383,39 +394,17 @@ class Collector:
 
     # macros -----------------------------------------------------------------
     def _macro(self, doc: Document, item: YMap) -> None:
-        name = self._name(item, "macro", "macro")
         itype = "macro"
-        self._unknown_keys(item, MACRO_KEYS, itype, name)
-        if not _NAME_RE.fullmatch(name):
-            self.warn("LOAD_INVALID_MACRO_NAME",
-                      "Macro has an invalid name. Macro names should match a regular expression: "
-                      "^[^()\"'\\s=,]+$", item.vloc["macro"], itype, name)
-        append = self._bool(item, "append", itype, name) if "append" in item else False
-        if append:
-            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
-        app: set[str] = set()
-        rep: set[str] = set()
-        if "override" in item:
-            app, rep = self._overrides(item, "macro", name, append)
+        name, append, app, rep = self._list_or_macro_head(item, itype, MACRO_KEYS)
         self._required(item, "condition", itype, name)
         cond = self._text(doc, item, "condition", "macro", name)
         loc = item.vloc["macro"]
-        prev = self.macros.get(name)
         if append or "condition" in app:
-            if prev is None:
-                raise self._fail("LOAD_ERR_VALIDATE",
-                                 "Macro has 'append' key or an append override but no macro by that name "
-                                 "already exists", loc, itype, name)
+            prev = self._changed(self.macros, itype, name, loc, replace=False)
             prev.cond = concat(prev.cond, (" ", cond.loc_at(0)), cond)
-            prev.visibility = self._next()
             return
         if "condition" in rep:
-            if prev is None:
-                raise self._fail("LOAD_ERR_VALIDATE",
-                                 "An replace to a macro was requested but no macro by that name already "
-                                 "exists", loc, itype, name)
-            prev.cond = cond
-            prev.visibility = self._next()
+            self._changed(self.macros, itype, name, loc, replace=True).cond = cond
             return
         self._define(self.macros, MacroInfo(name, cond, loc))
 
