@@ -73,6 +73,7 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
     ``!name`` removes a type; ``all: true`` captures everything.  The probe always adds the
     process lifecycle.
     """
+    from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES
     from falcopy.agent.state import STATE_EVENT_TYPES
 
     base = config.base_syscalls
@@ -89,7 +90,8 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
             out.discard(name[1:])
         else:
             out.add(name)
-    return out
+    # the agent makes these itself (the container event): the probe is not asked for them
+    return out - SYNTHETIC_EVENT_TYPES
 
 
 class Agent:
@@ -117,6 +119,7 @@ class Agent:
         self.probe: Any = None
         self.pipeline: Any = None
         self.store: Any = None
+        self.announcer: Any = None
         self._stop = threading.Event()
         self._exit_code = 0
         self._pending: tuple[Ruleset, set[str] | None] | None = None
@@ -205,6 +208,7 @@ class Agent:
         return 0
 
     def _start_capture(self) -> None:
+        from falcopy.agent.enrichment.announce import ContainerAnnouncer
         from falcopy.agent.enrichment.attach import container_resolver
         from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
@@ -220,6 +224,9 @@ class Agent:
             enrichment = enrichment.model_copy(update={"host_root": fc.host.root})
         if enrichment.enabled:
             self.store = MetadataStore(enrichment)
+            # before start(): containers already running are announced too, as Falco does
+            self.announcer = ContainerAnnouncer()
+            self.store.add_listener(self.announcer.offer)
             self.store.start()
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
@@ -261,6 +268,7 @@ class Agent:
 
     def _event_loop(self) -> None:
         probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
+        announcer = self.announcer
         drops = DropMonitor(
             self.config.syscall_event_drops,
             emit_alert=lambda msg, fields: self.emit_internal(DROP_RULE, "Debug", msg, fields),
@@ -279,6 +287,8 @@ class Agent:
                     stats.engine_seconds += perf() - t0
                     stats.events += len(records)
                     counter.update(r.type for r in records)
+                if announcer is not None and announcer.pending():
+                    pipeline.process_containers(announcer.drain())
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now

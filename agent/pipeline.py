@@ -16,7 +16,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from falcopy.agent.enrichment.model import MetadataLookup
+from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES, container_event
+from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
@@ -90,7 +91,7 @@ class Pipeline:
         tables need (None: everything).  Pass to ``Probe.set_event_filter`` after each
         :meth:`set_ruleset`."""
         types = self._types
-        return None if types is None else types | STATE_EVENT_TYPES
+        return None if types is None else (types | STATE_EVENT_TYPES) - SYNTHETIC_EVENT_TYPES
 
     def process(self, records: Iterable[SyscallRecord]) -> int:
         """Handle one batch; returns the number of alerts raised."""
@@ -137,4 +138,33 @@ class Pipeline:
         self.evaluated += evaluated
         self.alerts += alerts
         state.purge()
+        return alerts
+
+    def process_containers(self, infos: Iterable[ContainerInfo]) -> int:
+        """Evaluate one synthetic ``container`` event per container (Falco's container
+        plugin event, see :mod:`falcopy.agent.enrichment.announce`); event thread only,
+        between batches.  Returns the number of alerts raised."""
+        with self._lock:
+            ruleset, types = self._ruleset, self._types
+        if ruleset is None or (types is not None and "container" not in types):
+            return 0
+        alerts = 0
+        for info in infos:
+            self.events += 1
+            try:
+                event = container_event(info, self.state, self.metadata, self.events)
+                matched = ruleset.evaluate(event)
+            except Exception:
+                self.errors += 1
+                log.exception("rule evaluation failed on the container event of %s", info.id)
+                continue
+            self.evaluated += 1
+            for rule in matched:
+                alerts += 1
+                try:
+                    self.on_alert(rule, event)
+                except Exception:
+                    self.errors += 1
+                    log.exception("alert callback failed for rule %r", getattr(rule, "name", rule))
+        self.alerts += alerts
         return alerts

@@ -59,6 +59,11 @@ def _first_ip(inspect: dict[str, Any]) -> str | None:
     return None
 
 
+def _int_or_none(value: Any) -> int | None:
+    # the engine reports Pid 0 for a container that does not run
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 def parse_container_inspect(inspect: dict[str, Any], runtime: str = "docker") -> ContainerInfo:
     """ContainerInfo from a ``/containers/{id}/json`` answer (Docker or podman)."""
     full_id = str(inspect.get("Id") or "").lower()
@@ -100,6 +105,7 @@ def parse_container_inspect(inspect: dict[str, Any], runtime: str = "docker") ->
         host_ipc=host.get("IpcMode") == "host",
         ip=_first_ip(inspect),
         start_ts=parse_rfc3339_ns(state.get("StartedAt")),
+        pid=_int_or_none(state.get("Pid")),
         mounts=mounts,
         labels=labels,
         k8s_ns_name=labels.get("io.kubernetes.pod.namespace"),

@@ -42,6 +42,8 @@ class ContainerInfo:
     host_ipc: bool | None = None
     ip: str | None = None
     start_ts: int | None = None
+    #: host pid of the container's init process (inspect ``State.Pid``); None when not running
+    pid: int | None = None
     mounts: list[Mount] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     # Kubernetes (from the kubelet's /pods, or the runtime's io.kubernetes.* labels)

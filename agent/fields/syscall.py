@@ -203,7 +203,7 @@ def _loginshellid(ev: SyscallEvent) -> Any:
     # libsinsp: the oldest process of the lineage whose name ends in "sh"
     found = None
     for t in [ev.thread, *ev.ancestors()]:
-        if len(t.comm) >= 2 and t.comm.endswith("sh"):
+        if t.comm and len(t.comm) >= 2 and t.comm.endswith("sh"):
             found = t.pid
     return found
 
@@ -374,7 +374,7 @@ def _user_field(attr: str) -> Simple:
 
 def _loginname(ev: SyscallEvent) -> Any:
     uid = ev.thread.loginuid
-    if uid < 0:
+    if uid is None or uid < 0:  # None: the container event without an init process
         return None
     entry = _user(ev, uid)
     return entry.name if entry is not None else None

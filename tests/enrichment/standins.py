@@ -213,12 +213,15 @@ class _UnixHTTPServer(socketserver.ThreadingUnixStreamServer):
 
 
 class DockerSocketStandin:
-    """A unix socket that speaks HTTP like dockerd but misbehaves on purpose."""
+    """A unix socket that speaks HTTP like dockerd but misbehaves on purpose.
+
+    Mode ``ok`` answers from :attr:`routes` (request path -> JSON object; 404 otherwise)."""
 
     def __init__(self, path: Path, mode: str = "500") -> None:
         self.path = path
         self.behaviour = _Behaviour()
         self.behaviour.mode = mode
+        self.routes: dict[str, dict[str, Any]] = {}
         standin = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -229,7 +232,11 @@ class DockerSocketStandin:
                 mode = standin.behaviour.hit()
                 if mode == "slow":
                     time.sleep(standin.behaviour.slow_s)
-                if mode == "garbage":
+                if mode == "ok":
+                    body = standin.routes.get(self.path)
+                    data = json.dumps(body if body is not None else {"message": "No such container"}).encode()
+                    code = 200 if body is not None else 404
+                elif mode == "garbage":
                     data, code = b"<html>not json</html>", 200
                 elif mode == "404":
                     data, code = b'{"message":"No such container"}', 404
