@@ -95,6 +95,9 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
             out.discard(name[1:])
         else:
             out.add(name)
+    from falcopy.agent.capture.service import recorded_types
+
+    out |= recorded_types(config)
     # the agent makes these itself (the container event): the probe is not asked for them
     return out - SYNTHETIC_EVENT_TYPES
 
@@ -125,6 +128,7 @@ class Agent:
         self.pipeline: Any = None
         self.store: Any = None
         self.announcer: Any = None
+        self.capture: Any = None
         self._stop = threading.Event()
         self._exit_code = 0
         self._pending: tuple[Ruleset, set[str] | None] | None = None
@@ -236,6 +240,14 @@ class Agent:
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
+        if self.config.capture.enabled:
+            from falcopy.agent.capture.service import CaptureService
+
+            self.capture = CaptureService(self.config, state, metadata=self.store)
+            self.capture.recorder.ruleset = self.ruleset
+            self.pipeline.recorder = self.capture.recorder
+            self.metrics.add_collector(self.capture.collect)
+            self.capture.start()
         probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
         self.probe = probe
         probe.load()
@@ -263,6 +275,8 @@ class Agent:
         assert self.builder is not None and self.dispatcher is not None
         alert = self.builder.build(rule, event)
         if alert is not None:
+            if self.capture is not None:
+                alert.capture_file = self.capture.recorder.on_alert(rule, event) or ""
             self.dispatcher.submit(alert)
 
     def emit_internal(self, rule: str, priority: str, message: str, fields: dict[str, Any]) -> None:
@@ -274,6 +288,7 @@ class Agent:
     def _event_loop(self) -> None:
         probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
         announcer = self.announcer
+        recorder = self.capture.recorder if self.capture is not None else None
         drops = DropMonitor(
             self.config.syscall_event_drops,
             emit_alert=lambda msg, fields: self.emit_internal(DROP_RULE, "Debug", msg, fields),
@@ -294,6 +309,8 @@ class Agent:
                     counter.update(map(_record_type, records))
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())
+                if recorder is not None:
+                    recorder.tick()
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now
@@ -328,6 +345,8 @@ class Agent:
         assert self.builder is not None
         self.builder.set_ruleset(ruleset)
         self.ruleset = ruleset
+        if self.capture is not None:
+            self.capture.recorder.ruleset = ruleset
         self.probe.set_event_filter(types)
 
     # ------------------------------------------------------------------ reload
@@ -621,6 +640,8 @@ class Agent:
         self.metrics.ready.set(0)
         if self._event_thread is not None:
             self._event_thread.join(10)
+        if self.capture is not None:
+            self.capture.stop()
         if self.probe is not None:
             try:
                 self.probe.close()  # links detached, maps and ring buffer freed
