@@ -231,3 +231,40 @@ def test_chain_gives_one_capture_that_replays_to_the_same_alert(
     assert len(trigger_rows) == 1 and "execve" in trigger_rows[0] and payload in trigger_rows[0]
     assert any(" connect " in r and f":{chain['listener'].port}" in r for r in rows)
     assert any("curl[" in r and payload in r for r in rows)
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path, require_root: None) -> Iterator[Path]:
+    """A small tmpfs, filled up to its last 2 KiB: any capture file overflows it."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    device = f"falcopy-test-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k,mode=0700", device, str(mnt)], check=True)
+    try:
+        free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+        (mnt / "filler").write_bytes(b"\0" * (free - 2048))
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_disk_full_detection_goes_on_and_the_failure_is_counted(
+        chain: dict[str, Any], tmp_path: Path, full_disk: Path) -> None:
+    agent = start_agent(tmp_path, chain["rules"], full_disk)
+    name = f"Downloaded binary executed {chain['marker']}"
+    failures = 'falcopy_capture_failures_total{reason="ENOSPC"}'
+    try:
+        for attempt in (1, 2):
+            run_chain(chain["script"])
+            # the alert comes at once, naming the capture it could not know would fail
+            assert wait_until(lambda n=attempt: sum(a["rule"] == name for a in agent.alerts()) == n, 60), \
+                agent.log()
+            assert wait_until(lambda n=attempt: agent.metrics().get(failures, 0) == n, 60), agent.log()
+        assert all(a["capture_file"] for a in agent.alerts() if a["rule"] == name)
+        metrics = agent.metrics()
+        assert metrics["falcopy_capture_files_total"] == 0
+        assert metrics["falcopy_capture_sessions_total"] == 2
+        assert sorted(os.listdir(full_disk)) == ["filler"]  # no partial file left behind
+        assert "No space left on device" in agent.log()
+    finally:
+        agent.stop()
