@@ -8,7 +8,9 @@ the whole host would mix everything).  The first time a process shows up in a
 buffer, a copy of its state and of its ancestors' is taken: replaying the
 buffer's records from those copies rebuilds the state each event saw.
 
-Bounds: ``max_events`` per key, ``max_age_s`` (by event time), ``max_bytes`` for all
+Bounds: ``max_events`` per key (a capture takes at most that many events from
+before the alert; the buffer is cut back once it holds a quarter more),
+``max_age_s`` (by event time, swept about once a second), ``max_bytes`` for all
 keys together (the oldest events anywhere go first).  When capture is off no
 recorder exists and the pipeline skips it with one ``is None`` test.
 """
@@ -20,7 +22,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,17 +41,27 @@ ScopeKey = tuple[str, int]
 Submit = Callable[["CaptureJob"], bool]
 
 
+#: event types whose arguments carry lists (argv, env, cgroups)
+_LIST_TYPES = frozenset({"execve", "execveat"})
+
+
+def _list_bytes(args: dict[str, Any]) -> int:
+    n = 0
+    for v in args.values():
+        if v.__class__ is list:
+            n += 16 * len(v) + sum(len(x) for x in v if x.__class__ is str)
+    return n
+
+
 def record_size(rec: SyscallRecord) -> int:
-    """Rough bytes a record holds: enough to bound memory, cheap enough per record."""
+    """Rough bytes a record holds: enough to bound memory, cheap enough per record
+    (the strings are what varies: paths up to 4 KiB, argv/env lists on exec)."""
     n = _RECORD_BASE_BYTES
     for v in rec.args.values():
-        cls = v.__class__
-        if cls is str:
+        if v.__class__ is str:
             n += len(v)
-        elif cls is list:
-            n += 16 * len(v) + sum(len(x) for x in v if x.__class__ is str)
-        elif cls is dict:
-            n += 240
+    if rec.type in _LIST_TYPES:
+        n += _list_bytes(rec.args)
     return n
 
 
@@ -65,11 +76,10 @@ def snapshot_thread(info: ThreadInfo) -> ThreadInfo:
 @dataclass(slots=True)
 class _Buffer:
     key: ScopeKey
-    events: deque[tuple[SyscallRecord, int, int]] = field(default_factory=deque)
-    bytes: int = 0
-    #: pid -> records of that process still in ``events``
-    refs: dict[int, int] = field(default_factory=dict)
-    #: pid -> state copy taken when the process (or a descendant) first showed up
+    #: (record, event number, estimated bytes), oldest first
+    events: list[tuple[SyscallRecord, int, int]] = field(default_factory=list)
+    #: pid -> state copy taken when the process (or a descendant) first showed up; a
+    #: process whose events have all been dropped loses its copy (and gets a fresh one)
     snaps: dict[int, ThreadInfo] = field(default_factory=dict)
     session: CaptureSession | None = None
 
@@ -135,8 +145,6 @@ class CaptureJob:
 
 @dataclass(slots=True)
 class RecorderStats:
-    recorded: int = 0
-    evicted: int = 0
     #: captures opened / refused because too many were pending
     sessions: int = 0
     refused: int = 0
@@ -164,8 +172,12 @@ class FlightRecorder:
         self._keys: dict[ScopeKey, _Buffer] = {}
         self._open: dict[ScopeKey, CaptureSession] = {}
         self.bytes = 0
+        #: records kept since start (a plain attribute: counted per record)
+        self.recorded = 0
         self.stats = RecorderStats()
         self._max_events = config.max_events
+        #: a key is cut back to max_events once it holds a quarter more (amortised drops)
+        self._limit = config.max_events + max(1, config.max_events // 4)
         self._max_age_ns = int(config.max_age_s * _NS)
         self._max_bytes = config.max_bytes
         self._by_container = config.scope == "container"
@@ -179,6 +191,14 @@ class FlightRecorder:
     def open_sessions(self) -> int:
         return len(self._open)
 
+    def held(self) -> int:
+        """Events in the buffers now."""
+        return sum(len(b.events) for b in list(self._keys.values()))
+
+    def evicted(self) -> int:
+        """Events dropped by the bounds since start (derived: nothing counted per event)."""
+        return self.recorded - self.held()
+
     # ------------------------------------------------------------ event path
     def key_of(self, thread: ThreadInfo) -> ScopeKey:
         cid = thread.container_id
@@ -187,30 +207,29 @@ class FlightRecorder:
         return (cid, thread.sid or thread.pid)
 
     def record(self, rec: SyscallRecord, thread: ThreadInfo, num: int) -> None:
-        """Keep one record (after the table applied it, before rules see it)."""
+        """Keep one record (after the table applied it, before rules see it).  Runs for
+        every record: written flat; drops happen per chunk, ageing in :meth:`tick`."""
         cid = thread.container_id
         key = (cid, 0) if self._by_container and cid != "host" else (cid, thread.sid or thread.pid)
         buf = self._keys.get(key)
         if buf is None:
             buf = self._keys[key] = _Buffer(key)
-        size = record_size(rec)
+        size = _RECORD_BASE_BYTES
+        args = rec.args
+        for v in args.values():
+            if v.__class__ is str:
+                size += len(v)
+        if rec.type in _LIST_TYPES:
+            size += _list_bytes(args)
         item = (rec, num, size)
         events = buf.events
         events.append(item)
-        buf.bytes += size
         self.bytes += size
-        self.stats.recorded += 1
-        refs = buf.refs
-        pid = rec.pid
-        count = refs.get(pid)
-        if count is None:
+        self.recorded += 1
+        if rec.pid not in buf.snaps:
             self._first_sight(buf, thread)
-            count = 0
-        refs[pid] = count + 1
-        # bounds: per key by count and age, all keys by bytes
-        oldest = rec.ts - self._max_age_ns
-        while len(events) > self._max_events or events[0][0].ts < oldest:
-            self._evict(buf)
+        if len(events) > self._limit:
+            self._drop(buf, len(events) - self._max_events)
         if self.bytes > self._max_bytes:
             self._shrink()
         session = buf.session
@@ -223,32 +242,31 @@ class FlightRecorder:
         for parent in self.state.ancestors(thread):
             if parent.pid not in snaps:
                 snaps[parent.pid] = snapshot_thread(parent)
-        if len(snaps) > 2 * len(buf.refs) + 256:
-            self._prune_snaps(buf)
 
-    @staticmethod
-    def _prune_snaps(buf: _Buffer) -> None:
-        """Keep the copies of processes still in the buffer and of their ancestors."""
+    def _drop(self, buf: _Buffer, n: int) -> None:
+        """Drop the ``n`` oldest events of a key, and the state copies no event left needs.
+        Called per chunk (``max_events`` is exceeded by a quarter first), not per event."""
+        events = buf.events
+        n = min(n, len(events))
+        if n <= 0:
+            return
+        self.bytes -= sum([item[2] for item in events[:n]])
+        del events[:n]
         snaps = buf.snaps
         keep: dict[int, ThreadInfo] = {}
-        for pid in buf.refs:
+        for pid in {item[0].pid for item in events}:
             cur = snaps.get(pid)
             while cur is not None and cur.pid not in keep:
                 keep[cur.pid] = cur
                 cur = snaps.get(cur.ptid) if cur.ptid != cur.pid else None
         buf.snaps = keep
 
-    def _evict(self, buf: _Buffer) -> None:
-        rec, _, size = buf.events.popleft()
-        buf.bytes -= size
-        self.bytes -= size
-        self.stats.evicted += 1
-        refs = buf.refs
-        left = refs[rec.pid] - 1
-        if left:
-            refs[rec.pid] = left
-        else:
-            del refs[rec.pid]
+    def _drop_older(self, buf: _Buffer, oldest_ts: int) -> None:
+        events = buf.events
+        n = 0
+        while n < len(events) and events[n][0].ts < oldest_ts:
+            n += 1
+        self._drop(buf, n)
 
     def _shrink(self) -> None:
         """Over the memory cap: drop the oldest events anywhere down to 90 % of it."""
@@ -257,11 +275,13 @@ class FlightRecorder:
         while self.bytes > target and live:
             buf = min(live, key=lambda b: b.events[0][0].ts)
             # a chunk at a time: one scan of the keys per chunk, not per event
-            for _ in range(min(len(buf.events), 64)):
-                self._evict(buf)
-                if self.bytes <= target:
-                    break
-            if not buf.events:
+            events = buf.events
+            n, freed = 0, 0
+            while n < len(events) and n < 256 and self.bytes - freed > target:
+                freed += events[n][2]
+                n += 1
+            self._drop(buf, n)
+            if not events:
                 live.remove(buf)
 
     # ------------------------------------------------------------ alerts
@@ -297,7 +317,7 @@ class FlightRecorder:
             deadline_ts=rec.ts + duration_ms * 1_000_000,
             max_after=self.falco.capture_events,
             max_bytes=self.falco.capture_filesize * 1024,
-            before=list(buf.events),
+            before=buf.events[-self._max_events:],
             snaps=dict(buf.snaps),
             alerts=[(rule.name, event.num)],
         )
@@ -341,10 +361,8 @@ class FlightRecorder:
         self._last_sweep = mono
         oldest = now - self._max_age_ns
         for key, buf in list(self._keys.items()):
-            events = buf.events
-            while events and events[0][0].ts < oldest:
-                self._evict(buf)
-            if not events and buf.session is None:
+            self._drop_older(buf, oldest)
+            if not buf.events and buf.session is None:
                 del self._keys[key]
 
     def close_all(self) -> None:

@@ -57,9 +57,9 @@ class CaptureService:
         yield fail
         yield CounterMetricFamily("falcopy_capture_sessions", "Captures started by alerts", value=rs.sessions)
         yield CounterMetricFamily("falcopy_capture_recorded_events", "Events kept by the flight recorder",
-                                  value=rs.recorded)
+                                  value=self.recorder.recorded)
         yield CounterMetricFamily("falcopy_capture_evicted_events",
-                                  "Events the flight recorder dropped (caps)", value=rs.evicted)
+                                  "Events the flight recorder dropped (caps)", value=self.recorder.evicted())
         yield GaugeMetricFamily("falcopy_capture_buffer_bytes", "Estimated bytes held by the flight recorder",
                                 value=self.recorder.bytes)
         yield GaugeMetricFamily("falcopy_capture_buffer_keys", "Scope keys held by the flight recorder",
