@@ -308,6 +308,12 @@ class FlightRecorder:
             self.stats.refused += 1
             return None
         duration_ms = getattr(rule, "capture_duration", 0) or self.falco.default_duration
+        before = buf.events[-self._max_events:]
+        snaps = dict(buf.snaps)
+        if not before or before[-1][1] != event.num:
+            # an event the pipeline made itself (the container event): the file holds it too
+            before.append((rec, event.num, record_size(rec)))
+            snaps.setdefault(thread.pid, snapshot_thread(thread))
         session = CaptureSession(
             path=self._path(rec.ts, event.num),
             key=key,
@@ -317,8 +323,8 @@ class FlightRecorder:
             deadline_ts=rec.ts + duration_ms * 1_000_000,
             max_after=self.falco.capture_events,
             max_bytes=self.falco.capture_filesize * 1024,
-            before=buf.events[-self._max_events:],
-            snaps=dict(buf.snaps),
+            before=before,
+            snaps=snaps,
             alerts=[(rule.name, event.num)],
         )
         self.stats.sessions += 1
