@@ -1,6 +1,11 @@
-"""Cost of the flight recorder (capture on alert) on the mixed syscall stream.
+"""Cost of the flight recorder (capture on alert) on the mixed workload.
 
-The same stream of kernel records (the engine benchmark's mix: opens dominate,
+Live: the `mixed` workload (tests/bench/workload.c: reads, stats, file changes,
+connections, the odd fork+exec) with the agent's probe + pipeline + default rules,
+capture off (``full``) and on (``capture``): the workload's slow-down and the
+agent's CPU per record.
+
+In process: the same stream of kernel records (the engine benchmark's mix: opens dominate,
 then network, process lifecycle, file changes; 40 processes in 8 sessions, so 8
 scope keys) goes through the agent's real Pipeline (process table + the project's
 default rules) with capture off and with capture on (recorder keeping every
@@ -32,6 +37,7 @@ from falcopy.agent.state.table import ProcessTable
 from falcopy.engine import default_sources, load_rules_files
 
 from .engine_bench import MIX
+from .test_agent_bench import _run_workload, _with_agent
 
 pytestmark = pytest.mark.bench
 
@@ -148,3 +154,30 @@ def test_recorder_cost_on_the_mixed_stream(tmp_path: Path) -> None:
         json.dumps(row, indent=1))
     assert off.errors == 0 and on.errors == 0
     assert rec.recorded == 5 * len(records)
+
+
+@pytest.mark.kernel
+def test_recorder_cost_on_the_mixed_workload(workload_bin: Path, require_root: None) -> None:
+    rules = [str(REPO / "rules")]
+    base = _run_workload(workload_bin, "mixed")
+    rows = []
+    for mode in ("full", "capture"):
+        rate, stats = _with_agent(workload_bin, "mixed", mode, rules)
+        assert stats["errors"] == 0
+        rows.append({
+            "agent": mode, "base_ops_s": base, "ops_s": rate, "slowdown_pct": 100 * (1 - rate / base),
+            "records_s": stats["records"] / stats["wall_s"], "drops": stats["drops"],
+            "cpu_s_per_s": stats["cpu_s"] / stats["wall_s"],
+            "us_per_record": stats["cpu_s"] / max(stats["records"], 1) * 1e6,
+            "rss_mib": stats["maxrss_kb"] / 1024, "recorder_mib": stats["recorder_mib"],
+        })
+    print(f"\nmixed workload, default rules ({base:.0f} ops/s alone):")
+    print(f"{'agent':8} {'ops/s':>8} {'slow%':>6} {'records/s':>10} {'drops':>7} {'cpu s/s':>8}"
+          f" {'µs/rec':>7} {'rss MiB':>8} {'rec MiB':>8}")
+    for r in rows:
+        print(f"{r['agent']:8} {r['ops_s']:8.0f} {r['slowdown_pct']:6.1f} {r['records_s']:10.0f}"
+              f" {r['drops']:7d} {r['cpu_s_per_s']:8.2f} {r['us_per_record']:7.2f} {r['rss_mib']:8.1f}"
+              f" {r['recorder_mib']:8.1f}")
+    (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / "falcopy-capture-live-bench.json").write_text(
+        json.dumps(rows, indent=1))
+    assert all(r["records_s"] > 0 for r in rows)
