@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -164,6 +165,7 @@ class FlightRecorder:
     def __init__(self, falco: CaptureConfig, config: RecorderConfig, state: ProcessTable, submit: Submit, *,
                  metadata: Any = None, header: dict[str, Any] | None = None) -> None:
         self.falco = falco
+        self._prefix = os.path.abspath(falco.path_prefix)
         self.config = config
         self.state = state
         self.metadata = metadata
@@ -339,7 +341,7 @@ class FlightRecorder:
     def _path(self, ts: int, num: int) -> str:
         sec, frac = divmod(ts, _NS)
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(sec)) + f".{frac:09d}Z"
-        return f"{self.falco.path_prefix}_{stamp}_{num}.jsonl"
+        return f"{self._prefix}_{stamp}_{num}.jsonl"
 
     def _close(self, buf: _Buffer) -> None:
         session = buf.session
