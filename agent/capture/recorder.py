@@ -35,6 +35,9 @@ from falcopy.agent.state.table import ProcessTable
 log = logging.getLogger(__name__)
 
 _NS = 1_000_000_000
+#: a session ends by the clock this long after its deadline: events of its last
+#: moments may still be in the ring buffer (an event past the deadline ends it at once)
+CLOCK_GRACE_NS = 1_000_000_000
 #: fixed part of a record's estimated footprint (object, slots, args dict)
 _RECORD_BASE_BYTES = 360
 
@@ -351,11 +354,11 @@ class FlightRecorder:
             self._finish(session)
 
     def tick(self, now_ns: int | None = None) -> None:
-        """Between batches: end sessions whose duration has passed (no event of their
-        scope may come), and age out idle keys about once a second."""
+        """Between batches: end sessions whose duration has passed (their tree went
+        quiet), and age out idle keys about once a second."""
         now = time.time_ns() if now_ns is None else now_ns
         for key, session in list(self._open.items()):
-            if now > session.deadline_ts:
+            if now > session.deadline_ts + CLOCK_GRACE_NS:
                 session.ended_by = session.ended_by or "duration"
                 buf = self._keys.get(key)
                 if buf is not None and buf.session is session:

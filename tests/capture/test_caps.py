@@ -97,9 +97,10 @@ def test_capture_duration_ends_the_capture_by_event_time_and_by_the_clock(tmp_pa
     rig2 = make_rig(tmp_path / "b", duration_ms=200)
     rig2.process(100, sid=100)
     rig2.feed([rig2.trigger(100, ts=t)])
-    rig2.service.recorder.tick(t + 100 * MS)
+    # by the clock, a grace second after the deadline (the ring may still hold its last events)
+    rig2.service.recorder.tick(t + 1_100 * MS)
     assert rig2.service.recorder.open_sessions() == 1
-    rig2.service.recorder.tick(t + 201 * MS)
+    rig2.service.recorder.tick(t + 1_201 * MS)
     assert rig2.service.recorder.open_sessions() == 0
     rig2.service.stop()
     assert len(rig2.files()) == 1
