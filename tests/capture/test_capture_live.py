@@ -139,7 +139,8 @@ def start_agent(workdir: Path, rules: Path, captures: Path, extra: str = "") -> 
         "capture:\n  enabled: true\n  mode: rules\n"
         f"  path_prefix: {captures}/falcopy\n  default_duration: 5000\n" + extra
     )
-    return AgentProcess(workdir, [rules], extra_config=config).start()
+    # a generous start-up ceiling: the build machines are shared and often saturated
+    return AgentProcess(workdir, [rules], extra_config=config).start(timeout=240)
 
 
 def replay(capture: str, rules: Path, *args: str) -> subprocess.CompletedProcess[str]:
