@@ -403,7 +403,6 @@ class FlightRecorder:
         ruleset = self.ruleset
         if ruleset is not None and self._digest[0] != id(ruleset):
             self._digest = (id(ruleset), rules_digest(ruleset))
-        events = session.before + session.after
         cid, sid = session.key
         scope = {"kind": self.config.scope, "container_id": cid}
         if not (self._by_container and cid != "host"):
@@ -414,9 +413,7 @@ class FlightRecorder:
             "scope": scope,
             "trigger": {"rule": session.rule, "evt.num": session.trigger_num, "ts": session.trigger_ts},
             "alerts": [{"rule": r, "evt.num": n} for r, n in session.alerts],
-            "time_range": [events[0][0].ts, events[-1][0].ts] if events else [0, 0],
-            "events_before": len(session.before),
-            "events_after": len(session.after),
+            # events_before/after, time_range and truncated: set by the writer, which may trim
             "ended_by": session.ended_by,
         }
 
