@@ -31,6 +31,11 @@ TRIGGER_RULES = """
   priority: WARNING
   capture: true
   capture_duration: {duration}
+- rule: plain rule
+  desc: no capture of its own (only with mode all_rules)
+  condition: evt.type = execve and proc.name = plain
+  output: plain %proc.name
+  priority: NOTICE
 """
 
 
@@ -59,9 +64,9 @@ class Rig:
         return [self.record("openat", pid, 3, dirfd=-100, name=f"{prefix}{i}", flags=0, mode=0)
                 for i in range(n)]
 
-    def trigger(self, pid: int, ts: int | None = None) -> SyscallRecord:
-        return self.record("execve", pid, 0, ts=ts, comm="trigger", exe="trigger", args=[],
-                           trusted_exepath="/usr/bin/trigger")
+    def trigger(self, pid: int, ts: int | None = None, name: str = "trigger") -> SyscallRecord:
+        return self.record("execve", pid, 0, ts=ts, comm=name, exe=name, args=[],
+                           trusted_exepath=f"/usr/bin/{name}")
 
     def feed(self, recs: list[SyscallRecord]) -> None:
         self.pipeline.process(recs)

@@ -180,6 +180,20 @@ def test_files_are_0600_and_symlinks_are_never_followed(tmp_path: Path) -> None:
     assert read_capture(str(path)).trigger["rule"] == "capture trigger"
 
 
+def test_mode_rules_captures_only_capture_rules_and_all_rules_every_alert(tmp_path: Path) -> None:
+    for mode, expected in (("rules", [True, False]), ("all_rules", [True, True])):
+        where = tmp_path / mode
+        where.mkdir()
+        rig = make_rig(where, duration_ms=0, capture={"mode": mode})
+        rig.process(100, sid=100)
+        rig.process(200, sid=200)
+        rig.feed([rig.trigger(100), rig.trigger(200, name="plain")])
+        rig.finish(T0 + 10_000 * MS)
+        assert [a["rule"] for a in rig.alerts] == ["capture trigger", "plain rule"]
+        assert [a["capture"] is not None for a in rig.alerts] == expected, mode
+        assert len(rig.files()) == sum(expected)
+
+
 def test_capture_off_records_nothing_and_asks_the_kernel_for_nothing_more() -> None:
     from falcopy.engine import load_rules_files
 
