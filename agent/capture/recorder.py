@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from falcopy.agent.capture.config import CaptureConfig, RecorderConfig
-from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.events.record import EVENT_ARGS, SyscallRecord
 from falcopy.agent.state.model import ThreadInfo
 from falcopy.agent.state.table import ProcessTable
 
@@ -48,6 +48,15 @@ Submit = Callable[["CaptureJob"], bool]
 #: event types whose arguments carry lists (argv, env, cgroups)
 _LIST_TYPES = frozenset({"execve", "execveat"})
 
+#: per event type: its fixed footprint (the record, its int and dict arguments) and the
+#: keys of its string arguments, the part that varies (paths up to 4 KiB): looking up
+#: two keys costs less than walking seven values
+_LAYOUT: dict[str, tuple[int, tuple[str, ...]]] = {
+    etype: (_RECORD_BASE_BYTES + 240 * sum(kind == "dict" for kind in args.values()),
+            tuple(key for key, kind in args.items() if kind == "str"))
+    for etype, args in EVENT_ARGS.items()
+}
+
 
 def _list_bytes(args: dict[str, Any]) -> int:
     n = 0
@@ -58,14 +67,22 @@ def _list_bytes(args: dict[str, Any]) -> int:
 
 
 def record_size(rec: SyscallRecord) -> int:
-    """Rough bytes a record holds: enough to bound memory, cheap enough per record
-    (the strings are what varies: paths up to 4 KiB, argv/env lists on exec)."""
-    n = _RECORD_BASE_BYTES
-    for v in rec.args.values():
+    """Rough bytes a record holds: enough to bound memory, cheap enough per record."""
+    args = rec.args
+    layout = _LAYOUT.get(rec.type)
+    if layout is None:  # a type without a known layout: every value looked at
+        n = _RECORD_BASE_BYTES
+        for v in args.values():
+            if v.__class__ is str:
+                n += len(v)
+        return n + _list_bytes(args)
+    n, keys = layout
+    for key in keys:
+        v = args.get(key)
         if v.__class__ is str:
             n += len(v)
     if rec.type in _LIST_TYPES:
-        n += _list_bytes(rec.args)
+        n += _list_bytes(args)
     return n
 
 
@@ -85,6 +102,8 @@ class _Buffer:
     #: pid -> state copy taken when the process (or a descendant) first showed up; a
     #: process whose events have all been dropped loses its copy (and gets a fresh one)
     snaps: dict[int, ThreadInfo] = field(default_factory=dict)
+    #: pid -> event number of its latest record here (which copies a drop makes stale)
+    last: dict[int, int] = field(default_factory=dict)
     session: CaptureSession | None = None
 
 
@@ -219,23 +238,32 @@ class FlightRecorder:
         buf = self._keys.get(key)
         if buf is None:
             buf = self._keys[key] = _Buffer(key)
-        size = _RECORD_BASE_BYTES
-        args = rec.args
-        for v in args.values():
-            if v.__class__ is str:
-                size += len(v)
-        if rec.type in _LIST_TYPES:
-            size += _list_bytes(args)
+        # record_size(), inlined
+        layout = _LAYOUT.get(rec.type)
+        if layout is None:
+            size = record_size(rec)
+        else:
+            size, keys = layout
+            args = rec.args
+            for k in keys:
+                v = args.get(k)
+                if v.__class__ is str:
+                    size += len(v)
+            if rec.type in _LIST_TYPES:
+                size += _list_bytes(args)
         item = (rec, num, size)
         events = buf.events
         events.append(item)
-        self.bytes += size
+        total = self.bytes + size
+        self.bytes = total
         self.recorded += 1
-        if rec.pid not in buf.snaps:
+        pid = rec.pid
+        if pid not in buf.snaps:
             self._first_sight(buf, thread)
+        buf.last[pid] = num
         if len(events) > self._limit:
             self._drop(buf, len(events) - self._max_events)
-        if self.bytes > self._max_bytes:
+        if total > self._max_bytes:
             self._shrink()
         session = buf.session
         if session is not None and not session.add(item, thread, lambda: self.state.ancestors(thread)):
@@ -257,9 +285,17 @@ class FlightRecorder:
             return
         self.bytes -= sum([item[2] for item in events[:n]])
         del events[:n]
+        first_kept = events[0][1] if events else 1 << 62
+        last = buf.last
+        gone = [pid for pid, num in last.items() if num < first_kept]
+        if not gone:
+            return
+        for pid in gone:
+            del last[pid]
+        # keep the copies of the processes still here and of their ancestors
         snaps = buf.snaps
         keep: dict[int, ThreadInfo] = {}
-        for pid in {item[0].pid for item in events}:
+        for pid in last:
             cur = snaps.get(pid)
             while cur is not None and cur.pid not in keep:
                 keep[cur.pid] = cur
