@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from falcopy.engine.alert_keys import AggregationSpec, ThresholdSpec
 from falcopy.engine.output import OutputFormat
 from falcopy.engine.priority import Priority
 
@@ -43,6 +44,12 @@ class CompiledRule:
     capture: bool = False
     capture_duration: int = 0
     exception_fields: list[str] = field(default_factory=list)
+    #: falcopy's per-rule keys (see falcopy.engine.alert_keys) and their compiled field readers
+    aggregation: AggregationSpec | None = None
+    aggregation_key: OutputFormat | None = field(default=None, repr=False)
+    threshold: ThresholdSpec | None = None
+    threshold_group: OutputFormat | None = field(default=None, repr=False)
+    threshold_distinct: OutputFormat | None = field(default=None, repr=False)
 
 
 #: (first test, ((rest or None, rule), ...)): consecutive rules whose first test is the
