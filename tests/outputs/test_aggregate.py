@@ -95,7 +95,8 @@ def _count(alerts: list[Alert]) -> int:
 def test_1000_repeats_give_one_alert_and_a_summary_of_999() -> None:
     h = Harness()
     for i in range(1000):
-        h.event(T0 + i * 1_000_000, **{"fd.name": "/etc/shadow", "proc.name": "cat", "proc.pid": 4000 + i % 7})
+        h.event(T0 + i * 1_000_000, **{"fd.name": "/etc/shadow", "proc.name": "cat",
+                                       "proc.pid": 4000 + i % 7})
     first = h.firsts("shadow read")
     assert len(first) == 1 and h.out == first  # nothing else yet: repeats are only counted
     assert first[0].message == "shadow read (file=/etc/shadow proc=cat pid=4000)"  # unchanged
@@ -109,7 +110,8 @@ def test_1000_repeats_give_one_alert_and_a_summary_of_999() -> None:
     assert f["falcopy.varied"] == {"proc.pid": [4001, 4002, 4003, 4004, 4005]}  # sample_size 5
     assert (summary.priority, summary.tags, summary.source, summary.hostname) == (
         "Warning", ["T1555", "filesystem"], "syscall", "node-1")
-    assert summary.message.startswith("999 more alert(s) of this rule with fd.name=/etc/shadow proc.name=cat ")
+    assert summary.message.startswith(
+        "999 more alert(s) of this rule with fd.name=/etc/shadow proc.name=cat ")
     assert "2026-06-10T10:00:00.001000000Z to 2026-06-10T10:00:00.999000000Z (0.998s, 5s window)" in \
         summary.message
     # a new window after the close starts with a first alert again

@@ -84,6 +84,10 @@ def of(alerts: list[dict[str, Any]], rule: str, proc: str) -> list[dict[str, Any
     return [a for a in alerts if a["rule"] == rule and a["output_fields"].get("proc.name") == proc]
 
 
+def aggregated(agent: AgentProcess) -> float | None:
+    return agent.metrics().get('falcopy_alerts_aggregated_total{rule="e2e shadow flood"}')
+
+
 def is_summary(a: dict[str, Any]) -> bool:
     return "falcopy.close_reason" in a["output_fields"]
 
@@ -166,20 +170,17 @@ def test_open_windows_are_flushed_on_reload_and_on_shutdown(tmp_path: Path, requ
         assert run_as(first, "/etc/shadow:50").wait(60) == 0
         # the open's alert: its window is open; all 50 opens reached the agent once this one did
         assert wait_until(lambda: of(agent.alerts(), "e2e shadow flood", first), 30), agent.log()
-        assert wait_until(
-            lambda: agent.metrics().get('falcopy_alerts_aggregated_total{rule="e2e shadow flood"}') == 49, 30)
+        assert wait_until(lambda: aggregated(agent) == 49, 30)
         assert agent.proc is not None
         agent.proc.send_signal(signal.SIGHUP)
-        assert wait_until(lambda: any(is_summary(x) for x in of(agent.alerts(), "e2e shadow flood", first)), 30)
-        (summary,) = [x for x in of(agent.alerts(), "e2e shadow flood", first) if is_summary(x)]
+        assert wait_until(lambda: any(map(is_summary, of(agent.alerts(), "e2e shadow flood", first))), 30)
+        (summary,) = filter(is_summary, of(agent.alerts(), "e2e shadow flood", first))
         assert summary["output_fields"]["falcopy.count"] == 49
         assert summary["output_fields"]["falcopy.close_reason"] == "reload"
         assert "closed early: the rules were reloaded" in summary["output"]
 
         assert run_as(second, "/etc/shadow:30").wait(60) == 0
-        assert wait_until(
-            lambda: agent.metrics().get('falcopy_alerts_aggregated_total{rule="e2e shadow flood"}') == 49 + 29,
-            30)
+        assert wait_until(lambda: aggregated(agent) == 49 + 29, 30)
     finally:
         agent.stop()
     assert agent.proc is not None and agent.proc.returncode == 0, agent.log()
