@@ -247,11 +247,10 @@ class AlertStage:
             self.aggregator.tick(now_ns)
 
     def flush(self, reason: str) -> None:
-        """Close every open window now (reload: keys may change; shutdown: nothing may stay behind)."""
+        """Close every open window now (reload: keys may change; shutdown: nothing may stay behind).
+        Threshold counts carry over a reload: a rules update must not reset an attacker's count."""
         with self._lock:
             self.aggregator.flush(reason)
-            if reason == "reload":
-                self.gate.reset()
 
     def open_windows(self) -> int:
         return len(self.aggregator)

@@ -64,10 +64,6 @@ class ThresholdGate:
     def __len__(self) -> int:
         return len(self._groups)
 
-    def reset(self) -> None:
-        """A new ruleset: counts made under the old rules do not carry over."""
-        self._groups.clear()
-
     def check(self, rule: Any, event: Any) -> dict[str, Any] | None:
         """None: no alert for this match; else the output fields the alert carries."""
         spec = rule.threshold
