@@ -44,6 +44,7 @@ VOLATILE_FIELDS = frozenset({
     "proc.duration", "proc.pid.ts", "proc.ppid.ts", "proc.ppid.duration", "proc.start_ts",
     "thread.tid", "thread.vtid", "thread.ismain", "fd.num", "fd.ino",
 })
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 _BASE = re.compile(r"^(?:[a-z_]+\()?([A-Za-z0-9_.]+)")
 
 
@@ -100,6 +101,8 @@ class Aggregator:
         self._open: OrderedDict[tuple[Any, ...], _Window] = OrderedDict()
         self._ends: list[tuple[int, int, tuple[Any, ...]]] = []
         self._seq = 0
+        #: per compiled rule: its output fields that make the default key (the names never change)
+        self._default_key: dict[Any, tuple[str, ...]] = {}
         self.stats = AggregationStats()
 
     def __len__(self) -> int:
@@ -117,8 +120,13 @@ class Aggregator:
         if rule.aggregation is not None and rule.aggregation_key is not None:
             values = rule.aggregation_key.render(event)[1]
             return {f: values.get(f) for f in rule.aggregation.key}
-        extra = self.settings.ignore_fields
-        return {k: v for k, v in alert.output_fields.items() if not is_volatile(k, extra)}
+        names = self._default_key.get(rule)
+        if names is None:
+            extra = self.settings.ignore_fields
+            names = tuple(k for k in alert.output_fields if not is_volatile(k, extra))
+            self._default_key[rule] = names
+        fields = alert.output_fields
+        return {k: fields.get(k) for k in names}
 
     def offer(self, rule: Any, event: Any, alert: Alert) -> None:
         enabled, window = self._settings_for(rule)
@@ -127,7 +135,8 @@ class Aggregator:
             self.emit(alert)
             return
         key_fields = self._key(rule, event, alert)
-        key = (alert.rule, alert.source, *((k, hashable(v)) for k, v in key_fields.items()))
+        key = (alert.rule, alert.source,
+               *((k, v if type(v) in _SCALARS else hashable(v)) for k, v in key_fields.items()))
         w = self._open.get(key)
         if w is not None and alert.ts < w.end:
             self._count(w, alert)
@@ -172,6 +181,7 @@ class Aggregator:
         for key in list(self._open):
             self._close(key, reason)
         self._ends.clear()
+        self._default_key.clear()  # a reload brings new rule objects
 
     def _close(self, key: tuple[Any, ...], reason: str) -> None:
         w = self._open.pop(key)
