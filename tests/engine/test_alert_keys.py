@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 import falcopy.engine.collector as collector
+from falcopy.cli import main
 from falcopy.engine.alert_keys import FALCOPY_RULE_KEYS, AggregationSpec, ThresholdSpec
 
 from .helpers import load, ruleset
@@ -121,3 +123,16 @@ def test_falco_reader_loads_the_file_with_unknown_key_warnings(compat_dir: Path,
         ("LOAD_UNKNOWN_KEY", "Unknown key 'aggregation'. The key will be ignored."),
     }
     assert all(r.threshold is None and r.aggregation is None for r in res.ruleset.rules)
+
+
+def test_validate_command_checks_the_keys(tmp_path: Path) -> None:
+    good = tmp_path / "good.yaml"
+    good.write_text(RULES)
+    res = CliRunner().invoke(main, ["validate", str(good)])
+    assert res.exit_code == 0 and "0 errors, 0 warnings" in res.stdout, res.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(RULES.replace("count: 20", "count: twenty"))
+    res = CliRunner().invoke(main, ["validate", str(bad)])
+    assert res.exit_code == 1
+    assert (f"{bad}:8:12: error LOAD_ERR_YAML_VALIDATE: 'threshold.count' must be an integer >= 1, "
+            "got 'twenty' (rule 'etc sweep')") in res.stdout, res.stdout
