@@ -30,7 +30,7 @@ from falcopy.agent.outputs.alert import Alert
 from falcopy.agent.outputs.format import rfc3339
 
 from falcopy.engine.alert_keys import hashable
-from falcopy.engine.threshold import ThresholdGate
+from falcopy.engine.threshold import DEFAULT_MAX_GROUPS, DEFAULT_MAX_VALUES, ThresholdGate
 
 _NS = 1_000_000_000
 
@@ -147,6 +147,10 @@ class Aggregator:
         end = alert.ts + int(window * _NS)
         self._open[key] = _Window(self._seq, alert, end, window, key_fields)
         heapq.heappush(self._ends, (end, self._seq, key))
+        if len(self._ends) > 2 * self.settings.max_keys + 1024:
+            # windows closed early left their entries behind: keep the heap bounded by max_keys
+            self._ends = [(w.end, w.seq, k) for k, w in self._open.items()]
+            heapq.heapify(self._ends)
         self.emit(alert)
         if len(self._open) > self.settings.max_keys:
             oldest = next(iter(self._open))
@@ -210,8 +214,10 @@ def summary_alert(w: _Window, reason: str) -> Alert:
                f"from {rfc3339(w.first_ts)} to {rfc3339(w.last_ts)} ({span:.3f}s, "
                f"{w.window:g}s window{early})")
     fields: dict[str, Any] = dict(w.key_fields)
+    # the time field the first alert had (evt.time, or evt.time.iso8601 with time_format_iso_8601)
+    time_key = "evt.time.iso8601" if "evt.time.iso8601" in first.output_fields else "evt.time"
     fields.update({
-        "evt.time": w.last_ts,
+        time_key: w.last_ts,
         "falcopy.count": w.count,
         "falcopy.first_time": w.first_ts,
         "falcopy.last_time": w.last_ts,
@@ -233,7 +239,8 @@ class AlertStage:
                  max_groups: int | None = None, max_values: int | None = None) -> None:
         self._build = build
         self._lock = threading.Lock()
-        self.gate = ThresholdGate(*(v for v in (max_groups, max_values) if v is not None))
+        self.gate = ThresholdGate(max_groups=max_groups or DEFAULT_MAX_GROUPS,
+                                  max_values=max_values or DEFAULT_MAX_VALUES)
         self.aggregator = Aggregator(settings, emit)
 
     def on_match(self, rule: Any, event: Any) -> None:

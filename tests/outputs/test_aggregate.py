@@ -235,3 +235,12 @@ def test_summaries_reach_a_live_output_while_another_is_down(tmp_path: Path) -> 
     assert 'falcopy_output_failed_total{sink="http"} 4.0' in text
     assert 'falcopy_aggregation_summaries_total{rule="shadow read"} 2.0' in text
     assert 'falcopy_alerts_aggregated_total{rule="shadow read"} 198.0' in text
+
+
+def test_memory_stays_bounded_under_key_churn() -> None:
+    h = Harness(max_keys=10, window=3600.0)
+    for i in range(20_000):  # every match a new key: windows close early all the time
+        h.event(T0 + i, **{"fd.name": "/etc/shadow", "proc.name": f"p{i}", "proc.pid": i})
+    agg = h.stage.aggregator
+    assert len(agg) == 10 and len(agg._ends) <= 2 * 10 + 1024
+    assert len(h.out) == 20_000 and agg.stats.closed_early == 20_000 - 10
