@@ -174,7 +174,8 @@ class Ruleset:
 
     # -------------------------------------------------------------- hot path
     def evaluate(self, event: Any) -> list[CompiledRule]:
-        """The rules matching ``event`` (at most one with rule_matching "first");
+        """The rules matching ``event`` (with rule_matching "first": the first match, after the
+        threshold rules that matched before it);
         replaced per instance by the closure :meth:`_make_evaluate` builds."""
         return self._make_evaluate()(event)
 
@@ -194,12 +195,19 @@ class Ruleset:
                 if not bucket:
                     return []
             cache: dict[Any, Any] = {}
+            # a threshold rule's match only counts towards its threshold: it must not hide the
+            # alert of a later rule, so it does not end the scan (checked on matches only)
+            counting: list[CompiledRule] | None = None
             for first, group in bucket:
                 if first(event, cache):
                     for rest, rule in group:
                         if rest is None or rest(event, cache):
-                            return [rule]
-            return []
+                            if rule.threshold is None:
+                                return [rule] if counting is None else [*counting, rule]
+                            if counting is None:
+                                counting = []
+                            counting.append(rule)
+            return counting or []
 
         def all_matches(event: Any) -> list[CompiledRule]:
             idx = index.get(event.source)

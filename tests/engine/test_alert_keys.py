@@ -12,6 +12,7 @@ from click.testing import CliRunner
 import falcopy.engine.collector as collector
 from falcopy.cli import main
 from falcopy.engine.alert_keys import FALCOPY_RULE_KEYS, AggregationSpec, ThresholdSpec
+from falcopy.engine.event import DictEvent
 
 from .helpers import load, ruleset
 
@@ -136,3 +137,17 @@ def test_validate_command_checks_the_keys(tmp_path: Path) -> None:
     assert res.exit_code == 1
     assert (f"{bad}:8:12: error LOAD_ERR_YAML_VALIDATE: 'threshold.count' must be an integer >= 1, "
             "got 'twenty' (rule 'etc sweep')") in res.stdout, res.stdout
+
+
+def test_a_threshold_rule_does_not_hide_a_later_rule_with_first_matching() -> None:
+    rs = ruleset(RULES + """
+- rule: shadow again
+  desc: a later rule on the same event
+  condition: evt.type = openat and fd.name = /etc/shadow
+  output: x
+  priority: ERROR
+""")
+    names = [r.name for r in rs.evaluate(DictEvent({"evt.type": "openat", "fd.name": "/etc/shadow"}))]
+    assert names == ["etc sweep", "shadow read"]  # counted, then the first plain match ends the scan
+    names = [r.name for r in rs.evaluate(DictEvent({"evt.type": "openat", "fd.name": "/etc/hosts"}))]
+    assert names == ["etc sweep"]
