@@ -135,12 +135,12 @@ def run_chain(script: Path) -> None:
 
 def start_agent(workdir: Path, rules: Path, captures: Path, extra: str = "") -> AgentProcess:
     config = (
-        "  capture:\n    max_events: 5000\n"
         "capture:\n  enabled: true\n  mode: rules\n"
         f"  path_prefix: {captures}/falcopy\n  default_duration: 5000\n" + extra
     )
     # a generous start-up ceiling: the build machines are shared and often saturated
-    return AgentProcess(workdir, [rules], extra_config=config).start(timeout=240)
+    return AgentProcess(workdir, [rules], falcopy_config="  capture:\n    max_events: 5000\n",
+                        extra_config=config).start(timeout=240)
 
 
 def replay(capture: str, rules: Path, *args: str) -> subprocess.CompletedProcess[str]:
