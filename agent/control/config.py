@@ -402,7 +402,8 @@ class AgentConfig(_Section):
     rule_matching: Literal["first", "all"] = "first"
     outputs_queue: OutputsQueue = Field(default_factory=OutputsQueue)
     append_output: list[AppendOutput] = Field(default_factory=lambda: [AppendOutput(suggested_output=True)])
-    static_fields: dict[str, str] = Field(default_factory=dict)  # accepted, not used
+    #: constants readable as ``static.<key>`` in rules and appended to outputs
+    static_fields: dict[str, str] = Field(default_factory=dict)
     stdout_output: Enabled = Field(default_factory=Enabled)
     syslog_output: Enabled = Field(default_factory=Enabled)
     file_output: FileOutput = Field(default_factory=FileOutput)
@@ -470,8 +471,6 @@ class AgentConfig(_Section):
             notes.append(f"engine.kind={self.engine.kind}: falcopy always uses its CO-RE eBPF probe")
         if self.grpc is not None or self.grpc_output is not None:
             notes.append("grpc/grpc_output: removed in Falco 0.44, ignored")
-        if self.static_fields:
-            notes.append("static_fields: not supported, ignored")
         if self.http_output.enabled and not (self.json_output and self.json_include_output_fields_property):
             notes.append(
                 "http_output: falcosidekick accepts only JSON alerts with output_fields "
