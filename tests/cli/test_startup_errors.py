@@ -1,4 +1,6 @@
-"""Start-up failures a user meets first: one line naming the cause and the fix, exit code 1."""
+"""Start-up failures a user meets first: one line naming the cause and the fix, exit code 1.
+
+(The missing BPF object is tested in tests/config/test_cli.py.)"""
 
 from __future__ import annotations
 
@@ -67,9 +69,3 @@ def test_missing_btf(repo_root: Path, require_root) -> None:
     hide = ["unshare", "-m", "--", "sh", "-c", 'mount -t tmpfs none /sys/kernel/btf && exec "$@"', "sh"]
     line = _one_error(_run(hide, repo_root, "webserver.enabled=false"))
     assert "/sys/kernel/btf/vmlinux" in line and "CONFIG_DEBUG_INFO_BTF" in line
-
-
-def test_missing_bpf_object(tmp_path: Path, repo_root: Path, require_root) -> None:
-    missing = tmp_path / "nowhere" / "falcopy.bpf.o"
-    line = _one_error(_run([], repo_root, "webserver.enabled=false", f"falcopy.bpf_object={missing}"))
-    assert str(missing) in line and "make bpf" in line
