@@ -34,16 +34,39 @@ def _summary(result: LoadResult) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print Falco's `-V -o json_output=true` JSON.")
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
-    """Validate rules FILES (loaded in order, like Falco's -V): exit 0 when valid."""
-    result = load_rules_files(list(files))
+    """Validate rules FILES (loaded in order, like Falco's -V), or FalcoRule / ClusterFalcoRule
+    manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported."""
+    from falcopy.operator.offline import is_manifest_file
+
+    manifests = [f for f in files if is_manifest_file(f)]
+    ok = _validate_manifests(manifests) if manifests else True
+    rules_files = [f for f in files if f not in manifests]
+    if not rules_files:
+        sys.exit(0 if ok else 1)
+    result = load_rules_files(rules_files, keep_going=True)
     if as_json:
         click.echo(json.dumps(result.to_falco_json(), indent=2))
     else:
-        _print_messages(result, sys.stdout)
+        order = {name: i for i, name in enumerate(result.names)}
+        for m in sorted(result.messages, key=lambda m: (order.get(m.file, len(order)), m.line, m.column)):
+            click.echo(str(m))
         if result.ruleset is not None:
             click.echo(f"{len(result.ruleset.rules)} rules compiled")
         click.echo(_summary(result))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(0 if result.ok and ok else 1)
+
+
+def _validate_manifests(paths: list[Path]) -> bool:
+    from falcopy.operator.offline import validate_manifests
+    from falcopy.operator.settings import packaged_rules
+
+    verdicts = validate_manifests(paths, packaged_rules())
+    for v in verdicts:
+        click.echo(str(v))
+    denied = sum(1 for v in verdicts if not v.allowed)
+    click.echo(f"{'valid' if not denied else 'invalid'}: {len(verdicts) - denied} objects allowed, "
+               f"{denied} denied")
+    return not denied
 
 
 def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
