@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -250,9 +251,13 @@ class SyscallEventTimeouts(_Section):
     max_consecutives: int = Field(default=1000, ge=1)
 
 
+#: what a duration key accepts as written (``1h``, ``500ms``, seconds): the chart's schema says so
+_DURATION_SCHEMA = WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d"}]})
+
+
 class Metrics(_Section):
     enabled: bool = False
-    interval: float = 3600.0
+    interval: Annotated[float, _DURATION_SCHEMA] = 3600.0
     output_rule: bool = True
     output_file: str = ""
     rules_counters_enabled: bool = True
