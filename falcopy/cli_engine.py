@@ -79,18 +79,35 @@ def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
 
 
 @main.command("list-rules")
-@click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Rules file or directory (repeatable).")
+@click.option("-r", "--rules", "rules", multiple=True, type=click.Path(path_type=Path),
+              help="Rules file or directory (repeatable); default: falcopy's default rules.")
+@click.option("--rule", "only", default=None, help="Describe this rule only (like `falco -l RULE`).")
 @click.option("--json", "as_json", is_flag=True)
-def list_rules(rules: tuple[Path, ...], as_json: bool) -> None:
+def list_rules(rules: tuple[Path, ...], only: str | None, as_json: bool) -> None:
     """Describe the loaded rules (like `falco -L`)."""
+    if not rules:
+        from falcopy.agent.app import default_rules_paths
+
+        rules = tuple(default_rules_paths())
     ruleset = _load_or_exit(rules)
+    selected = [r for r in ruleset.rules if only is None or r.name == only]
+    if only is not None and not selected:
+        click.echo(f"Error: no rule named {only!r} in {', '.join(map(str, rules))}", err=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps([{
             "name": r.name, "desc": r.desc, "priority": r.priority.falco_name, "source": r.source,
             "tags": r.tags, "enabled": r.enabled, "condition": r.condition, "output": r.output,
             "evttypes": sorted(r.evttypes) if r.evttypes is not None else None,
-        } for r in ruleset.rules], indent=2))
+        } for r in selected], indent=2))
+        return
+    if only is not None:
+        (r,) = selected
+        for label, value in (("Rule", r.name), ("Description", " ".join(r.desc.split())),
+                             ("Condition", r.condition.strip()), ("Output", r.output.strip()),
+                             ("Priority", r.priority.falco_name), ("Source", r.source),
+                             ("Tags", ", ".join(r.tags)), ("Enabled", str(r.enabled).lower())):
+            click.echo(f"{label + ':':<13}{value}")
         return
     width = max((len(r.name) for r in ruleset.rules), default=4)
     click.echo(f"{'Rule':<{width}}  Description")
