@@ -13,8 +13,7 @@ import click
 
 from falcopy.cli import main
 from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
-from falcopy.engine.event import DictEvent
-from falcopy.engine.fields.k8s_audit import AuditEvent
+from falcopy.engine.replay import ReplayInputError, ReplayReader
 from falcopy.engine.ruleset import CompiledRule, Ruleset
 
 
@@ -170,14 +169,6 @@ def alert_json(rule: CompiledRule, text: str, fields: dict[str, Any], ts: int, h
     }, sort_keys=True)
 
 
-def _event(values: dict[str, Any]) -> Any:
-    """A raw Kubernetes audit event replays as itself; anything else is field values."""
-    if values.get("kind") == "Event" and str(values.get("apiVersion", "")).startswith("audit.k8s.io/"):
-        return AuditEvent(values)
-    source = values.pop("source", "syscall")
-    return DictEvent(values, source=str(source))
-
-
 @main.command("replay")
 @click.argument("events", type=click.File("r", encoding="utf-8"))
 @click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
@@ -192,9 +183,10 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     """Evaluate recorded EVENTS (JSON lines of field values) against the rules and print alerts.
 
     Each line is an object mapping field text to value, e.g.
-    {"evt.type": "execve", "proc.name": "sudo", "container.id": "abc123"}; an optional
-    "source" key selects the event source (default syscall).  A raw Kubernetes audit
+    {"evt.type": "execve", "evt.time": "2026-06-10T10:00:00Z", "proc.name": "sudo"}; an
+    optional "source" key selects the event source (default syscall).  A raw Kubernetes audit
     event (kind Event, apiVersion audit.k8s.io/v1) is evaluated by the k8s_audit rules.
+    docs/engine.md describes the format with a complete example.
     """
     try:
         prio = Priority.parse(min_priority)
@@ -203,6 +195,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
     ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
     hostname = socket.gethostname()
+    reader = ReplayReader(default_sources())
     n_events = n_alerts = 0
     for lineno, line in enumerate(events, 1):
         line = line.strip()
@@ -216,7 +209,11 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
         if not isinstance(values, dict):
             click.echo(f"{events.name}:{lineno}:1: error: each line must be a JSON object", err=True)
             sys.exit(2)
-        event = _event(values)
+        try:
+            event = reader.event(values, lineno)
+        except ReplayInputError as e:
+            click.echo(f"{events.name}:{e.line}: error: {e.message}", err=True)
+            sys.exit(2)
         n_events += 1
         try:
             matched = ruleset.evaluate(event)
@@ -232,4 +229,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
                 click.echo(alert_json(rule, text, fields, ts, hostname))
             else:
                 click.echo(f"{_clock(ts)}: {rule.priority.falco_name} {text}")
+    for name, count in sorted(reader.missing.items()):
+        click.echo(f"note: field {name} was read by the rules but absent from {count} event(s) "
+                   "(it evaluated as <NA>)", err=True)
     click.echo(f"{n_events} events, {n_alerts} alerts", err=True)
