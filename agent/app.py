@@ -343,7 +343,6 @@ class Agent:
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            log.info("reloading rules (%s)", reason)
             config = self.config
             paths = self.rules_paths
             try:
@@ -355,14 +354,14 @@ class Agent:
             except BundleIncomplete as exc:
                 return self._reload_deferred(str(exc))
             except ConfigError as exc:
-                return self._reload_failed(list(exc.messages))
+                return self._reload_failed(reason, list(exc.messages))
             except Exception as exc:  # a reload must never take the running agent down
                 log.exception("reload failed")
-                return self._reload_failed([f"{type(exc).__name__}: {exc}"])
+                return self._reload_failed(reason, [f"{type(exc).__name__}: {exc}"])
             self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
-            self._report(result)
             if not result.ok or result.ruleset is None:
-                return self._reload_failed([str(e) for e in result.errors])
+                return self._reload_failed(reason, [str(e) for e in result.errors])
+            self._report(result)  # the new set's warnings
             ruleset = result.ruleset
             with self._pending_lock:
                 self._pending = (ruleset, wanted_types(ruleset, config))
@@ -377,7 +376,7 @@ class Agent:
             enabled = sum(1 for r in ruleset.rules if r.enabled)
             self.metrics.rules_loaded.set(enabled)
             self.metrics.rule_reloads.labels(result="success").inc()
-            log.info("rules reloaded: %d rules", enabled)
+            log.info("rules reloaded (%s): %d rules", reason, enabled)
             return True
 
     def _reload_deferred(self, why: str) -> bool:
@@ -392,7 +391,8 @@ class Agent:
         stale = now - self._incomplete_since > BUNDLE_STALE_S
         if stale and not self._incomplete_reported:
             self._incomplete_reported = True
-            self._reload_failed([f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"])
+            stale_msg = f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"
+            self._reload_failed("rules bundle", [stale_msg])
         if self._retry_handle is not None and not self._retry_handle.cancelled():
             return False
 
@@ -412,11 +412,12 @@ class Agent:
             self.ruleset = pending[0]
             self.builder.set_ruleset(pending[0])
 
-    def _reload_failed(self, errors: list[str]) -> bool:
+    def _reload_failed(self, reason: str, errors: list[str]) -> bool:
         self.metrics.rule_reloads.labels(result="failure").inc()
         for e in errors:
-            log.error("reload: %s", e)
-        log.error("reload failed: keeping the rules that are running")
+            log.error("%s", e)
+        log.error("rules reload (%s) failed with %d error(s): keeping the rules that are running",
+                  reason, len(errors))
         first = errors[0] if errors else "unknown error"
         if self.reporter is not None:
             self.reporter.failed(first)
@@ -678,6 +679,7 @@ class Agent:
             self._event_thread.join(10)
         if self.probe is not None:
             try:
+                self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
                 self.probe.close()  # links detached, maps and ring buffer freed
             except Exception as exc:
                 log.error("probe close failed: %s", exc)
@@ -688,7 +690,11 @@ class Agent:
             self.store = None
         if self.dispatcher is not None:
             self.dispatcher.close(timeout=5.0)
-        log.info("stopped")
+        ev = self.metrics.events
+        alerts = self.dispatcher.alerts_total if self.dispatcher is not None else 0
+        output_drops = self.dispatcher.total_dropped() if self.dispatcher is not None else 0
+        log.info("stopped: %d events, %d alerts, %d kernel drops, %d output drops",
+                 ev.events, alerts, ev.kernel_drops, output_drops)
 
 
 def build_agent(
