@@ -98,6 +98,9 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
             out.discard(name[1:])
         else:
             out.add(name)
+    from falcopy.agent.capture.service import recorded_types
+
+    out |= recorded_types(config)
     # the agent makes these itself (the container event): the probe is not asked for them
     return out - SYNTHETIC_EVENT_TYPES
 
@@ -130,6 +133,7 @@ class Agent:
         self.pipeline: Any = None
         self.store: Any = None
         self.announcer: Any = None
+        self.capture: Any = None
         self._stop = threading.Event()
         self._exit_code = 0
         self._pending: tuple[Ruleset, set[str] | None] | None = None
@@ -197,7 +201,7 @@ class Agent:
         self.dispatcher = build_dispatcher(self.config, self.metrics)
         thresholds = self.config.falcopy.thresholds
         self.stage = AlertStage(
-            self.builder.build,
+            self._build_alert,
             self.dispatcher.submit,
             AggregationSettings.from_config(self.config),
             max_groups=thresholds.max_groups,
@@ -252,6 +256,14 @@ class Agent:
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
+        if self.config.capture.enabled:
+            from falcopy.agent.capture.service import CaptureService
+
+            self.capture = CaptureService(self.config, state, metadata=self.store)
+            self.capture.recorder.ruleset = self.ruleset
+            self.pipeline.recorder = self.capture.recorder
+            self.metrics.add_collector(self.capture.collect)
+            self.capture.start()
         probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
         self.probe = probe
         probe.load()
@@ -279,6 +291,15 @@ class Agent:
         assert self.stage is not None
         self.stage.on_match(rule, event)
 
+    def _build_alert(self, rule: Any, event: Any) -> Any:
+        """The alert of one match (the stage's build step); a capturing rule's alert
+        starts its capture and names the file."""
+        assert self.builder is not None
+        alert = self.builder.build(rule, event)
+        if alert is not None and self.capture is not None:
+            alert.capture_file = self.capture.recorder.on_alert(rule, event) or ""
+        return alert
+
     def emit_internal(self, rule: str, priority: str, message: str, fields: dict[str, Any]) -> None:
         assert self.builder is not None and self.dispatcher is not None
         if not self.builder.accepts(priority):
@@ -288,6 +309,7 @@ class Agent:
     def _event_loop(self) -> None:
         probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
         announcer = self.announcer
+        recorder = self.capture.recorder if self.capture is not None else None
         stage = self.stage
         assert stage is not None
         drops = DropMonitor(
@@ -313,6 +335,8 @@ class Agent:
                 # aggregation windows close on the events' clock while records flow, on the
                 # wall clock once the ring is drained: a lagging agent closes no window early
                 stage.tick(records[-1].ts if records else time.time_ns())
+                if recorder is not None:
+                    recorder.tick()
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now
@@ -349,6 +373,8 @@ class Agent:
         self.stage.flush("reload")
         self.builder.set_ruleset(ruleset)
         self.ruleset = ruleset
+        if self.capture is not None:
+            self.capture.recorder.ruleset = ruleset
         self.probe.set_event_filter(types)
 
     # ------------------------------------------------------------------ reload
@@ -695,6 +721,8 @@ class Agent:
         self.metrics.ready.set(0)
         if self._event_thread is not None:
             self._event_thread.join(10)
+        if self.capture is not None:
+            self.capture.stop()
         if self.probe is not None:
             try:
                 self.metrics.events.kernel_drops = self.probe.drops()  # for the final line

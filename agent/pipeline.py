@@ -32,6 +32,11 @@ class RulesetLike(Protocol):
 
 AlertCallback = Callable[[Any, SyscallEvent], None]
 
+
+class RecorderLike(Protocol):
+    def record(self, rec: SyscallRecord, thread: Any, num: int) -> None: ...
+
+
 #: young-generation threshold for :func:`tune_gc`: a batch of records allocates ~5
 #: tracked objects each, nearly all freed by reference counting, so collecting every
 #: 700 allocations (the default) mostly re-scans the batch being processed
@@ -53,8 +58,10 @@ def tune_gc() -> None:
 class Pipeline:
     def __init__(self, ruleset: RulesetLike | None, state: ProcessTable, *,
                  metadata: MetadataLookup | None = None,
-                 on_alert: AlertCallback | None = None) -> None:
+                 on_alert: AlertCallback | None = None, recorder: RecorderLike | None = None) -> None:
         self.state = state
+        #: the flight recorder (capture on alert); None when capture is off
+        self.recorder = recorder
         self.metadata = metadata
         self.on_alert = on_alert or (lambda rule, event: None)
         self._lock = threading.Lock()
@@ -107,6 +114,7 @@ class Pipeline:
         # hoisted per batch: the type filter as one bound method, the ruleset's closure
         evaluate = ruleset.evaluate if ruleset is not None else None
         wanted = (lambda t: True) if types is None else types.__contains__
+        record = self.recorder.record if self.recorder is not None else None
         for rec in records:
             num += 1
             try:
@@ -116,6 +124,13 @@ class Pipeline:
                 self.errors += 1
                 log.exception("state update failed for %s record (pid %s)", rec.type, rec.pid)
                 continue
+            if record is not None:
+                # before the rules: an alert's capture holds the event that raised it
+                try:
+                    record(rec, thread, num)
+                except Exception:  # capture is an extra: detection goes on without it
+                    self.errors += 1
+                    log.exception("flight recorder failed on %s record", rec.type)
             if evaluate is not None and wanted(rec.type):
                 event = SyscallEvent(rec, thread, fd, state, meta, num)
                 evaluated += 1

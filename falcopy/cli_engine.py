@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import sys
@@ -195,11 +196,12 @@ def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str 
 
 @main.command("replay")
 @click.argument("events", type=click.File("r", encoding="utf-8"))
-@click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Rules file or directory (repeatable).")
+@click.option("-r", "--rules", "rules", multiple=True, type=click.Path(path_type=Path),
+              help="Rules file or directory (repeatable; optional with --timeline).")
 @click.option("--json", "as_json", is_flag=True, help="Alerts in Falco's JSON shape.")
 @click.option("--rule-matching", type=click.Choice(["first", "all"]), default="first")
-@click.option("--priority", "min_priority", default="debug", help="Minimum rule priority loaded.")
+@click.option("--priority", "min_priority", default=None,
+              help="Minimum rule priority loaded (default debug; a capture: the agent's setting).")
 @click.option("--disable-rule", multiple=True, help="Disable rules by name (wildcards allowed).")
 @click.option("--enable-tag", multiple=True, help="Enable rules having this tag.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
@@ -207,12 +209,17 @@ def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str 
 @click.option("--aggregate/--no-aggregate", default=None,
               help="Aggregate repeated alerts (default: falcopy.aggregation.enabled, off).")
 @click.option("--aggregation-window", "window", default=None, help="Aggregation window, e.g. 60s.")
-def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching: str, min_priority: str,
-           disable_rule: tuple[str, ...], enable_tag: tuple[str, ...], config_path: Path | None,
-           aggregate: bool | None, window: str | None) -> None:
-    """Evaluate recorded EVENTS (JSON lines of field values) against the rules and print alerts.
+@click.option("--timeline", is_flag=True, help="Capture files: print the events as a table.")
+def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching: str,
+           min_priority: str | None, disable_rule: tuple[str, ...], enable_tag: tuple[str, ...],
+           config_path: Path | None, aggregate: bool | None, window: str | None, timeline: bool) -> None:
+    """Evaluate recorded EVENTS against the rules and print alerts.
 
-    Each line is an object mapping field text to value, e.g.
+    EVENTS is a capture file the agent wrote on an alert (docs/capture.md): the
+    alerts are rebuilt exactly as the agent raised them, followed by the other
+    rules the same events match; --timeline prints its events as a table.
+
+    Or JSON lines, each an object mapping field text to value, e.g.
     {"evt.type": "execve", "evt.time": "2026-06-10T10:00:00Z", "proc.name": "sudo"}; an
     optional "source" key selects the event source (default syscall).  A raw Kubernetes audit
     event (kind Event, apiVersion audit.k8s.io/v1) is evaluated by the k8s_audit rules.
@@ -222,10 +229,20 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     (``evt.time``): windows close as the recorded time passes them, and at the end.
     """
     try:
-        prio = Priority.parse(min_priority)
+        prio = Priority.parse(min_priority or "debug")
     except ValueError as e:
         raise click.BadParameter(str(e)) from None
     selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
+    first = events.readline()
+    from falcopy.agent.capture.replay import first_line_is_header
+
+    if first_line_is_header(first):
+        _replay_capture(events, first, rules, as_json, prio if min_priority else None, selection, timeline)
+        return
+    if timeline:
+        raise click.UsageError(f"--timeline needs a capture file; {events.name} has no capture header")
+    if not rules:
+        raise click.UsageError("Missing option '-r' / '--rules'.")
     ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
     hostname = socket.gethostname()
     reader = ReplayReader(default_sources())
@@ -246,7 +263,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
             click.echo(f"{_clock(alert.ts)}: {alert.priority} {alert.message}")
 
     stage = _replay_stage(config_path, aggregate, window, build, emit)
-    for lineno, line in enumerate(events, 1):
+    for lineno, line in enumerate(itertools.chain([first], events), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
@@ -280,3 +297,34 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
         click.echo(f"note: field {name} was read by the rules but absent from {count} event(s) "
                    "(it evaluated as <NA>)", err=True)
     click.echo(f"{n_events} events, {n_matches} matches, {n_alerts} alerts", err=True)
+
+
+def _replay_capture(stream: TextIO, first: str, rules: tuple[Path, ...], as_json: bool, prio: Priority | None,
+                    selection: list[tuple[str, str, str]], show_timeline: bool) -> None:
+    """A capture file: the agent's own field source and alert builder, from the file alone."""
+    from falcopy.agent.capture.fileformat import CaptureFormatError
+    from falcopy.agent.capture.replay import parse_capture
+    from falcopy.agent.capture.report import replay_capture, summary, timeline
+    from falcopy.agent.fields.syscall import AgentSyscallSource
+
+    try:
+        capture = parse_capture(itertools.chain([first], stream), stream.name)
+    except CaptureFormatError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    ruleset = None
+    if rules:
+        sources = dict(default_sources())
+        sources["syscall"] = AgentSyscallSource()
+        # every matching rule is wanted: the live rule_matching is applied when printing
+        ruleset = _load_or_exit(rules, sources=sources, rule_matching="all",
+                                min_priority=prio or Priority.DEBUG, selection=selection)
+    if show_timeline:
+        timeline(capture, sys.stdout, ruleset)
+        return
+    if ruleset is None:
+        raise click.UsageError("Missing option '-r' / '--rules' (needed unless --timeline).")
+    result = replay_capture(capture, ruleset, sys.stdout, as_json=as_json,
+                            min_priority=prio.falco_name if prio is not None else None)
+    for line in summary(capture, result):
+        click.echo(line, err=True)

@@ -2,7 +2,7 @@
 # Debian packages the build, the agent and the tests need. Idempotent: does
 # nothing when everything is already installed.
 set -euo pipefail
-PKGS=(clang llvm bpftool libbpf-dev libbpf1 make docker.io debootstrap busybox-static iproute2 procps util-linux openssl ca-certificates)
+PKGS=(clang llvm bpftool libbpf-dev libbpf1 make docker.io debootstrap busybox-static iproute2 procps util-linux openssl ca-certificates curl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

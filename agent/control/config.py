@@ -4,7 +4,7 @@ A Falco user's falco.yaml loads unchanged.  Every key is typed; an unknown key
 or a wrong type stops the agent with an error naming the key and the line
 where it was written (see :func:`load_config`).  Keys Falco has that falcopy
 accepts without acting on them are marked "accepted, not used" below and in
-docs/outputs.md: they appear in real Falco files (plugins, capture,
+docs/outputs.md: they appear in real Falco files (plugins,
 libs_logger...), so rejecting them would break unmodified configs.
 """
 
@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from falcopy.agent.capture.config import CaptureConfig, RecorderConfig
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
 from falcopy.agent.enrichment.config import EnrichmentConfig
@@ -389,6 +390,8 @@ class FalcopySection(_Section):
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced
     reload_debounce_ms: int = Field(default=100, ge=0)
+    #: the flight recorder behind Falco's ``capture`` (docs/capture.md)
+    capture: RecorderConfig = Field(default_factory=RecorderConfig)
     aggregation: Aggregation = Field(default_factory=Aggregation)
     thresholds: Thresholds = Field(default_factory=Thresholds)
 
@@ -405,7 +408,7 @@ class AgentConfig(_Section):
     rules_file: list[str] | str | None = None
     rules: list[RuleSelection] = Field(default_factory=list)
     engine: Engine = Field(default_factory=Engine)
-    capture: _Loose = Field(default_factory=_Loose)  # accepted, not used
+    capture: CaptureConfig = Field(default_factory=CaptureConfig)
     load_plugins: list[str] = Field(default_factory=list)  # accepted, not used (see docs)
     plugins: list[Plugin] = Field(default_factory=list)  # accepted, not used
     plugins_hostinfo: bool = True  # accepted, not used

@@ -25,3 +25,5 @@ class Alert:
     tags: list[str] = field(default_factory=list)
     source: str = "syscall"
     hostname: str = ""
+    #: the capture file this alert's events go to (capture on alert), "" when none
+    capture_file: str = ""

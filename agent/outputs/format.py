@@ -106,6 +106,8 @@ class AlertFormatter:
             doc["output_fields"] = alert.output_fields
         if o.include_tags:
             doc["tags"] = sorted(alert.tags)
+        if alert.capture_file:
+            doc["capture_file"] = alert.capture_file
         return doc
 
     def json(self, alert: Alert) -> bytes:

@@ -1,10 +1,12 @@
 """The agent side of the benchmark, run as its own process so that its CPU time
 and peak RSS are its own.
 
-    python -m tests.bench.agent_proc floor|full SECONDS RULES...
+    python -m tests.bench.agent_proc floor|full|capture SECONDS RULES...
 
 ``floor``: the probe with the same event filter and a consumer that discards
-every record; ``full``: probe + process table + pipeline + engine.  Prints
+every record; ``full``: probe + process table + pipeline + engine; ``capture``:
+``full`` with capture on alert (the flight recorder keeps every record, and the
+probe also delivers the recorder's extra event types).  Prints
 "ready" once attached, then one JSON line of statistics.
 """
 
@@ -37,7 +39,17 @@ def main(argv: list[str]) -> int:
     wanted = (set(types) if types is not None else set(SUPPORTED_EVENTS)) | STATE_EVENT_TYPES
     alerts = 0
     pipeline = None
-    if mode == "full":
+    recorder = None
+    if mode == "capture":
+        import tempfile
+
+        from falcopy.agent.capture.service import CaptureService, recorded_types
+        from falcopy.agent.control.config import AgentConfig
+
+        config = AgentConfig.model_validate(
+            {"capture": {"enabled": True, "path_prefix": f"{tempfile.mkdtemp()}/capture"}})
+        wanted |= recorded_types(config)
+    if mode in ("full", "capture"):
         table = ProcessTable()
         table.bootstrap()
 
@@ -46,7 +58,9 @@ def main(argv: list[str]) -> int:
             alerts += 1
             ruleset.format(rule, event)  # type: ignore[arg-type]
 
-        pipeline = Pipeline(ruleset, table, on_alert=on_alert)
+        if mode == "capture":
+            recorder = CaptureService(config, table).recorder
+        pipeline = Pipeline(ruleset, table, on_alert=on_alert, recorder=recorder)
         tune_gc()
     probe = Probe()
     probe.load()
@@ -65,6 +79,8 @@ def main(argv: list[str]) -> int:
             batch = probe.poll(50)
             records += len(batch)
             pipeline.process(batch)
+            if recorder is not None:
+                recorder.tick()
     # drain what the workload left in the ring
     while True:
         if pipeline is None:
@@ -81,6 +97,7 @@ def main(argv: list[str]) -> int:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     stats = {"mode": mode, "records": records, "drops": probe.drops(), "wall_s": wall, "cpu_s": cpu,
              "maxrss_kb": r1.ru_maxrss, "alerts": alerts,
+             "recorder_mib": recorder.bytes / (1 << 20) if recorder is not None else 0.0,
              "errors": pipeline.errors if pipeline is not None else 0}
     probe.close()
     print(json.dumps(stats), flush=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,15 +21,6 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SECONDS = float(os.environ.get("FALCOPY_BENCH_SECONDS", "1.5"))
 WORKLOADS = ("openclose", "stat", "forkexec", "connect")
-
-
-@pytest.fixture(scope="module")
-def workload_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    assert cc, "a C compiler is needed to build the benchmark workloads"
-    out = tmp_path_factory.mktemp("wl") / "workload"
-    subprocess.run([cc, "-O2", "-o", str(out), str(HERE / "workload.c")], check=True)
-    return out
 
 
 def _run_workload(binary: Path, mode: str, *extra: str) -> float:

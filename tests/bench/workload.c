@@ -1,6 +1,6 @@
 /* Syscall workloads for the agent benchmark: each hammers one kind of call for
  * a fixed time and prints how many operations it completed.
- * usage: workload openclose|stat|forkexec|connect SECONDS
+ * usage: workload openclose|stat|forkexec|connect|mixed SECONDS
  *        workload openrate SECONDS RATE   (open+close paced at RATE opens/s) */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -40,7 +40,9 @@ int main(int argc, char **argv) {
     int lfd = -1;
     struct sockaddr_in addr;
     socklen_t alen = sizeof(addr);
-    if (strcmp(mode, "connect") == 0) {
+    char scratch[64];
+    snprintf(scratch, sizeof(scratch), "/tmp/falcopy-bench-%d", (int)getpid());
+    if (strcmp(mode, "connect") == 0 || strcmp(mode, "mixed") == 0) {
         lfd = socket(AF_INET, SOCK_STREAM, 0);
         memset(&addr, 0, sizeof(addr));
         addr.sin_family = AF_INET;
@@ -91,6 +93,41 @@ int main(int argc, char **argv) {
                     rst_close(s);
             }
             rst_close(c);
+        } else if (strcmp(mode, "mixed") == 0) {
+            /* a busy service: reads dominate, then stats, connections, file changes, the odd exec */
+            int fd = open("/etc/hostname", O_RDONLY);
+            if (fd >= 0)
+                close(fd);
+            if ((n & 3) == 0) {
+                struct stat st;
+                stat("/etc/hostname", &st);
+            }
+            if ((n & 15) == 0) {
+                int w = open(scratch, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+                if (w >= 0)
+                    close(w);
+                chmod(scratch, 0644);
+                unlink(scratch);
+            }
+            if ((n & 31) == 0) {
+                int c = socket(AF_INET, SOCK_STREAM, 0);
+                if (connect(c, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
+                    int s = accept(lfd, NULL, NULL);
+                    if (s >= 0)
+                        rst_close(s);
+                }
+                rst_close(c);
+            }
+            if ((n & 255) == 0) {
+                pid_t pid = fork();
+                if (pid == 0) {
+                    char *args[] = {"/bin/true", NULL};
+                    execv("/bin/true", args);
+                    _exit(127);
+                }
+                if (pid > 0)
+                    waitpid(pid, NULL, 0);
+            }
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             return 2;

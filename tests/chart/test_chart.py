@@ -42,6 +42,9 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "operator-off": {"operator": {"enabled": False}},
     "k8s-audit": {"agent": {"k8sAudit": {"enabled": True}}},
     "operator-shards": {"operator": {"shards": 2, "allowDefaultOverrides": True}},
+    "capture-hostpath": {"config": {"capture": {"enabled": True}}},
+    "capture-emptydir": {"config": {"capture": {"enabled": True, "mode": "all_rules"}},
+                         "agent": {"capture": {"volume": "emptyDir", "sizeLimit": "512Mi"}}},
 }
 
 
@@ -512,3 +515,39 @@ def test_notes_tell_how_to_read_alerts(default: Rendered) -> None:
     assert "kubectl -n falcopy logs daemonset/falcopy" in default.notes
     assert "JSON" in default.notes
     assert "/healthz" in default.notes
+
+
+# --- capture on alert ------------------------------------------------------------------------
+
+
+def test_capture_off_mounts_nothing(default: Rendered) -> None:
+    assert not default.agent_config().capture.enabled
+    names = [v["name"] for v in default.daemonset["spec"]["template"]["spec"]["volumes"]]
+    assert "captures" not in names
+
+
+@pytest.mark.parametrize("which", ["capture-hostpath", "capture-emptydir"])
+def test_capture_volume_holds_path_prefix(which: str) -> None:
+    r = render(VALUE_SETS[which])
+    cfg = r.agent_config()
+    assert cfg.capture.enabled
+    mount = _mounts(r)["/var/lib/falcopy/captures"]
+    assert not mount.get("readOnly")
+    # the agent writes its captures on that volume (the root file system is read-only)
+    assert cfg.capture.path_prefix == "/var/lib/falcopy/captures/falcopy"
+    volume = _volume(r, mount["name"])
+    if which == "capture-hostpath":
+        assert volume["hostPath"] == {"path": "/var/lib/falcopy/captures", "type": "DirectoryOrCreate"}
+    else:
+        assert volume["emptyDir"] == {"sizeLimit": "512Mi"}
+        assert cfg.capture.mode == "all_rules"
+
+
+def test_capture_path_prefix_and_volume_are_checked() -> None:
+    r = render({"config": {"capture": {"enabled": True, "path_prefix": "/var/lib/falcopy/captures/node1"}}})
+    assert r.agent_config().capture.path_prefix == "/var/lib/falcopy/captures/node1"
+    with helm.Chart.load(str(CHART_DIR)) as chart:
+        for bad in ({"agent": {"capture": {"volume": "nfs"}}}, {"config": {"capture": {"mode": "some"}}},
+                    {"config": {"capture": {"path_prefix": "relative/x"}}}):
+            with pytest.raises(helm.HelmError):
+                chart.validate_schema(bad)

@@ -26,7 +26,7 @@ def free_port() -> int:
 
 class AgentProcess:
     def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
-                 falcopy_config: str = "") -> None:
+                 falcopy_config: str = "", extra_config: str = "") -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -36,6 +36,8 @@ class AgentProcess:
         self.env = env or {}
         #: more keys of the falcopy: section, as YAML indented by two spaces
         self.falcopy_config = falcopy_config
+        #: more top-level YAML keys, after the falcopy: section
+        self.extra_config = extra_config
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._alerts: list[dict[str, Any]] = []
@@ -52,6 +54,7 @@ class AgentProcess:
             f"  listen_port: {self.port}\n  prometheus_metrics_enabled: true\n"
             "watch_config_files: true\n"
             "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
+            + self.extra_config
         )
         args = [sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
         for r in self.rules:

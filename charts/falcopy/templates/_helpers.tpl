@@ -210,6 +210,14 @@ app.kubernetes.io/component: operator
 {{- $_ := set $cfg "json_output" true -}}
 {{- $_ := set $cfg "json_include_output_fields_property" true -}}
 {{- end -}}
+{{- if and $cfg.capture $cfg.capture.enabled (not $cfg.capture.path_prefix) -}}
+{{- $capture := deepCopy $cfg.capture -}}
+{{- $_ := set $capture "path_prefix" (printf "%s/falcopy" .Values.agent.capture.mountPath) -}}
+{{- $_ := set $cfg "capture" $capture -}}
+{{- end -}}
+{{- if and $cfg.capture (not $cfg.capture.path_prefix) -}}
+{{- $_ := unset $cfg.capture "path_prefix" -}}
+{{- end -}}
 {{- $host := dict "root" .Values.agent.hostRoot "proc" (printf "%s/proc" .Values.agent.hostRoot) -}}
 {{- $kubelet := dict "enabled" .Values.agent.kubelet.enabled "insecure" .Values.agent.kubelet.insecure -}}
 {{- $audit := dict "enabled" .Values.agent.k8sAudit.enabled "listen_address" "0.0.0.0" "listen_port" (int .Values.agent.k8sAudit.port) "path" .Values.agent.k8sAudit.path -}}
