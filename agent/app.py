@@ -231,12 +231,13 @@ class Agent:
             self.store = MetadataStore(enrichment)
             # before start(): containers already running are announced too, as Falco does
             self.announcer = ContainerAnnouncer()
-            self.store.add_listener(self.announcer.offer)
+            self.store.add_listener(self._offer_container)
             self.store.start()
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
-        probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
+        probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
+                      batch_window=fc.event_reader.batch_window_us / 1e6)
         self.probe = probe
         probe.load()
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
@@ -259,6 +260,21 @@ class Agent:
         )
 
     # ------------------------------------------------------------------ event path
+    def _wake_event_thread(self) -> None:
+        """Control work for the event thread (a new ruleset, a container to announce,
+        stop): it sleeps in the probe's poll as long as no record arrives."""
+        probe = self.probe
+        if probe is not None:
+            with contextlib.suppress(RuntimeError):  # not loaded yet / closed: nothing sleeps
+                probe.interrupt()
+
+    def _offer_container(self, info: Any) -> None:
+        """Metadata store listener (store thread)."""
+        assert self.announcer is not None
+        self.announcer.offer(info)
+        if self.announcer.pending():
+            self._wake_event_thread()
+
     def _on_alert(self, rule: Any, event: Any) -> None:
         assert self.builder is not None and self.dispatcher is not None
         alert = self.builder.build(rule, event)
@@ -282,15 +298,18 @@ class Agent:
         counter: collections.Counter[str] = collections.Counter()
         last_drop_read = 0.0
         perf = time.perf_counter
+        # a record wakes the thread at once; the timeout only paces the drop check
+        idle_poll_ms = self.config.falcopy.event_reader.idle_poll_ms
         try:
             while not self._stop.is_set():
                 self._apply_pending()
-                records = probe.poll(100)
+                records = probe.poll(idle_poll_ms)
                 if records:
                     t0 = perf()
                     pipeline.process(records)
                     stats.engine_seconds += perf() - t0
                     stats.events += len(records)
+                    stats.ring_wakeups = probe.wakeups
                     counter.update(map(_record_type, records))
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())
@@ -361,6 +380,7 @@ class Agent:
             ruleset = result.ruleset
             with self._pending_lock:
                 self._pending = (ruleset, wanted_types(ruleset, config))
+            self._wake_event_thread()
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
             self.rules_paths = paths
@@ -428,6 +448,7 @@ class Agent:
     # ------------------------------------------------------------------ run
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake_event_thread()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -617,6 +638,7 @@ class Agent:
 
     def _shutdown(self) -> None:
         self._stop.set()
+        self._wake_event_thread()
         self.readiness.shutting_down = True
         self.metrics.ready.set(0)
         if self._event_thread is not None:

@@ -361,6 +361,17 @@ class K8sAudit(_Section):
         return v
 
 
+class EventReader(_Section):
+    """How the event thread reads the probe's ring buffer (docs/performance.md)."""
+
+    #: longest sleep of the event thread when nothing arrives; a record wakes it at once,
+    #: this only bounds how stale the drop counters can get
+    idle_poll_ms: int = Field(default=1000, ge=1)
+    #: while records keep arriving, read at most once per window: a batch per wake-up
+    #: instead of a wake-up per record (0 = read as soon as woken)
+    batch_window_us: int = Field(default=2000, ge=0, le=100_000)
+
+
 class FalcopySection(_Section):
     host: HostPaths = Field(default_factory=HostPaths)
     #: compiled BPF object; empty = the one installed with the package
@@ -372,6 +383,7 @@ class FalcopySection(_Section):
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced
     reload_debounce_ms: int = Field(default=100, ge=0)
+    event_reader: EventReader = Field(default_factory=EventReader)
 
 
 # --- the whole file ---------------------------------------------------------------------------

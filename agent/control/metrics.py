@@ -24,6 +24,8 @@ class EventStats:
         self.events = 0
         self.engine_seconds = 0.0
         self.kernel_drops = 0
+        #: times the event thread slept and was woken by records (batching: well below events)
+        self.ring_wakeups = 0
         self.alerts_suppressed = 0
 
     def count(self, source: str, evt_type: str, n: int = 1) -> None:
@@ -46,6 +48,10 @@ class _EventCollector(Collector):
         yield by_type
         yield CounterMetricFamily(
             "falcopy_kernel_drops", "Records the kernel probe could not deliver", value=s.kernel_drops
+        )
+        yield CounterMetricFamily(
+            "falcopy_ring_wakeups", "Times the event thread was woken by records in the ring buffer",
+            value=s.ring_wakeups,
         )
         yield CounterMetricFamily(
             "falcopy_engine_seconds", "Time spent processing events (state + rules)", value=s.engine_seconds

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .workloads import build_workload
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
@@ -26,11 +27,7 @@ WORKLOADS = ("openclose", "stat", "forkexec", "connect")
 
 @pytest.fixture(scope="module")
 def workload_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    assert cc, "a C compiler is needed to build the benchmark workloads"
-    out = tmp_path_factory.mktemp("wl") / "workload"
-    subprocess.run([cc, "-O2", "-o", str(out), str(HERE / "workload.c")], check=True)
-    return out
+    return build_workload(tmp_path_factory.mktemp("wl"))
 
 
 def _run_workload(binary: Path, mode: str, *extra: str) -> float:
