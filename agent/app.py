@@ -141,6 +141,8 @@ class Agent:
         self._retry_tasks: set[asyncio.Task[bool]] = set()
         self._incomplete_since: float | None = None
         self._incomplete_reported = False
+        self._probe_loader: threading.Thread | None = None
+        self._probe_error: BaseException | None = None
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -172,6 +174,49 @@ class Agent:
             log.error("%s", e)
 
     # ------------------------------------------------------------------ set-up
+    def preload_probe(self) -> None:
+        """Load the BPF object in a thread while the rules compile: the kernel's
+        verifier is the longest step of start-up and runs outside the GIL.  Nothing
+        is attached (and nothing captured) until ``_start_capture``."""
+        self.probe = self._new_probe()
+
+        def load() -> None:
+            try:
+                self.probe.load()
+            except BaseException as exc:  # re-raised by _start_capture, on the caller's thread
+                self._probe_error = exc
+
+        self._probe_loader = threading.Thread(target=load, name="falcopy-probe-load", daemon=True)
+        self._probe_loader.start()
+
+    def discard_probe(self) -> None:
+        """Start-up failed before capture: unload a preloaded probe."""
+        if self._probe_loader is not None:
+            self._probe_loader.join()
+            self._probe_loader = None
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+
+    def _new_probe(self) -> Any:
+        from falcopy.agent.kernel import Probe
+
+        fc = self.config.falcopy
+        return Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
+                     batch_window=fc.event_reader.batch_window_us / 1e6)
+
+    def _loaded_probe(self) -> Any:
+        if self._probe_loader is None:
+            self.probe = self._new_probe()
+            self.probe.load()
+            return self.probe
+        self._probe_loader.join()
+        self._probe_loader = None
+        if self._probe_error is not None:
+            self.probe = None
+            raise self._probe_error
+        return self.probe
+
     def prepare(self) -> None:
         """Everything that can fail on configuration, before anything is started."""
         self.sources = self._make_sources()
@@ -217,7 +262,6 @@ class Agent:
         from falcopy.agent.enrichment.attach import container_resolver
         from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
-        from falcopy.agent.kernel import Probe
         from falcopy.agent.pipeline import Pipeline, tune_gc
         from falcopy.agent.state.procfs import HostPaths
         from falcopy.agent.state.table import ProcessTable
@@ -236,10 +280,7 @@ class Agent:
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
-        probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
-                      batch_window=fc.event_reader.batch_window_us / 1e6)
-        self.probe = probe
-        probe.load()
+        probe = self._loaded_probe()
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
         if probe.unsupported:
             log.warning(
@@ -643,6 +684,8 @@ class Agent:
         self.metrics.ready.set(0)
         if self._event_thread is not None:
             self._event_thread.join(10)
+        if self._probe_loader is not None:  # start-up stopped before capture began
+            self._probe_loader.join()
         if self.probe is not None:
             try:
                 self.probe.close()  # links detached, maps and ring buffer freed
@@ -662,6 +705,8 @@ def build_agent(
     config_path: str | None,
     rules: Iterable[str],
     overrides: Iterable[str],
+    *,
+    preload_probe: bool = False,
 ) -> Agent:
     """Parse and validate everything; raises ConfigError / StartupError before anything starts."""
     from falcopy.agent.control.config import find_default_config
@@ -677,5 +722,11 @@ def build_agent(
     else:
         paths = default_rules_paths()
     agent = Agent(config, paths, config_path=path, overrides=overrides, cli_rules=bool(cli_rules))
-    agent.prepare()
+    if preload_probe:
+        agent.preload_probe()
+    try:
+        agent.prepare()
+    except BaseException:
+        agent.discard_probe()
+        raise
     return agent
