@@ -66,6 +66,12 @@ def default_rules_paths() -> list[Path]:
     raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
 
 
+def seconds_since_process_start() -> float:
+    """From the kernel's start time of this process (so imports count too)."""
+    stat = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - int(stat[19]) / os.sysconf("SC_CLK_TCK")
+
+
 # per-type counting runs over every batch: attrgetter keeps it in C
 _record_type = operator.attrgetter("type")
 
@@ -141,6 +147,7 @@ class Agent:
         self._retry_tasks: set[asyncio.Task[bool]] = set()
         self._incomplete_since: float | None = None
         self._incomplete_reported = False
+        self._rule_counts: dict[str, int] = {}
         self._probe_loader: threading.Thread | None = None
         self._probe_error: BaseException | None = None
 
@@ -229,7 +236,7 @@ class Agent:
         self.ruleset = result.ruleset
         self.rules_version = self._read_version
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
-        log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
+        self._rule_counts = dict(result.counts, enabled=enabled)
         self.metrics.rules_loaded.set(enabled)
         self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
         self.dispatcher = build_dispatcher(self.config, self.metrics)
@@ -293,11 +300,16 @@ class Agent:
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
         tune_gc()
+        from falcopy import __version__
+
+        c = self._rule_counts
         log.info(
-            "probe attached (%d event types); %d processes read from %s",
-            len(probe.enabled_events),
-            n,
-            fc.host.proc,
+            "falcopy %s starting (pid %d): config %s; rules %s: %d rules (%d enabled), %d macros, %d lists;"
+            " capturing %d event types: %s; %d processes read from %s",
+            __version__, os.getpid(), self.config_path or "(defaults)",
+            ", ".join(map(str, self.rules_paths)), c.get("rules", 0), c.get("enabled", 0),
+            c.get("macros", 0), c.get("lists", 0), len(probe.enabled_events),
+            " ".join(sorted(probe.enabled_events)), n, fc.host.proc,
         )
 
     # ------------------------------------------------------------------ event path
@@ -553,10 +565,13 @@ class Agent:
             except StartupError as exc:
                 self._startup_error = exc
                 return
+            ready_s = seconds_since_process_start()
+            self.metrics.startup_seconds.set(ready_s)
+            log.info("falcopy agent ready %.2f s after process start (probe attached, rules compiled,"
+                     " /healthz ok)", ready_s)
             self.reporter = self._start_reporter()
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
-            log.info("falcopy agent running (pid %d)", os.getpid())
             snapshots = self._snapshot_maker()
             next_snapshot = time.monotonic() + self.config.metrics.interval
             while not self._stop.is_set():

@@ -94,6 +94,9 @@ class AgentMetrics:
         )
         self.rules_loaded = Gauge("falcopy_rules_loaded", "Enabled rules in the running ruleset", registry=r)
         self.ready = Gauge("falcopy_ready", "1 once the probe is attached and rules are loaded", registry=r)
+        self.startup_seconds = Gauge(
+            "falcopy_startup_seconds", "Seconds from process start until the agent was ready", registry=r
+        )
         self._lock = threading.Lock()
 
     def add_collector(self, fn: Callable[[], Iterable[Any]]) -> None:
