@@ -31,6 +31,9 @@ SAMPLES = int(os.environ.get("FALCOPY_BENCH_LATENCY_SAMPLES", "30"))
 MIXED_RATE = os.environ.get("FALCOPY_BENCH_MIXED_RATE", "2000")
 IDLE_CPU_S = float(os.environ.get("FALCOPY_BENCH_IDLE_SECONDS", "10"))
 CEILING_S = 30.0
+#: run the agent of another source tree (a directory holding a `falcopy` package laid out as
+#: installed), for before/after comparisons on the same machine state
+AGENT_SRC = os.environ.get("FALCOPY_BENCH_AGENT_SRC")
 
 
 class AlertFile:
@@ -86,7 +89,8 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
     cat = tmp_path / f"fplat{os.getpid()}"
     shutil.copy("/bin/cat", cat)
     workload = build_workload(tmp_path)
-    agent = AgentProcess(tmp_path, [compat_dir / "falco_rules.yaml"])
+    agent = AgentProcess(tmp_path, [compat_dir / "falco_rules.yaml"],
+                         **({"cwd": Path(AGENT_SRC)} if AGENT_SRC else {}))
     alerts = AlertFile(agent.alerts_path)
     stop = threading.Event()
 
@@ -134,7 +138,7 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
         row[f"{label}_p50_ms"] = 1000 * _pct(values, 0.5)
         row[f"{label}_p99_ms"] = 1000 * _pct(values, 0.99)
         row[f"{label}_max_ms"] = 1000 * max(values)
-    print("\nreal agent, Falco's stable rules, JSON file output")
+    print(f"\nreal agent ({AGENT_SRC or 'this tree'}), Falco's stable rules, JSON file output")
     print(f"  ready {row['ready_s']:.2f} s, first alert {row['first_alert_s']:.2f} s after process start")
     for label in ("idle", "mixed"):
         print(f"  alert latency {label:5}: p50 {row[f'{label}_p50_ms']:6.1f} ms"

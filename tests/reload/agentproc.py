@@ -26,7 +26,7 @@ def free_port() -> int:
 
 class AgentProcess:
     def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
-                 extra_config: str = "") -> None:
+                 extra_config: str = "", cwd: Path = REPO) -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -35,6 +35,7 @@ class AgentProcess:
         self.config = workdir / "falcopy.yaml"
         self.env = env or {}
         self.extra_config = extra_config
+        self.cwd = cwd  # `python -m falcopy` imports the falcopy package found there first
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._alerts: list[dict[str, Any]] = []
@@ -76,7 +77,7 @@ class AgentProcess:
             args += ["-r", str(r)]
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env={**os.environ, **self.env}
         )
         return self.proc
 
