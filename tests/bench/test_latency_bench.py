@@ -108,13 +108,15 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
     try:
         reader = threading.Thread(target=reader_loop, daemon=True)
         reader.start()
-        deadline = t_start + 90
+        deadline = t_start + 300  # a loaded shared machine: the BPF verifier alone can take a minute
         while not agent.healthy():
             assert proc.poll() is None, agent.log()
             assert time.monotonic() < deadline, agent.log()
             time.sleep(0.01)
         row["ready_s"] = time.monotonic() - t_start
-        row["first_alert_s"] = alerts.wait_for(f"first-{os.getpid()}-", ceiling=90) - t_start
+        # CPU spent to get ready (the kernel's BPF verification included): robust to neighbours
+        row["ready_cpu_s"] = _cpu_seconds(proc.pid)
+        row["first_alert_s"] = alerts.wait_for(f"first-{os.getpid()}-", ceiling=300) - t_start
         stop.set()
         reader.join()
 
@@ -139,7 +141,8 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
         row[f"{label}_p99_ms"] = 1000 * _pct(values, 0.99)
         row[f"{label}_max_ms"] = 1000 * max(values)
     print(f"\nreal agent ({AGENT_SRC or 'this tree'}), Falco's stable rules, JSON file output")
-    print(f"  ready {row['ready_s']:.2f} s, first alert {row['first_alert_s']:.2f} s after process start")
+    print(f"  ready {row['ready_s']:.2f} s ({row['ready_cpu_s']:.2f} s of CPU), first alert"
+          f" {row['first_alert_s']:.2f} s after process start")
     for label in ("idle", "mixed"):
         print(f"  alert latency {label:5}: p50 {row[f'{label}_p50_ms']:6.1f} ms"
               f"  p99 {row[f'{label}_p99_ms']:6.1f} ms  max {row[f'{label}_max_ms']:6.1f} ms"
