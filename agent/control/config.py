@@ -369,7 +369,7 @@ class EventReader(_Section):
     idle_poll_ms: int = Field(default=1000, ge=1)
     #: while records keep arriving, read at most once per window: a batch per wake-up
     #: instead of a wake-up per record (0 = read as soon as woken)
-    batch_window_us: int = Field(default=2000, ge=0, le=100_000)
+    batch_window_us: int = Field(default=5000, ge=0, le=100_000)
 
 
 class FalcopySection(_Section):

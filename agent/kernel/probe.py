@@ -83,7 +83,7 @@ def kernel_events(tracefs: Path) -> set[str]:
 class Probe:
     def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
                  wake_threshold: int | None = None, batch_limit: int = 8192,
-                 batch_window: float = 0.002) -> None:
+                 batch_window: float = 0.005) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
             raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
         self.obj_path = Path(obj_path) if obj_path is not None else DEFAULT_OBJ

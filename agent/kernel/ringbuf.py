@@ -38,7 +38,7 @@ T = TypeVar("T")
 
 
 class RingBuffer:
-    def __init__(self, map_fd: int, size: int, batch_window: float = 0.002) -> None:
+    def __init__(self, map_fd: int, size: int, batch_window: float = 0.005) -> None:
         if size <= 0 or size & (size - 1):
             raise ValueError(f"ring size must be a power of two, got {size}")
         self.fd = map_fd
