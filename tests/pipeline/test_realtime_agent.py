@@ -33,7 +33,7 @@ def test_lone_alert_with_an_hour_long_poll_and_buffered_output(tmp_path: Path, r
     rules.write_text(RULE.format(marker=marker))
     agent = AgentProcess(
         tmp_path, [rules],
-        extra_config="  event_reader:\n    idle_poll_ms: 3600000\nbuffered_outputs: true\n",
+        falcopy_config="  event_reader:\n    idle_poll_ms: 3600000\n", top_config="buffered_outputs: true\n",
     ).start()
     try:
         # the event thread sleeps in a one-hour poll: only the probe's wake-up ends it

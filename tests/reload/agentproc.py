@@ -26,7 +26,7 @@ def free_port() -> int:
 
 class AgentProcess:
     def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
-                 extra_config: str = "", cwd: Path = REPO) -> None:
+                 falcopy_config: str = "", top_config: str = "", cwd: Path = REPO) -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -34,7 +34,10 @@ class AgentProcess:
         self.log_path = workdir / "agent.log"
         self.config = workdir / "falcopy.yaml"
         self.env = env or {}
-        self.extra_config = extra_config
+        #: more keys of the falcopy: section, as YAML indented by two spaces
+        self.falcopy_config = falcopy_config
+        #: more top-level keys, as YAML
+        self.top_config = top_config
         self.cwd = cwd  # `python -m falcopy` imports the falcopy package found there first
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
@@ -69,8 +72,8 @@ class AgentProcess:
             "webserver:\n  enabled: true\n  listen_address: 127.0.0.1\n"
             f"  listen_port: {self.port}\n  prometheus_metrics_enabled: true\n"
             "watch_config_files: true\n"
-            "falcopy:\n  enrichment:\n    enabled: false\n"
-            + self.extra_config
+            + self.top_config
+            + "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
         )
         args = [sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
         for r in self.rules:
