@@ -362,12 +362,17 @@ class Agent:
         counter: collections.Counter[str] = collections.Counter()
         last_drop_read = 0.0
         perf = time.perf_counter
-        # a record wakes the thread at once; the timeout only paces the drop check
+        # a record wakes the thread at once; the timeout only paces the drop check and
+        # closes the next aggregation window on time when nothing arrives
         idle_poll_ms = self.config.falcopy.event_reader.idle_poll_ms
         try:
             while not self._stop.is_set():
                 self._apply_pending()
-                records = probe.poll(idle_poll_ms)
+                timeout = idle_poll_ms
+                window_end = stage.next_end()
+                if window_end is not None:
+                    timeout = max(0, min(timeout, (window_end - time.time_ns()) // 1_000_000 + 1))
+                records = probe.poll(timeout)
                 if records:
                     t0 = perf()
                     pipeline.process(records)
