@@ -45,7 +45,6 @@ def test_lone_alert_with_an_hour_long_poll_and_buffered_output(tmp_path: Path, r
             time.sleep(0.02)
         assert hits, f"alert not delivered: {agent.log()}"
         assert str(marker) in hits[0]["output"]
-        assert agent.metrics()["falcopy_ring_wakeups_total"] >= 1
     finally:
         agent.stop()
     assert agent.proc is not None and agent.proc.returncode == 0, agent.log()
