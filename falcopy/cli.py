@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import sys
 
 import click
-
-from falcopy import __version__
 
 #: sub-command -> the module that registers it on `main` when imported.  Imported on
 #: demand: the agent must not pay for the operator's imports at start-up, nor the reverse.
@@ -17,6 +16,8 @@ COMMAND_MODULES: dict[str, str] = {
     "list-rules": "falcopy.cli_engine",
     "list-fields": "falcopy.cli_engine",
     "replay": "falcopy.cli_engine",
+    "version": "falcopy.cli_info",
+    "support": "falcopy.cli_info",
 }
 
 
@@ -34,6 +35,17 @@ class _LazyGroup(click.Group):
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="falcopy")
 def main() -> None:
-    """Runtime security for Kubernetes nodes, speaking Falco's rule language."""
+    """Runtime security for Kubernetes nodes, speaking Falco's rule language.
+
+    Falco's spellings work too: `falcopy -r RULES -o key=value` runs the agent, `-V FILE`
+    validates, `-L` / `-l RULE` list rules, `--list [SOURCE]` lists fields, `--list-events`,
+    `--version`, `--support`, `-U`, and Falco < 0.39's `-D` / `-T` / `-t`.
+    """
+
+
+def run() -> None:
+    """The `falcopy` command: Falco-style arguments are mapped onto the sub-commands first."""
+    from falcopy.falco_argv import translate
+
+    main(args=translate(sys.argv[1:]), prog_name="falcopy")

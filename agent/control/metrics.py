@@ -27,6 +27,8 @@ class EventStats:
         #: times the event thread slept and was woken by records (batching: well below events)
         self.ring_wakeups = 0
         self.alerts_suppressed = 0
+        #: (rule, priority, source, tags) -> matches: Falco's falcosecurity_falco_rules_matches_total
+        self.rule_matches: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
 
     def count(self, source: str, evt_type: str, n: int = 1) -> None:
         key = (source, evt_type)
