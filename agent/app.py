@@ -244,6 +244,7 @@ class Agent:
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
         self._rule_counts = dict(result.counts, enabled=enabled)
+        log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
         self.metrics.rules_loaded.set(enabled)
         self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
         self.dispatcher = build_dispatcher(self.config, self.metrics)
@@ -621,8 +622,8 @@ class Agent:
                 return
             ready_s = seconds_since_process_start()
             self.metrics.startup_seconds.set(ready_s)
-            log.info("falcopy agent ready %.2f s after process start (probe attached, rules compiled,"
-                     " /healthz ok)", ready_s)
+            log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
+                     " rules compiled, /healthz ok)", os.getpid(), ready_s)
             self.reporter = self._start_reporter()
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
