@@ -69,6 +69,12 @@ def default_rules_paths() -> list[Path]:
     raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
 
 
+def seconds_since_process_start() -> float:
+    """From the kernel's start time of this process (so imports count too)."""
+    stat = Path("/proc/self/stat").read_text().rpartition(")")[2].split()
+    return time.clock_gettime(time.CLOCK_BOOTTIME) - int(stat[19]) / os.sysconf("SC_CLK_TCK")
+
+
 # per-type counting runs over every batch: attrgetter keeps it in C
 _record_type = operator.attrgetter("type")
 
@@ -150,6 +156,9 @@ class Agent:
         self._retry_tasks: set[asyncio.Task[bool]] = set()
         self._incomplete_since: float | None = None
         self._incomplete_reported = False
+        self._rule_counts: dict[str, int] = {}
+        self._probe_loader: threading.Thread | None = None
+        self._probe_error: BaseException | None = None
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -182,6 +191,49 @@ class Agent:
             log.error("%s", e)
 
     # ------------------------------------------------------------------ set-up
+    def preload_probe(self) -> None:
+        """Load the BPF object in a thread while the rules compile: the kernel's
+        verifier is the longest step of start-up and runs outside the GIL.  Nothing
+        is attached (and nothing captured) until ``_start_capture``."""
+        self.probe = self._new_probe()
+
+        def load() -> None:
+            try:
+                self.probe.load()
+            except BaseException as exc:  # re-raised by _start_capture, on the caller's thread
+                self._probe_error = exc
+
+        self._probe_loader = threading.Thread(target=load, name="falcopy-probe-load", daemon=True)
+        self._probe_loader.start()
+
+    def discard_probe(self) -> None:
+        """Start-up failed before capture: unload a preloaded probe."""
+        if self._probe_loader is not None:
+            self._probe_loader.join()
+            self._probe_loader = None
+        if self.probe is not None:
+            self.probe.close()
+            self.probe = None
+
+    def _new_probe(self) -> Any:
+        from falcopy.agent.kernel import Probe
+
+        fc = self.config.falcopy
+        return Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
+                     batch_window=fc.event_reader.batch_window_us / 1e6)
+
+    def _loaded_probe(self) -> Any:
+        if self._probe_loader is None:
+            self.probe = self._new_probe()
+            self.probe.load()
+            return self.probe
+        self._probe_loader.join()
+        self._probe_loader = None
+        if self._probe_error is not None:
+            self.probe = None
+            raise self._probe_error
+        return self.probe
+
     def prepare(self) -> None:
         """Everything that can fail on configuration, before anything is started."""
         self.sources = self._make_sources()
@@ -195,6 +247,7 @@ class Agent:
         self.rules_version = self._read_version
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
+        self._rule_counts = dict(result.counts, enabled=enabled)
         log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
         self.metrics.rules_loaded.set(enabled)
         self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
@@ -237,7 +290,6 @@ class Agent:
         from falcopy.agent.enrichment.attach import container_resolver
         from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
-        from falcopy.agent.kernel import Probe
         from falcopy.agent.pipeline import Pipeline, tune_gc
         from falcopy.agent.state.procfs import HostPaths
         from falcopy.agent.state.table import ProcessTable
@@ -251,7 +303,7 @@ class Agent:
             self.store = MetadataStore(enrichment)
             # before start(): containers already running are announced too, as Falco does
             self.announcer = ContainerAnnouncer()
-            self.store.add_listener(self.announcer.offer)
+            self.store.add_listener(self._offer_container)
             self.store.start()
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
@@ -264,9 +316,7 @@ class Agent:
             self.pipeline.recorder = self.capture.recorder
             self.metrics.add_collector(self.capture.collect)
             self.capture.start()
-        probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
-        self.probe = probe
-        probe.load()
+        probe = self._loaded_probe()
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
         if probe.unsupported:
             log.warning(
@@ -279,14 +329,34 @@ class Agent:
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
         tune_gc()
+        from falcopy import __version__
+
+        c = self._rule_counts
         log.info(
-            "probe attached (%d event types); %d processes read from %s",
-            len(probe.enabled_events),
-            n,
-            fc.host.proc,
+            "falcopy %s starting (pid %d): config %s; rules %s: %d rules (%d enabled), %d macros, %d lists;"
+            " capturing %d event types: %s; %d processes read from %s",
+            __version__, os.getpid(), self.config_path or "(defaults)",
+            ", ".join(map(str, self.rules_paths)), c.get("rules", 0), c.get("enabled", 0),
+            c.get("macros", 0), c.get("lists", 0), len(probe.enabled_events),
+            " ".join(sorted(probe.enabled_events)), n, fc.host.proc,
         )
 
     # ------------------------------------------------------------------ event path
+    def _wake_event_thread(self) -> None:
+        """Control work for the event thread (a new ruleset, a container to announce,
+        stop): it sleeps in the probe's poll as long as no record arrives."""
+        probe = self.probe
+        if probe is not None:
+            with contextlib.suppress(RuntimeError):  # not loaded yet / closed: nothing sleeps
+                probe.interrupt()
+
+    def _offer_container(self, info: Any) -> None:
+        """Metadata store listener (store thread)."""
+        assert self.announcer is not None
+        self.announcer.offer(info)
+        if self.announcer.pending():
+            self._wake_event_thread()
+
     def _on_alert(self, rule: Any, event: Any) -> None:
         assert self.stage is not None
         self.stage.on_match(rule, event)
@@ -320,15 +390,23 @@ class Agent:
         counter: collections.Counter[str] = collections.Counter()
         last_drop_read = 0.0
         perf = time.perf_counter
+        # a record wakes the thread at once; the timeout only paces the drop check and
+        # closes the next aggregation window on time when nothing arrives
+        idle_poll_ms = self.config.falcopy.event_reader.idle_poll_ms
         try:
             while not self._stop.is_set():
                 self._apply_pending()
-                records = probe.poll(100)
+                timeout = idle_poll_ms
+                window_end = stage.next_end()
+                if window_end is not None:
+                    timeout = max(0, min(timeout, (window_end - time.time_ns()) // 1_000_000 + 1))
+                records = probe.poll(timeout)
                 if records:
                     t0 = perf()
                     pipeline.process(records)
                     stats.engine_seconds += perf() - t0
                     stats.events += len(records)
+                    stats.ring_wakeups = probe.wakeups
                     counter.update(map(_record_type, records))
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())
@@ -407,6 +485,7 @@ class Agent:
             ruleset = result.ruleset
             with self._pending_lock:
                 self._pending = (ruleset, wanted_types(ruleset, config))
+            self._wake_event_thread()
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
             self.rules_paths = paths
@@ -480,6 +559,7 @@ class Agent:
     # ------------------------------------------------------------------ run
     def request_stop(self) -> None:
         self._stop.set()
+        self._wake_event_thread()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -566,10 +646,13 @@ class Agent:
             except StartupError as exc:
                 self._startup_error = exc
                 return
+            ready_s = seconds_since_process_start()
+            self.metrics.startup_seconds.set(ready_s)
+            log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
+                     " rules compiled, /healthz ok)", os.getpid(), ready_s)
             self.reporter = self._start_reporter()
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
-            log.info("falcopy agent running (pid %d)", os.getpid())
             snapshots = self._snapshot_maker()
             next_snapshot = time.monotonic() + self.config.metrics.interval
             while not self._stop.is_set():
@@ -717,12 +800,15 @@ class Agent:
 
     def _shutdown(self) -> None:
         self._stop.set()
+        self._wake_event_thread()
         self.readiness.shutting_down = True
         self.metrics.ready.set(0)
         if self._event_thread is not None:
             self._event_thread.join(10)
         if self.capture is not None:
             self.capture.stop()
+        if self._probe_loader is not None:  # start-up stopped before capture began
+            self._probe_loader.join()
         if self.probe is not None:
             try:
                 self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
@@ -749,6 +835,8 @@ def build_agent(
     config_path: str | None,
     rules: Iterable[str],
     overrides: Iterable[str],
+    *,
+    preload_probe: bool = False,
 ) -> Agent:
     """Parse and validate everything; raises ConfigError / StartupError before anything starts."""
     from falcopy.agent.control.config import find_default_config
@@ -764,5 +852,11 @@ def build_agent(
     else:
         paths = default_rules_paths()
     agent = Agent(config, paths, config_path=path, overrides=overrides, cli_rules=bool(cli_rules))
-    agent.prepare()
+    if preload_probe:
+        agent.preload_probe()
+    try:
+        agent.prepare()
+    except BaseException:
+        agent.discard_probe()
+        raise
     return agent

@@ -87,7 +87,7 @@ def agent_command(
     setup_logging()
     log = logging.getLogger("falcopy.agent")
     try:
-        agent = build_agent(config_path, rules, options)
+        agent = build_agent(config_path, rules, options, preload_probe=not dry_run)
     except ConfigError as exc:
         for msg in exc.messages:
             click.echo(f"Error: {msg}", err=True)

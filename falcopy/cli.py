@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
+#: sub-command -> the module that registers it on `main` when imported.  Imported on
+#: demand: the agent must not pay for the operator's imports at start-up, nor the reverse.
+COMMAND_MODULES: dict[str, str] = {
+    "agent": "falcopy.agent.cli",
+    "operator": "falcopy.operator.cli",
+    "validate": "falcopy.cli_engine",
+    "list-rules": "falcopy.cli_engine",
+    "list-fields": "falcopy.cli_engine",
+    "replay": "falcopy.cli_engine",
+    "version": "falcopy.cli_info",
+    "support": "falcopy.cli_info",
+}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class _LazyGroup(click.Group):
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMAND_MODULES.get(cmd_name)
+        if module is not None and cmd_name not in self.commands:
+            importlib.import_module(module)
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in dict.fromkeys(COMMAND_MODULES.values()):
+            importlib.import_module(module)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Runtime security for Kubernetes nodes, speaking Falco's rule language.
 
@@ -22,9 +49,3 @@ def run() -> None:
     from falcopy.falco_argv import translate
 
     main(args=translate(sys.argv[1:]), prog_name="falcopy")
-
-
-# Sub-command modules register on `main` when imported (after `main` exists).
-from falcopy import cli_engine, cli_info  # noqa: E402, F401
-from falcopy.agent import cli as _agent_cli  # noqa: E402, F401
-from falcopy.operator import cli as _operator_cli  # noqa: E402, F401

@@ -483,9 +483,13 @@ static __always_inline int rec_submit(struct scratch *s)
 	struct settings *st = bpf_map_lookup_elem(&settings_map, &zero);
 	__u64 thr = st ? st->wake_threshold : 0;
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	/* one wake-up when the pending data crosses the threshold; the consumer
-	 * also polls on a short timer, so a quiet trickle is never stranded */
-	__u64 flags = (avail < thr && avail + len >= thr) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	/* Wake-up policy (docs/performance.md): flags 0 is the kernel's adaptive
+	 * notification, a wake-up only when the reader had consumed everything
+	 * before this record, i.e. the first record after the ring went quiet is
+	 * delivered at once, while records landing behind a busy reader wait for
+	 * its next batch (it paces itself, see RingBuffer.wait); forced once when
+	 * the pending data crosses the threshold. */
+	__u64 flags = (avail < thr && avail + len >= thr) ? BPF_RB_FORCE_WAKEUP : 0;
 	if (bpf_ringbuf_output(&events, s->buf, len, flags)) {
 		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
 		if (d)

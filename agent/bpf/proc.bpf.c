@@ -88,39 +88,43 @@ static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
 
 #define CG_DEPTH 16
 
+/* The write position of the list lives in the scratch map (s->off), not in
+ * the context on the stack: a value loaded from map memory carries no range
+ * from one bpf_loop iteration to the next, so the verifier's states of cg_one
+ * converge after one pass instead of being explored for every possible
+ * position (that made the two exec programs ~75 % of the probe's load time;
+ * docs/performance.md). */
 struct cg_ctx {
 	struct scratch *s;
 	struct css_set *cset;
 	__u32 count;
 	__u64 start;	/* where the list's bytes begin in the scratch buffer */
-	__u64 pos;	/* bytes written so far */
 	const char *names[CG_DEPTH];
 };
 
-static __always_inline int cg_put(struct cg_ctx *c, const char *str, int user_nul)
+static __always_inline int cg_put(struct cg_ctx *c, const char *str)
 {
-	__u64 pos = c->pos;
-	if (pos > MAX_STR - 256 - 2)
+	__u64 at = cur_off(c->s);
+	if (at < c->start || at - c->start > MAX_STR - 256 - 2)
 		return -1;
-	__u64 at = c->start + pos;
-	barrier_var(at);
 	if (at > SCRATCH_SIZE - 258)
 		return -1;
 	long r = bpf_probe_read_kernel_str(&c->s->buf[at], 256, str);
 	if (r <= 0)
 		return -1;
-	c->pos = pos + r - (user_nul ? 0 : 1);
+	c->s->off = at + r - 1;
 	return 0;
 }
 
 static __always_inline int cg_char(struct cg_ctx *c, char ch)
 {
-	__u64 at = c->start + c->pos;
-	barrier_var(at);
-	if (c->pos > MAX_STR - 2 || at > SCRATCH_SIZE - 2)
+	__u64 at = cur_off(c->s);
+	if (at < c->start || at - c->start > MAX_STR - 2)
+		return -1;
+	if (at > SCRATCH_SIZE - 2)
 		return -1;
 	c->s->buf[at] = ch;
-	c->pos += 1;
+	c->s->off = at + 1;
 	return 0;
 }
 
@@ -146,14 +150,14 @@ static long cg_one(__u64 i, struct cg_ctx *c)
 		n = d + 1;
 		kn = parent;
 	}
-	if (cg_put(c, BPF_CORE_READ(ss, name), 0) || cg_char(c, '='))
+	if (cg_put(c, BPF_CORE_READ(ss, name)) || cg_char(c, '='))
 		return 1;
 	if (n == 0 && cg_char(c, '/'))
 		return 1;
 	for (int d = CG_DEPTH - 1; d >= 0; d--) {
 		if (d >= n)
 			continue;
-		if (cg_char(c, '/') || cg_put(c, c->names[d], 0))
+		if (cg_char(c, '/') || cg_put(c, c->names[d]))
 			return 1;
 	}
 	return cg_char(c, 0) ? 1 : 0;
@@ -174,9 +178,10 @@ static __noinline void push_cgroups(struct scratch *s, struct task_struct *t)
 	};
 	if (c.count > 16)
 		c.count = 16;
+	s->off = off + 2;
 	if (c.cset)
 		bpf_loop(16, cg_one, &c, 0);
-	__u64 pos = c.pos;
+	__u64 pos = cur_off(s) - (off + 2);
 	if (pos > MAX_STR)
 		pos = MAX_STR;
 	*(__u16 *)&s->buf[off] = (__u16)pos;

@@ -346,6 +346,17 @@ class K8sAudit(_Section):
         return v
 
 
+class EventReader(_Section):
+    """How the event thread reads the probe's ring buffer (docs/performance.md)."""
+
+    #: longest sleep of the event thread when nothing arrives; a record wakes it at once,
+    #: this only bounds how stale the drop counters can get
+    idle_poll_ms: int = Field(default=1000, ge=1)
+    #: while records keep arriving, read at most once per window: a batch per wake-up
+    #: instead of a wake-up per record (0 = read as soon as woken)
+    batch_window_us: int = Field(default=5000, ge=0, le=100_000)
+
+
 class Aggregation(_Section):
     """Repeated alerts: first at once, then one summary per window (docs/outputs.md)."""
 
@@ -392,6 +403,7 @@ class FalcopySection(_Section):
     reload_debounce_ms: int = Field(default=100, ge=0)
     #: the flight recorder behind Falco's ``capture`` (docs/capture.md)
     capture: RecorderConfig = Field(default_factory=RecorderConfig)
+    event_reader: EventReader = Field(default_factory=EventReader)
     aggregation: Aggregation = Field(default_factory=Aggregation)
     thresholds: Thresholds = Field(default_factory=Thresholds)
 

@@ -24,6 +24,8 @@ class EventStats:
         self.events = 0
         self.engine_seconds = 0.0
         self.kernel_drops = 0
+        #: times the event thread slept and was woken by records (batching: well below events)
+        self.ring_wakeups = 0
         self.alerts_suppressed = 0
         #: (rule, priority, source, tags) -> matches: Falco's falcosecurity_falco_rules_matches_total
         self.rule_matches: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
@@ -48,6 +50,10 @@ class _EventCollector(Collector):
         yield by_type
         yield CounterMetricFamily(
             "falcopy_kernel_drops", "Records the kernel probe could not deliver", value=s.kernel_drops
+        )
+        yield CounterMetricFamily(
+            "falcopy_ring_wakeups", "Times the event thread was woken by records in the ring buffer",
+            value=s.ring_wakeups,
         )
         yield CounterMetricFamily(
             "falcopy_engine_seconds", "Time spent processing events (state + rules)", value=s.engine_seconds
@@ -90,6 +96,9 @@ class AgentMetrics:
         )
         self.rules_loaded = Gauge("falcopy_rules_loaded", "Enabled rules in the running ruleset", registry=r)
         self.ready = Gauge("falcopy_ready", "1 once the probe is attached and rules are loaded", registry=r)
+        self.startup_seconds = Gauge(
+            "falcopy_startup_seconds", "Seconds from process start until the agent was ready", registry=r
+        )
         self._lock = threading.Lock()
 
     def add_collector(self, fn: Callable[[], Iterable[Any]]) -> None:

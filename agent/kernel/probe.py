@@ -8,7 +8,7 @@ Typical use::
     probe.ignore_pid(os.getpid())
     probe.attach()
     while running:
-        for rec in probe.poll(100):
+        for rec in probe.poll(1000):   # a lone record wakes the reader at once
             ...
     probe.close()
 
@@ -83,7 +83,8 @@ def kernel_events(tracefs: Path) -> set[str]:
 
 class Probe:
     def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
-                 wake_threshold: int | None = None, batch_limit: int = 8192) -> None:
+                 wake_threshold: int | None = None, batch_limit: int = 8192,
+                 batch_window: float = 0.005) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
             raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
         self.obj_path = Path(obj_path) if obj_path is not None else DEFAULT_OBJ
@@ -91,6 +92,8 @@ class Probe:
         # a quarter of the ring: wakes rarely, leaves room while the consumer runs
         self.wake_threshold = wake_threshold if wake_threshold is not None else max(ring_size // 4, 4096)
         self.batch_limit = batch_limit
+        #: while records keep arriving, the reader reads at most once per window (seconds)
+        self.batch_window = batch_window
         self._lib: LibBpf | None = None
         self._obj: int | None = None
         self._links: dict[str, int] = {}
@@ -141,7 +144,7 @@ class Probe:
                 m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
-            self._ring = RingBuffer(self._fds["events"], self.ring_size)
+            self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
             self._write_settings()
             self._write_filter(self._enabled)
         except BaseException:
@@ -230,7 +233,8 @@ class Probe:
 
     # --- reading ---------------------------------------------------------
     def poll(self, timeout_ms: int = 100) -> list[SyscallRecord]:
-        """Records available now, waiting up to ``timeout_ms`` for the first ones."""
+        """Records available now, waiting up to ``timeout_ms`` (< 0: no limit) for the
+        first ones; returns early, possibly empty, after ``interrupt``."""
         ring = self._need_ring()
         ring.wait(timeout_ms)
         # re-read each batch: the wall clock may be stepped while we run
@@ -244,6 +248,19 @@ class Probe:
         ring = self._need_ring()
         ring.wait(timeout_ms)
         return len(ring.drain(lambda buf, off, size: True, 1 << 30))
+
+    def interrupt(self) -> None:
+        """Make a thread sleeping in ``poll`` return now (thread-safe)."""
+        self._need_ring().interrupt()
+
+    @property
+    def wakeups(self) -> int:
+        """Times the reader slept and was woken with records to read."""
+        return self._ring.wakeups if self._ring is not None else 0
+
+    @property
+    def records_read(self) -> int:
+        return self._ring.records if self._ring is not None else 0
 
     def drops(self) -> int:
         """Records the probe could not reserve in the ring since load (all CPUs)."""

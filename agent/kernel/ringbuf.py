@@ -7,14 +7,24 @@ back to back by the kernel, so a record that wraps is still contiguous and is
 decoded in place from the mmap; the consumer position is published once per
 batch.  The wire format of the ring (8-byte record header with BUSY/DISCARD
 bits, 8-byte alignment) is the kernel's UAPI (``include/uapi/linux/bpf.h``).
+
+Latency and batching: the probe wakes the reader for the first record after the
+ring went quiet (the kernel's adaptive notification), so a lone record is read at
+once and the poll timeout is only an upper bound for control work.  A busy ring
+must not turn that into a wake-up per record: the reader paces itself, reading
+at most once per ``batch_window`` seconds while records keep arriving, so under
+a burst each wake-up carries a batch.
 """
 
 from __future__ import annotations
 
 import ctypes
 import mmap
+import os
 import select
 import struct
+import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -28,7 +38,7 @@ T = TypeVar("T")
 
 
 class RingBuffer:
-    def __init__(self, map_fd: int, size: int) -> None:
+    def __init__(self, map_fd: int, size: int, batch_window: float = 0.005) -> None:
         if size <= 0 or size & (size - 1):
             raise ValueError(f"ring size must be a power of two, got {size}")
         self.fd = map_fd
@@ -42,19 +52,49 @@ class RingBuffer:
                                prot=mmap.PROT_READ, offset=page)
         # a single aligned 8-byte store, as the kernel's smp_load_acquire expects
         self._cons = ctypes.c_uint64.from_buffer(self._cons_map)
+        self.batch_window = batch_window
+        #: times a sleeping reader was woken with records to read, and records read
+        self.wakeups = 0
+        self.records = 0
+        self._last_read = 0.0
+        # another thread interrupts a sleeping reader through this (interrupt())
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._wake_lock = threading.Lock()  # interrupt() never writes to a closed (reused) fd
         self._poller = select.poll()
         self._poller.register(map_fd, select.POLLIN)
+        self._poller.register(self._wake_fd, select.POLLIN)
 
     def pending(self) -> int:
         return _U64.unpack_from(self._data, 0)[0] - self._cons.value
 
+    def interrupt(self) -> None:
+        """End a ``wait`` now (from any thread): control work for the reader."""
+        with self._wake_lock:
+            if self._wake_fd >= 0:
+                os.eventfd_write(self._wake_fd, 1)
+
     def wait(self, timeout_ms: int) -> None:
-        """Sleep until the probe wakes us or the timeout passes (no-op when data is pending)."""
-        if self.pending() > 0 or timeout_ms == 0:
-            return
-        # poll(), not epoll: the ring's poll handler checks positions each call,
-        # so records submitted without a wake-up are still seen at the timeout
-        self._poller.poll(max(timeout_ms, 0))
+        """Return when records are pending (at once, if some are), when the probe
+        wakes us, on ``interrupt`` or when ``timeout_ms`` passes (< 0: no limit).
+
+        While records keep arriving, returns at most once per batch window."""
+        if self.pending() == 0:
+            if timeout_ms == 0:
+                return
+            # poll(), not epoll: the ring's poll handler checks positions each
+            # call, so a record committed just before we sleep is not missed
+            for fd, _ in self._poller.poll(timeout_ms):
+                if fd == self._wake_fd:
+                    try:
+                        os.eventfd_read(self._wake_fd)
+                    except BlockingIOError:
+                        pass
+            if self.pending() == 0:
+                return
+            self.wakeups += 1
+        since = time.monotonic() - self._last_read
+        if since < self.batch_window:
+            time.sleep(self.batch_window - since)
 
     def drain(self, handle: Callable[[mmap.mmap, int, int], T | None], limit: int) -> list[T]:
         """Call ``handle(buf, offset, size)`` for up to ``limit`` committed records."""
@@ -84,13 +124,21 @@ class RingBuffer:
             # 8-byte record header, then the data padded to 8 bytes
             cons += (size + 15) & ~7
         self._cons.value = cons
+        if n:
+            self.records += n
+            self._last_read = time.monotonic()
         return out
 
     def close(self) -> None:
-        try:
-            self._poller.unregister(self.fd)
-        except (KeyError, ValueError):
-            pass
+        with self._wake_lock:
+            for fd in (self.fd, self._wake_fd):
+                try:
+                    self._poller.unregister(fd)
+                except (KeyError, ValueError):
+                    pass
+            if self._wake_fd >= 0:
+                os.close(self._wake_fd)
+                self._wake_fd = -1
         del self._cons
         self._cons_map.close()
         self._data.close()

@@ -181,6 +181,10 @@ class Aggregator:
             if w is not None and w.seq == seq:
                 self._close(key, "window")
 
+    def next_end(self) -> int | None:
+        """When the earliest open window ends (ns, the events' clock), if any is open."""
+        return self._ends[0][0] if self._ends else None
+
     def flush(self, reason: str) -> None:
         for key in list(self._open):
             self._close(key, reason)
@@ -262,6 +266,9 @@ class AlertStage:
     def tick(self, now_ns: int) -> None:
         with self._lock:
             self.aggregator.tick(now_ns)
+
+    def next_end(self) -> int | None:
+        return self.aggregator.next_end()
 
     def flush(self, reason: str) -> None:
         """Close every open window now (reload: keys may change; shutdown: nothing may stay behind).

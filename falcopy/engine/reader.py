@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from falcopy.engine import compose_cache
 from falcopy.engine.source_text import FileTable, SourceText
 
 
@@ -122,6 +123,9 @@ class Document:
 def read_documents(name: str, content: str, table: FileTable) -> tuple[int, list[Document]]:
     """Parse ``content``; raise :class:`ReadError` on YAML syntax errors."""
     file_no = table.add(name, content)
+    cached = compose_cache.load(content, name)
+    if cached is not None:
+        return file_no, [Document(root, file_no, table) for root in cached]
     yaml = YAML(typ="safe", pure=True)
     docs: list[Document] = []
     try:
@@ -137,4 +141,5 @@ def read_documents(name: str, content: str, table: FileTable) -> tuple[int, list
                         table.loc(file_no, min(idx, len(content)))) from e
     except YAMLError as e:
         raise ReadError("LOAD_ERR_YAML_PARSE", f"yaml: {e}", table.loc(file_no, 0)) from e
+    compose_cache.store(content, [d.root for d in docs])
     return file_no, docs

@@ -1,7 +1,7 @@
 """Cost of the flight recorder (capture on alert) on the mixed workload.
 
-Live: the `mixed` workload (tests/bench/workload.c: reads, stats, file changes,
-connections, the odd fork+exec) with the agent's probe + pipeline + default rules,
+Live: the `mixed` workload (tests/bench/workload.c: opens, stats, loopback
+connects, the odd fork+exec) with the agent's probe + pipeline + default rules,
 capture off (``full``) and on (``capture``): the workload's slow-down and the
 agent's CPU per record.
 

@@ -8,7 +8,6 @@ Measured, not asserted.  Run: ``.venv/bin/pytest tests/bench/test_kernel_bench.p
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import threading
 import time
@@ -18,6 +17,8 @@ from pathlib import Path
 
 import pytest
 from falcopy.agent.kernel import SUPPORTED_EVENTS, Probe
+
+from .workloads import build_workload
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
@@ -30,10 +31,7 @@ WORKLOADS = ("openclose", "stat", "forkexec", "connect")
 @pytest.fixture(scope="module")
 def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert os.geteuid() == 0, "the kernel benchmark needs root"
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    assert cc, "a C compiler is needed to build the benchmark workloads"
-    out = tmp_path_factory.mktemp("kwl") / "workload"
-    subprocess.run([cc, "-O2", "-o", str(out), str(HERE / "workload.c")], check=True)
+    out = build_workload(tmp_path_factory.mktemp("kwl"))
     subprocess.run(["make", "-s", "-C", str(REPO / "agent" / "bpf")], check=True)
     return out
 

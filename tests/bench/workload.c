@@ -1,7 +1,10 @@
 /* Syscall workloads for the agent benchmark: each hammers one kind of call for
  * a fixed time and prints how many operations it completed.
- * usage: workload openclose|stat|forkexec|connect|mixed SECONDS
- *        workload openrate SECONDS RATE   (open+close paced at RATE opens/s) */
+ * usage: workload openclose|stat|forkexec|connect SECONDS
+ *        workload openrate SECONDS RATE   (open+close paced at RATE opens/s)
+ *        workload mixed SECONDS RATE      (paced at RATE rounds/s; a round is an open+close and a
+ *                                          stat, every 8th also a loopback connect, every 128th a
+ *                                          fork+exec of /bin/true) */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,6 +30,27 @@ static void rst_close(int fd) {
     close(fd);
 }
 
+static void connect_once(int lfd, struct sockaddr_in *addr) {
+    int c = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(c, (struct sockaddr *)addr, sizeof(*addr)) == 0) {
+        int s = accept(lfd, NULL, NULL);
+        if (s >= 0)
+            rst_close(s);
+    }
+    rst_close(c);
+}
+
+static void fork_exec_true(void) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        char *args[] = {"/bin/true", NULL};
+        execv("/bin/true", args);
+        _exit(127);
+    }
+    if (pid > 0)
+        waitpid(pid, NULL, 0);
+}
+
 int main(int argc, char **argv) {
     if (argc < 3) {
         fprintf(stderr, "usage: %s MODE SECONDS [RATE]\n", argv[0]);
@@ -40,9 +64,8 @@ int main(int argc, char **argv) {
     int lfd = -1;
     struct sockaddr_in addr;
     socklen_t alen = sizeof(addr);
-    char scratch[64];
-    snprintf(scratch, sizeof(scratch), "/tmp/falcopy-bench-%d", (int)getpid());
-    if (strcmp(mode, "connect") == 0 || strcmp(mode, "mixed") == 0) {
+    int mixed = strcmp(mode, "mixed") == 0;
+    if (strcmp(mode, "connect") == 0 || mixed) {
         lfd = socket(AF_INET, SOCK_STREAM, 0);
         memset(&addr, 0, sizeof(addr));
         addr.sin_family = AF_INET;
@@ -56,16 +79,26 @@ int main(int argc, char **argv) {
     for (;;) {
         if ((n & 63) == 0 && now() >= end)
             break;
-        if (strcmp(mode, "openrate") == 0) {
-            /* paced: ahead of schedule by a chunk of 64 ops -> sleep until it is due */
-            if ((n & 63) == 0 && rate > 0) {
-                double due = start + n / rate;
-                double t = now();
-                if (due > t) {
-                    struct timespec ts = {(time_t)(due - t), (long)(((due - t) - (time_t)(due - t)) * 1e9)};
-                    nanosleep(&ts, NULL);
-                }
+        /* paced: ahead of schedule by a chunk of 64 ops -> sleep until it is due */
+        if ((n & 63) == 0 && rate > 0) {
+            double due = start + n / rate;
+            double t = now();
+            if (due > t) {
+                struct timespec ts = {(time_t)(due - t), (long)(((due - t) - (time_t)(due - t)) * 1e9)};
+                nanosleep(&ts, NULL);
             }
+        }
+        if (mixed) {
+            int fd = open("/etc/hostname", O_RDONLY);
+            if (fd >= 0)
+                close(fd);
+            struct stat st;
+            stat("/etc/hostname", &st);
+            if ((n & 7) == 0)
+                connect_once(lfd, &addr);
+            if ((n & 127) == 0)
+                fork_exec_true();
+        } else if (strcmp(mode, "openrate") == 0) {
             int fd = open("/etc/hostname", O_RDONLY);
             if (fd >= 0)
                 close(fd);
@@ -77,57 +110,9 @@ int main(int argc, char **argv) {
             struct stat st;
             stat("/etc/hostname", &st);
         } else if (strcmp(mode, "forkexec") == 0) {
-            pid_t pid = fork();
-            if (pid == 0) {
-                char *args[] = {"/bin/true", NULL};
-                execv("/bin/true", args);
-                _exit(127);
-            }
-            if (pid > 0)
-                waitpid(pid, NULL, 0);
+            fork_exec_true();
         } else if (strcmp(mode, "connect") == 0) {
-            int c = socket(AF_INET, SOCK_STREAM, 0);
-            if (connect(c, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-                int s = accept(lfd, NULL, NULL);
-                if (s >= 0)
-                    rst_close(s);
-            }
-            rst_close(c);
-        } else if (strcmp(mode, "mixed") == 0) {
-            /* a busy service: reads dominate, then stats, connections, file changes, the odd exec */
-            int fd = open("/etc/hostname", O_RDONLY);
-            if (fd >= 0)
-                close(fd);
-            if ((n & 3) == 0) {
-                struct stat st;
-                stat("/etc/hostname", &st);
-            }
-            if ((n & 15) == 0) {
-                int w = open(scratch, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-                if (w >= 0)
-                    close(w);
-                chmod(scratch, 0644);
-                unlink(scratch);
-            }
-            if ((n & 31) == 0) {
-                int c = socket(AF_INET, SOCK_STREAM, 0);
-                if (connect(c, (struct sockaddr *)&addr, sizeof(addr)) == 0) {
-                    int s = accept(lfd, NULL, NULL);
-                    if (s >= 0)
-                        rst_close(s);
-                }
-                rst_close(c);
-            }
-            if ((n & 255) == 0) {
-                pid_t pid = fork();
-                if (pid == 0) {
-                    char *args[] = {"/bin/true", NULL};
-                    execv("/bin/true", args);
-                    _exit(127);
-                }
-                if (pid > 0)
-                    waitpid(pid, NULL, 0);
-            }
+            connect_once(lfd, &addr);
         } else {
             fprintf(stderr, "unknown mode %s\n", mode);
             return 2;

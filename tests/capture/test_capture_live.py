@@ -140,7 +140,7 @@ def start_agent(workdir: Path, rules: Path, captures: Path, extra: str = "") -> 
     )
     # a generous start-up ceiling: the build machines are shared and often saturated
     return AgentProcess(workdir, [rules], falcopy_config="  capture:\n    max_events: 5000\n",
-                        extra_config=config).start(timeout=240)
+                        top_config=config).start(timeout=240)
 
 
 def replay(capture: str, rules: Path, *args: str) -> subprocess.CompletedProcess[str]:

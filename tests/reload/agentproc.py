@@ -26,7 +26,7 @@ def free_port() -> int:
 
 class AgentProcess:
     def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
-                 falcopy_config: str = "", extra_config: str = "") -> None:
+                 falcopy_config: str = "", top_config: str = "", cwd: Path = REPO) -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -36,13 +36,32 @@ class AgentProcess:
         self.env = env or {}
         #: more keys of the falcopy: section, as YAML indented by two spaces
         self.falcopy_config = falcopy_config
-        #: more top-level YAML keys, after the falcopy: section
-        self.extra_config = extra_config
+        #: more top-level keys, as YAML
+        self.top_config = top_config
+        self.cwd = cwd  # `python -m falcopy` imports the falcopy package found there first
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._alerts: list[dict[str, Any]] = []
 
     def start(self, timeout: float = 90.0) -> AgentProcess:
+        self.launch()
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"agent exited: {self.log()}"
+            if self.healthy():
+                return self
+            time.sleep(0.2)
+        raise AssertionError(f"agent not ready in {timeout}s: {self.log()}")
+
+    def healthy(self) -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the process without waiting for it to be ready."""
         self.config.write_text(
             "json_output: true\n"
             "json_include_output_property: true\n"
@@ -53,26 +72,17 @@ class AgentProcess:
             "webserver:\n  enabled: true\n  listen_address: 127.0.0.1\n"
             f"  listen_port: {self.port}\n  prometheus_metrics_enabled: true\n"
             "watch_config_files: true\n"
-            "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
-            + self.extra_config
+            + self.top_config
+            + "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
         )
         args = [sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
         for r in self.rules:
             args += ["-r", str(r)]
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}
+            args, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env={**os.environ, **self.env}
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"agent exited: {self.log()}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"agent not ready in {timeout}s: {self.log()}")
+        return self.proc
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

@@ -1,0 +1,144 @@
+"""Content-addressed disk cache of composed YAML node trees.
+
+Composing Falco's stable rules with ruamel.yaml's pure-Python parser is most of
+the time a rules load takes (about 80 % of it; docs/performance.md), and rules
+files rarely change between two starts or reloads.  The composed trees are
+stored under the SHA-256 of the file content (plus the cache format and the
+ruamel.yaml version) as JSON: plain data, never code (no pickle), so the worst
+a stale or damaged entry can do is miss.  Compiled conditions are closures and
+are not cached; everything after composition runs as without the cache, so
+messages, locations and verdicts are identical.
+
+Where: ``$FALCOPY_CACHE_DIR`` (empty = no cache), else ``/var/cache/falcopy`` for
+root and ``$XDG_CACHE_HOME/falcopy`` (``~/.cache/falcopy``) otherwise.  The
+directory is created 0700 and an entry is only read if the directory and the
+entry belong to the current user and are not writable by anyone else: another
+user must not be able to feed rules to the agent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import orjson
+import ruamel.yaml
+from ruamel.yaml.error import StreamMark
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+#: entries kept; the oldest are removed beyond this (each start or reload may add one per file)
+MAX_ENTRIES = 64
+
+_SCALAR, _SEQ, _MAP = 0, 1, 2
+
+
+def cache_dir() -> Path | None:
+    env = os.environ.get("FALCOPY_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    if os.geteuid() == 0:
+        return Path("/var/cache/falcopy")
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "falcopy"
+
+
+def content_key(content: str) -> str:
+    h = hashlib.sha256(f"falcopy-compose/{FORMAT}/{ruamel.yaml.__version__}\n".encode())
+    h.update(content.encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def _mark(m: Any) -> list[int]:
+    return [m.index, m.line, m.column]
+
+
+def _dump(node: Node) -> list[Any]:
+    marks = _mark(node.start_mark) + _mark(node.end_mark)
+    if isinstance(node, ScalarNode):
+        return [_SCALAR, node.tag, node.value, node.style, *marks]
+    if isinstance(node, SequenceNode):
+        return [_SEQ, node.tag, [_dump(n) for n in node.value], node.flow_style, *marks]
+    if isinstance(node, MappingNode):
+        return [_MAP, node.tag, [[_dump(k), _dump(v)] for k, v in node.value], node.flow_style, *marks]
+    raise TypeError(f"unexpected YAML node {type(node).__name__}")
+
+
+def _load(data: list[Any], name: str) -> Node:
+    kind, tag, value, style, si, sl, sc, ei, el, ec = data
+    start, end = StreamMark(name, si, sl, sc), StreamMark(name, ei, el, ec)
+    if kind == _SCALAR:
+        return ScalarNode(tag, value, start, end, style=style)
+    if kind == _SEQ:
+        return SequenceNode(tag, [_load(n, name) for n in value], start, end, flow_style=style)
+    if kind == _MAP:
+        return MappingNode(tag, [(_load(k, name), _load(v, name)) for k, v in value], start, end,
+                           flow_style=style)
+    raise ValueError(f"unknown node kind {kind!r}")
+
+
+def _private(st: os.stat_result) -> bool:
+    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def load(content: str, name: str) -> list[Node | None] | None:
+    """The document roots composed from ``content`` earlier, or None (not cached, unusable)."""
+    directory = cache_dir()
+    if directory is None:
+        return None
+    path = directory / f"{content_key(content)}.json"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if not (_private(os.stat(directory)) and _private(os.fstat(fd))):
+            log.warning("ignoring the rules cache %s: not private to uid %d", directory, os.geteuid())
+            return None
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = orjson.loads(f.read())
+        return [None if d is None else _load(d, name) for d in data]
+    except (OSError, ValueError, TypeError) as exc:
+        log.debug("rules cache entry %s unusable: %s", path, exc)
+        return None
+    finally:
+        os.close(fd)
+
+
+def store(content: str, roots: list[Node | None]) -> None:
+    """Remember the composed ``roots`` of ``content``; failures only cost the cache."""
+    directory = cache_dir()
+    if directory is None:
+        return
+    try:
+        data = orjson.dumps([None if r is None else _dump(r) for r in roots])
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not _private(os.stat(directory)):
+            return
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, directory / f"{content_key(content)}.json")
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _prune(directory)
+    except (OSError, TypeError, orjson.JSONEncodeError) as exc:
+        log.debug("rules cache not written in %s: %s", directory, exc)
+
+
+def _prune(directory: Path) -> None:
+    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-MAX_ENTRIES]:
+        with contextlib.suppress(OSError):
+            old.unlink()
