@@ -15,8 +15,6 @@ from typing import Any
 
 import pytest
 
-from .workloads import build_workload
-
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
 HERE = Path(__file__).resolve().parent
