@@ -94,8 +94,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
 
 
 def build_state(settings: OperatorSettings) -> State:
-    validator = Validator(settings.default_rules, allow_default_overrides=settings.allow_default_overrides)
-    return State(settings, Kube(api_client()), validator)
+    return State(settings, Kube(api_client()), Validator.from_settings(settings))
 
 
 async def run_operator(

@@ -127,7 +127,13 @@ class State:
             self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
         else:
             plan = self.validator.plan(objects, self.fallback)
-            bundle = plan_bundle(plan.active, self.settings.shards, self.settings.shard_budget)
+            bundle = plan_bundle(
+                plan.active,
+                self.settings.shards,
+                self.settings.shard_budget,
+                cluster_reserve=self.settings.cluster_reserve,
+                tenant_precedence=self.settings.tenant_precedence,
+            )
             self._signature = signature
         self.publish(bundle)
         self.plan, self.bundle = plan, bundle
@@ -180,7 +186,10 @@ class State:
             pub = (
                 "False",
                 "NoCapacity",
-                "the rules ConfigMaps are full (operator settings shards / shard_budget)",
+                "the room namespaced FalcoRules share in the rules ConfigMaps is full (operator settings "
+                "shards / shard_budget / cluster_reserve; per-namespace quotas.bytes)"
+                if obj.key.namespaced
+                else "the rules ConfigMaps are full (operator settings shards / shard_budget)",
             )
         else:
             pub = ("False", "NotPublished", "no valid generation to publish")

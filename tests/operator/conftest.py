@@ -69,7 +69,7 @@ class OperatorRun:
         self.state = State(
             settings,
             Kube(client.ApiClient()),
-            Validator(settings.default_rules, allow_default_overrides=settings.allow_default_overrides),
+            Validator.from_settings(settings),
         )
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
