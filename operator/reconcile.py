@@ -46,6 +46,8 @@ class State:
     plan: Plan | None = None
     bundle: Bundle | None = None
     reconciles: int = 0
+    #: the admission webhook's checks (falcopy.operator.admission), set when serving it
+    admission: Any = None
     _trigger: asyncio.Event | None = None
     _gate: set[ObjKey] | None = None
     _signature: Any = None

@@ -221,6 +221,21 @@ class Validator:
                     verdicts[r.key] = self._invalid(objects[r.key], r, result)
                 accepted[:] = [x for x in accepted if x.key not in own]
                 continue
+            if not accepted:  # the default rules alone failed (their budget ran out): nothing to drop
+                return result
+            spent = [e for e in result.errors if e.message.startswith(BUDGET_MESSAGES)]
+            if spent:
+                # out of time outside any object's own file: the last object loaded pays
+                last = accepted.pop()
+                verdicts[last.key] = Verdict(
+                    last.key,
+                    objects[last.key].generation,
+                    False,
+                    REASON_BUDGET,
+                    _clip(f"the rules loaded with this object did not compile in time: {spent[0]}"),
+                    dict(last.counts),
+                )
+                continue
             lo, hi = 0, len(accepted)  # the defaults alone load; the whole prefix does not
             failing = result
             while hi - lo > 1:

@@ -50,30 +50,36 @@ def flatten_lists(
     namespace's lists and the cluster's; a cluster list only the cluster's."""
     out: dict[str, tuple[str, ...]] = {}
     depth: dict[str, int] = {}
+    broken: set[str] = set()
     for info in sorted(lists.values(), key=lambda i: i.visibility):
         refs: list[ListInfo | None] = []
         size = 0
         deepest = 0
         for it in info.items:
             ref = lists.get(it)
-            if (
-                ref is not None
-                and ref.index < info.visibility
-                and ref.name in out
-                and ref.namespace in (None, info.namespace)
-            ):
+            visible = (
+                ref is not None and ref.index < info.visibility and ref.namespace in (None, info.namespace)
+            )
+            if visible and it in broken:
+                break  # reported at the list that failed
+            if visible and ref is not None and ref.name in out:
                 refs.append(ref)
                 size += len(out[ref.name])
                 deepest = max(deepest, depth[ref.name])
             else:
                 refs.append(None)
                 size += 1
-        if deepest + 1 > caps.list_depth:
-            fail(info, f"List nests other lists deeper than the limit of {caps.list_depth}")
+        else:
+            if deepest + 1 > caps.list_depth:
+                fail(info, f"List nests other lists deeper than the limit of {caps.list_depth}")
+            elif size > caps.list_items:
+                fail(info, f"List expands to {size} items, more than the limit of {caps.list_items}")
+            else:
+                refs.append(None)  # sentinel popped below: the list is within the caps
+        if len(refs) != len(info.items) + 1:
+            broken.add(info.name)
             continue
-        if size > caps.list_items:
-            fail(info, f"List expands to {size} items, more than the limit of {caps.list_items}")
-            continue
+        refs.pop()
         items: list[str] = []
         for it, ref in zip(info.items, refs, strict=True):
             if ref is None:
@@ -130,9 +136,7 @@ def substitute_values(tree: ast.Node, text: str, lists: ValueLists) -> None:
     for node in walk(tree):
         if isinstance(node, ast.ListValue):
             quoted = [0 <= p < len(text) and text[p] in "\"'" for p in node.positions]
-            node.values, node.positions = lists.expand(
-                zip(node.values, node.positions, quoted, strict=False)
-            )
+            node.values, node.positions = lists.expand(zip(node.values, node.positions, quoted, strict=False))
 
 
 def walk(node: ast.Node) -> Iterable[ast.Node]:
@@ -250,14 +254,16 @@ class MacroResolver:
     caps: Caps
     bodies: dict[str, tuple[ast.Node, int, int]] = field(default_factory=dict)  # name -> body, size, depth
 
-    def resolve(self, node: ast.Node, visible: Callable[[MacroInfo], bool],
-                macro: str | None = None) -> tuple[ast.Node, int]:
+    def resolve(
+        self, node: ast.Node, visible: Callable[[MacroInfo], bool], macro: str | None = None
+    ) -> tuple[ast.Node, int]:
         """(resolved tree, expanded size) of a rule's tree, or of ``macro``'s body."""
         out, size, _ = self._resolve(node, visible, [macro] if macro else [])
         return out, size
 
-    def _macro(self, node: ast.Identifier, visible: Callable[[MacroInfo], bool],
-               chain: list[str]) -> tuple[ast.Node, int, int]:
+    def _macro(
+        self, node: ast.Identifier, visible: Callable[[MacroInfo], bool], chain: list[str]
+    ) -> tuple[ast.Node, int, int]:
         name = node.name
         if name in self.broken:
             raise ResolveError("", node, silent=True)
@@ -283,16 +289,20 @@ class MacroResolver:
             if size > self.caps.expanded_nodes:
                 raise ResolveError(
                     f"macro '{name}' expands to {size} nodes, more than the limit of "
-                    f"{self.caps.expanded_nodes}", node)
+                    f"{self.caps.expanded_nodes}",
+                    node,
+                )
             hit = self.bodies[name] = (body, size, depth + 1)
         body, size, depth = hit
         if len(chain) + depth > self.caps.macro_depth:
             raise ResolveError(
-                f"macro '{name}' is nested deeper than the limit of {self.caps.macro_depth} macros", node)
+                f"macro '{name}' is nested deeper than the limit of {self.caps.macro_depth} macros", node
+            )
         return ast.MacroRef(node.pos, name=name, body=body, text=node.text), size, depth
 
-    def _resolve(self, node: ast.Node, visible: Callable[[MacroInfo], bool],
-                 chain: list[str]) -> tuple[ast.Node, int, int]:
+    def _resolve(
+        self, node: ast.Node, visible: Callable[[MacroInfo], bool], chain: list[str]
+    ) -> tuple[ast.Node, int, int]:
         if isinstance(node, ast.Identifier):
             return self._macro(node, visible, chain)
         if isinstance(node, ast.And | ast.Or):

@@ -45,6 +45,8 @@ class CompiledRule:
     exception_fields: list[str] = field(default_factory=list)
     #: the namespace a namespaced FalcoRule's rule is confined to (None: cluster-wide)
     namespace: str | None = None
+    #: the final resolved condition tree the predicates were compiled from
+    tree: Any = field(default=None, repr=False)
 
 
 #: (first test, ((rest or None, rule), ...)): consecutive rules whose first test is the

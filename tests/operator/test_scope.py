@@ -61,7 +61,9 @@ def test_conditions_are_scoped_and_local_names_qualified() -> None:
     assert rule["rule"] == "R [team-a]"
     # a quoted "allowed" is a string value, not a list reference; the namespace guard is
     # not text: the engine puts it on the final tree (tests/operator/test_tenant_attacks.py)
-    assert rule["condition"] == 'evt.type = execve and web__team_a and proc.pname in (allowed__team_a, "allowed")'
+    assert rule["condition"] == (
+        'evt.type = execve and web__team_a and proc.pname in (allowed__team_a, "allowed")'
+    )
 
 
 def test_escapes_are_refused() -> None:
