@@ -28,7 +28,7 @@ import aiohttp.web
 import kopf
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
-from falcopy.operator.validate import Verdict
+from falcopy.operator.validate import REASON_BUDGET, Verdict
 
 #: how often a running handler looks whether its client is still connected
 CLIENT_POLL = 0.1
@@ -63,29 +63,39 @@ class Admission:
     _slots: asyncio.Semaphore | None = None
     #: checks running in worker threads right now (tests and metrics read it)
     running: int = 0
+    #: requests whose client left while they waited or ran
     cancelled: int = 0
+    #: checks that stopped early because their client had left
+    stopped: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def check(self, candidate: RuleObject) -> Verdict:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.concurrency)
-        async with self._slots:
-            gone = threading.Event()
-            others = self.state.objects()  # snapshot in kopf's loop: the indexes are not thread-safe
-            loop = asyncio.get_running_loop()
-            future = loop.run_in_executor(None, self._run, candidate, others, gone)
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                gone.set()  # the engine load stops at its next item
-                self.cancelled += 1
-                raise
+        try:
+            async with self._slots:
+                gone = threading.Event()
+                others = self.state.objects()  # snapshot in kopf's loop: the indexes are not thread-safe
+                loop = asyncio.get_running_loop()
+                future = loop.run_in_executor(None, self._run, candidate, others, gone)
+                try:
+                    return await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    gone.set()  # the engine load stops at its next item
+                    raise
+        except asyncio.CancelledError:  # the client left, while waiting for a slot or checking
+            self.cancelled += 1
+            raise
 
     def _run(self, candidate: RuleObject, others: list[RuleObject], gone: threading.Event) -> Verdict:
         with self._lock:
             self.running += 1
         try:
-            return self.state.validator.check(candidate, others, self.state.fallback, gone)
+            verdict = self.state.validator.check(candidate, others, self.state.fallback, gone)
+            if gone.is_set() and verdict.reason == REASON_BUDGET:
+                with self._lock:
+                    self.stopped += 1
+            return verdict
         finally:
             with self._lock:
                 self.running -= 1

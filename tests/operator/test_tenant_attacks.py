@@ -347,9 +347,8 @@ def test_a_spent_budget_blames_the_object_being_compiled(monkeypatch: pytest.Mon
     looks = next(clock) - start  # what the default rules alone cost, in looks at the clock
     v.timeout = looks + 8  # the default rules, two more files, the fine rule: time runs out in 'slow'
     fine = ns_obj("web", {"rules": [{**RULE, "rule": "r", "condition": "proc.name = a"}]}, "fine")
-    slow = ns_obj(
-        "web", {"rules": [{**RULE, "rule": f"r{i}", "condition": "proc.name = a"} for i in range(100)]}, "slow"
-    )
+    many = [{**RULE, "rule": f"r{i}", "condition": "proc.name = a"} for i in range(100)]
+    slow = ns_obj("web", {"rules": many}, "slow")
     plan = v.plan([fine, slow])
     assert plan.verdicts[fine.key].valid
     verdict = plan.verdicts[slow.key]
