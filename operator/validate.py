@@ -106,6 +106,7 @@ class Validator:
         base = self._load([])
         if not base.ok:
             raise ValueError("the default rules do not load: " + "; ".join(map(str, base.errors[:3])))
+        self._base = base
 
     @classmethod
     def from_settings(cls, settings: OperatorSettings) -> Validator:
@@ -211,7 +212,8 @@ class Validator:
         that redefines something they use) are blamed by bisecting for the
         shortest failing prefix: O(log n) loads instead of one per object."""
         while True:
-            result = self._load(accepted)
+            # the default rules alone: loaded once (every object refused costs no extra load)
+            result = self._load(accepted) if accepted else self._base
             if result.ok:
                 return result
             labels = {r.key.label: r for r in accepted}

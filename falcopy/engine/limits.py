@@ -29,8 +29,9 @@ class Caps:
     list_depth: int = 16
     #: values of one list once the lists it names are expanded
     list_items: int = 20_000
-    #: nodes (checks, and/or/not, list values) of one rule or macro with every macro expanded
-    expanded_nodes: int = 20_000
+    #: nodes (checks, and/or/not) of one rule or macro with every macro expanded; the
+    #: largest upstream Falco rule has about 1,000 (list values are capped by list_items)
+    expanded_nodes: int = 5_000
     #: the same, summed over every rule of the load
     total_nodes: int = 2_000_000
 

@@ -318,6 +318,4 @@ class MacroResolver:
             assert node.child is not None
             r, s, d = self._resolve(node.child, visible, chain)
             return ast.Not(node.pos, child=r, text=node.text), s + 1, d
-        if isinstance(node, ast.Check) and isinstance(node.right, ast.ListValue):
-            return node, 1 + len(node.right.values), 0
         return node, 1, 0
