@@ -5,6 +5,10 @@ Compilation follows Falco's ``rule_loader_compiler``: lists are flattened
 conditions, exceptions are rendered as condition text, conditions parsed,
 macro references resolved (a macro only sees macros defined before it; rules
 see all), then every rule (enabled or not) is compiled for its source.
+List flattening and macro resolution are the memoised, capped graph pass of
+:mod:`falcopy.engine.resolve`.  Files of a namespaced FalcoRule take the
+confined path of :mod:`falcopy.engine.tenancy`: no text substitution, values
+substituted into the tree, and the namespace guard first on the final tree.
 """
 
 from __future__ import annotations
