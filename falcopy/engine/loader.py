@@ -122,16 +122,19 @@ class _Stopped(Exception):
 
 
 class Loader:
-    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, *, caps: Caps = DEFAULT_CAPS,
-                 budget: Budget | None = None) -> None:
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, keep_going: bool = False, *,
+                 caps: Caps = DEFAULT_CAPS, budget: Budget | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
+        self.keep_going = keep_going
         self.caps = caps
         self.budget = budget or Budget()
         self.table = FileTable()
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
         self.collector = Collector(self._warn_loc, self._field_known, set(sources))
+        if keep_going:
+            self.collector.item_errors = []
 
     # ------------------------------------------------------------ messages
     def _msg(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> LoadMessage:
@@ -174,6 +177,8 @@ class Loader:
 
     # ------------------------------------------------------------ collect
     def collect(self, inputs: Iterable[RulesInput]) -> None:
+        """Read every item.  Like Falco, the first error ends the load, unless ``keep_going``:
+        then every broken item and unreadable file is reported and the rest still compiles."""
         for inp in inputs:
             self.collector.namespace = inp.namespace
             try:
@@ -188,10 +193,17 @@ class Loader:
                     self.collector.read_document(doc)
             except ReadError as e:
                 self._error_loc(e.code, e.message, e.loc, e.item_type, "")
-                return
+                if not self.keep_going:
+                    return
             except LoadFailure as e:
                 self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
-                return
+                if not self.keep_going:
+                    return
+            finally:
+                for f in self.collector.item_errors or ():
+                    self._error_loc(f.code, f.message, f.loc, f.item_type, f.item_name)
+                if self.collector.item_errors:
+                    self.collector.item_errors.clear()
         try:
             self.collector.check_plugin_requirements()
         except LoadFailure as e:
@@ -509,19 +521,19 @@ def _namespace_getters(sources: dict[str, FieldSource], rules: list[CompiledRule
 
 def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
                selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
-               rule_matching: str = "first", caps: Caps = DEFAULT_CAPS, budget: Budget | None = None,
-               tenant_precedence: bool = False) -> LoadResult:
+               rule_matching: str = "first", keep_going: bool = False, caps: Caps = DEFAULT_CAPS,
+               budget: Budget | None = None, tenant_precedence: bool = False) -> LoadResult:
     """``caps`` bound what one load may expand; ``budget`` adds a deadline and
     cancellation (an error at the item being worked on).  ``tenant_precedence``:
     a namespaced rule may take the first-match slot from a cluster rule for
     events of its namespace (by load order); by default cluster rules go first."""
     inputs = list(inputs)
     sources = sources if sources is not None else default_sources()
-    loader = Loader(sources, caps=caps, budget=budget)
+    loader = Loader(sources, keep_going=keep_going, caps=caps, budget=budget)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []
-    if not loader.errors:
+    if not loader.errors or keep_going:
         rules = loader.compile()
     result.errors = loader.errors
     result.warnings = loader.warnings
@@ -554,7 +566,7 @@ def load_rules_files(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
             inputs.extend(rules_inputs([p]))
         except OSError as e:
             missing.append(LoadMessage("LOAD_ERR_FILE_READ", f"Could not read rules file: {e.strerror}",
-                                       str(p), 1, 1, "rules content", ""))
+                                       str(p), 0, 0, "rules content", ""))
     if missing:
         return LoadResult(errors=missing, names=[str(p) for p in paths])
     return load_rules(inputs, **kwargs)
