@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 import kopf
+from falcopy.operator.admission import Admission, ClientAwareWebhookServer
 from falcopy.operator.crd import GROUP, KINDS, VERSION
 from falcopy.operator.kube import Kube, api_client, connection_info, load_config
 from falcopy.operator.model import RuleObject
@@ -46,6 +47,9 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
         _tasks.clear()
 
     _tasks: set[asyncio.Task[None]] = set()
+    if state.admission is None:
+        state.admission = Admission(state, state.settings.admission_concurrency)
+    admission = state.admission
 
     for kind, (plural, _, _) in KINDS.items():
         kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(_index)
@@ -62,11 +66,7 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
         )
         async def admit(body: Any, **_: Any) -> None:
             candidate = RuleObject.from_body(body)
-            others = state.objects()
-            loop = asyncio.get_running_loop()
-            verdict = await loop.run_in_executor(
-                None, state.validator.check, candidate, others, state.fallback
-            )
+            verdict = await admission.check(candidate)
             if not verdict.valid:
                 raise kopf.AdmissionError(admission_denial(candidate, verdict), code=422)
 
@@ -82,7 +82,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks.watching.server_timeout = 300
     if settings.webhook is not None:
         w = settings.webhook
-        ks.admission.server = kopf.WebhookServer(
+        ks.admission.server = ClientAwareWebhookServer(
             addr=w.host,
             port=w.port,
             certfile=str(w.certfile) if w.certfile else None,
@@ -94,8 +94,7 @@ def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
 
 
 def build_state(settings: OperatorSettings) -> State:
-    validator = Validator(settings.default_rules, allow_default_overrides=settings.allow_default_overrides)
-    return State(settings, Kube(api_client()), validator)
+    return State(settings, Kube(api_client()), Validator.from_settings(settings))
 
 
 async def run_operator(

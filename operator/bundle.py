@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from falcopy.operator.model import ObjKey
+from falcopy.operator.model import NAMESPACED_KIND, ObjKey
 from falcopy.operator.render import Rendered
 
 from falcopy.engine import LoadMessage, LoadResult, RulesInput, load_rules
@@ -85,10 +85,12 @@ class Bundle:
         return next((f for f in self.files if f.key == key), None)
 
 
-def manifest(version: str, files: Iterable[BundleFile]) -> dict[str, Any]:
+def manifest(version: str, files: Iterable[BundleFile], tenant_precedence: bool = False) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "version": version,
+        # may a namespaced rule take the first-match slot from a cluster rule in its namespace?
+        "tenant_precedence": tenant_precedence,
         "files": [
             {
                 "name": f.name,
@@ -103,13 +105,25 @@ def manifest(version: str, files: Iterable[BundleFile]) -> dict[str, Any]:
     }
 
 
-def plan_bundle(active: list[Rendered], shards: int, budget: int) -> Bundle:
-    """Pack renderings in order; shard 0 reserves room for the manifest."""
+def plan_bundle(
+    active: list[Rendered],
+    shards: int,
+    budget: int,
+    *,
+    cluster_reserve: float = 0.0,
+    tenant_precedence: bool = False,
+) -> Bundle:
+    """Pack renderings; shard 0 reserves room for the manifest.
+
+    Cluster-scoped objects are packed first, whatever their priority, and the
+    ``cluster_reserve`` share of the capacity stays theirs: namespaced objects
+    only get the room beyond it (or beyond what cluster objects use, if more),
+    so tenants can never push a ClusterFalcoRule out."""
     if budget > CONFIGMAP_LIMIT:
         raise ValueError(f"shard budget {budget} exceeds the ConfigMap limit {CONFIGMAP_LIMIT}")
     reserve = 0
     for _ in range(4):  # the manifest's size depends on the packing; converge
-        bundle = _pack(active, shards, budget, reserve)
+        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence)
         manifest_size = len(MANIFEST_KEY) + len(bundle.shards[0][MANIFEST_KEY].encode())
         if size_of(bundle.shards[0]) <= budget:
             return bundle
@@ -117,31 +131,49 @@ def plan_bundle(active: list[Rendered], shards: int, budget: int) -> Bundle:
     raise RuntimeError("cannot fit the bundle manifest in shard 0")  # pragma: no cover - converges in 2
 
 
-def _pack(active: list[Rendered], shards: int, budget: int, reserve: int) -> Bundle:
+def _pack(
+    active: list[Rendered], shards: int, budget: int, reserve: int, cluster_reserve: float, precedence: bool
+) -> Bundle:
     data: list[dict[str, str]] = [{} for _ in range(shards)]
     used = [0] * shards
     used[0] = reserve
-    files: list[BundleFile] = []
+    placed: dict[int, BundleFile] = {}
     overflow: list[ObjKey] = []
-    shard = 0
-    for seq, r in enumerate(active):
-        placed = False
-        # order is carried by the names, so a later small file may still go in
-        # an earlier shard's remaining room without reordering anything
-        for s in range(shard, shards):
-            name = file_key(seq, s, r.key)
-            cost = len(name.encode()) + len(r.text.encode())
-            if used[s] + cost <= budget:
+    seqs = list(enumerate(active))
+    cluster = [(seq, r) for seq, r in seqs if not r.key.namespaced]
+    tenants = [(seq, r) for seq, r in seqs if r.key.namespaced]
+    cluster_bytes = 0
+    for group, is_tenant in ((cluster, False), (tenants, True)):
+        # tenants share what the cluster's objects and its reserve leave
+        capacity = shards * budget - reserve
+        room = capacity - max(int(capacity * cluster_reserve), cluster_bytes) if is_tenant else None
+        tenant_bytes = 0
+        shard = 0
+        for seq, r in group:
+            ok = False
+            # order is carried by the names and the manifest, so a later small file may still go
+            # in an earlier shard's remaining room without reordering anything
+            for s in range(shard, shards):
+                name = file_key(seq, s, r.key)
+                cost = len(name.encode()) + len(r.text.encode())
+                if used[s] + cost > budget or (room is not None and tenant_bytes + cost > room):
+                    continue
                 data[s][name] = r.text
                 used[s] += cost
-                files.append(BundleFile(name, s, r.digest, r.key, r.generation))
+                placed[seq] = BundleFile(name, s, r.digest, r.key, r.generation)
+                if is_tenant:
+                    tenant_bytes += cost
+                else:
+                    cluster_bytes += cost
                 shard = s
-                placed = True
+                ok = True
                 break
-        if not placed:
-            overflow.append(r.key)
-    version = sha256("\n".join(f"{f.name} {f.sha256}" for f in files))[:16]
-    data[0][MANIFEST_KEY] = json.dumps(manifest(version, files), separators=(",", ":"), sort_keys=True) + "\n"
+            if not ok:
+                overflow.append(r.key)
+    files = [placed[seq] for seq in sorted(placed)]
+    version = sha256("\n".join(f"{f.name} {f.sha256}" for f in files) + f"\nprecedence={precedence}")[:16]
+    doc = manifest(version, files, precedence)
+    data[0][MANIFEST_KEY] = json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n"
     return Bundle(version, files, data, overflow)
 
 
@@ -157,6 +189,15 @@ class LoadedRules:
     inputs: list[RulesInput]
     #: the bundle version(s) read, "" when no path holds a manifest
     version: str
+    #: a bundle allows namespaced rules to take the first-match slot in their namespace
+    tenant_precedence: bool = False
+
+
+@dataclass(frozen=True)
+class BundleDir:
+    inputs: list[RulesInput]
+    version: str
+    tenant_precedence: bool
 
 
 def _resolve(directory: Path) -> Path:
@@ -166,7 +207,7 @@ def _resolve(directory: Path) -> Path:
     return Path(os.path.realpath(data)) if data.is_symlink() else directory
 
 
-def read_bundle_dir(directory: Path) -> tuple[list[RulesInput], str] | None:
+def read_bundle_dir(directory: Path) -> BundleDir | None:
     """The directory's rules in manifest order, verified; None if it has no manifest."""
     base = _resolve(directory)
     try:
@@ -178,11 +219,17 @@ def read_bundle_dir(directory: Path) -> tuple[list[RulesInput], str] | None:
     try:
         doc = json.loads(raw)
         entries = [(str(e["name"]), str(e["sha256"])) for e in doc["files"]]
+        # a namespaced object's file is loaded confined to its namespace
+        namespaces = [
+            str(e["namespace"]) if e.get("kind") == NAMESPACED_KIND and e.get("namespace") else None
+            for e in doc["files"]
+        ]
         version = str(doc["version"])
+        precedence = doc.get("tenant_precedence") is True
     except (ValueError, KeyError, TypeError) as exc:
         raise BundleIncomplete(f"{directory}/{MANIFEST_KEY}: unreadable manifest: {exc}") from exc
     inputs = []
-    for name, digest in entries:
+    for (name, digest), namespace in zip(entries, namespaces, strict=True):
         try:
             text = (base / name).read_text(encoding="utf-8")
         except OSError as exc:
@@ -190,7 +237,7 @@ def read_bundle_dir(directory: Path) -> tuple[list[RulesInput], str] | None:
         if sha256(text) != digest:
             raise BundleIncomplete(f"{directory}: {name} does not match the manifest yet")
         # shown under the mount path, not kubelet's timestamped directory
-        inputs.append(RulesInput(str(directory / name), text))
+        inputs.append(RulesInput(str(directory / name), text, namespace))
     listed = {n for n, _ in entries}
     extra = sorted(
         f.name
@@ -199,7 +246,7 @@ def read_bundle_dir(directory: Path) -> tuple[list[RulesInput], str] | None:
     )
     if extra:
         raise BundleIncomplete(f"{directory}: files not in the manifest yet: {', '.join(extra[:5])}")
-    return inputs, version
+    return BundleDir(inputs, version, precedence)
 
 
 def read_rules(paths: Iterable[Path | str]) -> LoadedRules:
@@ -208,20 +255,22 @@ def read_rules(paths: Iterable[Path | str]) -> LoadedRules:
     manifest (raises BundleIncomplete while mid-update)."""
     inputs: list[RulesInput] = []
     versions: list[str] = []
+    precedence = False
     for p in paths:
         path = Path(p)
         if path.is_dir():
             bundle = read_bundle_dir(path)
             if bundle is not None:
-                inputs.extend(bundle[0])
-                versions.append(bundle[1])
+                inputs.extend(bundle.inputs)
+                versions.append(bundle.version)
+                precedence = precedence or bundle.tenant_precedence
                 continue
             base = _resolve(path)
             for f in sorted(x for x in base.iterdir() if x.is_file() and x.suffix in (".yml", ".yaml")):
                 inputs.append(RulesInput(str(path / f.name), f.read_text(encoding="utf-8", errors="replace")))
         else:
             inputs.append(RulesInput(str(path), path.read_text(encoding="utf-8", errors="replace")))
-    return LoadedRules(inputs, "+".join(versions))
+    return LoadedRules(inputs, "+".join(versions), precedence)
 
 
 def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadResult, str]:
@@ -247,4 +296,5 @@ def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadR
             "",
         )
         return LoadResult(errors=[error], names=[str(p) for p in paths]), ""
+    kwargs.setdefault("tenant_precedence", loaded.tenant_precedence)
     return load_rules(loaded.inputs, **kwargs), loaded.version

@@ -57,6 +57,53 @@ from falcopy.cli import main
     show_default=True,
     help="let ClusterFalcoRules redefine, append to, override or disable default items",
 )
+@click.option(
+    "--quota-bytes",
+    envvar="FALCOPY_OPERATOR_QUOTA_BYTES",
+    type=int,
+    default=128 * 1024,
+    show_default=True,
+    help="rendered bytes the FalcoRules of one namespace may use (0: no limit)",
+)
+@click.option(
+    "--quota-rules",
+    envvar="FALCOPY_OPERATOR_QUOTA_RULES",
+    type=int,
+    default=200,
+    show_default=True,
+    help="rules one namespace may define (0: no limit)",
+)
+@click.option(
+    "--quota-patterns",
+    envvar="FALCOPY_OPERATOR_QUOTA_PATTERNS",
+    type=int,
+    default=50,
+    show_default=True,
+    help="regex/glob/iglob checks one namespace may use (0: no limit)",
+)
+@click.option(
+    "--cluster-reserve",
+    envvar="FALCOPY_OPERATOR_CLUSTER_RESERVE",
+    type=float,
+    default=0.25,
+    show_default=True,
+    help="share of the rules ConfigMaps' capacity only ClusterFalcoRules may use",
+)
+@click.option(
+    "--tenant-precedence/--no-tenant-precedence",
+    envvar="FALCOPY_OPERATOR_TENANT_PRECEDENCE",
+    default=False,
+    show_default=True,
+    help="let FalcoRules take the first-match slot from cluster rules for their namespace's events",
+)
+@click.option(
+    "--validation-timeout",
+    envvar="FALCOPY_OPERATOR_VALIDATION_TIMEOUT",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="seconds one validation may take",
+)
 @click.option("--node-ttl", envvar="FALCOPY_OPERATOR_NODE_TTL", type=float, default=90.0, show_default=True)
 @click.option("--resync", envvar="FALCOPY_OPERATOR_RESYNC", type=float, default=10.0, show_default=True)
 @click.option(
@@ -87,6 +134,12 @@ def operator_cmd(
     shard_budget: int,
     default_rules: tuple[Path, ...],
     allow_default_overrides: bool,
+    quota_bytes: int,
+    quota_rules: int,
+    quota_patterns: int,
+    cluster_reserve: float,
+    tenant_precedence: bool,
+    validation_timeout: float,
     node_ttl: float,
     resync: float,
     webhook_port: int | None,
@@ -114,6 +167,10 @@ def operator_cmd(
         "shards": shards,
         "shard_budget": shard_budget,
         "allow_default_overrides": allow_default_overrides,
+        "quotas": {"bytes": quota_bytes, "rules": quota_rules, "patterns": quota_patterns},
+        "cluster_reserve": cluster_reserve,
+        "tenant_precedence": tenant_precedence,
+        "validation_timeout": validation_timeout,
         "node_ttl": node_ttl,
         "resync": resync,
     }

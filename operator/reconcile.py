@@ -46,6 +46,8 @@ class State:
     plan: Plan | None = None
     bundle: Bundle | None = None
     reconciles: int = 0
+    #: the admission webhook's checks (falcopy.operator.admission), set when serving it
+    admission: Any = None
     _trigger: asyncio.Event | None = None
     _gate: set[ObjKey] | None = None
     _signature: Any = None
@@ -127,7 +129,13 @@ class State:
             self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
         else:
             plan = self.validator.plan(objects, self.fallback)
-            bundle = plan_bundle(plan.active, self.settings.shards, self.settings.shard_budget)
+            bundle = plan_bundle(
+                plan.active,
+                self.settings.shards,
+                self.settings.shard_budget,
+                cluster_reserve=self.settings.cluster_reserve,
+                tenant_precedence=self.settings.tenant_precedence,
+            )
             self._signature = signature
         self.publish(bundle)
         self.plan, self.bundle = plan, bundle
@@ -180,7 +188,10 @@ class State:
             pub = (
                 "False",
                 "NoCapacity",
-                "the rules ConfigMaps are full (operator settings shards / shard_budget)",
+                "the room namespaced FalcoRules share in the rules ConfigMaps is full (operator settings "
+                "shards / shard_budget / cluster_reserve; per-namespace quotas.bytes)"
+                if obj.key.namespaced
+                else "the rules ConfigMaps are full (operator settings shards / shard_budget)",
             )
         else:
             pub = ("False", "NotPublished", "no valid generation to publish")

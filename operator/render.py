@@ -20,12 +20,10 @@ class ItemSpan:
     first: int  # 1-based line of the item's first line in the rendered text
     last: int
     path: str  # spec.rules[2]
-    #: the condition's block scalar: first and last rendered line, its indentation,
-    #: and the characters the scope added before the user's first line ("(")
+    #: the condition's block scalar: first and last rendered line, its indentation
     cond_first: int = 0
     cond_last: int = 0
     cond_indent: int = 0
-    cond_prefix: int = 0
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,8 @@ class Rendered:
         return hashlib.sha256(self.text.encode()).hexdigest()
 
     def input(self) -> RulesInput:
-        return RulesInput(self.key.label, self.text)
+        # a namespaced object's file is confined by the engine to its namespace
+        return RulesInput(self.key.label, self.text, self.key.namespace or None)
 
     def order(self) -> tuple[int, int, str, str]:
         return (self.priority, 1 if self.key.namespaced else 0, self.key.namespace, self.key.name)
@@ -55,7 +54,7 @@ class Rendered:
                 where = ""
                 if span.cond_first and span.cond_first <= msg.line <= span.cond_last:
                     line = msg.line - span.cond_first + 1
-                    column = max(1, msg.column - span.cond_indent - (span.cond_prefix if line == 1 else 0))
+                    column = max(1, msg.column - span.cond_indent)
                     where = f" at condition line {line} column {column}"
                 place = f"{msg.file}:{msg.line}:{msg.column}"
                 return f"{span.path}{item}{where}: {msg.code}: {msg.message} ({place})"
@@ -86,10 +85,37 @@ def _condition_block(chunk: list[str]) -> tuple[int, int, int]:
     return -1, -1, 0
 
 
-def render(
-    obj: RuleObject, items: list[tuple[str, dict[str, Any]]], prefixes: dict[str, int] | None = None
-) -> Rendered:
-    """``prefixes``: per spec path, characters the scoping put before the user's condition."""
+class RenderMismatch(ValueError):
+    """The rendered file does not read back as the items it was written from."""
+
+
+def plain(item: dict[str, Any]) -> Any:
+    """An item as JSON-shaped data (what the object holds, and what must read back)."""
+    return json.loads(json.dumps(item))
+
+
+def read_back(rendered: Rendered, items: list[tuple[str, dict[str, Any]]]) -> None:
+    """Read the rendered text as the agents will and compare with the intended items.
+
+    Whatever a string holds (line breaks YAML knows and JSON does not, quotes,
+    comment markers), the file must yield exactly these items, in this order,
+    and nothing else; otherwise raises RenderMismatch naming the first difference."""
+    try:
+        doc = YAML(typ="safe", pure=True).load(rendered.text)
+    except Exception as exc:  # any YAML error: the file is not what we meant to write
+        raise RenderMismatch(f"the rendered rules file does not parse: {exc}") from None
+    got = doc if isinstance(doc, list) else [doc]
+    want = [plain(item) for _, item in items]
+    if got == want:
+        return
+    if len(got) != len(want):
+        raise RenderMismatch(f"the rendered rules file reads back as {len(got)} items instead of {len(want)}")
+    path = next(p for (p, _), g, w in zip(items, got, want, strict=True) if g != w)
+    raise RenderMismatch(f"{path} does not read back as written from the rendered rules file")
+
+
+def render(obj: RuleObject, items: list[tuple[str, dict[str, Any]]]) -> Rendered:
+    """The rules file of ``items``; raises RenderMismatch unless it reads back as exactly them."""
     yaml = _yaml()
     header = [
         f"# {obj.key} generation {obj.generation} (written by falcopy-operator)",
@@ -101,11 +127,11 @@ def render(
     for path, item in items:
         buf = io.StringIO()
         # a JSON round trip: plain types only, keys in the user's order
-        plain = json.loads(json.dumps(item))
-        if isinstance(plain.get("condition"), str):
+        data = plain(item)
+        if isinstance(data.get("condition"), str):
             # a literal block keeps the user's line breaks: error lines map back
-            plain["condition"] = LiteralScalarString(plain["condition"])
-        yaml.dump([plain], buf)
+            data["condition"] = LiteralScalarString(data["condition"])
+        yaml.dump([data], buf)
         chunk = buf.getvalue().rstrip("\n").split("\n")
         first = len(lines) + 1
         c_first, c_last, c_indent = _condition_block(chunk)
@@ -118,11 +144,12 @@ def render(
                 cond_first=first + c_first if c_first >= 0 else 0,
                 cond_last=first + c_last if c_first >= 0 else 0,
                 cond_indent=c_indent,
-                cond_prefix=(prefixes or {}).get(path, 0),
             )
         )
         lines.append("")
         counts[path.split(".")[1].split("[")[0]] += 1
     if not items:
         lines.append("[]")
-    return Rendered(obj.key, obj.generation, obj.priority, "\n".join(lines) + "\n", tuple(spans), counts)
+    out = Rendered(obj.key, obj.generation, obj.priority, "\n".join(lines) + "\n", tuple(spans), counts)
+    read_back(out, items)
+    return out

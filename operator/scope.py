@@ -5,9 +5,12 @@ Falco's names are global: a macro, list or rule defined in one file is seen
 namespaced FalcoRule must only affect events from its own namespace, so the
 operator rewrites it before the engine sees it:
 
-- every rule condition becomes ``(<condition>) and k8s.ns.name = "<ns>"``; the
-  condition is parsed on its own first, so text such as ``a) or (b`` cannot
-  break out of the parentheses;
+- the file is published with its namespace (the bundle manifest says so) and
+  the *engine* confines it (:mod:`falcopy.engine.tenancy`): the guard
+  ``k8s.ns.name = "<ns>"`` is put on each rule's final syntax tree as its first
+  conjunct, list items and exception values are substituted as values, and
+  names outside the namespace cannot be defined or changed.  Nothing here
+  splices text into a condition; conditions are parsed to find references;
 - rule names get the namespace appended (``Name [ns]``) so two namespaces can
   use the same rule name, and overrides / ``enabled`` toggles of a rule can
   only reach rules of the same namespace;
@@ -15,10 +18,13 @@ operator rewrites it before the engine sees it:
   ``name__<ns>`` in their definitions and in every reference to them from the
   namespace's conditions and lists; references to other names resolve to the
   default (or cluster-scoped) items, read-only;
-- refused: appending to a rule *condition* (Falco appends text after the scope
-  and would widen it), appending to / overriding a macro or list not defined in
-  the namespace, rules of a source other than ``syscall`` (no namespace field),
-  and ``__`` in macro/list names (reserved for the qualification).
+- refused: control characters other than newline and tab (and the Unicode line
+  breaks U+0085, U+2028, U+2029) in any string of the object, since they can
+  end a YAML scalar early; appending to a rule *condition* (the guard makes it
+  harmless, but the appended text would not be the tenant's to reason about),
+  appending to / overriding a macro or list not defined in the namespace, rules
+  of a source other than ``syscall`` (no namespace field), and ``__`` in
+  macro/list names (reserved for the qualification).
 
 A ClusterFalcoRule is loaded as written; it may redefine, append to, override
 or disable items of the *default* rules only when the operator runs with
@@ -36,8 +42,16 @@ from falcopy.operator.model import ITEM_KINDS, RuleObject
 
 from falcopy.engine import ast
 from falcopy.engine.parser import ParseError, parse
+from falcopy.engine.tenancy import qualified_name, qualified_rule
 
-NS_FIELD = "k8s.ns.name"
+#: characters no string of a namespaced object may hold: C0 and C1 controls but
+#: newline and tab, DEL, and the Unicode line and paragraph separators
+_FORBIDDEN = frozenset(
+    [chr(c) for c in range(0x20) if chr(c) not in "\n\t"]
+    + [chr(0x7F)]
+    + [chr(c) for c in range(0x80, 0xA0)]
+    + ["\u2028", "\u2029"]
+)
 
 
 @dataclass
@@ -68,12 +82,20 @@ class ScopeError(Exception):
         self.issues = issues
 
 
-def qualified_rule(name: str, namespace: str) -> str:
-    return f"{name} [{namespace}]"
-
-
-def qualified_name(name: str, namespace: str) -> str:
-    return f"{name}__{namespace.replace('-', '_')}"
+def control_characters(value: Any, path: str = "spec") -> list[tuple[str, str]]:
+    """(path, character) for every forbidden character in the strings of ``value`` (keys too)."""
+    found: list[tuple[str, str]] = []
+    if isinstance(value, str):
+        bad = next((c for c in value if c in _FORBIDDEN), None)
+        if bad is not None:
+            found.append((path, bad))
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            found += control_characters(k, f"{path} key") + control_characters(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += control_characters(v, f"{path}[{i}]")
+    return found
 
 
 def namespace_local_names(objects: Iterable[RuleObject], namespace: str) -> dict[str, set[str]]:
@@ -125,6 +147,18 @@ def scope_object(
     out: list[tuple[str, dict[str, Any]]] = []
     ns = obj.key.namespace if obj.key.namespaced else ""
     if ns:
+        bad = control_characters(obj.spec)
+        if bad:
+            raise ScopeError(
+                [
+                    Issue(
+                        path,
+                        "string",
+                        f"control character U+{ord(ch):04X} is not allowed (only newline and tab)",
+                    )
+                    for path, ch in bad
+                ]
+            )
         # this object's own names are local even if the caller's index is stale
         local = {k: set(v) for k, v in (local or {}).items()}
         for section, names in namespace_local_names([obj], ns).items():
@@ -202,17 +236,17 @@ def _scope_namespaced(
         )
     out["rule"] = qualified_rule(name, ns)
     if isinstance(item.get("condition"), str):
-        cond = _rename_refs(item["condition"], local, ns)
-        out["condition"] = f'({cond}) and {NS_FIELD} = "{ns}"'
+        # the engine adds the namespace guard to the final tree (falcopy.engine.tenancy)
+        out["condition"] = _rename_refs(item["condition"], local, ns)
     return out
 
 
 def _rename_refs(condition: str, local: dict[str, set[str]], ns: str) -> str:
     """Qualify references to the namespace's macros and lists in a condition.
 
-    The condition is parsed on its own (which also proves it is a complete
-    expression that cannot break out of the scope parentheses) and the names are
-    replaced at the offsets the parser reports."""
+    The condition is parsed on its own (a clear error for text that is not one
+    complete expression) and the names are replaced at the offsets the parser
+    reports."""
     try:
         tree = parse(condition)
     except ParseError as exc:

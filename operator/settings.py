@@ -35,6 +35,17 @@ class WebhookSettings(BaseModel):
         return self
 
 
+class Quotas(BaseModel):
+    """What the FalcoRules of one namespace may spend, together (0: no limit)."""
+
+    #: bytes of rendered rules files
+    bytes: int = Field(128 * 1024, ge=0)
+    #: rules
+    rules: int = Field(200, ge=0)
+    #: regex / glob / iglob checks (the costly operators), in conditions and exceptions
+    patterns: int = Field(50, ge=0)
+
+
 class OperatorSettings(BaseModel):
     #: the release namespace: rule ConfigMaps and agent Leases live here
     namespace: str = "falcopy"
@@ -53,6 +64,16 @@ class OperatorSettings(BaseModel):
     #: changes arriving within this window are published together
     debounce: float = Field(0.2, ge=0)
     webhook: WebhookSettings | None = None
+    #: per-namespace limits for FalcoRules
+    quotas: Quotas = Field(default_factory=Quotas)
+    #: share of the rules ConfigMaps' capacity that only ClusterFalcoRules may use
+    cluster_reserve: float = Field(0.25, ge=0, le=1)
+    #: let a FalcoRule take the first-match slot from cluster rules for its namespace's events
+    tenant_precedence: bool = False
+    #: seconds one validation (a reconcile pass's engine load, an admission check) may take
+    validation_timeout: float = Field(10.0, gt=0)
+    #: admission checks running at once; more wait (and count against the API server's timeout)
+    admission_concurrency: int = Field(2, ge=1)
 
     @model_validator(mode="after")
     def _rules(self) -> OperatorSettings:

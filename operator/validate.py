@@ -13,21 +13,27 @@ protection.  Its status says so.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from falcopy.operator.model import ObjKey, RuleObject
-from falcopy.operator.render import Rendered, render
-from falcopy.operator.scope import DefaultNames, ScopeError, namespace_local_names, scope_object
+from falcopy.operator.quota import Usage, exceeded, usage
+from falcopy.operator.render import Rendered, RenderMismatch, render
+from falcopy.operator.scope import DefaultNames, Issue, ScopeError, namespace_local_names, scope_object
+from falcopy.operator.settings import OperatorSettings, Quotas
 from ruamel.yaml import YAML
 
 from falcopy.engine import LoadResult, RulesInput, load_rules
+from falcopy.engine.limits import BUDGET_MESSAGES, Budget
 
 REASON_VALID = "Valid"
 REASON_INVALID = "InvalidRules"
 REASON_SCOPE = "ScopeViolation"
 REASON_DEPENDENCY = "DependencyInvalid"
+REASON_QUOTA = "QuotaExceeded"
+REASON_BUDGET = "ValidationBudgetExceeded"
 MAX_MESSAGE = 4000  # status messages stay readable in `kubectl describe`
 
 
@@ -77,28 +83,72 @@ def _default_names(inputs: list[RulesInput]) -> DefaultNames:
 
 
 class Validator:
-    def __init__(self, default_rules: Iterable[Path], *, allow_default_overrides: bool = False) -> None:
+    def __init__(
+        self,
+        default_rules: Iterable[Path],
+        *,
+        allow_default_overrides: bool = False,
+        quotas: Quotas | None = None,
+        timeout: float | None = None,
+        tenant_precedence: bool = False,
+    ) -> None:
+        """``quotas``: per-namespace limits (None: none); ``timeout``: seconds one
+        engine load may take (the object it was compiling then is refused)."""
         self.default_paths = [Path(p) for p in default_rules]
         self.allow_default_overrides = allow_default_overrides
+        self.quotas = quotas
+        self.timeout = timeout
+        self.tenant_precedence = tenant_precedence
+        #: set by the caller when it is gone (admission): loads stop at the next item
+        self._cancelled = threading.local()
         self.defaults = _read_inputs(self.default_paths)
         self.names = _default_names(self.defaults)
         base = self._load([])
         if not base.ok:
             raise ValueError("the default rules do not load: " + "; ".join(map(str, base.errors[:3])))
+        self._base = base
+
+    @classmethod
+    def from_settings(cls, settings: OperatorSettings) -> Validator:
+        return cls(
+            settings.default_rules,
+            allow_default_overrides=settings.allow_default_overrides,
+            quotas=settings.quotas,
+            timeout=settings.validation_timeout,
+            tenant_precedence=settings.tenant_precedence,
+        )
 
     def _load(self, rendered: list[Rendered]) -> LoadResult:
-        return load_rules([*self.defaults, *(r.input() for r in rendered)])
+        budget = Budget(self.timeout, getattr(self._cancelled, "event", None) or threading.Event())
+        return load_rules(
+            [*self.defaults, *(r.input() for r in rendered)],
+            budget=budget,
+            tenant_precedence=self.tenant_precedence,
+        )
 
     def render(self, obj: RuleObject, objects: Iterable[RuleObject]) -> Rendered:
         """Scope and render one object (raises ScopeError)."""
         local = namespace_local_names(objects, obj.key.namespace) if obj.key.namespaced else None
         items = scope_object(obj, self.names, local, allow_default_overrides=self.allow_default_overrides)
-        # namespaced rule conditions were wrapped in "(...)": one column more on their first line
-        scoped = obj.key.namespaced
-        prefixes = {p: 1 for p, item in items if scoped and "rule" in item and "condition" in item}
-        return render(obj, items, prefixes)
+        try:
+            return render(obj, items)
+        except RenderMismatch as exc:
+            raise ScopeError([Issue("spec", "rules file", str(exc))]) from None
 
-    def plan(self, objects: Iterable[RuleObject], fallback: Mapping[ObjKey, Rendered] | None = None) -> Plan:
+    def plan(
+        self,
+        objects: Iterable[RuleObject],
+        fallback: Mapping[ObjKey, Rendered] | None = None,
+        cancelled: threading.Event | None = None,
+    ) -> Plan:
+        """``cancelled``: set when the caller is gone; the engine loads stop early."""
+        self._cancelled.event = cancelled
+        try:
+            return self._plan(objects, fallback)
+        finally:
+            self._cancelled.event = None
+
+    def _plan(self, objects: Iterable[RuleObject], fallback: Mapping[ObjKey, Rendered] | None) -> Plan:
         objects = sorted(objects, key=RuleObject.order)
         fallback = fallback or {}
         verdicts: dict[ObjKey, Verdict] = {}
@@ -111,6 +161,19 @@ class Validator:
                     obj.key, obj.generation, False, REASON_SCOPE, _clip("; ".join(map(str, exc.issues)))
                 )
                 candidates.append((obj, None))
+        used: dict[str, Usage] = {}
+        for i, (obj, r) in enumerate(candidates):
+            if r is None or not obj.key.namespaced or self.quotas is None:
+                continue
+            total = used.get(obj.key.namespace, Usage()) + usage(r)
+            over = exceeded(total, self.quotas)
+            if over is None:
+                used[obj.key.namespace] = total
+                continue
+            verdicts[obj.key] = Verdict(
+                obj.key, obj.generation, False, REASON_QUOTA, _clip(over), dict(r.counts)
+            )
+            candidates[i] = (obj, None)
         accepted = [r for _, r in candidates if r is not None]
         by_key = {obj.key: obj for obj in objects}
         result = self._settle(accepted, by_key, verdicts)
@@ -127,6 +190,11 @@ class Validator:
                 continue
             # a fallback seeded from the ConfigMaps does not know the priority
             previous = dataclasses.replace(previous, priority=obj.priority)
+            if obj.key.namespaced and self.quotas is not None:
+                total = used.get(obj.key.namespace, Usage()) + usage(previous)
+                if exceeded(total, self.quotas) is not None:
+                    continue
+                used[obj.key.namespace] = total
             trial = sorted([*accepted, previous], key=Rendered.order)
             if self._load(trial).ok:
                 accepted = trial
@@ -144,7 +212,8 @@ class Validator:
         that redefines something they use) are blamed by bisecting for the
         shortest failing prefix: O(log n) loads instead of one per object."""
         while True:
-            result = self._load(accepted)
+            # the default rules alone: loaded once (every object refused costs no extra load)
+            result = self._load(accepted) if accepted else self._base
             if result.ok:
                 return result
             labels = {r.key.label: r for r in accepted}
@@ -153,6 +222,21 @@ class Validator:
                 for r in [x for x in accepted if x.key in own]:
                     verdicts[r.key] = self._invalid(objects[r.key], r, result)
                 accepted[:] = [x for x in accepted if x.key not in own]
+                continue
+            if not accepted:  # the default rules alone failed (their budget ran out): nothing to drop
+                return result
+            spent = [e for e in result.errors if e.message.startswith(BUDGET_MESSAGES)]
+            if spent:
+                # out of time outside any object's own file: the last object loaded pays
+                last = accepted.pop()
+                verdicts[last.key] = Verdict(
+                    last.key,
+                    objects[last.key].generation,
+                    False,
+                    REASON_BUDGET,
+                    _clip(f"the rules loaded with this object did not compile in time: {spent[0]}"),
+                    dict(last.counts),
+                )
                 continue
             lo, hi = 0, len(accepted)  # the defaults alone load; the whole prefix does not
             failing = result
@@ -172,11 +256,14 @@ class Validator:
         candidate: RuleObject,
         others: Iterable[RuleObject],
         fallback: Mapping[ObjKey, Rendered] | None = None,
+        cancelled: threading.Event | None = None,
     ) -> Verdict:
         """Verdict on ``candidate`` replacing its namesake among ``others`` (admission)."""
         objs = {o.key: o for o in others}
         objs[candidate.key] = candidate
-        plan = self.plan(objs.values(), {k: v for k, v in (fallback or {}).items() if k != candidate.key})
+        plan = self.plan(
+            objs.values(), {k: v for k, v in (fallback or {}).items() if k != candidate.key}, cancelled
+        )
         return plan.verdicts[candidate.key]
 
     def _valid(self, obj: RuleObject, r: Rendered, result: LoadResult) -> Verdict:
@@ -192,11 +279,12 @@ class Validator:
     def _invalid(self, obj: RuleObject, r: Rendered, result: LoadResult) -> Verdict:
         own = [e for e in result.errors if e.file == r.key.label]
         if own:
+            spent = any(e.message.startswith(BUDGET_MESSAGES) for e in own)
             return Verdict(
                 obj.key,
                 obj.generation,
                 False,
-                REASON_INVALID,
+                REASON_BUDGET if spent else REASON_INVALID,
                 _clip("; ".join(r.locate(e) for e in own)),
                 dict(r.counts),
             )

@@ -17,7 +17,7 @@ from typing import Any
 
 from ruamel.yaml.nodes import ScalarNode
 
-from falcopy.engine import versions
+from falcopy.engine import tenancy, versions
 from falcopy.engine.alert_keys import (
     FALCOPY_RULE_KEYS,
     AggregationSpec,
@@ -87,6 +87,8 @@ class ListInfo:
     index: int = 0
     visibility: int = 0
     used: bool = False
+    #: the namespace of the rules input that defined it (None: cluster-wide)
+    namespace: str | None = None
 
 
 @dataclass
@@ -97,6 +99,7 @@ class MacroInfo:
     index: int = 0
     visibility: int = 0
     used: bool = False
+    namespace: str | None = None
 
 
 @dataclass
@@ -120,6 +123,7 @@ class RuleInfo:
     threshold: ThresholdSpec | None = None
     index: int = 0
     visibility: int = 0
+    namespace: str | None = None
 
 
 Warn = Callable[[str, str, int, str, str], None]
@@ -137,6 +141,8 @@ class Collector:
         self.warn = warn
         self.field_known = field_known
         self.known_sources = known_sources
+        #: namespace of the input being read (None: cluster-wide); see falcopy.engine.tenancy
+        self.namespace: str | None = None
         #: None: the first broken item stops the load (Falco's behaviour); a list: broken
         #: items are recorded here and skipped, so one pass reports them all (`falcopy validate`)
         self.item_errors: list[LoadFailure] | None = None
@@ -268,6 +274,42 @@ class Collector:
                 self.item_errors.append(failure)
 
     def read_item(self, doc: Document, item: YMap) -> None:
+        confined = self.namespace is not None and self._confine(item)
+        self._read_item(doc, item)
+        if confined:
+            kind = next(k for k in ("list", "macro", "rule") if k in item)
+            table = {"list": self.lists, "macro": self.macros, "rule": self.rules}[kind]
+            defined = table.get(str(item[kind]))
+            if defined is not None and defined.namespace is None:
+                defined.namespace = self.namespace
+
+    def _confine(self, item: YMap) -> bool:
+        """A namespaced input's item: only its namespace's names, only syscall rules."""
+        ns = self.namespace
+        assert ns is not None
+        for kind, table in (("list", self.lists), ("macro", self.macros), ("rule", self.rules)):
+            if kind not in item:
+                continue
+            name = self._name(item, kind, kind)
+            loc = item.vloc[kind]
+            if not tenancy.name_allowed(kind, name, ns):
+                own = (tenancy.qualified_rule if kind == "rule" else tenancy.qualified_name)("<name>", ns)
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"A rules file of namespace '{ns}' may only name its own {kind}s ('{own}')",
+                                 loc, kind, name)
+            prev = table.get(name)
+            if prev is not None and prev.namespace != ns:
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"A rules file of namespace '{ns}' cannot change a {kind} defined "
+                                 "outside it", loc, kind, name)
+            if kind == "rule" and item.get("source") not in (None, "syscall"):
+                raise self._fail("LOAD_ERR_VALIDATE",
+                                 f"A rules file of namespace '{ns}' may only hold syscall rules", loc, kind,
+                                 name)
+            return True
+        return False
+
+    def _read_item(self, doc: Document, item: YMap) -> None:
         if "required_engine_version" in item:
             self._engine_version(item)
         elif "required_plugin_versions" in item:

@@ -5,19 +5,23 @@ Compilation follows Falco's ``rule_loader_compiler``: lists are flattened
 conditions, exceptions are rendered as condition text, conditions parsed,
 macro references resolved (a macro only sees macros defined before it; rules
 see all), then every rule (enabled or not) is compiled for its source.
+List flattening and macro resolution are the memoised, capped graph pass of
+:mod:`falcopy.engine.resolve`.  Files of a namespaced FalcoRule take the
+confined path of :mod:`falcopy.engine.tenancy`: no text substitution, values
+substituted into the tree, and the namespace guard first on the final tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from falcopy.engine import ast
+from falcopy.engine import ast, tenancy
 from falcopy.engine.alert_keys import field_reader
-from falcopy.engine.collector import Collector, ExceptionInfo, LoadFailure, MacroInfo, RuleInfo
-from falcopy.engine.compiler import CheckCompiler, CompileError
+from falcopy.engine.collector import Collector, ExceptionInfo, ListInfo, LoadFailure, MacroInfo, RuleInfo
+from falcopy.engine.compiler import CheckCompiler, CompileError, resolve_field
 from falcopy.engine.evttypes import (
     ALL_EVENT_TYPES,
     MAX_EVTTYPES_WITHOUT_WARNING,
@@ -26,11 +30,20 @@ from falcopy.engine.evttypes import (
 )
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldSource
+from falcopy.engine.limits import DEFAULT_CAPS, Budget, BudgetExceeded, Caps
 from falcopy.engine.messages import LoadMessage, LoadResult
 from falcopy.engine.output import OutputError, compile_output
 from falcopy.engine.parser import ParseError, Parser
 from falcopy.engine.priority import Priority
 from falcopy.engine.reader import ReadError, read_documents
+from falcopy.engine.resolve import (
+    MacroResolver,
+    ResolveError,
+    ValueLists,
+    exception_tree,
+    flatten_lists,
+    substitute_values,
+)
 from falcopy.engine.ruleset import CompiledRule, Ruleset
 from falcopy.engine.source_text import FileTable, SourceText, concat
 from falcopy.engine.tree import TreeCompiler
@@ -46,6 +59,8 @@ _LIST_OPS = ("in", "intersects", "pmatch")
 class RulesInput:
     name: str
     content: str
+    #: a namespaced FalcoRule's file: its items are confined (see falcopy.engine.tenancy)
+    namespace: str | None = None
 
 
 def quote_item(v: str) -> str:
@@ -58,7 +73,7 @@ def paren_item(v: str) -> str:
     return v if v.startswith("(") else f"({v})"
 
 
-def resolve_list(st: SourceText, name: str, items: list[str]) -> tuple[SourceText, bool]:
+def resolve_list(st: SourceText, name: str, items: Sequence[str]) -> tuple[SourceText, bool]:
     """Falco's textual list substitution (``resolve_list``)."""
     text = st.text
     used = False
@@ -102,20 +117,18 @@ def _attach(node: ast.Node, st: SourceText) -> None:
             _attach(a, st)
 
 
-class _MacroError(Exception):
-    def __init__(self, message: str, node: ast.Node | None, silent: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.node = node
-        self.silent = silent
+class _Stopped(Exception):
+    """The budget ran out; the error is recorded already."""
 
 
 class Loader:
-    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True,
-                 keep_going: bool = False) -> None:
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, keep_going: bool = False, *,
+                 caps: Caps = DEFAULT_CAPS, budget: Budget | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
         self.keep_going = keep_going
+        self.caps = caps
+        self.budget = budget or Budget()
         self.table = FileTable()
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
@@ -167,6 +180,13 @@ class Loader:
         """Read every item.  Like Falco, the first error ends the load, unless ``keep_going``:
         then every broken item and unreadable file is reported and the rest still compiles."""
         for inp in inputs:
+            self.collector.namespace = inp.namespace
+            try:
+                self.budget.check()
+            except BudgetExceeded as e:
+                self.errors.append(LoadMessage("LOAD_ERR_VALIDATE", str(e), inp.name, 1, 1, "rules content",
+                                               ""))
+                return
             try:
                 _, docs = read_documents(inp.name, inp.content, self.table)
                 for doc in docs:
@@ -190,23 +210,63 @@ class Loader:
             self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
 
     # ------------------------------------------------------------ compile
+    def _checkpoint(self, loc: int, item_type: str, name: str) -> None:
+        """Stop at the item being worked on when the budget is spent or the caller gone."""
+        try:
+            self.budget.check()
+        except BudgetExceeded as e:
+            self._error_loc("LOAD_ERR_VALIDATE", str(e), loc, item_type, name)
+            raise _Stopped from None
+
+    def _parse(self, st: SourceText, namespace: str | None, item_type: str, name: str,
+               lists: dict[str, tuple[str, ...]], substitute: Any) -> ast.Node | None:
+        """A condition's tree.  Cluster items get Falco's textual list substitution;
+        a namespaced item's lists are substituted into the tree as values."""
+        if namespace is None:
+            st = substitute(st)
+        try:
+            tree = Parser(st.text).parse()
+        except ParseError as e:
+            self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), item_type, name)
+            return None
+        _attach(tree, st)
+        if namespace is not None:
+            substitute_values(tree, st.text, ValueLists(lists, self.collector.lists, namespace))
+        return tree
+
+    def _namespaced_condition(self, r: RuleInfo, lists: dict[str, tuple[str, ...]],
+                              substitute: Any) -> ast.Node | None:
+        tree = self._parse(r.cond, r.namespace, "rule", r.name, lists, substitute)
+        if tree is None or not r.exceptions:
+            return tree
+        value_lists = ValueLists(lists, self.collector.lists, r.namespace)
+        children = [tree]
+        for ex in r.exceptions:
+            text = SourceText.generated(ex.name or "exception", ex.values_loc or ex.loc)
+            node = exception_tree(ex, value_lists, text)
+            if node is not None:
+                children.append(ast.Not(0, child=node, text=text))
+        return ast.And(tree.pos, children=children, text=tree.text) if len(children) > 1 else tree
+
     def compile(self) -> list[CompiledRule]:
+        try:
+            return self._compile()
+        except _Stopped:
+            return []
+
+    def _compile(self) -> list[CompiledRule]:
         col = self.collector
-        # lists: flatten references to lists defined before (raw items, like Falco)
-        lists: dict[str, list[str]] = {}
-        for info in col.lists.values():
-            items: list[str] = []
-            for it in info.items:
-                ref = col.lists.get(it)
-                if ref is not None and ref.index < info.visibility:
-                    ref.used = True
-                    items.extend(ref.items)
-                else:
-                    items.append(it)
-            lists[info.name] = items
+        caps = self.caps
+
+        def list_failed(info: ListInfo, message: str) -> None:
+            self._error_loc("LOAD_ERR_VALIDATE", message, info.loc, "list", info.name)
+
+        lists = flatten_lists(col.lists, caps, list_failed)
+        # namespaced lists are private to their namespace: never spliced into cluster text
+        cluster_lists = {n: v for n, v in lists.items() if col.lists[n].namespace is None}
 
         def substitute(st: SourceText) -> SourceText:
-            for lname, litems in lists.items():
+            for lname, litems in cluster_lists.items():
                 if lname in st.text:
                     st, used = resolve_list(st, lname, litems)
                     if used:
@@ -217,62 +277,80 @@ class Loader:
         parsed: dict[str, ast.Node] = {}
         broken: set[str] = set()
         for m in col.macros.values():
-            st = substitute(m.cond)
-            try:
-                tree = Parser(st.text).parse()
-            except ParseError as e:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "macro", m.name)
+            self._checkpoint(m.loc, "macro", m.name)
+            tree = self._parse(m.cond, m.namespace, "macro", m.name, lists, substitute)
+            if tree is None:
                 broken.add(m.name)
                 continue
-            _attach(tree, st)
             parsed[m.name] = tree
+        resolver = MacroResolver(col.macros, parsed, broken, caps)
         # macros: resolve with visibility, to validate each macro on its own
         for m in col.macros.values():
             if m.name not in parsed:
                 continue
-            visible = {n: i for n, i in col.macros.items() if i.index < m.visibility}
+            self._checkpoint(m.loc, "macro", m.name)
+
+            def before(i: MacroInfo, _m: MacroInfo = m) -> bool:
+                return i.index < _m.visibility and i.namespace in (None, _m.namespace)
             try:
-                self._resolve(parsed[m.name], visible, parsed, broken, [m.name], {})
-            except _MacroError as e:
+                _, size = resolver.resolve(parsed[m.name], before, m.name)
+                if size > caps.expanded_nodes:
+                    raise ResolveError(f"macro '{m.name}' expands to {size} nodes, more than the limit of "
+                                       f"{caps.expanded_nodes}", None)
+            except ResolveError as e:
                 broken.add(m.name)
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else m.loc
                     self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "macro", m.name)
 
-        resolved_all: dict[str, ast.MacroRef] = {}
         compilers: dict[str, TreeCompiler] = {}
         per_type: dict[str, TreeCompiler] = {}
         macro_uses: dict[str, int] = {}
         rules: list[CompiledRule] = []
         prepared: list[tuple[RuleInfo, ast.Node]] = []
+        total = 0
         for r in col.rules.values():
+            self._checkpoint(r.loc, "rule", r.name)
             if r.source not in self.sources:
                 self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping", r.loc, "rule",
                                r.name)
                 continue
             try:
-                cond = self._with_exceptions(r)
+                if r.namespace is None:
+                    tree = self._parse(self._with_exceptions(r), None, "rule", r.name, lists, substitute)
+                else:
+                    tree = self._namespaced_condition(r, lists, substitute)
             except LoadFailure as e:
                 self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
                 continue
-            st = substitute(cond)
-            try:
-                tree = Parser(st.text).parse()
-            except ParseError as e:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "rule", r.name)
+            if tree is None:
                 continue
-            _attach(tree, st)
+
+            def scope(i: MacroInfo, _ns: str | None = r.namespace) -> bool:
+                return i.namespace in (None, _ns)
             try:
-                tree = self._resolve(tree, col.macros, parsed, broken, [], resolved_all)
-            except _MacroError as e:
+                tree, size = resolver.resolve(tree, scope)
+            except ResolveError as e:
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
                     self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "rule", r.name)
                 continue
+            total += size
+            if size > caps.expanded_nodes or total > caps.total_nodes:
+                what = (f"expands to {size} nodes, more than the limit of {caps.expanded_nodes}"
+                        if size > caps.expanded_nodes else
+                        f"brings the rules to {total} expanded nodes, more than the limit of "
+                        f"{caps.total_nodes}")
+                self._error_loc("LOAD_ERR_VALIDATE", f"Rule {what}", r.loc, "rule", r.name)
+                continue
+            if r.namespace is not None:
+                # the guard goes on the final tree, first: nothing in the tenant's text can get around it
+                tree = tenancy.guarded(r.namespace, tree, SourceText.generated(r.name, r.loc))
             _count_macros(tree, macro_uses, set())
             prepared.append((r, tree))
 
         for r, tree in prepared:
+            self._checkpoint(r.loc, "rule", r.name)
             tc = compilers.get(r.source)
             if tc is None:
                 tc = compilers[r.source] = TreeCompiler(CheckCompiler(self.sources[r.source], r.source),
@@ -346,7 +424,7 @@ class Loader:
                             first_key=first_key,
                             output_format=fmt, index=r.index, default_enabled=r.enabled,
                             capture=r.capture, capture_duration=r.capture_duration,
-                            exception_fields=ex_fields,
+                            exception_fields=ex_fields, namespace=r.namespace, tree=tree,
                             aggregation=r.aggregation, aggregation_key=agg_key,
                             threshold=r.threshold, threshold_group=group, threshold_distinct=distinct)
 
@@ -367,36 +445,6 @@ class Loader:
             out[t] = tc.compile_rule_split(folded, None)
             tc.checks.warnings = []       # already reported by the generic compilation
         return out
-
-    # ------------------------------------------------------------ macros
-    def _resolve(self, node: ast.Node, visible: dict[str, MacroInfo], parsed: dict[str, ast.Node],
-                 broken: set[str], chain: list[str], cache: dict[str, ast.MacroRef]) -> ast.Node:
-        if isinstance(node, ast.Identifier):
-            name = node.name
-            if name in broken:
-                raise _MacroError("", node, silent=True)
-            if name not in visible or name not in parsed:
-                raise _MacroError(f"Undefined macro '{name}' used in filter.", node)
-            if name in chain:
-                raise _MacroError(f"reference loop in macro '{name}'", node)
-            self.collector.macros[name].used = True
-            hit = cache.get(name)
-            if hit is None:
-                body = self._resolve(parsed[name], visible, parsed, broken, [*chain, name], cache)
-                hit = ast.MacroRef(node.pos, name=name, body=body, text=node.text)
-                cache[name] = hit
-            return ast.MacroRef(node.pos, name=name, body=hit.body, text=node.text)
-        if isinstance(node, ast.And):
-            return ast.And(node.pos, children=[self._resolve(c, visible, parsed, broken, chain, cache)
-                                               for c in node.children], text=node.text)
-        if isinstance(node, ast.Or):
-            return ast.Or(node.pos, children=[self._resolve(c, visible, parsed, broken, chain, cache)
-                                              for c in node.children], text=node.text)
-        if isinstance(node, ast.Not):
-            assert node.child is not None
-            return ast.Not(node.pos, child=self._resolve(node.child, visible, parsed, broken, chain, cache),
-                           text=node.text)
-        return node
 
     # ------------------------------------------------------------ exceptions
     def _with_exceptions(self, r: RuleInfo) -> SourceText:
@@ -463,11 +511,25 @@ def _count_macros(node: ast.Node, uses: dict[str, int], seen: set[int]) -> None:
         _count_macros(node.child, uses, seen)
 
 
+def _namespace_getters(sources: dict[str, FieldSource], rules: list[CompiledRule]) -> dict[str, Any]:
+    """Per source with namespaced rules: the event's namespace (the guard's field)."""
+    out: dict[str, Any] = {}
+    for source in {r.source for r in rules if r.namespace is not None}:
+        out[source] = resolve_field(sources[source], ast.FieldRef(0, name=tenancy.NS_FIELD)).get
+    return out
+
+
 def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
                selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
-               rule_matching: str = "first", keep_going: bool = False) -> LoadResult:
+               rule_matching: str = "first", keep_going: bool = False, caps: Caps = DEFAULT_CAPS,
+               budget: Budget | None = None, tenant_precedence: bool = False) -> LoadResult:
+    """``caps`` bound what one load may expand; ``budget`` adds a deadline and
+    cancellation (an error at the item being worked on).  ``tenant_precedence``:
+    a namespaced rule may take the first-match slot from a cluster rule for
+    events of its namespace (by load order); by default cluster rules go first."""
     inputs = list(inputs)
-    loader = Loader(sources if sources is not None else default_sources(), keep_going=keep_going)
+    sources = sources if sources is not None else default_sources()
+    loader = Loader(sources, keep_going=keep_going, caps=caps, budget=budget)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []
@@ -479,7 +541,8 @@ def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] 
     result.counts = {"rules": len(col.rules), "macros": len(col.macros), "lists": len(col.lists)}
     if not result.errors:
         result.ruleset = Ruleset(rules, rule_matching=rule_matching, min_priority=min_priority,
-                                 selection=selection)
+                                 selection=selection, namespace_of=_namespace_getters(sources, rules),
+                                 tenant_precedence=tenant_precedence)
     return result
 
 

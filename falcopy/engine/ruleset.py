@@ -44,6 +44,10 @@ class CompiledRule:
     capture: bool = False
     capture_duration: int = 0
     exception_fields: list[str] = field(default_factory=list)
+    #: the namespace a namespaced FalcoRule's rule is confined to (None: cluster-wide)
+    namespace: str | None = None
+    #: the final resolved condition tree the predicates were compiled from
+    tree: Any = field(default=None, repr=False)
     #: falcopy's per-rule keys (see falcopy.engine.alert_keys) and their compiled field readers
     aggregation: AggregationSpec | None = None
     aggregation_key: OutputFormat | None = field(default=None, repr=False)
@@ -100,10 +104,20 @@ def _parse_selection(selection: Iterable[Any]) -> list[tuple[str, str, str]]:
 
 class Ruleset:
     def __init__(self, rules: list[CompiledRule], *, rule_matching: str = "first",
-                 min_priority: Priority = Priority.DEBUG, selection: Iterable[Any] = ()) -> None:
+                 min_priority: Priority = Priority.DEBUG, selection: Iterable[Any] = (),
+                 namespace_of: dict[str, Pred] | None = None, tenant_precedence: bool = False) -> None:
+        """``namespace_of``: per source, the event's namespace (needed when
+        namespaced rules exist).  Namespaced rules are indexed by namespace: an
+        event only meets its own namespace's rules, after the cluster's unless
+        ``tenant_precedence`` orders them all by definition."""
         if rule_matching not in ("first", "all"):
             raise ValueError(f"rule_matching must be 'first' or 'all', not {rule_matching!r}")
+        missing = {r.source for r in rules if r.namespace is not None} - set(namespace_of or {})
+        if missing:
+            raise ValueError(f"namespaced rules of source(s) {sorted(missing)} need a namespace getter")
         self.rules = rules
+        self.namespace_of = dict(namespace_of or {})
+        self.tenant_precedence = tenant_precedence
         self.rule_matching = rule_matching
         self.min_priority = min_priority
         self._by_name = {r.name: r for r in rules}
@@ -132,39 +146,60 @@ class Ruleset:
         return r.enabled and r.priority <= self.min_priority
 
     def _build_index(self) -> None:
-        per_source: dict[str, dict[str, list[CompiledRule]]] = {}
-        all_types: dict[str, list[CompiledRule]] = {}
+        cluster: dict[str, list[CompiledRule]] = {}
+        tenant: dict[str, dict[str, list[CompiledRule]]] = {}
         for r in self.rules:
             if not self._active(r):
                 continue
-            all_types.setdefault(r.source, [])
-            types = per_source.setdefault(r.source, {})
-            if r.evttypes is None:
-                all_types[r.source].append(r)
+            if r.namespace is None:
+                cluster.setdefault(r.source, []).append(r)
             else:
-                for t in r.evttypes:
-                    types.setdefault(t, []).append(r)
+                tenant.setdefault(r.source, {}).setdefault(r.namespace, []).append(r)
         # one tuple per (source, type): the type's rules then the all-types bucket,
         # each in definition order, so evaluation is a single lookup and a loop
         self._index: dict[str, dict[str | None, tuple[_Entry, ...]]] = {}
         self._fallback: dict[str, tuple[_Entry, ...]] = {}
-        for source in set(per_source) | set(all_types):
-            generic = sorted(all_types.get(source, []), key=lambda r: r.index)
-            idx: dict[str | None, tuple[_Entry, ...]] = {}
-            for t, rs in per_source.get(source, {}).items():
-                ordered = sorted(rs, key=lambda r: r.index) + generic
-                idx[t] = _entries(ordered, t)
-            self._index[source] = idx
-            self._fallback[source] = _entries(generic)
+        for source, rs in cluster.items():
+            self._index[source], self._fallback[source] = self._tables(rs, [])
+        # per source: (namespace getter, {namespace: (index, fallback)}), cluster rules included
+        self._tenants: dict[str, tuple[Pred, dict[Any, tuple[dict[str | None, tuple[_Entry, ...]],
+                                                             tuple[_Entry, ...]]]]] = {}
+        for source, by_ns in tenant.items():
+            self._tenants[source] = (self.namespace_of[source], {
+                ns: self._tables(cluster.get(source, []), rs) for ns, rs in by_ns.items()})
         # the instance attribute shadows the method: callers get the closure directly
         self.evaluate = self._make_evaluate()  # type: ignore[method-assign]
+
+    def _tables(self, first: list[CompiledRule], then: list[CompiledRule]
+                ) -> tuple[dict[str | None, tuple[_Entry, ...]], tuple[_Entry, ...]]:
+        """(per-type entries, entries for other types) of cluster rules ``first``
+        followed by one namespace's rules ``then`` (merged by definition order
+        when tenants may take precedence)."""
+        def by_index(rs: list[CompiledRule]) -> list[CompiledRule]:
+            return sorted(rs, key=lambda r: r.index)
+
+        groups = [first + then] if self.tenant_precedence else [first, then]
+        types = {t for r in first + then if r.evttypes is not None for t in r.evttypes}
+        idx: dict[str | None, tuple[_Entry, ...]] = {}
+        for t in types:
+            ordered: list[CompiledRule] = []
+            for g in groups:
+                ordered += by_index([r for r in g if r.evttypes is not None and t in r.evttypes])
+                ordered += by_index([r for r in g if r.evttypes is None])
+            idx[t] = _entries(ordered, t)
+        generic: list[CompiledRule] = []
+        for g in groups:
+            generic += by_index([r for r in g if r.evttypes is None])
+        return idx, _entries(generic)
 
     # -------------------------------------------------------------- queries
     def evttypes(self, source: str = "syscall") -> set[str] | None:
         """Event types the enabled rules of ``source`` need; None = all."""
-        if self._fallback.get(source):
+        tables = [(self._index.get(source, {}), self._fallback.get(source))]
+        tables += list(self._tenants.get(source, (None, {}))[1].values())
+        if any(fb for _, fb in tables):
             return None
-        return {t for t in self._index.get(source, {}) if t is not None}
+        return {t for idx, _ in tables for t in idx if t is not None}
 
     def rule(self, name: str) -> CompiledRule | None:
         return self._by_name.get(name)
@@ -185,16 +220,31 @@ class Ruleset:
         fallback = self._fallback
         empty: tuple[_Entry, ...] = ()
 
+        tenants = self._tenants
+
+        def tables(event: Any, cache: dict[Any, Any]) -> tuple[Any, tuple[_Entry, ...]]:
+            source = event.source
+            tenant = tenants.get(source)
+            if tenant is not None:
+                scoped = tenant[1].get(tenant[0](event, cache))
+                if scoped is not None:
+                    return scoped
+            return index.get(source), fallback.get(source, empty)
+
         def first_match(event: Any) -> list[CompiledRule]:
-            idx = index.get(event.source)
+            cache: dict[Any, Any] = {}
+            if tenants:
+                idx, fb = tables(event, cache)
+            else:
+                idx = index.get(event.source)
+                fb = fallback.get(event.source, empty)
             if idx is None:
                 return []
             bucket = idx.get(event.type)
             if bucket is None:
-                bucket = fallback.get(event.source, empty)
+                bucket = fb
                 if not bucket:
                     return []
-            cache: dict[Any, Any] = {}
             # a threshold rule's match only counts towards its threshold: it must not hide the
             # alert of a later rule, so it does not end the scan (checked on matches only)
             counting: list[CompiledRule] | None = None
@@ -210,13 +260,17 @@ class Ruleset:
             return counting or []
 
         def all_matches(event: Any) -> list[CompiledRule]:
-            idx = index.get(event.source)
+            cache: dict[Any, Any] = {}
+            if tenants:
+                idx, fb = tables(event, cache)
+            else:
+                idx = index.get(event.source)
+                fb = fallback.get(event.source, empty)
             if idx is None:
                 return []
             bucket = idx.get(event.type)
             if bucket is None:
-                bucket = fallback.get(event.source, empty)
-            cache: dict[Any, Any] = {}
+                bucket = fb
             out: list[CompiledRule] = []
             for first, group in bucket:
                 if first(event, cache):

@@ -30,7 +30,12 @@ def load_example(name: str) -> dict[str, Any]:
     return YAML(typ="safe").load((EXAMPLES / name).read_text())
 
 
-def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
+def wait_for(
+    check: Callable[[], Any],
+    timeout: float = 15.0,
+    what: str = "condition",
+    describe: Callable[[], str] | None = None,
+) -> Any:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -41,7 +46,8 @@ def wait_for(check: Callable[[], Any], timeout: float = 15.0, what: str = "condi
         if last and not isinstance(last, Exception):
             return last
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+    state = f" ({describe()})" if describe is not None else ""
+    raise AssertionError(f"timed out waiting for {what}; last: {last!r}{state}")
 
 
 @pytest.fixture
@@ -69,7 +75,7 @@ class OperatorRun:
         self.state = State(
             settings,
             Kube(client.ApiClient()),
-            Validator(settings.default_rules, allow_default_overrides=settings.allow_default_overrides),
+            Validator.from_settings(settings),
         )
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()

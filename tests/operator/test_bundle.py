@@ -81,3 +81,32 @@ def test_reader_plain_dir_and_tampering(tmp_path: Path) -> None:
     (d / "9999-0-stray.yaml").write_text("[]\n")
     with pytest.raises(BundleIncomplete, match="not in the manifest"):
         read_rules([d])
+
+
+def tenant_rendering(ns: str, name: str, size: int, priority: int = 0) -> Rendered:
+    text = f"# {name}\n- list: {name}__{ns}\n  items: [{'x' * size}]\n"
+    return Rendered(ObjKey("FalcoRule", ns, name), 1, priority, text)
+
+
+def test_cluster_objects_packed_first_with_reserved_room(tmp_path: Path) -> None:
+    tenants = [tenant_rendering(f"t{i}", "fill", 3000) for i in range(6)]
+    cluster = Rendered(ObjKey("ClusterFalcoRule", "", "late"), 1, 99, "- list: late\n  items: [y]\n")
+    active = [*tenants, cluster]  # load order: the tenants' priority 0 first
+    bundle = plan_bundle(active, shards=2, budget=8000, cluster_reserve=0.25, tenant_precedence=True)
+    assert bundle.file_of(cluster.key) is not None
+    tenant_bytes = sum(
+        len(f.name) + len(next(r.text for r in tenants if r.key == f.key))
+        for f in bundle.files
+        if f.key.namespaced
+    )
+    assert tenant_bytes <= 0.75 * 2 * 8000 and bundle.overflow  # the tenants share what is left
+    assert [f.key for f in bundle.files] == [
+        r.key for r in active if r.key not in bundle.overflow
+    ]  # load order
+    # what the agent reads: each file with its namespace, and the bundle's precedence setting
+    for shard in bundle.shards:
+        for name, text in shard.items():
+            (tmp_path / name).write_text(text)
+    loaded = read_rules([tmp_path])
+    assert loaded.tenant_precedence is True
+    assert [i.namespace for i in loaded.inputs] == [f.key.namespace or None for f in bundle.files]

@@ -181,7 +181,10 @@ def test_namespaces_are_isolated(make_operator, api, apiserver, tmp_path):
     assert "spec.rules[0]" in cond["message"] and "does not parse" in cond["message"]
     loaded = read_rules([REPO / "rules" / "falcopy_rules.yaml", project(apiserver, tmp_path / "d")])
     text = "\n".join(i.content for i in loaded.inputs[1:])
-    assert 'k8s.ns.name = "team-a"' in text and 'k8s.ns.name = "team-b"' in text
+    # the manifest tells the agent each file's namespace: the engine confines it there
+    assert sorted(i.namespace for i in loaded.inputs[1:]) == ["team-a", "team-b"]
+    rules = load_rules(loaded.inputs).ruleset.rules
+    assert {r.namespace for r in rules if r.name.endswith("[team-a]")} == {"team-a"}
     assert "nginx_allowed_processes__team_a" in text and "nginx_allowed_processes__team_b" in text
     assert "Break out" not in text
 
@@ -248,7 +251,7 @@ def test_ordering_between_objects(make_operator, api, apiserver):
 
 
 def test_size_split_across_configmaps(make_operator, api, apiserver, tmp_path):
-    make_operator(shards=3, shard_budget=6000)
+    make_operator(shards=3, shard_budget=6000, cluster_reserve=0)
     for i in range(8):
         body = load_example(NGINX)
         body["metadata"]["name"] = f"r{i}"
