@@ -18,11 +18,11 @@ all: venv bpf
 
 deps: .stamp-deps
 
+# setuptools warns that the source folder `falcopy/` shadows the installed package: with an
+# editable install that is the point, so that one notice is silenced
 $(BIN)/falcopy: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# setuptools warns that the source folder `falcopy/` shadows the installed package: with an
-	# editable install that is the point, so that one notice is silenced
 	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
