@@ -219,7 +219,6 @@ class Agent:
         from falcopy.agent.enrichment.store import MetadataStore
         from falcopy.agent.kernel import Probe
         from falcopy.agent.pipeline import Pipeline, tune_gc
-        from falcopy.agent.state.procfs import HostPaths
         from falcopy.agent.state.table import ProcessTable
 
         assert self.ruleset is not None
@@ -234,7 +233,7 @@ class Agent:
             self.store.add_listener(self.announcer.offer)
             self.store.start()
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
-        state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
+        state = ProcessTable(fc.host, container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
         probe = Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes())
         self.probe = probe

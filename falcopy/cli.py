@@ -1,10 +1,13 @@
-"""The `falcopy` command line. Sub-commands are added by their modules."""
+"""The `falcopy` command line: the group, and every sub-command registered on it here
+(the command modules never import this one, so imports flow one way)."""
 
 from __future__ import annotations
 
 import click
 
-from falcopy import __version__
+from falcopy import __version__, cli_engine
+from falcopy.agent import cli as agent_cli
+from falcopy.operator import cli as operator_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +16,5 @@ def main() -> None:
     """Runtime security for Kubernetes nodes, speaking Falco's rule language."""
 
 
-# Sub-command modules register on `main` when imported (after `main` exists).
-from falcopy import cli_engine  # noqa: E402, F401
-from falcopy.agent import cli as _agent_cli  # noqa: E402, F401
-from falcopy.operator import cli as _operator_cli  # noqa: E402, F401
+for _command in (*cli_engine.COMMANDS, agent_cli.agent_command, operator_cli.operator_cmd):
+    main.add_command(_command)

@@ -11,11 +11,12 @@ from typing import Any, TextIO
 
 import click
 
-from falcopy.cli import main
+from falcopy.agent.outputs.alert import Alert
+from falcopy.agent.outputs.format import AlertFormatter, FormatOptions
 from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
 from falcopy.engine.event import DictEvent
 from falcopy.engine.fields.k8s_audit import AuditEvent
-from falcopy.engine.ruleset import CompiledRule, Ruleset
+from falcopy.engine.ruleset import Ruleset
 
 
 def _print_messages(result: LoadResult, out: TextIO) -> None:
@@ -30,7 +31,7 @@ def _summary(result: LoadResult) -> str:
             f"{len(result.errors)} errors, {len(result.warnings)} warnings")
 
 
-@main.command("validate")
+@click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print Falco's `-V -o json_output=true` JSON.")
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
@@ -55,7 +56,7 @@ def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
     return result.ruleset
 
 
-@main.command("list-rules")
+@click.command("list-rules")
 @click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Rules file or directory (repeatable).")
 @click.option("--json", "as_json", is_flag=True)
@@ -77,7 +78,7 @@ def list_rules(rules: tuple[Path, ...], as_json: bool) -> None:
         click.echo(f"{r.name:<{width}}  {desc}")
 
 
-@main.command("list-fields")
+@click.command("list-fields")
 @click.option("--source", default=None, help="Only this event source (syscall, k8s_audit).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 def list_fields(source: str | None, fmt: str) -> None:
@@ -106,30 +107,6 @@ def list_fields(source: str | None, fmt: str) -> None:
         click.echo("")
 
 
-def _iso(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-def _clock(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
-
-
-def alert_json(rule: CompiledRule, text: str, fields: dict[str, Any], ts: int, hostname: str) -> str:
-    iso = _iso(ts)
-    return json.dumps({
-        "hostname": hostname,
-        "output": f"{iso[:-1]}+0000: {rule.priority.falco_name} {text}",
-        "output_fields": fields,
-        "priority": rule.priority.falco_name,
-        "rule": rule.name,
-        "source": rule.source,
-        "tags": sorted(rule.tags),
-        "time": iso,
-    }, sort_keys=True)
-
-
 def _event(values: dict[str, Any]) -> Any:
     """A raw Kubernetes audit event replays as itself; anything else is field values."""
     if values.get("kind") == "Event" and str(values.get("apiVersion", "")).startswith("audit.k8s.io/"):
@@ -138,7 +115,7 @@ def _event(values: dict[str, Any]) -> Any:
     return DictEvent(values, source=str(source))
 
 
-@main.command("replay")
+@click.command("replay")
 @click.argument("events", type=click.File("r", encoding="utf-8"))
 @click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
               help="Rules file or directory (repeatable).")
@@ -162,6 +139,8 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
         raise click.BadParameter(str(e)) from None
     selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
     ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
+    # alerts exactly as the agent prints them (Falco's shapes); JSON with the ISO 8601 prefix
+    formatter = AlertFormatter(FormatOptions(json_output=as_json, iso8601=as_json))
     hostname = socket.gethostname()
     n_events = n_alerts = 0
     for lineno, line in enumerate(events, 1):
@@ -187,9 +166,12 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
         for rule in matched:
             n_alerts += 1
             text, fields = ruleset.format(rule, event)
-            ts = event.ts or time.time_ns()
-            if as_json:
-                click.echo(alert_json(rule, text, fields, ts, hostname))
-            else:
-                click.echo(f"{_clock(ts)}: {rule.priority.falco_name} {text}")
+            alert = Alert(ts=event.ts or time.time_ns(), rule=rule.name, priority=rule.priority.falco_name,
+                          message=text, output_fields=fields, tags=list(rule.tags), source=rule.source,
+                          hostname=hostname)
+            click.echo(formatter.line(alert))
     click.echo(f"{n_events} events, {n_alerts} alerts", err=True)
+
+
+#: registered on the ``falcopy`` group by :mod:`falcopy.cli`
+COMMANDS = [validate, list_rules, list_fields, replay]

@@ -15,8 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from falcopy.agent.control.config import PRIORITY_ORDER, AgentConfig, AppendOutput, ConfigError
+from falcopy.agent.control.config import AgentConfig, AppendOutput, ConfigError
 from falcopy.agent.outputs.alert import Alert
+
+from falcopy.engine.priority import Priority
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +62,6 @@ def _applies(entry: AppendOutput, name: str, source: str, tags: list[str]) -> bo
     return all(t in tags for t in m.tags)
 
 
-def priority_rank(name: str) -> int:
-    return PRIORITY_ORDER.index(name)
-
-
 class AlertBuilder:
     def __init__(
         self,
@@ -75,7 +73,7 @@ class AlertBuilder:
     ) -> None:
         self._entries = list(config.append_output)
         self._iso = config.time_format_iso_8601
-        self._min_rank = priority_rank(config.priority)
+        self._min_rank = Priority.from_falco_name(config.priority)
         self._sources = sources
         self._compile = compile_fn or _default_compile
         self.hostname = hostname if hostname is not None else config.hostname()
@@ -150,7 +148,7 @@ class AlertBuilder:
         return extras
 
     def accepts(self, priority_name: str) -> bool:
-        return priority_rank(priority_name) <= self._min_rank
+        return Priority.from_falco_name(priority_name) <= self._min_rank
 
     def build(self, rule: Any, event: Any) -> Alert | None:
         prio = rule.priority.falco_name

@@ -9,22 +9,38 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from falcopy.agent.state.constants import ANON_INODE_TYPES
 from falcopy.agent.state.model import FdInfo, ThreadInfo
+from pydantic import ConfigDict
 
 #: bytes kept of /proc/PID/cmdline and environ: bounded memory for huge argv
 MAX_CMDLINE_BYTES = 64 * 1024
 
 
+def _host_root() -> str:
+    return os.environ.get("HOST_ROOT") or "/"
+
+
+def _host_proc() -> str:
+    root = os.environ.get("HOST_ROOT")
+    return os.path.join(root, "proc") if root else "/proc"
+
+
 @dataclass(frozen=True, slots=True)
 class HostPaths:
     """Where the host's /proc and / are seen (the agent may run in a container
-    with the host's /proc at /host/proc and its root at /host)."""
+    with the host's /proc at /host/proc and its root at /host).  Also the
+    ``falcopy.host`` section of the configuration; the defaults follow Falco's
+    ``HOST_ROOT`` environment variable (unset = running on the host)."""
 
-    proc: str = "/proc"
-    root: str = "/"
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    #: the host's /proc (``/host/proc`` in the DaemonSet, with the host pid namespace)
+    proc: str = field(default_factory=_host_proc)
+    #: the host's root file system as the agent sees it (``/host`` in the DaemonSet)
+    root: str = field(default_factory=_host_root)
 
     def host_file(self, path: str) -> str:
         return path if self.root in ("", "/") else os.path.join(self.root, path.lstrip("/"))

@@ -9,11 +9,11 @@ Rendering gives the text (missing values as ``<NA>``) and Falco's
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from falcopy.common import timefmt
 from falcopy.engine import ast
 from falcopy.engine.compiler import CompileError, FieldInfo, compile_value_expr
 from falcopy.engine.fields.base import FieldSource, FieldType
@@ -33,11 +33,6 @@ class OutputError(ValueError):
         self.offset = offset
 
 
-def _ns_to_clock(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
-
-
 def _text(value: Any, ftype: FieldType, name: str) -> str:
     if value is None:
         return "<NA>"
@@ -50,7 +45,7 @@ def _text(value: Any, ftype: FieldType, name: str) -> str:
         return bytes(value).decode("utf-8", "backslashreplace")
     if name == "evt.time" and isinstance(value, int):
         # recorded as ns since the epoch (Falco's output_fields value); text shows the clock
-        return _ns_to_clock(value)
+        return timefmt.clock(value, utc=True)
     return str(value)
 
 

@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,16 +58,16 @@ class AgentProcess:
         self.proc = subprocess.Popen(
             args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env={**os.environ, **self.env}
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"agent exited: {self.log()}"
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
+        if wait_until(self._healthy, timeout, interval=0.2):
+            return self
         raise AssertionError(f"agent not ready in {timeout}s: {self.log()}")
+
+    def _healthy(self) -> bool:
+        assert self.proc.poll() is None, f"agent exited: {self.log()}"
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

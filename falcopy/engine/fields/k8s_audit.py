@@ -21,6 +21,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from falcopy.common import timefmt
 from falcopy.engine.fields.base import Accessor, ArgMode, FieldDef, FieldSource, FieldType
 
 #: returned by json_pointer when the pointer does not resolve
@@ -417,13 +418,11 @@ def _time_rawtime(event: Any) -> int:
 
 
 def _time_text(event: Any) -> str:
-    when = _dt.datetime.fromtimestamp(event.ts // 1_000_000_000, _dt.UTC)
-    return f"{when:%H:%M:%S}.{event.ts % 1_000_000_000:09d}"
+    return timefmt.clock(event.ts, utc=True)
 
 
 def _time_iso(event: Any) -> str:
-    when = _dt.datetime.fromtimestamp(event.ts // 1_000_000_000, _dt.UTC)
-    return f"{when:%Y-%m-%dT%H:%M:%S}.{event.ts % 1_000_000_000:09d}Z"
+    return timefmt.iso8601(event.ts)
 
 
 # --------------------------------------------------------------------------- field table
