@@ -151,7 +151,7 @@ class Agent:
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
-        from falcopy.operator.bundle import load_bundle_rules
+        from falcopy.distribution.bundle import load_bundle_rules
 
         cfg = config or self.config
         # a rules ConfigMap volume (operator bundle) is loaded only once complete: docs/operator.md
@@ -190,7 +190,7 @@ class Agent:
         self.dispatcher = build_dispatcher(self.config, self.metrics)
 
     def _load_complete_rules(self, wait_s: float = 30.0) -> LoadResult:
-        from falcopy.operator.bundle import BundleIncomplete
+        from falcopy.distribution.bundle import BundleIncomplete
 
         deadline = time.monotonic() + wait_s
         while True:
@@ -332,7 +332,7 @@ class Agent:
     # ------------------------------------------------------------------ reload
     async def reload(self, reason: str) -> bool:
         """Compile the rules again off the event path; swap only if they load cleanly."""
-        from falcopy.operator.bundle import BundleIncomplete
+        from falcopy.distribution.bundle import BundleIncomplete
 
         assert self._reload_lock is not None
         async with self._reload_lock:
@@ -562,7 +562,7 @@ class Agent:
         namespace = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
         if not namespace:
             return None
-        from falcopy.operator.nodes import LeaseReporter
+        from falcopy.agent.control.lease import LeaseReporter
 
         node = os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
         reporter = LeaseReporter(node, namespace)

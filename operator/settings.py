@@ -8,6 +8,8 @@ from pathlib import Path
 from falcopy.operator.bundle import CONFIGMAP_LIMIT
 from pydantic import BaseModel, Field, model_validator
 
+from falcopy.distribution.lease import STATUS_LABEL
+
 
 def packaged_rules() -> list[Path]:
     for candidate in (
@@ -45,7 +47,7 @@ class OperatorSettings(BaseModel):
     default_rules: list[Path] = Field(default_factory=packaged_rules)
     allow_default_overrides: bool = False
     #: agents' Leases (see falcopy.operator.nodes)
-    lease_selector: str = "falcopy.io/agent-status=true"
+    lease_selector: str = f"{STATUS_LABEL}=true"
     #: an agent whose Lease was not renewed for this long no longer counts
     node_ttl: float = Field(90.0, gt=0)
     #: how often node counts are refreshed

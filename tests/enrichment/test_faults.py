@@ -175,12 +175,13 @@ def test_listener_exception_does_not_stop_the_store(tmp_path: Path) -> None:
 def test_exhausted_retries_resume_on_sweep(tmp_path: Path) -> None:
     sock = tmp_path / "docker.sock"
     standin = DockerSocketStandin(sock, "500").start()
-    store = MetadataStore(docker_config(sock, max_attempts=2, retry_sweep_s=0.5, watch_events=False))
+    # the sweep comes long after the series (0.05 + 0.1 s of backoff), even on a loaded machine
+    store = MetadataStore(docker_config(sock, max_attempts=2, retry_sweep_s=5.0, watch_events=False))
     store.start()
     try:
         store.get(CID[:12])
         assert wait_until(lambda: standin.behaviour.hits >= 3)
-        time.sleep(0.2)
+        time.sleep(0.5)  # a window to prove an absence
         assert standin.behaviour.hits == 3  # first try + 2 retries, then quiet
         standin.behaviour.mode = "404"
         assert store.wait_for(CID[:12], 30.0).complete  # the sweep tried again

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import time
 from collections.abc import Iterator
@@ -176,7 +175,9 @@ def test_unknown_container_triggers_rate_limited_refresh(kubelet: KubeletStandin
         assert kubelet.behaviour.hits - hits <= 3, "refreshes were not rate-limited"
         times = kubelet.behaviour.hit_times
         gaps = [b - a for a, b in itertools.pairwise(times)]
-        assert all(g >= 0.25 for g in gaps), gaps
+        # requests leave >= 0.3 s apart; their arrival times jitter on a loaded machine,
+        # while an unlimited burst would arrive back to back
+        assert all(g >= 0.2 for g in gaps), gaps
     finally:
         store.stop()
 
@@ -191,20 +192,10 @@ def test_periodic_refresh_updates_known_containers(kubelet: KubeletStandin, tls:
     try:
         assert store.wait_for("4" * 12, 30.0).k8s_pod_labels == {"v": "1"}
         kubelet.body["items"][0]["metadata"]["labels"] = {"v": "2"}
-        deadline = asyncio.run(_poll(lambda: store.get("4" * 12).k8s_pod_labels == {"v": "2"}, 3.0))
-        assert deadline, "relabelled pod not picked up by the periodic refresh"
+        assert wait_until(lambda: store.get("4" * 12).k8s_pod_labels == {"v": "2"}), (
+            "relabelled pod not picked up by the periodic refresh")
     finally:
         store.stop()
-
-
-async def _poll(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while loop.time() < end:
-        if cond():
-            return True
-        await asyncio.sleep(0.02)
-    return cond()
 
 
 @pytest.mark.parametrize(("ref", "expected"), [
@@ -216,7 +207,6 @@ async def _poll(cond, timeout: float) -> bool:  # type: ignore[no-untyped-def]
 def test_split_image_ref(ref: str, expected: tuple[str | None, str | None]) -> None:
     from falcopy.agent.enrichment.kubelet import split_image_ref
     assert split_image_ref(ref) == expected
-
 
 
 def test_new_container_gets_pod_fields_by_pod_uid(kubelet: KubeletStandin, tls: TlsMaterial,

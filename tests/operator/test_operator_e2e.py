@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from falcopy.operator.bundle import LABELS, MANIFEST_KEY, read_rules
-from falcopy.operator.nodes import LeaseReporter
+from falcopy.agent.control.lease import LeaseReporter
+from falcopy.operator.bundle import LABELS
 from kubernetes import client
 
+from falcopy.distribution.bundle import MANIFEST_KEY, read_rules
 from falcopy.engine import load_rules
 from tests.operator.conftest import RELEASE_NS, REPO, insecure_webhook, load_example
 from tests.operator.fake_apiserver import FakeApiServer

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import httpx
-from falcopy.operator.nodes import LeaseReporter
+from falcopy.agent.control.lease import LeaseReporter
 from falcopy.operator.settings import WebhookSettings
 
 from tests.operator.conftest import RELEASE_NS, REPO, load_example

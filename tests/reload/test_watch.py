@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 from falcopy.agent.control.watch import RulesWatcher
-from falcopy.operator.bundle import BundleIncomplete, plan_bundle, read_rules
+from falcopy.operator.bundle import plan_bundle
 from falcopy.operator.model import ObjKey, RuleObject
 from falcopy.operator.validate import Validator
 
+from falcopy.distribution.bundle import BundleIncomplete, read_rules
 from tests.reload.kubelet import KubeletVolume
 from tests.waiting import CEILING_S, wait_until
 
