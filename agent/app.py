@@ -215,10 +215,10 @@ class Agent:
     def _start_capture(self) -> None:
         from falcopy.agent.enrichment.announce import ContainerAnnouncer
         from falcopy.agent.enrichment.attach import container_resolver
-        from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
         from falcopy.agent.kernel import Probe
         from falcopy.agent.pipeline import Pipeline, tune_gc
+        from falcopy.agent.state.cgroup import ContainerIdResolver
         from falcopy.agent.state.table import ProcessTable
 
         assert self.ruleset is not None

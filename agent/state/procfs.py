@@ -11,6 +11,7 @@ import os
 import stat
 from dataclasses import dataclass, field
 
+from falcopy.agent.events.text import decode, split_nul
 from falcopy.agent.state.constants import ANON_INODE_TYPES
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from pydantic import ConfigDict
@@ -46,17 +47,18 @@ class HostPaths:
         return path if self.root in ("", "/") else os.path.join(self.root, path.lstrip("/"))
 
 
-def decode(raw: bytes) -> str:
-    # surrogateescape keeps non-UTF-8 bytes round-trippable; rules only ever compare text
-    return raw.decode("utf-8", "surrogateescape")
-
-
 def _read(path: str, limit: int = MAX_CMDLINE_BYTES) -> bytes | None:
     try:
         with open(path, "rb") as fh:
             return fh.read(limit)
     except OSError:
         return None
+
+
+def read_cgroup(pid: int, proc_root: str = "/proc") -> str | None:
+    """/proc/PID/cgroup text (bounded), or None when the process is gone."""
+    raw = _read(f"{proc_root}/{pid}/cgroup", 65536)
+    return None if raw is None else decode(raw)
 
 
 def _readlink(path: str) -> str | None:
@@ -93,14 +95,6 @@ def parse_status(raw: bytes) -> dict[str, list[str]]:
         if sep:
             out[key.decode("ascii", "replace")] = value.decode("ascii", "replace").split()
     return out
-
-
-def split_nul(raw: bytes) -> list[str]:
-    if not raw:
-        return []
-    if raw.endswith(b"\0"):
-        raw = raw[:-1]
-    return [decode(part) for part in raw.split(b"\0")]
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -252,8 +246,7 @@ class ProcReader:
         return None if raw is None else split_nul(raw)
 
     def read_cgroup(self, pid: int) -> str | None:
-        raw = _read(f"{self.pid_dir(pid)}/cgroup", 65536)
-        return None if raw is None else decode(raw)
+        return read_cgroup(pid, self.paths.proc)
 
     def root_of(self, pid: int) -> str:
         """Path under which this process's root filesystem is visible to the agent."""

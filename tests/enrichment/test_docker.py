@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from falcopy.agent.enrichment.cgroup import ContainerIdResolver, container_id_for_pid, find_cgroup2_root
 from falcopy.agent.enrichment.config import EngineConfig, EnrichmentConfig
 from falcopy.agent.enrichment.docker import DockerClient, parse_container_inspect
 from falcopy.agent.enrichment.store import MetadataStore
+from falcopy.agent.state.cgroup import ContainerIdResolver, container_id_for_pid, find_cgroup2_root
 
 from tests.images import Container, docker
 from tests.waiting import wait_until
