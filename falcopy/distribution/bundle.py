@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from falcopy.common.errors import FalcopyError
-from falcopy.engine import LoadMessage, LoadResult, RulesInput, load_rules
+from falcopy.engine import LoadCode, LoadMessage, LoadResult, RulesInput, load_rules
 
 MANIFEST_KEY = "falcopy-manifest.json"
 FORMAT = 1
@@ -144,7 +144,7 @@ def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadR
     except OSError as exc:
         name = str(exc.filename or (paths[0] if paths else ""))
         error = LoadMessage(
-            "LOAD_ERR_FILE_READ",
+            LoadCode.ERR_FILE_READ,
             f"Could not read rules file: {exc.strerror}",
             name,
             1,

@@ -25,7 +25,7 @@ from falcopy.engine.evttypes import (
 )
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldSource
-from falcopy.engine.messages import LoadMessage, LoadResult
+from falcopy.engine.messages import LoadCode, LoadMessage, LoadResult
 from falcopy.engine.output import OutputError, compile_output
 from falcopy.engine.parser import ParseError, Parser
 from falcopy.engine.priority import Priority
@@ -207,7 +207,7 @@ class Loader:
             try:
                 tree = Parser(st.text).parse()
             except ParseError as e:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "macro", m.name)
+                self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, st.loc_at(e.pos), "macro", m.name)
                 broken.add(m.name)
                 continue
             _attach(tree, st)
@@ -223,7 +223,7 @@ class Loader:
                 broken.add(m.name)
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else m.loc
-                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "macro", m.name)
+                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "macro", m.name)
 
         resolved_all: dict[str, ast.MacroRef] = {}
         compilers: dict[str, TreeCompiler] = {}
@@ -233,7 +233,7 @@ class Loader:
         prepared: list[tuple[RuleInfo, ast.Node]] = []
         for r in col.rules.values():
             if r.source not in self.sources:
-                self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping", r.loc, "rule",
+                self._warn_loc(LoadCode.UNKNOWN_SOURCE, f"Unknown source {r.source}, skipping", r.loc, "rule",
                                r.name)
                 continue
             try:
@@ -245,7 +245,7 @@ class Loader:
             try:
                 tree = Parser(st.text).parse()
             except ParseError as e:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), "rule", r.name)
+                self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, st.loc_at(e.pos), "rule", r.name)
                 continue
             _attach(tree, st)
             try:
@@ -253,7 +253,7 @@ class Loader:
             except _MacroError as e:
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
-                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "rule", r.name)
+                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "rule", r.name)
                 continue
             _count_macros(tree, macro_uses, set())
             prepared.append((r, tree))
@@ -271,11 +271,11 @@ class Loader:
 
         for m in col.macros.values():
             if not m.used:
-                self._warn_loc("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro", m.loc,
+                self._warn_loc(LoadCode.UNUSED_MACRO, "Macro not referred to by any other rule/macro", m.loc,
                                "macro", m.name)
         for li in col.lists.values():
             if not li.used:
-                self._warn_loc("LOAD_UNUSED_LIST", "List not referred to by any other rule/macro", li.loc,
+                self._warn_loc(LoadCode.UNUSED_LIST, "List not referred to by any other rule/macro", li.loc,
                                "list", li.name)
         return rules
 
@@ -289,15 +289,15 @@ class Loader:
         except CompileError as e:
             loc = e.node.text.loc_at(e.pos) if e.node is not None and e.node.text is not None else r.loc
             if e.unknown_filter and r.skip_if_unknown_filter:
-                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+                self._warn_loc(LoadCode.UNKNOWN_FILTER, e.message, loc, "rule", r.name)
             else:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, loc, "rule", r.name)
+                self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, loc, "rule", r.name)
             return None
         for w in tc.checks.warnings:
             loc = w.node.text.loc_at(w.node.pos) if w.node.text is not None else r.loc
             self._warn_loc(w.code, w.message, loc, "rule", r.name)
         if types is not None and r.warn_evttypes and (not types or len(types) > MAX_EVTTYPES_WITHOUT_WARNING):
-            self._warn_loc("LOAD_NO_EVTTYPE",
+            self._warn_loc(LoadCode.NO_EVTTYPE,
                            "Rule matches too many evt.type values. This has a significant performance "
                            "penalty.", r.loc, "rule", r.name)
         evttypes = implied
@@ -312,9 +312,9 @@ class Loader:
         except OutputError as e:
             loc = r.output.loc_at(e.offset)
             if r.skip_if_unknown_filter:
-                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+                self._warn_loc(LoadCode.UNKNOWN_FILTER, e.message, loc, "rule", r.name)
             else:
-                self._error_loc("LOAD_ERR_COMPILE_OUTPUT", e.message, loc, "rule", r.name)
+                self._error_loc(LoadCode.ERR_COMPILE_OUTPUT, e.message, loc, "rule", r.name)
             return None
         ex_fields = sorted({f for ex in r.exceptions for f in
                             (ex.fields if isinstance(ex.fields, list) else [ex.fields] if ex.fields else [])})
@@ -394,7 +394,7 @@ class Loader:
             vals = []
             for v in ex.values:
                 if isinstance(v, list):
-                    raise LoadFailure("LOAD_ERR_VALIDATE",
+                    raise LoadFailure(LoadCode.ERR_VALIDATE,
                                       "Expected values array to contain a list of strings",
                                       ex.loc, "exception", ex.name)
                 vals.append(quote_item(v))
@@ -405,10 +405,10 @@ class Loader:
         groups = []
         for tup in ex.values:
             if not isinstance(tup, list):
-                raise LoadFailure("LOAD_ERR_VALIDATE", "Expected values array to contain a list of lists",
+                raise LoadFailure(LoadCode.ERR_VALIDATE, "Expected values array to contain a list of lists",
                                   ex.loc, "exception", ex.name)
             if len(tup) != len(ex.fields):
-                raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and values lists must have equal length",
+                raise LoadFailure(LoadCode.ERR_VALIDATE, "Fields and values lists must have equal length",
                                   ex.loc, "exception", ex.name)
             conds = []
             for fld, comp, val in zip(ex.fields, comps, tup, strict=True):
@@ -478,7 +478,7 @@ def load_rules_files(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
         try:
             inputs.extend(rules_inputs([p]))
         except OSError as e:
-            missing.append(LoadMessage("LOAD_ERR_FILE_READ", f"Could not read rules file: {e.strerror}",
+            missing.append(LoadMessage(LoadCode.ERR_FILE_READ, f"Could not read rules file: {e.strerror}",
                                        str(p), 1, 1, "rules content", ""))
     if missing:
         return LoadResult(errors=missing, names=[str(p) for p in paths])
