@@ -38,6 +38,7 @@ from falcopy.agent.control.web import Readiness, WebServer, create_app
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import LoadResult, Priority, Ruleset, default_sources
 
 log = logging.getLogger("falcopy.agent")
@@ -47,7 +48,7 @@ RELOAD_FAILURE_RULE = "Falco internal: hot restart failure"
 BUNDLE_STALE_S = 60.0
 
 
-class StartupError(Exception):
+class StartupError(FalcopyError):
     """The agent cannot start; the message says why (nothing was left running)."""
 
 
@@ -623,7 +624,7 @@ class Agent:
         if self.probe is not None:
             try:
                 self.probe.close()  # links detached, maps and ring buffer freed
-            except Exception as exc:
+            except OSError as exc:  # BpfError included
                 log.error("probe close failed: %s", exc)
             self.probe = None
         if self.store is not None:

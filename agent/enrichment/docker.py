@@ -19,11 +19,13 @@ import orjson
 from falcopy.agent.enrichment.images import split_image, strip_image_id
 from falcopy.agent.enrichment.model import ContainerInfo, Mount
 
+from falcopy.common.errors import FalcopyError
+
 _ID_RE = re.compile(r"[0-9a-f]{1,64}")
 _TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
-class SourceFault(Exception):
+class SourceFault(FalcopyError):
     """A metadata source could not answer (the condition is logged once)."""
 
     def __init__(self, condition: str, detail: str = "") -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from falcopy.agent.control.config import AgentConfig, AppendOutput, ConfigError
 from falcopy.agent.outputs.alert import Alert
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.priority import Priority
 
 log = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class AlertBuilder:
                 try:
                     self._compile_entry(entry, fsrc)
                     compiled_somewhere = True
-                except Exception as exc:
+                except FalcopyError as exc:
                     problems.append(f"{src}: {exc}")
             if (entry.extra_output or entry.extra_fields) and not compiled_somewhere:
                 errors.append(f"append_output[{i}]: {'; '.join(problems)}")
@@ -132,7 +133,7 @@ class AlertBuilder:
                     continue
                 try:
                     part = self._compile_entry(entry, fsrc)
-                except Exception:  # validated at start-up; a source it does not fit is skipped
+                except FalcopyError:  # validated at start-up; a source it does not fit is skipped
                     part = _Extras()
                 extras.text.extend(part.text)
                 extras.fields.extend(part.fields)
@@ -142,7 +143,7 @@ class AlertBuilder:
                         fmt = " ".join(f"{f.replace('.', '_')}=%{f}" for f in suggested)
                         try:
                             extras.text.append(self._compile(fmt, fsrc))
-                        except Exception as exc:
+                        except FalcopyError as exc:
                             log.warning("suggested output for source %s not available: %s", rule.source, exc)
         self._cache[key] = extras
         return extras

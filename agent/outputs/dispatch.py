@@ -118,8 +118,10 @@ class _ThreadWorker:
                 except Exception as exc:
                     self.channel.failed(exc)
                 if self.buffered and not len(q):
-                    with contextlib.suppress(Exception):
+                    try:
                         self.sink.flush()
+                    except Exception as exc:  # the batch is lost: counted and logged like a write
+                        self.channel.failed(exc)
         finally:
             try:
                 self.sink.close()

@@ -17,6 +17,7 @@ from typing import Any
 
 from ruamel.yaml.nodes import ScalarNode
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import versions
 from falcopy.engine.messages import LoadCode
 from falcopy.engine.priority import Priority
@@ -52,7 +53,7 @@ ERROR_OVERRIDE_APPEND = ("Keys 'override' and 'append: true' cannot be used toge
                          "entry (e.g. 'condition: append') under 'override' instead.")
 
 
-class LoadFailure(Exception):
+class LoadFailure(FalcopyError):
     def __init__(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
         super().__init__(message)
         self.code = code

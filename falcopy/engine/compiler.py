@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast, operators, transformers
 from falcopy.engine.fields.base import ArgMode, FieldDef, FieldSource, FieldType
 from falcopy.engine.fields.evttypes import is_known_event_type
@@ -25,7 +26,7 @@ Getter = Callable[[Any, dict[Any, Any]], Any]
 _MISS = object()
 
 
-class CompileError(Exception):
+class CompileError(FalcopyError):
     """A condition/output problem at ``node`` (offset ``pos`` in ``node.text``)."""
 
     def __init__(self, message: str, node: ast.Node | None, *, unknown_filter: bool = False,

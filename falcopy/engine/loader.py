@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast
 from falcopy.engine.collector import Collector, ExceptionInfo, LoadFailure, MacroInfo, RuleInfo
 from falcopy.engine.compiler import CheckCompiler, CompileError
@@ -101,7 +102,7 @@ def _attach(node: ast.Node, st: SourceText) -> None:
             _attach(a, st)
 
 
-class _MacroError(Exception):
+class _MacroError(FalcopyError):
     def __init__(self, message: str, node: ast.Node | None, silent: bool = False) -> None:
         super().__init__(message)
         self.message = message

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from falcopy.common import timefmt
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast
 from falcopy.engine.compiler import CompileError, FieldInfo, compile_value_expr
 from falcopy.engine.fields.base import FieldSource, FieldType
@@ -26,7 +27,7 @@ _FIELD_TOKEN = re.compile(r"[A-Za-z0-9_.]+")
 _TRANSFORMER_START = re.compile(r"(" + "|".join(re.escape(t[:-1]) for t in TRANSFORMERS) + r")\(")
 
 
-class OutputError(ValueError):
+class OutputError(FalcopyError, ValueError):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.message = message

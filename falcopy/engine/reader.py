@@ -15,6 +15,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.messages import LoadCode
 from falcopy.engine.source_text import FileTable, SourceText
 
@@ -35,7 +36,7 @@ class YSeq(list):  # type: ignore[type-arg]
 
 
 @dataclass(slots=True)
-class ReadError(Exception):
+class ReadError(FalcopyError):
     code: str
     message: str
     loc: int
