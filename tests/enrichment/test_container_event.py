@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from falcopy.agent.app import wanted_types
 from falcopy.agent.control.config import AgentConfig
-from falcopy.agent.enrichment.announce import ContainerAnnouncer, container_event
+from falcopy.agent.enrichment.announce import ContainerAnnouncer
 from falcopy.agent.enrichment.config import EngineConfig, EnrichmentConfig
 from falcopy.agent.enrichment.model import ContainerInfo
 from falcopy.agent.enrichment.store import MetadataStore
+from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.pipeline import Pipeline
