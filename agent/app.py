@@ -1,5 +1,8 @@
 """The running agent: configuration -> rules -> probe -> state -> engine -> outputs.
 
+Size (~660 lines): the split into event loop, rules reloader and wiring is planned
+(issue 18) and waits for the work in flight on this file to land.
+
 Threads:
 - the *event thread* polls the probe and runs the pipeline (state update, rule
   evaluation, alert building); its only contact with the outputs is a

@@ -6,6 +6,9 @@ where it was written (see :func:`load_config`).  Keys Falco has that falcopy
 accepts without acting on them are marked "accepted, not used" below and in
 docs/outputs.md: they appear in real Falco files (plugins, capture,
 libs_logger...), so rejecting them would break unmodified configs.
+
+Size: one schema for the whole file (~550 lines) on purpose: it mirrors falco.yaml
+section by section, and the validation messages name keys by their full path.
 """
 
 from __future__ import annotations

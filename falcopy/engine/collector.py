@@ -6,6 +6,9 @@ macro or rule definition, an append/override to an earlier one, an
 messages.  Nothing is compiled here; conditions stay text
 (:class:`~falcopy.engine.source_text.SourceText`) because Falco appends and
 substitutes lists textually before parsing.
+
+Size (~660 lines): one decoder per item kind with Falco's messages; exceptions
+handling is to move to its own module with the loader's pass split (issue 18).
 """
 
 from __future__ import annotations
