@@ -3,7 +3,9 @@ configuration, also built directly by tests and tools."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
+
+from falcopy.common.validation import UrlPath
 
 
 class AuditWebhookConfig(BaseModel):
@@ -14,7 +16,7 @@ class AuditWebhookConfig(BaseModel):
     #: where Falco's k8saudit plugin listens, so existing API server
     #: configurations keep working
     listen_port: int = Field(default=9765, ge=0, le=65535)
-    path: str = "/k8s-audit"
+    path: UrlPath = "/k8s-audit"
     ssl_enabled: bool = False
     #: PEM certificate chain; may also hold the key when ``ssl_key`` is empty
     ssl_certificate: str = ""
@@ -24,10 +26,3 @@ class AuditWebhookConfig(BaseModel):
     max_body_bytes: int = Field(default=16 << 20, gt=0)
     #: value of ``ka.cluster.name``
     cluster_name: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _slash(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return v

@@ -33,6 +33,7 @@ from pydantic import (
     model_validator,
 )
 
+from falcopy.common.validation import UrlPath
 from falcopy.engine.priority import Priority
 
 __all__ = ["AgentConfig", "ConfigError", "load_config", "parse_duration"]
@@ -215,17 +216,10 @@ class Webserver(_Section):
     threadiness: int = Field(default=0, ge=0)  # accepted, not used (asyncio)
     listen_port: int = Field(default=8765, ge=0, le=65535)
     listen_address: str = "0.0.0.0"
-    k8s_healthz_endpoint: str = "/healthz"
+    k8s_healthz_endpoint: UrlPath = "/healthz"
     prometheus_metrics_enabled: bool = False
     ssl_enabled: bool = False
     ssl_certificate: str = "/etc/falco/falco.pem"
-
-    @field_validator("k8s_healthz_endpoint")
-    @classmethod
-    def _slash(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return v
 
 
 class LibsLogger(_Section):
