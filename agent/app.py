@@ -27,7 +27,6 @@ import operator
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -60,14 +59,12 @@ def default_rules_paths() -> list[Path]:
     env = os.environ.get("FALCOPY_RULES")
     if env:
         return [Path(p) for p in env.split(":") if p]
-    for candidate in (
-        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
-        Path(sys.prefix) / "share" / "falcopy" / "rules",
-        Path("/etc/falcopy/rules.d"),
-    ):
-        if candidate.is_dir():
-            return [candidate]
-    raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
+    from falcopy.distribution.shipped import shipped_rules
+
+    found = shipped_rules(Path("/etc/falcopy/rules.d"))
+    if not found:
+        raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
+    return found
 
 
 # per-type counting runs over every batch: attrgetter keeps it in C

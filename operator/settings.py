@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from falcopy.operator.bundle import CONFIGMAP_LIMIT
 from pydantic import BaseModel, Field, model_validator
 
 from falcopy.distribution.lease import STATUS_LABEL
+from falcopy.distribution.shipped import shipped_rules
 
 
 def packaged_rules() -> list[Path]:
-    for candidate in (
-        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
-        Path(sys.prefix) / "share" / "falcopy" / "rules",
-        Path("/etc/falcopy/rules"),
-    ):
-        if candidate.is_dir():
-            return [candidate]
-    return []
+    return shipped_rules(Path("/etc/falcopy/rules"))
 
 
 class WebhookSettings(BaseModel):

@@ -228,15 +228,16 @@ def _per_container(kind: str, *keys: str, skip_missing: bool = False) -> Extract
     return extract
 
 
-def _per_container_flat(kind: str, key: str) -> Extractor:
-    """Array-valued container attributes (command, args) flattened over containers."""
+def _per_container_flat(kind: str, *path: str) -> Extractor:
+    """Array-valued container attributes (command, args, added capabilities) flattened
+    over containers."""
     def extract(data: dict[str, Any], arg: str | None) -> Any:
         arr = _array(data, _index(arg), "requestObject", "spec", kind)
         if arr is None:
             return None
         out: list[str] = []
         for container in arr:
-            value = _get(container, key)
+            value = _get(container, *path)
             if isinstance(value, list):
                 out.extend(as_text(v) for v in value if v is not None)
         return out
@@ -244,17 +245,7 @@ def _per_container_flat(kind: str, key: str) -> Extractor:
 
 
 def _capabilities(kind: str) -> Extractor:
-    def extract(data: dict[str, Any], arg: str | None) -> Any:
-        arr = _array(data, _index(arg), "requestObject", "spec", kind)
-        if arr is None:
-            return None
-        out: list[str] = []
-        for container in arr:
-            added = _get(container, "securityContext", "capabilities", "add")
-            if isinstance(added, list):
-                out.extend(as_text(v) for v in added if v is not None)
-        return out
-    return extract
+    return _per_container_flat(kind, "securityContext", "capabilities", "add")
 
 
 def _images(kind: str, repository: bool) -> Extractor:
