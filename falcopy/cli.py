@@ -3,18 +3,32 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
-from falcopy import __version__, cli_engine
+from falcopy import cli_engine, cli_info
 from falcopy.agent import cli as agent_cli
 from falcopy.operator import cli as operator_cli
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="falcopy")
 def main() -> None:
-    """Runtime security for Kubernetes nodes, speaking Falco's rule language."""
+    """Runtime security for Kubernetes nodes, speaking Falco's rule language.
+
+    Falco's spellings work too: `falcopy -r RULES -o key=value` runs the agent, `-V FILE`
+    validates, `-L` / `-l RULE` list rules, `--list [SOURCE]` lists fields, `--list-events`,
+    `--version`, `--support`, `-U`, and Falco < 0.39's `-D` / `-T` / `-t`.
+    """
 
 
-for _command in (*cli_engine.COMMANDS, agent_cli.agent_command, operator_cli.operator_cmd):
+def run() -> None:
+    """The `falcopy` command: Falco-style arguments are mapped onto the sub-commands first."""
+    from falcopy.falco_argv import translate
+
+    main(args=translate(sys.argv[1:]), prog_name="falcopy")
+
+
+for _command in (*cli_engine.COMMANDS, *cli_info.COMMANDS, agent_cli.agent_command,
+                 operator_cli.operator_cmd):
     main.add_command(_command)

@@ -19,7 +19,9 @@ LAYERS = {
     "falcopy.distribution": 2,
     "falcopy.agent": 3,
     "falcopy.operator": 3,
+    "falcopy.falco_argv": 4,
     "falcopy.cli_engine": 4,
+    "falcopy.cli_info": 4,
     "falcopy.cli": 5,
     "falcopy.__main__": 6,
 }
@@ -29,6 +31,7 @@ AGENT_LAYERS = {
     "bpf": 0,  # the compiled probe object (package data)
     "events": 0,
     "kernel": 1,
+    "preflight": 1,  # start-up checks (capabilities, BTF, ports): imports nothing of the agent
     "state": 1,
     "audit": 2,
     "enrichment": 2,
