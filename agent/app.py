@@ -1,5 +1,8 @@
 """The running agent: configuration -> rules -> probe -> state -> engine -> outputs.
 
+Size (~660 lines): the split into event loop, rules reloader and wiring is planned
+(issue 18) and waits for the work in flight on this file to land.
+
 Threads:
 - the *event thread* polls the probe and runs the pipeline (state update, rule
   evaluation, alert building); its only contact with the outputs is a
@@ -24,7 +27,6 @@ import operator
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -59,14 +61,12 @@ def default_rules_paths() -> list[Path]:
     env = os.environ.get("FALCOPY_RULES")
     if env:
         return [Path(p) for p in env.split(":") if p]
-    for candidate in (
-        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
-        Path(sys.prefix) / "share" / "falcopy" / "rules",
-        Path("/etc/falcopy/rules.d"),
-    ):
-        if candidate.is_dir():
-            return [candidate]
-    raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
+    from falcopy.distribution.shipped import shipped_rules
+
+    found = shipped_rules(Path("/etc/falcopy/rules.d"))
+    if not found:
+        raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
+    return found
 
 
 def seconds_since_process_start() -> float:
@@ -87,7 +87,7 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
     ``!name`` removes a type; ``all: true`` captures everything.  The probe always adds the
     process lifecycle.
     """
-    from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES
+    from falcopy.agent.fields.container_event import SYNTHETIC_EVENT_TYPES
     from falcopy.agent.state import STATE_EVENT_TYPES
 
     base = config.base_syscalls
@@ -170,7 +170,7 @@ class Agent:
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
-        from falcopy.operator.bundle import load_bundle_rules
+        from falcopy.distribution.bundle import load_bundle_rules
 
         cfg = config or self.config
         # a rules ConfigMap volume (operator bundle) is loaded only once complete: docs/operator.md
@@ -263,7 +263,7 @@ class Agent:
         self.metrics.add_collector(self.stage.metric_families)
 
     def _load_complete_rules(self, wait_s: float = 30.0) -> LoadResult:
-        from falcopy.operator.bundle import BundleIncomplete
+        from falcopy.distribution.bundle import BundleIncomplete
 
         deadline = time.monotonic() + wait_s
         while True:
@@ -288,10 +288,9 @@ class Agent:
     def _start_capture(self) -> None:
         from falcopy.agent.enrichment.announce import ContainerAnnouncer
         from falcopy.agent.enrichment.attach import container_resolver
-        from falcopy.agent.enrichment.cgroup import ContainerIdResolver
         from falcopy.agent.enrichment.store import MetadataStore
         from falcopy.agent.pipeline import Pipeline, tune_gc
-        from falcopy.agent.state.procfs import HostPaths
+        from falcopy.agent.state.cgroup import ContainerIdResolver
         from falcopy.agent.state.table import ProcessTable
 
         assert self.ruleset is not None
@@ -306,7 +305,7 @@ class Agent:
             self.store.add_listener(self._offer_container)
             self.store.start()
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
-        state = ProcessTable(HostPaths(proc=fc.host.proc, root=fc.host.root), container_resolver=resolver)
+        state = ProcessTable(fc.host, container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
         if self.config.capture.enabled:
             from falcopy.agent.capture.service import CaptureService
@@ -458,7 +457,7 @@ class Agent:
     # ------------------------------------------------------------------ reload
     async def reload(self, reason: str) -> bool:
         """Compile the rules again off the event path; swap only if they load cleanly."""
-        from falcopy.operator.bundle import BundleIncomplete
+        from falcopy.distribution.bundle import BundleIncomplete
 
         assert self._reload_lock is not None
         async with self._reload_lock:
@@ -721,7 +720,7 @@ class Agent:
         namespace = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
         if not namespace:
             return None
-        from falcopy.operator.nodes import LeaseReporter
+        from falcopy.agent.control.lease import LeaseReporter
 
         node = os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
         reporter = LeaseReporter(node, namespace)
@@ -813,7 +812,7 @@ class Agent:
             try:
                 self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
                 self.probe.close()  # links detached, maps and ring buffer freed
-            except Exception as exc:
+            except OSError as exc:  # BpfError included
                 log.error("probe close failed: %s", exc)
             self.probe = None
         if self.store is not None:

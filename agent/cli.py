@@ -9,8 +9,6 @@ import sys
 
 import click
 
-from falcopy.cli import main
-
 _LEVELS = {
     "emergency": logging.CRITICAL,
     "alert": logging.CRITICAL,
@@ -51,7 +49,7 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@main.command("agent")
+@click.command("agent")
 @click.option(
     "-c",
     "--config",

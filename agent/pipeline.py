@@ -16,9 +16,9 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES, container_event
 from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.fields.container_event import SYNTHETIC_EVENT_TYPES, container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 

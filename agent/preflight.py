@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 from pathlib import Path
 
+from falcopy.common.errors import FalcopyError
+
 BTF_PATH = Path("/sys/kernel/btf/vmlinux")
 
 # capability numbers (linux/capability.h)
@@ -18,7 +20,7 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 
 
-class StartupError(Exception):
+class StartupError(FalcopyError):
     """The agent cannot start; the message is the one line the user reads."""
 
 

@@ -1,4 +1,5 @@
-"""The `falcopy` command line. Sub-commands are added by their modules."""
+"""The `falcopy` command line: the group, and every sub-command registered on it here
+(the command modules never import this one, so imports flow one way)."""
 
 from __future__ import annotations
 
@@ -7,31 +8,36 @@ import sys
 
 import click
 
-#: sub-command -> the module that registers it on `main` when imported.  Imported on
-#: demand: the agent must not pay for the operator's imports at start-up, nor the reverse.
+#: sub-command -> "module:command" registered on `main` when first used.  Imported on
+#: demand: the agent must not pay for the operator's imports at start-up, nor the reverse;
+#: the command modules never import this one, so imports flow one way.
 COMMAND_MODULES: dict[str, str] = {
-    "agent": "falcopy.agent.cli",
-    "operator": "falcopy.operator.cli",
-    "validate": "falcopy.cli_engine",
-    "list-rules": "falcopy.cli_engine",
-    "list-fields": "falcopy.cli_engine",
-    "replay": "falcopy.cli_engine",
-    "version": "falcopy.cli_info",
-    "support": "falcopy.cli_info",
+    "agent": "falcopy.agent.cli:agent_command",
+    "operator": "falcopy.operator.cli:operator_cmd",
+    "validate": "falcopy.cli_engine:validate",
+    "list-rules": "falcopy.cli_engine:list_rules",
+    "list-fields": "falcopy.cli_engine:list_fields",
+    "replay": "falcopy.cli_engine:replay",
+    "version": "falcopy.cli_info:version",
+    "support": "falcopy.cli_info:support",
 }
+
+
+def _command(name: str) -> click.Command:
+    module, _, attr = COMMAND_MODULES[name].partition(":")
+    command = getattr(importlib.import_module(module), attr)
+    assert isinstance(command, click.Command)
+    return command
 
 
 class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        module = COMMAND_MODULES.get(cmd_name)
-        if module is not None and cmd_name not in self.commands:
-            importlib.import_module(module)
+        if cmd_name in COMMAND_MODULES and cmd_name not in self.commands:
+            self.add_command(_command(cmd_name), cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        for module in dict.fromkeys(COMMAND_MODULES.values()):
-            importlib.import_module(module)
-        return super().list_commands(ctx)
+        return sorted({*self.commands, *COMMAND_MODULES})
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import click
 
 from falcopy.agent.outputs.alert import Alert
-from falcopy.cli import main
+from falcopy.agent.outputs.format import AlertFormatter, FormatOptions
 from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
 from falcopy.engine.replay import ReplayInputError, ReplayReader
 from falcopy.engine.ruleset import CompiledRule, Ruleset
@@ -31,7 +31,7 @@ def _summary(result: LoadResult) -> str:
             f"{len(result.errors)} errors, {len(result.warnings)} warnings")
 
 
-@main.command("validate")
+@click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print Falco's `-V -o json_output=true` JSON.")
 def validate(files: tuple[Path, ...], as_json: bool) -> None:
@@ -79,7 +79,7 @@ def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
     return result.ruleset
 
 
-@main.command("list-rules")
+@click.command("list-rules")
 @click.option("-r", "--rules", "rules", multiple=True, type=click.Path(path_type=Path),
               help="Rules file or directory (repeatable); default: falcopy's default rules.")
 @click.option("--rule", "only", default=None, help="Describe this rule only (like `falco -l RULE`).")
@@ -118,7 +118,7 @@ def list_rules(rules: tuple[Path, ...], only: str | None, as_json: bool) -> None
         click.echo(f"{r.name:<{width}}  {desc}")
 
 
-@main.command("list-fields")
+@click.command("list-fields")
 @click.option("--source", default=None, help="Only this event source (syscall, k8s_audit).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text")
 def list_fields(source: str | None, fmt: str) -> None:
@@ -147,30 +147,6 @@ def list_fields(source: str | None, fmt: str) -> None:
         click.echo("")
 
 
-def _iso(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
-
-
-def _clock(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
-
-
-def alert_json(alert: Alert) -> str:
-    iso = _iso(alert.ts)
-    return json.dumps({
-        "hostname": alert.hostname,
-        "output": f"{iso[:-1]}+0000: {alert.priority} {alert.message}",
-        "output_fields": alert.output_fields,
-        "priority": alert.priority,
-        "rule": alert.rule,
-        "source": alert.source,
-        "tags": sorted(alert.tags),
-        "time": iso,
-    }, sort_keys=True)
-
-
 def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str | None,
                   build: Any, emit: Any) -> Any:
     """The agent's alert stage (threshold rules, aggregation) with falcopy.yaml's settings,
@@ -194,7 +170,7 @@ def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str 
                       max_values=t.max_values)
 
 
-@main.command("replay")
+@click.command("replay")
 @click.argument("events", type=click.File("r", encoding="utf-8"))
 @click.option("-r", "--rules", "rules", multiple=True, type=click.Path(path_type=Path),
               help="Rules file or directory (repeatable; optional with --timeline).")
@@ -248,6 +224,9 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     reader = ReplayReader(default_sources())
     n_events = n_matches = n_alerts = 0
 
+    # alerts exactly as the agent prints them (Falco's shapes); JSON with the ISO 8601 prefix
+    formatter = AlertFormatter(FormatOptions(json_output=as_json, iso8601=as_json))
+
     def build(rule: CompiledRule, event: Any) -> Alert:
         text, fields = ruleset.format(rule, event)
         return Alert(ts=event.ts or time.time_ns(), rule=rule.name, priority=rule.priority.falco_name,
@@ -257,10 +236,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     def emit(alert: Alert) -> None:
         nonlocal n_alerts
         n_alerts += 1
-        if as_json:
-            click.echo(alert_json(alert))
-        else:
-            click.echo(f"{_clock(alert.ts)}: {alert.priority} {alert.message}")
+        click.echo(formatter.line(alert))
 
     stage = _replay_stage(config_path, aggregate, window, build, emit)
     for lineno, line in enumerate(itertools.chain([first], events), 1):

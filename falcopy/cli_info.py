@@ -13,7 +13,6 @@ from typing import Any
 import click
 
 from falcopy import __version__
-from falcopy.cli import main
 from falcopy.engine.versions import ENGINE_VERSION, FALCO_COMPAT_VERSION, PROVIDED_PLUGINS
 
 
@@ -40,7 +39,7 @@ def version_info() -> dict[str, Any]:
     }
 
 
-@main.command("version")
+@click.command("version")
 @click.option("--json", "as_json", is_flag=True, help="JSON, as `falco --version -o json_output=true`.")
 def version(as_json: bool) -> None:
     """Versions of falcopy, the Falco release it matches, its rules engine and its probe."""
@@ -67,7 +66,7 @@ def _file(path: Path) -> dict[str, Any]:
     return {"name": str(path), "hash": digest, "content": data.decode("utf-8", "replace")}
 
 
-@main.command("support")
+@click.command("support")
 @click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False), default=None)
 @click.option("-r", "--rules", "rules", multiple=True, type=click.Path())
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE")
@@ -92,3 +91,5 @@ def support(config_path: str | None, rules: tuple[str, ...], options: tuple[str,
         "rules_files": [_file(Path(i.name)) for i in rules_inputs(paths)],
     }
     click.echo(json.dumps(doc, indent=2))
+
+

@@ -10,11 +10,13 @@ from typing import Any
 import kopf
 from falcopy.operator.admission import Admission, ClientAwareWebhookServer
 from falcopy.operator.crd import GROUP, KINDS, VERSION
-from falcopy.operator.kube import Kube, api_client, connection_info, load_config
+from falcopy.operator.kube import Kube, connection_info
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
 from falcopy.operator.settings import OperatorSettings
 from falcopy.operator.validate import Validator, admission_denial
+
+from falcopy.distribution.kube import api_client, load_config
 
 log = logging.getLogger("falcopy.operator")
 

@@ -9,10 +9,8 @@ from pathlib import Path
 import click
 from pydantic import ValidationError
 
-from falcopy.cli import main
 
-
-@main.command("operator")
+@click.command("operator")
 @click.option(
     "--namespace",
     envvar="FALCOPY_OPERATOR_NAMESPACE",

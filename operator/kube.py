@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from falcopy.operator.crd import GROUP, KINDS, VERSION
 from falcopy.operator.model import ObjKey
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-
-
-def load_config() -> client.Configuration:
-    """In-cluster service account, else the kubeconfig ($KUBECONFIG, read now: the
-    client library reads the variable once at import)."""
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
-    return client.Configuration.get_default_copy()
-
-
-def api_client() -> client.ApiClient:
-    return client.ApiClient(load_config())
 
 
 def connection_info(cfg: client.Configuration) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 
 from falcopy.operator.model import ITEM_KINDS, RuleObject
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast
 from falcopy.engine.parser import ParseError, parse
 from falcopy.engine.tenancy import qualified_name, qualified_rule
@@ -76,7 +77,7 @@ class Issue:
         return f"{self.path} ({self.item}): {self.message}"
 
 
-class ScopeError(Exception):
+class ScopeError(FalcopyError):
     def __init__(self, issues: list[Issue]) -> None:
         super().__init__("; ".join(map(str, issues)))
         self.issues = issues

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from falcopy.operator.bundle import CONFIGMAP_LIMIT
 from pydantic import BaseModel, Field, model_validator
 
+from falcopy.distribution.lease import STATUS_LABEL
+from falcopy.distribution.shipped import shipped_rules
+
 
 def packaged_rules() -> list[Path]:
-    for candidate in (
-        Path(__file__).resolve().parents[1] / "rules",  # repository / editable install
-        Path(sys.prefix) / "share" / "falcopy" / "rules",
-        Path("/etc/falcopy/rules"),
-    ):
-        if candidate.is_dir():
-            return [candidate]
-    return []
+    return shipped_rules(Path("/etc/falcopy/rules"))
 
 
 class WebhookSettings(BaseModel):
@@ -56,7 +51,7 @@ class OperatorSettings(BaseModel):
     default_rules: list[Path] = Field(default_factory=packaged_rules)
     allow_default_overrides: bool = False
     #: agents' Leases (see falcopy.operator.nodes)
-    lease_selector: str = "falcopy.io/agent-status=true"
+    lease_selector: str = f"{STATUS_LABEL}=true"
     #: an agent whose Lease was not renewed for this long no longer counts
     node_ttl: float = Field(90.0, gt=0)
     #: how often node counts are refreshed

@@ -21,10 +21,11 @@ import io
 import json
 import subprocess
 import tarfile
-import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+
+from tests.waiting import CEILING_S, wait_until
 
 BUSYBOX = Path("/bin/busybox")
 HASH_LABEL = "io.falcopy.test.content-hash"
@@ -165,12 +166,9 @@ class Container:
         self._wait_running()
         return self
 
-    def _wait_running(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.pid() > 0:
-                return
-            time.sleep(0.05)
+    def _wait_running(self, timeout: float = CEILING_S) -> None:
+        if wait_until(lambda: self.pid() > 0, timeout):
+            return
         logs = docker("logs", self.name, check=False)
         raise RuntimeError(f"container {self.name} did not start: {logs.stdout}{logs.stderr}")
 

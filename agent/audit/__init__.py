@@ -7,7 +7,7 @@ becomes a :class:`falcopy.engine.fields.k8s_audit.AuditEvent` handed to
 """
 
 from falcopy.agent.audit.decode import AuditDecodeError, decode_body
-from falcopy.agent.audit.settings import AuditWebhookConfig, WebhookSettings
+from falcopy.agent.audit.settings import AuditWebhookConfig
 from falcopy.agent.audit.stats import WebhookStats, WebhookStatsCollector
 from falcopy.agent.audit.webhook import AuditWebhook, create_app
 
@@ -15,7 +15,6 @@ __all__ = [
     "AuditDecodeError",
     "AuditWebhook",
     "AuditWebhookConfig",
-    "WebhookSettings",
     "WebhookStats",
     "WebhookStatsCollector",
     "create_app",

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.fields.k8s_audit import AuditEvent
 
 API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
@@ -16,7 +17,7 @@ API_VERSIONS = frozenset({"audit.k8s.io/v1", "audit.k8s.io/v1beta1"})
 _REQUIRED_STRINGS = ("level", "auditID", "stage", "requestURI", "verb")
 
 
-class AuditDecodeError(ValueError):
+class AuditDecodeError(FalcopyError, ValueError):
     """The whole body is unusable; ``reason`` is the counter label."""
 
     def __init__(self, reason: str, message: str) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 from falcopy.agent.audit.decode import AuditDecodeError, decode_body
-from falcopy.agent.audit.settings import WebhookSettings
+from falcopy.agent.audit.settings import AuditWebhookConfig
 from falcopy.agent.audit.stats import WebhookStats
 
 from falcopy.engine.fields.k8s_audit import AuditEvent
@@ -28,7 +28,7 @@ def _error(status: int, reason: str, message: str) -> web.Response:
     return web.json_response({"error": reason, "message": message}, status=status)
 
 
-def _make_handler(settings: WebhookSettings, on_event: OnEvent,
+def _make_handler(settings: AuditWebhookConfig, on_event: OnEvent,
                   stats: WebhookStats) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     max_body = int(settings.max_body_bytes)
     cluster_name: str | None = getattr(settings, "cluster_name", None)
@@ -95,7 +95,7 @@ async def _read_limited(request: web.Request, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def create_app(settings: WebhookSettings, on_event: OnEvent,
+def create_app(settings: AuditWebhookConfig, on_event: OnEvent,
                stats: WebhookStats | None = None) -> web.Application:
     """The aiohttp application serving ``settings.path`` (POST only)."""
     stats = stats if stats is not None else WebhookStats()
@@ -106,7 +106,7 @@ def create_app(settings: WebhookSettings, on_event: OnEvent,
     return app
 
 
-def _ssl_context(settings: WebhookSettings) -> ssl.SSLContext | None:
+def _ssl_context(settings: AuditWebhookConfig) -> ssl.SSLContext | None:
     if not settings.ssl_enabled:
         return None
     if not settings.ssl_certificate:
@@ -124,7 +124,7 @@ def _ssl_context(settings: WebhookSettings) -> ssl.SSLContext | None:
 class AuditWebhook:
     """The running endpoint: ``await start()``, ``await stop()``."""
 
-    def __init__(self, config: WebhookSettings, on_event: OnEvent) -> None:
+    def __init__(self, config: AuditWebhookConfig, on_event: OnEvent) -> None:
         self.config = config
         self.on_event = on_event
         self.stats = WebhookStats()

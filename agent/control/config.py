@@ -6,6 +6,9 @@ where it was written (see :func:`load_config`).  Keys Falco has that falcopy
 accepts without acting on them are marked "accepted, not used" below and in
 docs/outputs.md: they appear in real Falco files (plugins,
 libs_logger...), so rejecting them would break unmodified configs.
+
+Size: one schema for the whole file (~550 lines) on purpose: it mirrors falco.yaml
+section by section, and the validation messages name keys by their full path.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from falcopy.agent.audit.settings import AuditWebhookConfig
 from falcopy.agent.capture.config import CaptureConfig, RecorderConfig
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
 from falcopy.agent.enrichment.config import EnrichmentConfig
+from falcopy.agent.state.procfs import HostPaths
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -30,23 +35,11 @@ from pydantic import (
     model_validator,
 )
 
+from falcopy.common.validation import UrlPath
 from falcopy.engine.durations import parse_duration
+from falcopy.engine.priority import Priority
 
-__all__ = ["PRIORITY_NAMES", "AgentConfig", "ConfigError", "load_config", "parse_duration"]
-
-#: accepted spellings (case-insensitive) -> Falco's capitalised priority name
-PRIORITY_NAMES: dict[str, str] = {
-    "emergency": "Emergency",
-    "alert": "Alert",
-    "critical": "Critical",
-    "error": "Error",
-    "warning": "Warning",
-    "notice": "Notice",
-    "info": "Informational",
-    "informational": "Informational",
-    "debug": "Debug",
-}
-PRIORITY_ORDER = ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"]
+__all__ = ["AgentConfig", "ConfigError", "load_config", "parse_duration"]
 
 
 class _Section(BaseModel):
@@ -60,9 +53,15 @@ class _Loose(BaseModel):
 
 
 def _priority(value: Any) -> str:
-    if not isinstance(value, str) or value.strip().lower() not in PRIORITY_NAMES:
-        raise ValueError(f"unknown priority {value!r}; expected one of: {', '.join(PRIORITY_NAMES)}")
-    return PRIORITY_NAMES[value.strip().lower()]
+    """Falco's capitalised name for any accepted spelling (case-insensitive, ``info`` too)."""
+    try:
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return Priority.parse(value).falco_name
+    except ValueError:
+        raise ValueError(
+            f"unknown priority {value!r}; expected one of: {', '.join(Priority.spellings())}"
+        ) from None
 
 
 # --- rules selection and append_output -------------------------------------------------------
@@ -197,17 +196,10 @@ class Webserver(_Section):
     threadiness: int = Field(default=0, ge=0)  # accepted, not used (asyncio)
     listen_port: int = Field(default=8765, ge=0, le=65535)
     listen_address: str = "0.0.0.0"
-    k8s_healthz_endpoint: str = "/healthz"
+    k8s_healthz_endpoint: UrlPath = "/healthz"
     prometheus_metrics_enabled: bool = False
     ssl_enabled: bool = False
     ssl_certificate: str = "/etc/falco/falco.pem"
-
-    @field_validator("k8s_healthz_endpoint")
-    @classmethod
-    def _slash(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return v
 
 
 class LibsLogger(_Section):
@@ -306,46 +298,6 @@ class Plugin(_Section):
 # --- falcopy's own section ----------------------------------------------------------------------
 
 
-def _host_root() -> str:
-    return os.environ.get("HOST_ROOT") or "/"
-
-
-def _host_proc() -> str:
-    root = os.environ.get("HOST_ROOT")
-    return os.path.join(root, "proc") if root else "/proc"
-
-
-class HostPaths(_Section):
-    """Defaults follow Falco's ``HOST_ROOT`` environment variable (unset = running on the host)."""
-
-    #: the host's root file system as the agent sees it (``/host`` in the DaemonSet)
-    root: str = Field(default_factory=_host_root)
-    #: the host's /proc (``/host/proc`` in the DaemonSet, with the host pid namespace)
-    proc: str = Field(default_factory=_host_proc)
-
-
-class K8sAudit(_Section):
-    enabled: bool = False
-    listen_address: str = "0.0.0.0"
-    listen_port: int = Field(default=9765, ge=0, le=65535)
-    path: str = "/k8s-audit"
-    ssl_enabled: bool = False
-    ssl_certificate: str = ""
-    ssl_key: str = ""
-    #: CA bundle verifying the API server's client certificate; empty = no client authentication
-    ssl_client_ca: str = ""
-    max_body_bytes: int = Field(default=16 << 20, gt=0)
-    #: value of ka.cluster.name
-    cluster_name: str | None = None
-
-    @field_validator("path")
-    @classmethod
-    def _slash(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return v
-
-
 class EventReader(_Section):
     """How the event thread reads the probe's ring buffer (docs/performance.md)."""
 
@@ -396,7 +348,7 @@ class FalcopySection(_Section):
     bpf_object: str = ""
     #: container runtimes and kubelet (owned by falcopy.agent.enrichment)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
-    k8s_audit: K8sAudit = Field(default_factory=K8sAudit)
+    k8s_audit: AuditWebhookConfig = Field(default_factory=AuditWebhookConfig)
     #: the local syslog socket used by syslog_output (mount the host's /dev/log in a container)
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced
@@ -521,7 +473,7 @@ class AgentConfig(_Section):
 
 def _describe(err: dict[str, Any]) -> str:
     etype = err.get("type", "")
-    if etype == "extra_forbidden":
+    if etype in ("extra_forbidden", "unexpected_keyword_argument"):  # a model's / a dataclass's
         return "unknown key (not a Falco or falcopy setting)"
     if etype == "missing":
         return "required key is missing"

@@ -19,10 +19,12 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
+from falcopy.common.errors import FalcopyError
+
 Path_ = tuple[str | int, ...]
 
 
-class ConfigError(Exception):
+class ConfigError(FalcopyError):
     """A configuration that cannot be used; ``messages`` lists every problem found."""
 
     def __init__(self, messages: list[str]) -> None:

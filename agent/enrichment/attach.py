@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from falcopy.agent.enrichment.cgroup import ContainerIdResolver
 from falcopy.agent.enrichment.model import HOST_CONTAINER_ID
 from falcopy.agent.enrichment.store import MetadataStore
+from falcopy.agent.state.cgroup import ContainerIdResolver
 
 
 def container_resolver(store: MetadataStore | None,

@@ -19,11 +19,13 @@ import orjson
 from falcopy.agent.enrichment.images import split_image, strip_image_id
 from falcopy.agent.enrichment.model import ContainerInfo, Mount
 
+from falcopy.common.errors import FalcopyError
+
 _ID_RE = re.compile(r"[0-9a-f]{1,64}")
 _TS_RE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")
 
 
-class SourceFault(Exception):
+class SourceFault(FalcopyError):
     """A metadata source could not answer (the condition is logged once)."""
 
     def __init__(self, condition: str, detail: str = "") -> None:
@@ -154,8 +156,8 @@ class DockerClient:
             await self._client.aclose()
             self._client = None
 
-    async def _get_json(self, path: str) -> dict[str, Any] | None:
-        """JSON object at ``path``; None on 404; SourceFault otherwise."""
+    async def _get(self, path: str) -> Any:
+        """Decoded JSON at ``path``; None on 404; SourceFault otherwise."""
         try:
             resp = await self._http().get(path)
         except httpx.TimeoutException as exc:
@@ -167,10 +169,14 @@ class DockerClient:
         if resp.status_code != 200:
             raise SourceFault(f"answered HTTP {resp.status_code}", resp.text[:200].strip())
         try:
-            body = orjson.loads(resp.content)
+            return orjson.loads(resp.content)
         except orjson.JSONDecodeError as exc:
             raise SourceFault("answered invalid JSON", str(exc)) from exc
-        if not isinstance(body, dict):
+
+    async def _get_json(self, path: str) -> dict[str, Any] | None:
+        """JSON object at ``path``; None on 404; SourceFault otherwise."""
+        body = await self._get(path)
+        if body is not None and not isinstance(body, dict):
             raise SourceFault("answered invalid JSON", f"expected an object, got {type(body).__name__}")
         return body
 
@@ -203,18 +209,9 @@ class DockerClient:
 
     async def running_ids(self) -> list[str]:
         """Full ids of the running containers (``GET /containers/json``)."""
-        try:
-            resp = await self._http().get("/containers/json")
-        except httpx.TimeoutException as exc:
-            raise SourceFault("timed out", "/containers/json") from exc
-        except (httpx.TransportError, OSError) as exc:
-            raise SourceFault("unreachable", f"{type(exc).__name__}: {exc}") from exc
-        if resp.status_code != 200:
-            raise SourceFault(f"answered HTTP {resp.status_code}", resp.text[:200].strip())
-        try:
-            body = orjson.loads(resp.content)
-        except orjson.JSONDecodeError as exc:
-            raise SourceFault("answered invalid JSON", str(exc)) from exc
+        body = await self._get("/containers/json")
+        if body is None:
+            raise SourceFault("answered HTTP 404", "/containers/json")
         return [str(c["Id"]).lower() for c in body if isinstance(c, dict) and c.get("Id")] \
             if isinstance(body, list) else []
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
-HOST_CONTAINER_ID = "host"
+from falcopy.agent.state.cgroup import HOST_CONTAINER_ID as HOST_CONTAINER_ID
 
 
 @dataclass(slots=True)

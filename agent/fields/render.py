@@ -8,9 +8,9 @@ import socket
 from typing import Any
 
 from falcopy.agent.fields.event import SyscallEvent
+from falcopy.agent.fields.evtinfo import OPEN_TYPES
 from falcopy.agent.state.constants import errno_name, open_flags_to_str
 
-_OPEN_TYPES = frozenset({"open", "openat", "openat2", "creat", "open_by_handle_at"})
 _CHMOD_TYPES = frozenset({"chmod", "fchmod", "fchmodat"})
 
 _MODE_BITS = (
@@ -88,7 +88,7 @@ def render_arg(ev: SyscallEvent, name: str, value: Any) -> Any:
         return "true" if value else "false"
     if isinstance(value, int):
         if name == "flags":
-            if etype in _OPEN_TYPES:
+            if etype in OPEN_TYPES:
                 return open_flags_to_str(value)
             if etype in ("clone", "clone3", "fork", "vfork", "unshare"):
                 return _bits(value, _CLONE_FLAGS)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.events.text import decode, split_nul
 from falcopy.agent.kernel import layout
 
 HDR = struct.Struct("<QQqIHH12I16s")
@@ -32,23 +33,12 @@ _L4 = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmp", 255: "raw", 0: "unknown"}
 _SERVER_SIDE = frozenset({"accept", "accept4", "recvfrom", "recvmsg"})
 
 
-def _text(raw: bytes) -> str:
-    return raw.decode("utf-8", "surrogateescape")
+_text = decode
 
 
 def _cstr(raw: bytes) -> str:
     nul = raw.find(b"\0")
     return _text(raw if nul < 0 else raw[:nul])
-
-
-def _strlist(raw: bytes) -> list[str]:
-    if raw.endswith(b"\0"):
-        raw = raw[:-1]
-    if not raw:
-        return []
-    # one decode, then split: a NUL is never part of a UTF-8 sequence, so this is the
-    # same as decoding each part (surrogateescape included), at a fraction of the calls
-    return raw.decode("utf-8", "surrogateescape").split("\0")
 
 
 def _unix_path(raw: bytes) -> str:
@@ -293,7 +283,7 @@ class Decoder:
             elif kind == "P":
                 args[key] = buf[p:p + n].decode("utf-8", "surrogateescape")
             elif kind == "L":
-                args[key] = _strlist(buf[p:p + n])
+                args[key] = split_nul(buf[p:p + n])
             elif kind == "A":
                 args[key] = decode_sockaddr(buf[p:p + n])
             elif kind == "T":

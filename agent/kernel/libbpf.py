@@ -14,10 +14,12 @@ import os
 import threading
 from collections import deque
 
+from falcopy.common.errors import FalcopyError
+
 _LIBBPF_NAME = "libbpf.so.1"
 
 
-class BpfError(OSError):
+class BpfError(FalcopyError, OSError):
     """A libbpf call failed; ``log`` holds libbpf's recent messages."""
 
     def __init__(self, what: str, err: int, log: list[str]) -> None:

@@ -15,8 +15,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from falcopy.agent.control.config import PRIORITY_ORDER, AgentConfig, AppendOutput, ConfigError
+from falcopy.agent.control.config import AgentConfig, AppendOutput, ConfigError
 from falcopy.agent.outputs.alert import Alert
+
+from falcopy.common.errors import FalcopyError
+from falcopy.engine.priority import Priority
 
 log = logging.getLogger(__name__)
 
@@ -60,10 +63,6 @@ def _applies(entry: AppendOutput, name: str, source: str, tags: list[str]) -> bo
     return all(t in tags for t in m.tags)
 
 
-def priority_rank(name: str) -> int:
-    return PRIORITY_ORDER.index(name)
-
-
 class AlertBuilder:
     def __init__(
         self,
@@ -75,7 +74,7 @@ class AlertBuilder:
     ) -> None:
         self._entries = list(config.append_output)
         self._iso = config.time_format_iso_8601
-        self._min_rank = priority_rank(config.priority)
+        self._min_rank = Priority.from_falco_name(config.priority)
         self._sources = sources
         self._compile = compile_fn or _default_compile
         self.hostname = hostname if hostname is not None else config.hostname()
@@ -98,7 +97,7 @@ class AlertBuilder:
                 try:
                     self._compile_entry(entry, fsrc)
                     compiled_somewhere = True
-                except Exception as exc:
+                except FalcopyError as exc:
                     problems.append(f"{src}: {exc}")
             if (entry.extra_output or entry.extra_fields) and not compiled_somewhere:
                 errors.append(f"append_output[{i}]: {'; '.join(problems)}")
@@ -134,7 +133,7 @@ class AlertBuilder:
                     continue
                 try:
                     part = self._compile_entry(entry, fsrc)
-                except Exception:  # validated at start-up; a source it does not fit is skipped
+                except FalcopyError:  # validated at start-up; a source it does not fit is skipped
                     part = _Extras()
                 extras.text.extend(part.text)
                 extras.fields.extend(part.fields)
@@ -146,13 +145,13 @@ class AlertBuilder:
                         fmt = " ".join(f"{f.replace('.', '_')}=%{f}" for f in suggested)
                         try:
                             extras.text.append(self._compile(fmt, fsrc))
-                        except Exception as exc:
+                        except FalcopyError as exc:
                             log.warning("suggested output for source %s not available: %s", rule.source, exc)
         self._cache[key] = extras
         return extras
 
     def accepts(self, priority_name: str) -> bool:
-        return priority_rank(priority_name) <= self._min_rank
+        return Priority.from_falco_name(priority_name) <= self._min_rank
 
     def build(self, rule: Any, event: Any) -> Alert | None:
         prio = rule.priority.falco_name

@@ -91,29 +91,37 @@ class _ThreadWorker:
         self.reopen_requested = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"falcopy-out-{sink.name}", daemon=True)
 
+    def _reopen_if_requested(self) -> None:
+        if self.reopen_requested.is_set():
+            self.reopen_requested.clear()
+            try:
+                self.sink.reopen()
+            except Exception as exc:  # logged; the next write retries the open
+                self.channel.fail_log(exc)
+
     def _run(self) -> None:
         q = self.channel.queue
         try:
             while True:
-                if self.reopen_requested.is_set():
-                    self.reopen_requested.clear()
-                    try:
-                        self.sink.reopen()
-                    except Exception as exc:
-                        self.channel.fail_log(exc)
+                self._reopen_if_requested()
                 item = q.get(timeout=0.25)
                 if item is None:
                     if q.closed and not len(q):
                         break
                     continue
+                # SIGHUP may have come while get() waited: an alert taken after it must
+                # reach the new file, not the one logrotate just renamed
+                self._reopen_if_requested()
                 try:
                     self.sink.write(item)
                     self.channel.delivered()
                 except Exception as exc:
                     self.channel.failed(exc)
                 if self.buffered and not len(q):
-                    with contextlib.suppress(Exception):
+                    try:
                         self.sink.flush()
+                    except Exception as exc:  # the batch is lost: counted and logged like a write
+                        self.channel.failed(exc)
         finally:
             try:
                 self.sink.close()

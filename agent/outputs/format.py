@@ -11,26 +11,20 @@ digits and ``Z``.  Optional keys follow the ``json_include_*`` settings.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from falcopy.agent.outputs.alert import Alert
 
-_NS = 1_000_000_000
+from falcopy.common import timefmt
 
 
 def time_prefix(ts_ns: int, iso8601: bool) -> str:
-    sec, frac = divmod(ts_ns, _NS)
-    if iso8601:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}+0000"
-    return time.strftime("%H:%M:%S", time.localtime(sec)) + f".{frac:09d}"
+    return timefmt.iso8601_offset(ts_ns) if iso8601 else timefmt.clock(ts_ns)
 
 
-def rfc3339(ts_ns: int) -> str:
-    sec, frac = divmod(ts_ns, _NS)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
+rfc3339 = timefmt.iso8601
 
 
 def _default(value: Any) -> Any:

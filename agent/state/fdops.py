@@ -10,11 +10,11 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.events.text import decode
 from falcopy.agent.state.addr import SockAddr, hostport, parse_sockaddr, parse_tuple
 from falcopy.agent.state.coerce import as_int
 from falcopy.agent.state.constants import AT_FDCWD, L4_BY_PROTO, L4_BY_SOCKTYPE, SOCK_TYPE_MASK
 from falcopy.agent.state.model import FdInfo, ThreadInfo
-from falcopy.agent.state.procfs import decode
 from falcopy.agent.state.sockets import SockEntry
 
 if TYPE_CHECKING:

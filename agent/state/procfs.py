@@ -9,30 +9,42 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from falcopy.agent.events.text import decode, split_nul
 from falcopy.agent.state.constants import ANON_INODE_TYPES
 from falcopy.agent.state.model import FdInfo, ThreadInfo
+from pydantic import ConfigDict
 
 #: bytes kept of /proc/PID/cmdline and environ: bounded memory for huge argv
 MAX_CMDLINE_BYTES = 64 * 1024
 
 
+def _host_root() -> str:
+    return os.environ.get("HOST_ROOT") or "/"
+
+
+def _host_proc() -> str:
+    root = os.environ.get("HOST_ROOT")
+    return os.path.join(root, "proc") if root else "/proc"
+
+
 @dataclass(frozen=True, slots=True)
 class HostPaths:
     """Where the host's /proc and / are seen (the agent may run in a container
-    with the host's /proc at /host/proc and its root at /host)."""
+    with the host's /proc at /host/proc and its root at /host).  Also the
+    ``falcopy.host`` section of the configuration; the defaults follow Falco's
+    ``HOST_ROOT`` environment variable (unset = running on the host)."""
 
-    proc: str = "/proc"
-    root: str = "/"
+    __pydantic_config__ = ConfigDict(extra="forbid")
+
+    #: the host's /proc (``/host/proc`` in the DaemonSet, with the host pid namespace)
+    proc: str = field(default_factory=_host_proc)
+    #: the host's root file system as the agent sees it (``/host`` in the DaemonSet)
+    root: str = field(default_factory=_host_root)
 
     def host_file(self, path: str) -> str:
         return path if self.root in ("", "/") else os.path.join(self.root, path.lstrip("/"))
-
-
-def decode(raw: bytes) -> str:
-    # surrogateescape keeps non-UTF-8 bytes round-trippable; rules only ever compare text
-    return raw.decode("utf-8", "surrogateescape")
 
 
 def _read(path: str, limit: int = MAX_CMDLINE_BYTES) -> bytes | None:
@@ -41,6 +53,12 @@ def _read(path: str, limit: int = MAX_CMDLINE_BYTES) -> bytes | None:
             return fh.read(limit)
     except OSError:
         return None
+
+
+def read_cgroup(pid: int, proc_root: str = "/proc") -> str | None:
+    """/proc/PID/cgroup text (bounded), or None when the process is gone."""
+    raw = _read(f"{proc_root}/{pid}/cgroup", 65536)
+    return None if raw is None else decode(raw)
 
 
 def _readlink(path: str) -> str | None:
@@ -77,14 +95,6 @@ def parse_status(raw: bytes) -> dict[str, list[str]]:
         if sep:
             out[key.decode("ascii", "replace")] = value.decode("ascii", "replace").split()
     return out
-
-
-def split_nul(raw: bytes) -> list[str]:
-    if not raw:
-        return []
-    if raw.endswith(b"\0"):
-        raw = raw[:-1]
-    return [decode(part) for part in raw.split(b"\0")]
 
 
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -236,8 +246,7 @@ class ProcReader:
         return None if raw is None else split_nul(raw)
 
     def read_cgroup(self, pid: int) -> str | None:
-        raw = _read(f"{self.pid_dir(pid)}/cgroup", 65536)
-        return None if raw is None else decode(raw)
+        return read_cgroup(pid, self.paths.proc)
 
     def root_of(self, pid: int) -> str:
         """Path under which this process's root filesystem is visible to the agent."""

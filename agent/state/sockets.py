@@ -35,7 +35,7 @@ class SockEntry:
 def _inet(ds: object, family: int, proto: int, name: str, out: dict[int, SockEntry]) -> None:
     try:
         rows = ds.get_sock_stats(family=family, protocol=proto, states=0xFFFFFFFF)  # type: ignore[attr-defined]
-    except Exception as exc:  # a kernel without inet_diag for this protocol
+    except Exception as exc:  # a kernel without inet_diag for this protocol (pyroute2 errors)
         log.debug("sock_diag %s/%s: %s", family, name, exc)
         return
     for row in rows:
@@ -65,7 +65,7 @@ def inventory() -> dict[int, SockEntry]:
                 _inet(ds, family, socket.IPPROTO_UDP, "udp", out)
             try:
                 rows = ds.get_sock_stats(family=socket.AF_UNIX, states=0xFFFFFFFF)
-            except Exception as exc:
+            except Exception as exc:  # pyroute2 errors
                 log.debug("sock_diag unix: %s", exc)
                 rows = []
             for row in rows:

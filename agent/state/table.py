@@ -15,11 +15,12 @@ import time
 from collections.abc import Callable
 
 from falcopy.agent.events.record import SyscallRecord
+from falcopy.agent.events.text import decode, split_nul
 from falcopy.agent.state import cgroup, fdops
 from falcopy.agent.state.coerce import as_int
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.overlay import exe_layer
-from falcopy.agent.state.procfs import HostPaths, ProcReader, decode
+from falcopy.agent.state.procfs import HostPaths, ProcReader
 from falcopy.agent.state.sockets import SockEntry, inventory, proc_net_inventory
 from falcopy.agent.state.users import UserDirectory
 
@@ -483,17 +484,11 @@ def _text(value: object) -> str:
 
 
 def _argv(value: object) -> list[str] | None:
-    """argv/env from the record: a list, or NUL-separated bytes/str."""
-    if value is None:
-        return None
+    """argv/env from the record: the decoder's list of text; odd items are made text."""
+    if value.__class__ is list and all(v.__class__ is str for v in value):
+        return value  # the decoder's lists: already text (shared, never mutated in place)
     if isinstance(value, list | tuple):
-        if value.__class__ is list and all(v.__class__ is str for v in value):
-            # the decoder's lists: already text (shared, never mutated in place)
-            return value
         return [_text(v) for v in value]
     if isinstance(value, bytes):
-        value = decode(value)
-    if isinstance(value, str):
-        value = value.rstrip("\0")
-        return value.split("\0") if value else []
+        return split_nul(value)
     return None

@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from falcopy.agent.state.procfs import decode
+from falcopy.agent.events.text import decode
 
 
 @dataclass(frozen=True, slots=True)

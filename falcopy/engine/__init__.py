@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from falcopy.engine.fields import default_sources
 from falcopy.engine.loader import RulesInput, load_rules, load_rules_files
-from falcopy.engine.messages import LoadMessage, LoadResult
+from falcopy.engine.messages import LoadCode, LoadMessage, LoadResult
 from falcopy.engine.output import OutputFormat, compile_output
 from falcopy.engine.priority import Priority
 from falcopy.engine.ruleset import CompiledRule, Ruleset
@@ -20,6 +20,7 @@ __all__ = [
     "ENGINE_VERSION",
     "PROVIDED_PLUGINS",
     "CompiledRule",
+    "LoadCode",
     "LoadMessage",
     "LoadResult",
     "OutputFormat",

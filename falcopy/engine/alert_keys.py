@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.durations import parse_duration
 from falcopy.engine.fields.base import FieldSource
 from falcopy.engine.output import OutputFormat, compile_output
@@ -35,7 +36,7 @@ AGGREGATION_KEYS = frozenset({"enabled", "window", "key"})
 THRESHOLD_KEYS = frozenset({"count", "window", "group_by", "distinct"})
 
 
-class AlertKeyError(ValueError):
+class AlertKeyError(FalcopyError, ValueError):
     """A malformed aggregation/threshold value: ``path`` names the offending sub-key."""
 
     def __init__(self, message: str, path: str) -> None:

@@ -6,6 +6,9 @@ macro or rule definition, an append/override to an earlier one, an
 messages.  Nothing is compiled here; conditions stay text
 (:class:`~falcopy.engine.source_text.SourceText`) because Falco appends and
 substitutes lists textually before parsing.
+
+Size (~660 lines): one decoder per item kind with Falco's messages; exceptions
+handling is to move to its own module with the loader's pass split (issue 18).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 from ruamel.yaml.nodes import ScalarNode
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import tenancy, versions
 from falcopy.engine.alert_keys import (
     FALCOPY_RULE_KEYS,
@@ -25,6 +29,7 @@ from falcopy.engine.alert_keys import (
     ThresholdSpec,
     parse_rule_keys,
 )
+from falcopy.engine.messages import LoadCode
 from falcopy.engine.priority import Priority
 from falcopy.engine.reader import Document, YMap, YSeq
 from falcopy.engine.source_text import SourceText, concat
@@ -58,7 +63,7 @@ ERROR_OVERRIDE_APPEND = ("Keys 'override' and 'append: true' cannot be used toge
                          "entry (e.g. 'condition: append') under 'override' instead.")
 
 
-class LoadFailure(Exception):
+class LoadFailure(FalcopyError):
     def __init__(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
         super().__init__(message)
         self.code = code
@@ -160,7 +165,7 @@ class Collector:
     def _str(self, doc: Document, item: YMap, key: str, itype: str, iname: str) -> str:
         node = item.vnode[key]
         if not isinstance(node, ScalarNode):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value", item.vloc[key],
                              itype, iname)
         return str(node.value)
 
@@ -177,31 +182,31 @@ class Collector:
             return True
         if isinstance(v, str) and v.lower() in ("no", "off", "n", "false"):
             return False
-        raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+        raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value", item.vloc[key],
                          itype, iname)
 
     def _required(self, item: YMap, key: str, itype: str, iname: str) -> None:
         if key not in item:
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Item has no mapping for key '{key}'", item.loc,
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, f"Item has no mapping for key '{key}'", item.loc,
                              itype, iname)
         v = item[key]
         if v is None or (isinstance(v, str) and v == ""):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Mapping for key '{key}' is empty", item.vloc[key],
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, f"Mapping for key '{key}' is empty", item.vloc[key],
                              itype, iname)
 
     def _unknown_keys(self, item: YMap, allowed: frozenset[str], itype: str, iname: str) -> None:
         for k in item:
             if k not in allowed:
-                self.warn("LOAD_UNKNOWN_KEY", f"Unknown key '{k}'. The key will be ignored.", item.kloc[k],
+                self.warn(LoadCode.UNKNOWN_KEY, f"Unknown key '{k}'. The key will be ignored.", item.kloc[k],
                           itype, iname)
 
     def _name(self, item: YMap, key: str, itype: str) -> str:
         v = item[key]
         if v is None or v == "":
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Mapping for key '{key}' is empty", item.vloc[key],
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, f"Mapping for key '{key}' is empty", item.vloc[key],
                              itype, "")
         if not isinstance(item.vnode[key], ScalarNode):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value", item.vloc[key],
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value", item.vloc[key],
                              itype, "")
         return str(item.vnode[key].value)
 
@@ -209,38 +214,39 @@ class Collector:
         ov = item["override"]
         loc = item.vloc["override"]
         if not isinstance(ov, YMap):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML map value", loc, "overrides", name)
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML map value", loc, "overrides",
+                             name)
         if append_flag:
-            raise self._fail("LOAD_ERR_VALIDATE", ERROR_OVERRIDE_APPEND, loc, "overrides", name)
+            raise self._fail(LoadCode.ERR_VALIDATE, ERROR_OVERRIDE_APPEND, loc, "overrides", name)
         app: set[str] = set()
         rep: set[str] = set()
         for key, op in ov.items():
             kloc = ov.kloc[key]
             if op == "append":
                 if key not in OVERRIDE_APPEND[kind]:
-                    raise self._fail("LOAD_ERR_VALIDATE",
+                    raise self._fail(LoadCode.ERR_VALIDATE,
                                      f"Key '{key}' cannot be appended to, use 'replace' instead",
                                      kloc, "overrides", name)
                 app.add(key)
             elif op == "replace":
                 if key not in OVERRIDE_REPLACE[kind]:
-                    raise self._fail("LOAD_ERR_VALIDATE", f"Key '{key}' cannot be replaced", kloc,
+                    raise self._fail(LoadCode.ERR_VALIDATE, f"Key '{key}' cannot be replaced", kloc,
                                      "overrides", name)
                 rep.add(key)
             else:
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"Invalid override operation for key '{key}': must be either 'append' or "
                                  "'replace'", ov.vloc[key], "overrides", name)
             if key not in item:
                 what = "An append" if op == "append" else "A replace"
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"{what} override for '{key}' was specified but '{key}' is not defined",
                                  kloc, "overrides", name)
         for key in item:
             if key in (kind, "override") or key not in (LIST_KEYS | MACRO_KEYS | RULE_KEYS):
                 continue
             if key not in app and key not in rep:
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"Unexpected key '{key}': no corresponding entry under 'override' is "
                                  "defined.",
                                  item.kloc[key], "overrides", name)
@@ -255,10 +261,10 @@ class Collector:
         if data is None:
             return
         if isinstance(data, str | int | float | bool):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Rules content is not yaml", doc.loc(root),
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Rules content is not yaml", doc.loc(root),
                              "rules content", "")
         if not isinstance(data, YSeq):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Rules content is not yaml array of objects",
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Rules content is not yaml array of objects",
                              doc.loc(root), "rules content", "")
         for i, item in enumerate(data):
             if item is None:
@@ -266,7 +272,7 @@ class Collector:
             try:
                 if not isinstance(item, YMap):
                     msg = "Unexpected element type. Each element should be a yaml associative array."
-                    raise self._fail("LOAD_ERR_YAML_VALIDATE", msg, data.iloc[i], "rules content item", "")
+                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, msg, data.iloc[i], "rules content item", "")
                 self.read_item(doc, item)
             except LoadFailure as failure:
                 if self.item_errors is None:
@@ -294,16 +300,16 @@ class Collector:
             loc = item.vloc[kind]
             if not tenancy.name_allowed(kind, name, ns):
                 own = (tenancy.qualified_rule if kind == "rule" else tenancy.qualified_name)("<name>", ns)
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"A rules file of namespace '{ns}' may only name its own {kind}s ('{own}')",
                                  loc, kind, name)
             prev = table.get(name)
             if prev is not None and prev.namespace != ns:
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"A rules file of namespace '{ns}' cannot change a {kind} defined "
                                  "outside it", loc, kind, name)
             if kind == "rule" and item.get("source") not in (None, "syscall"):
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"A rules file of namespace '{ns}' may only hold syscall rules", loc, kind,
                                  name)
             return True
@@ -321,7 +327,7 @@ class Collector:
         elif "rule" in item:
             self._rule(doc, item)
         else:
-            self.warn("LOAD_UNKNOWN_ITEM", "Unknown top level item", item.loc, "rules content item", "")
+            self.warn(LoadCode.UNKNOWN_ITEM, "Unknown top level item", item.loc, "rules content item", "")
 
     def _engine_version(self, item: YMap) -> None:
         itype = "required_engine_version"
@@ -329,12 +335,12 @@ class Collector:
         raw = item["required_engine_version"]
         req = versions.engine_version_requirement(raw)
         if req is None:
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
                              item.vloc["required_engine_version"], itype, "")
         current = versions.parse_semver(versions.ENGINE_VERSION)
         assert current is not None
         if req > current:
-            raise self._fail("LOAD_ERR_VALIDATE",
+            raise self._fail(LoadCode.ERR_VALIDATE,
                              f"Rules require engine version {raw}, but engine version is "
                              f"{versions.ENGINE_VERSION}", item.vloc["required_engine_version"], itype, "")
         if self.required_engine is None or req > self.required_engine[0]:
@@ -345,22 +351,23 @@ class Collector:
         self._unknown_keys(item, frozenset({"required_plugin_versions"}), itype, "")
         seq = item["required_plugin_versions"]
         if not isinstance(seq, YSeq):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Value of required_plugin_versions must be a sequence",
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE,
+                             "Value of required_plugin_versions must be a sequence",
                              item.vloc["required_plugin_versions"], itype, "")
         for i, entry in enumerate(seq):
             eloc = seq.iloc[i]
             if not isinstance(entry, YMap):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE,
                                  "Unexpected element type. Each element should be a yaml associative array.",
                                  eloc, "required plugin versions entry", "")
             for k in ("name", "version"):
                 if k not in entry or entry[k] in (None, ""):
-                    raise self._fail("LOAD_ERR_YAML_VALIDATE", f"Item has no mapping for key '{k}'", eloc,
+                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, f"Item has no mapping for key '{k}'", eloc,
                                      "required plugin versions entry", str(entry.get("name", "")))
             alts: list[tuple[str, str]] = []
             for alt in entry.get("alternatives") or []:
                 if not isinstance(alt, YMap) or "name" not in alt or "version" not in alt:
-                    raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                    raise self._fail(LoadCode.ERR_YAML_VALIDATE,
                                      "Item has no mapping for key 'name' or 'version'", eloc,
                                      "required plugin versions alternative", str(entry["name"]))
                 alts.append((str(alt["name"]), str(alt["version"])))
@@ -373,7 +380,7 @@ class Collector:
                    n in versions.PROVIDED_PLUGINS for n, v in candidates):
                 continue
             wanted = ", ".join(f"{n} (>= {v})" for n, v in candidates)
-            raise self._fail("LOAD_ERR_VALIDATE",
+            raise self._fail(LoadCode.ERR_VALIDATE,
                              f"Plugin requirement not satisfied, must load one of: {wanted}", loc,
                              "required plugin versions entry", name)
 
@@ -385,12 +392,12 @@ class Collector:
         self._unknown_keys(item, allowed, itype, name)
         if not _NAME_RE.fullmatch(name):
             title = itype.capitalize()
-            self.warn("LOAD_INVALID_LIST_NAME" if itype == "list" else "LOAD_INVALID_MACRO_NAME",
+            self.warn(LoadCode.INVALID_LIST_NAME if itype == "list" else LoadCode.INVALID_MACRO_NAME,
                       f"{title} has an invalid name. {title} names should match a regular expression: "
                       "^[^()\"'\\s=,]+$", item.vloc[itype], itype, name)
         append = self._bool(item, "append", itype, name) if "append" in item else False
         if append:
-            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
+            self.warn(LoadCode.DEPRECATED_ITEM, WARNING_APPEND, item.kloc["append"], itype, name)
         app: set[str] = set()
         rep: set[str] = set()
         if "override" in item:
@@ -402,19 +409,19 @@ class Collector:
         itype = "list"
         name, append, app, rep = self._list_or_macro_head(item, itype, LIST_KEYS)
         if "items" not in item:
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'items'", item.loc,
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Item has no mapping for key 'items'", item.loc,
                              itype, name)
         items = item["items"]
         if items is None:
             items = YSeq()
         if not isinstance(items, YSeq):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
                              item.vloc["items"], itype, name)
         values: list[str] = []
         for i, _v in enumerate(items):
             node = items.inode[i]
             if not isinstance(node, ScalarNode):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
                                  items.iloc[i], "list", name)
             values.append(str(node.value))
         loc = item.vloc["list"]
@@ -436,7 +443,7 @@ class Collector:
             else:
                 msg = (f"{itype.capitalize()} has 'append' key or an append override but no {itype} "
                        "by that name already exists")
-            raise self._fail("LOAD_ERR_VALIDATE", msg, loc, itype, name)
+            raise self._fail(LoadCode.ERR_VALIDATE, msg, loc, itype, name)
         prev.visibility = self._next()
         return prev
 
@@ -473,23 +480,23 @@ class Collector:
         if seq is None:
             return []
         if not isinstance(seq, YSeq):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
                              item.vloc["exceptions"], "exceptions", rule_name)
         out: list[ExceptionInfo] = []
         seen: set[str] = set()
         for i, ex in enumerate(seq):
             eloc = seq.iloc[i]
             if not isinstance(ex, YMap):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE",
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE,
                                  "Unexpected element type. Each element should be a yaml associative array.",
                                  eloc, "exception", "")
             if "name" not in ex or ex["name"] in (None, ""):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'name'", eloc,
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Item has no mapping for key 'name'", eloc,
                                  "exception", "")
             ename = str(ex["name"])
             self._unknown_keys(ex, EXCEPTION_KEYS, "exception", ename)
             if ename in seen:
-                self.warn("LOAD_EXCEPTION_NAME_NOT_UNIQUE",
+                self.warn(LoadCode.EXCEPTION_NAME_NOT_UNIQUE,
                           f"Multiple definitions of exception '{ename}' in the same rule", eloc, "exception",
                           ename)
             seen.add(ename)
@@ -499,12 +506,12 @@ class Collector:
                 if isinstance(f, YSeq):
                     info.fields = [str(x) for x in f]
                 elif isinstance(f, YMap):
-                    raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
                                      ex.vloc["fields"], "exception", ename)
                 else:
                     info.fields = str(f)
             elif need_fields:
-                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Item has no mapping for key 'fields'", eloc,
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Item has no mapping for key 'fields'", eloc,
                                  "exception", ename)
             if "comps" in ex and ex["comps"] is not None:
                 c = ex["comps"]
@@ -513,14 +520,14 @@ class Collector:
                 vals = ex["values"]
                 info.values_loc = ex.vloc["values"]
                 if not isinstance(vals, YSeq):
-                    raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value",
+                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
                                      ex.vloc["values"], "exception", ename)
                 for v in vals:
                     if isinstance(v, YSeq):
                         info.values.append([[str(y) for y in x] if isinstance(x, YSeq) else str(x)
                                             for x in v])
                     elif isinstance(v, YMap):
-                        raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                        raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
                                          ex.vloc["values"], "exception", ename)
                     else:
                         info.values.append(str(v))
@@ -528,7 +535,7 @@ class Collector:
         return out
 
     def _validate_exception(self, ex: ExceptionInfo, source: str, rule_name: str) -> None:
-        fail = lambda msg: self._fail("LOAD_ERR_VALIDATE", msg, ex.loc, "exception", ex.name)  # noqa: E731
+        fail = lambda msg: self._fail(LoadCode.ERR_VALIDATE, msg, ex.loc, "exception", ex.name)  # noqa: E731
         check_fields = source in self.known_sources
         if isinstance(ex.fields, list):
             if ex.comps is None:
@@ -558,14 +565,14 @@ class Collector:
         self._unknown_keys(item, RULE_KEYS | FALCOPY_RULE_KEYS, itype, name)
         append = self._bool(item, "append", itype, name) if "append" in item else False
         if append:
-            self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
+            self.warn(LoadCode.DEPRECATED_ITEM, WARNING_APPEND, item.kloc["append"], itype, name)
         loc = item.vloc["rule"]
         if "override" in item:
             app, rep = self._overrides(item, "rule", name, append)
             prev = self.rules.get(name)
             if prev is None:
                 what = "'append' key or an append override" if app else "a replace override"
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  f"Rule has {what} but no rule by that name already exists", loc, itype, name)
             if app:
                 self._append_rule(doc, item, prev, app, name)
@@ -577,12 +584,12 @@ class Collector:
         if append:
             prev = self.rules.get(name)
             if prev is None:
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  "Rule has 'append' key or an append override but no rule by that name "
                                  "already exists", loc, itype, name)
             keys = {k for k in ("condition", "exceptions", "output", "desc", "tags") if k in item}
             if "condition" not in keys and "exceptions" not in keys:
-                raise self._fail("LOAD_ERR_VALIDATE",
+                raise self._fail(LoadCode.ERR_VALIDATE,
                                  "Appended rule must have exceptions or condition property", loc, itype, name)
             self._append_rule(doc, item, prev, keys, name)
             self._alert_keys(item, prev, name)
@@ -594,10 +601,10 @@ class Collector:
                 enabled = self._bool(item, "enabled", itype, name)
                 prev = self.rules.get(name)
                 if prev is None:
-                    raise self._fail("LOAD_ERR_VALIDATE",
+                    raise self._fail(LoadCode.ERR_VALIDATE,
                                      "Rule has 'enabled' key but no rule by that name already exists", loc,
                                      itype, name)
-                self.warn("LOAD_DEPRECATED_ITEM", WARNING_ENABLED, item.kloc["enabled"], itype, name)
+                self.warn(LoadCode.DEPRECATED_ITEM, WARNING_ENABLED, item.kloc["enabled"], itype, name)
                 prev.enabled = enabled
                 return
         for k in required:
@@ -627,7 +634,7 @@ class Collector:
         try:
             return Priority.parse(str(item["priority"]))
         except ValueError:
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Invalid priority", item.vloc["priority"],
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Invalid priority", item.vloc["priority"],
                              "rule", name) from None
 
     def _tags(self, item: YMap, name: str) -> list[str]:
@@ -635,8 +642,8 @@ class Collector:
         if tags is None:
             return []
         if not isinstance(tags, YSeq) or any(isinstance(t, YMap | YSeq) for t in tags):
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML sequence value", item.vloc["tags"],
-                             "rule", name)
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
+                             item.vloc["tags"], "rule", name)
         return [str(t) for t in tags]
 
     def _rule_options(self, doc: Document, item: YMap, info: RuleInfo, name: str,
@@ -656,7 +663,7 @@ class Collector:
         if want("capture_duration"):
             v = item["capture_duration"]
             if not isinstance(v, int) or isinstance(v, bool):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
+                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
                                  item.vloc["capture_duration"], "rule", name)
             info.capture_duration = v
 
@@ -668,11 +675,11 @@ class Collector:
         try:
             keys = parse_rule_keys(item)
         except AlertKeyError as exc:
-            raise self._fail("LOAD_ERR_YAML_VALIDATE", exc.message, self._sub_loc(item, exc.path),
+            raise self._fail(LoadCode.ERR_YAML_VALIDATE, exc.message, self._sub_loc(item, exc.path),
                              "rule", name) from None
         for fname, path in keys.fields:
             if not self.field_known(info.source, fname):
-                raise self._fail("LOAD_ERR_VALIDATE", f"'{fname}' is not a supported field ({path})",
+                raise self._fail(LoadCode.ERR_VALIDATE, f"'{fname}' is not a supported field ({path})",
                                  self._sub_loc(item, path), "rule", name)
         if "aggregation" in item:
             info.aggregation = keys.aggregation
@@ -704,25 +711,25 @@ class Collector:
                 old = next((e for e in prev.exceptions if e.name == ex.name), None)
                 if old is None:
                     if ex.fields is None:
-                        raise self._fail("LOAD_ERR_VALIDATE",
+                        raise self._fail(LoadCode.ERR_VALIDATE,
                                          "Rule exception must have fields property with a list of fields",
                                          ex.loc, "exception", ex.name)
                     if not ex.values:
-                        self.warn("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values",
+                        self.warn(LoadCode.APPEND_NO_VALUES, "Overriding/appending exception with no values",
                                   ex.loc, "exception", ex.name)
                     self._validate_exception(ex, prev.source, name)
                     prev.exceptions.append(ex)
                 else:
                     if ex.fields is not None:
-                        raise self._fail("LOAD_ERR_VALIDATE",
+                        raise self._fail(LoadCode.ERR_VALIDATE,
                                          "Can not append exception fields to existing exception, only values",
                                          ex.loc, "exception", ex.name)
                     if ex.comps is not None:
-                        raise self._fail("LOAD_ERR_VALIDATE",
+                        raise self._fail(LoadCode.ERR_VALIDATE,
                                          "Can not append exception comps to existing exception, only values",
                                          ex.loc, "exception", ex.name)
                     if not ex.values:
-                        self.warn("LOAD_APPEND_NO_VALUES", "Overriding/appending exception with no values",
+                        self.warn(LoadCode.APPEND_NO_VALUES, "Overriding/appending exception with no values",
                                   ex.loc, "exception", ex.name)
                     old.values = old.values + ex.values
 

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast, operators, transformers
 from falcopy.engine.fields.base import ArgMode, FieldDef, FieldSource, FieldType
 from falcopy.engine.fields.evttypes import is_known_event_type
+from falcopy.engine.messages import LoadCode
 
 Pred = Callable[[Any, dict[Any, Any]], bool]
 Getter = Callable[[Any, dict[Any, Any]], Any]
@@ -24,7 +26,7 @@ Getter = Callable[[Any, dict[Any, Any]], Any]
 _MISS = object()
 
 
-class CompileError(Exception):
+class CompileError(FalcopyError):
     """A condition/output problem at ``node`` (offset ``pos`` in ``node.text``)."""
 
     def __init__(self, message: str, node: ast.Node | None, *, unknown_filter: bool = False,
@@ -196,7 +198,7 @@ class CheckCompiler:
         lhs = compile_value_expr(self.source, left)
         if lhs.fdef is not None and lhs.fdef.deprecated:
             self.warnings.append(CompileWarning(
-                "LOAD_DEPRECATED_ITEM",
+                LoadCode.DEPRECATED_ITEM,
                 f"field '{lhs.fdef.name}' is deprecated", left))
         op = node.op
         if op == "exists":
@@ -245,7 +247,7 @@ class CheckCompiler:
         if val not in ("<", ">"):
             return None
         self.warnings.append(CompileWarning(
-            "LOAD_DEPRECATED_ITEM",
+            LoadCode.DEPRECATED_ITEM,
             "field 'evt.dir' is deprecated: enter events are not generated, evt.dir is always '<'", node))
         is_exit = val == "<"
         return is_exit if node.op != "!=" else not is_exit
@@ -264,7 +266,7 @@ class CheckCompiler:
             return
         if "<NA>" in values:
             self.warnings.append(CompileWarning(
-                "LOAD_UNSAFE_NA_CHECK",
+                LoadCode.UNSAFE_NA_CHECK,
                 f"Comparing '{lhs.name}' with \"<NA>\" is unsafe: a missing value never equals it. "
                 "Use 'exists' to check whether the field has a value.", node))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast, tenancy
 from falcopy.engine.alert_keys import field_reader
 from falcopy.engine.collector import Collector, ExceptionInfo, ListInfo, LoadFailure, MacroInfo, RuleInfo
@@ -31,7 +32,7 @@ from falcopy.engine.evttypes import (
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldSource
 from falcopy.engine.limits import DEFAULT_CAPS, Budget, BudgetExceeded, Caps
-from falcopy.engine.messages import LoadMessage, LoadResult
+from falcopy.engine.messages import LoadCode, LoadMessage, LoadResult
 from falcopy.engine.output import OutputError, compile_output
 from falcopy.engine.parser import ParseError, Parser
 from falcopy.engine.priority import Priority
@@ -117,7 +118,7 @@ def _attach(node: ast.Node, st: SourceText) -> None:
             _attach(a, st)
 
 
-class _Stopped(Exception):
+class _Stopped(FalcopyError):
     """The budget ran out; the error is recorded already."""
 
 
@@ -184,7 +185,7 @@ class Loader:
             try:
                 self.budget.check()
             except BudgetExceeded as e:
-                self.errors.append(LoadMessage("LOAD_ERR_VALIDATE", str(e), inp.name, 1, 1, "rules content",
+                self.errors.append(LoadMessage(LoadCode.ERR_VALIDATE, str(e), inp.name, 1, 1, "rules content",
                                                ""))
                 return
             try:
@@ -215,7 +216,7 @@ class Loader:
         try:
             self.budget.check()
         except BudgetExceeded as e:
-            self._error_loc("LOAD_ERR_VALIDATE", str(e), loc, item_type, name)
+            self._error_loc(LoadCode.ERR_VALIDATE, str(e), loc, item_type, name)
             raise _Stopped from None
 
     def _parse(self, st: SourceText, namespace: str | None, item_type: str, name: str,
@@ -227,7 +228,7 @@ class Loader:
         try:
             tree = Parser(st.text).parse()
         except ParseError as e:
-            self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, st.loc_at(e.pos), item_type, name)
+            self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, st.loc_at(e.pos), item_type, name)
             return None
         _attach(tree, st)
         if namespace is not None:
@@ -259,7 +260,7 @@ class Loader:
         caps = self.caps
 
         def list_failed(info: ListInfo, message: str) -> None:
-            self._error_loc("LOAD_ERR_VALIDATE", message, info.loc, "list", info.name)
+            self._error_loc(LoadCode.ERR_VALIDATE, message, info.loc, "list", info.name)
 
         lists = flatten_lists(col.lists, caps, list_failed)
         # namespaced lists are private to their namespace: never spliced into cluster text
@@ -301,7 +302,7 @@ class Loader:
                 broken.add(m.name)
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else m.loc
-                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "macro", m.name)
+                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "macro", m.name)
 
         compilers: dict[str, TreeCompiler] = {}
         per_type: dict[str, TreeCompiler] = {}
@@ -312,7 +313,7 @@ class Loader:
         for r in col.rules.values():
             self._checkpoint(r.loc, "rule", r.name)
             if r.source not in self.sources:
-                self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping", r.loc, "rule",
+                self._warn_loc(LoadCode.UNKNOWN_SOURCE, f"Unknown source {r.source}, skipping", r.loc, "rule",
                                r.name)
                 continue
             try:
@@ -333,7 +334,7 @@ class Loader:
             except ResolveError as e:
                 if not e.silent:
                     loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
-                    self._error_loc("LOAD_ERR_VALIDATE", e.message, loc, "rule", r.name)
+                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "rule", r.name)
                 continue
             total += size
             if size > caps.expanded_nodes or total > caps.total_nodes:
@@ -341,7 +342,7 @@ class Loader:
                         if size > caps.expanded_nodes else
                         f"brings the rules to {total} expanded nodes, more than the limit of "
                         f"{caps.total_nodes}")
-                self._error_loc("LOAD_ERR_VALIDATE", f"Rule {what}", r.loc, "rule", r.name)
+                self._error_loc(LoadCode.ERR_VALIDATE, f"Rule {what}", r.loc, "rule", r.name)
                 continue
             if r.namespace is not None:
                 # the guard goes on the final tree, first: nothing in the tenant's text can get around it
@@ -363,11 +364,11 @@ class Loader:
 
         for m in col.macros.values():
             if not m.used:
-                self._warn_loc("LOAD_UNUSED_MACRO", "Macro not referred to by any other rule/macro", m.loc,
+                self._warn_loc(LoadCode.UNUSED_MACRO, "Macro not referred to by any other rule/macro", m.loc,
                                "macro", m.name)
         for li in col.lists.values():
             if not li.used:
-                self._warn_loc("LOAD_UNUSED_LIST", "List not referred to by any other rule/macro", li.loc,
+                self._warn_loc(LoadCode.UNUSED_LIST, "List not referred to by any other rule/macro", li.loc,
                                "list", li.name)
         return rules
 
@@ -381,15 +382,15 @@ class Loader:
         except CompileError as e:
             loc = e.node.text.loc_at(e.pos) if e.node is not None and e.node.text is not None else r.loc
             if e.unknown_filter and r.skip_if_unknown_filter:
-                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+                self._warn_loc(LoadCode.UNKNOWN_FILTER, e.message, loc, "rule", r.name)
             else:
-                self._error_loc("LOAD_ERR_COMPILE_CONDITION", e.message, loc, "rule", r.name)
+                self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, loc, "rule", r.name)
             return None
         for w in tc.checks.warnings:
             loc = w.node.text.loc_at(w.node.pos) if w.node.text is not None else r.loc
             self._warn_loc(w.code, w.message, loc, "rule", r.name)
         if types is not None and r.warn_evttypes and (not types or len(types) > MAX_EVTTYPES_WITHOUT_WARNING):
-            self._warn_loc("LOAD_NO_EVTTYPE",
+            self._warn_loc(LoadCode.NO_EVTTYPE,
                            "Rule matches too many evt.type values. This has a significant performance "
                            "penalty.", r.loc, "rule", r.name)
         evttypes = implied
@@ -404,9 +405,9 @@ class Loader:
         except OutputError as e:
             loc = r.output.loc_at(e.offset)
             if r.skip_if_unknown_filter:
-                self._warn_loc("LOAD_UNKNOWN_FILTER", e.message, loc, "rule", r.name)
+                self._warn_loc(LoadCode.UNKNOWN_FILTER, e.message, loc, "rule", r.name)
             else:
-                self._error_loc("LOAD_ERR_COMPILE_OUTPUT", e.message, loc, "rule", r.name)
+                self._error_loc(LoadCode.ERR_COMPILE_OUTPUT, e.message, loc, "rule", r.name)
             return None
         try:
             agg_key = field_reader(r.aggregation.key if r.aggregation else (), self.sources[r.source])
@@ -414,7 +415,7 @@ class Loader:
             distinct = field_reader((r.threshold.distinct,) if r.threshold and r.threshold.distinct else (),
                                      self.sources[r.source])
         except OutputError as e:
-            self._error_loc("LOAD_ERR_VALIDATE", e.message, r.loc, "rule", r.name)
+            self._error_loc(LoadCode.ERR_VALIDATE, e.message, r.loc, "rule", r.name)
             return None
         ex_fields = sorted({f for ex in r.exceptions for f in
                             (ex.fields if isinstance(ex.fields, list) else [ex.fields] if ex.fields else [])})
@@ -466,7 +467,7 @@ class Loader:
             vals = []
             for v in ex.values:
                 if isinstance(v, list):
-                    raise LoadFailure("LOAD_ERR_VALIDATE",
+                    raise LoadFailure(LoadCode.ERR_VALIDATE,
                                       "Expected values array to contain a list of strings",
                                       ex.loc, "exception", ex.name)
                 vals.append(quote_item(v))
@@ -477,10 +478,10 @@ class Loader:
         groups = []
         for tup in ex.values:
             if not isinstance(tup, list):
-                raise LoadFailure("LOAD_ERR_VALIDATE", "Expected values array to contain a list of lists",
+                raise LoadFailure(LoadCode.ERR_VALIDATE, "Expected values array to contain a list of lists",
                                   ex.loc, "exception", ex.name)
             if len(tup) != len(ex.fields):
-                raise LoadFailure("LOAD_ERR_VALIDATE", "Fields and values lists must have equal length",
+                raise LoadFailure(LoadCode.ERR_VALIDATE, "Fields and values lists must have equal length",
                                   ex.loc, "exception", ex.name)
             conds = []
             for fld, comp, val in zip(ex.fields, comps, tup, strict=True):
@@ -565,7 +566,7 @@ def load_rules_files(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
         try:
             inputs.extend(rules_inputs([p]))
         except OSError as e:
-            missing.append(LoadMessage("LOAD_ERR_FILE_READ", f"Could not read rules file: {e.strerror}",
+            missing.append(LoadMessage(LoadCode.ERR_FILE_READ, f"Could not read rules file: {e.strerror}",
                                        str(p), 0, 0, "rules content", ""))
     if missing:
         return LoadResult(errors=missing, names=[str(p) for p in paths])

@@ -3,43 +3,59 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from falcopy.engine.ruleset import Ruleset
 
-ERROR_CODES: dict[str, str] = {
-    "LOAD_ERR_FILE_READ": "Could not read rules file",
-    "LOAD_ERR_YAML_PARSE": "Invalid yaml",
-    "LOAD_ERR_YAML_VALIDATE": "Error validating internal structure of YAML file",
-    "LOAD_ERR_COMPILE_CONDITION": "Error compiling condition",
-    "LOAD_ERR_COMPILE_OUTPUT": "Error compiling output",
-    "LOAD_ERR_VALIDATE": "Error validating rule/macro/list/exception objects",
-    "LOAD_ERR_EXTENSION": "Error in extension item",
-}
-WARNING_CODES: dict[str, str] = {
-    "LOAD_UNKNOWN_SOURCE": "Unknown event source",
-    "LOAD_UNSAFE_NA_CHECK": "Unsafe <NA> comparison in condition",
-    "LOAD_NO_EVTTYPE": "Condition has no event-type restriction",
-    "LOAD_BOOL_CONVERSION": "Condition has bool conversion",
-    "LOAD_UNKNOWN_FILTER": "Unknown field or event-type in condition or output",
-    "LOAD_UNUSED_MACRO": "Unused macro",
-    "LOAD_UNUSED_LIST": "Unused list",
-    "LOAD_UNKNOWN_ITEM": "Unknown rules file item",
-    "LOAD_DEPRECATED_ITEM": "Used deprecated item",
-    "LOAD_WARNING_EXTENSION": "Extension item has a warning",
-    "LOAD_APPEND_NO_VALUES": "Overriding/appending list with no values",
-    "LOAD_EXCEPTION_NAME_NOT_UNIQUE": "Multiple exceptions defined with the same name",
-    "LOAD_INVALID_MACRO_NAME": "Invalid macro name",
-    "LOAD_INVALID_LIST_NAME": "Invalid list name",
-    "LOAD_COMPILE_CONDITION": "Condition has issues",
-    "LOAD_UNKNOWN_KEY": "Unknown key",
-}
+class LoadCode(StrEnum):
+    """Falco's load result codes (``falco -V``): ``LOAD_ERR_*`` are errors, the rest warnings.
+    Members are named without the ``LOAD_`` prefix; their value is Falco's code."""
+
+    description: str
+
+    def __new__(cls, code: str, description: str) -> LoadCode:
+        member = str.__new__(cls, code)
+        member._value_ = code
+        member.description = description
+        return member
+
+    @property
+    def is_error(self) -> bool:
+        return self.startswith("LOAD_ERR_")
+
+    # errors
+    ERR_FILE_READ = ("LOAD_ERR_FILE_READ", "Could not read rules file")
+    ERR_YAML_PARSE = ("LOAD_ERR_YAML_PARSE", "Invalid yaml")
+    ERR_YAML_VALIDATE = ("LOAD_ERR_YAML_VALIDATE", "Error validating internal structure of YAML file")
+    ERR_COMPILE_CONDITION = ("LOAD_ERR_COMPILE_CONDITION", "Error compiling condition")
+    ERR_COMPILE_OUTPUT = ("LOAD_ERR_COMPILE_OUTPUT", "Error compiling output")
+    ERR_VALIDATE = ("LOAD_ERR_VALIDATE", "Error validating rule/macro/list/exception objects")
+    ERR_EXTENSION = ("LOAD_ERR_EXTENSION", "Error in extension item")
+    # warnings
+    UNKNOWN_SOURCE = ("LOAD_UNKNOWN_SOURCE", "Unknown event source")
+    UNSAFE_NA_CHECK = ("LOAD_UNSAFE_NA_CHECK", "Unsafe <NA> comparison in condition")
+    NO_EVTTYPE = ("LOAD_NO_EVTTYPE", "Condition has no event-type restriction")
+    BOOL_CONVERSION = ("LOAD_BOOL_CONVERSION", "Condition has bool conversion")
+    UNKNOWN_FILTER = ("LOAD_UNKNOWN_FILTER", "Unknown field or event-type in condition or output")
+    UNUSED_MACRO = ("LOAD_UNUSED_MACRO", "Unused macro")
+    UNUSED_LIST = ("LOAD_UNUSED_LIST", "Unused list")
+    UNKNOWN_ITEM = ("LOAD_UNKNOWN_ITEM", "Unknown rules file item")
+    DEPRECATED_ITEM = ("LOAD_DEPRECATED_ITEM", "Used deprecated item")
+    WARNING_EXTENSION = ("LOAD_WARNING_EXTENSION", "Extension item has a warning")
+    APPEND_NO_VALUES = ("LOAD_APPEND_NO_VALUES", "Overriding/appending list with no values")
+    EXCEPTION_NAME_NOT_UNIQUE = (
+        "LOAD_EXCEPTION_NAME_NOT_UNIQUE", "Multiple exceptions defined with the same name")
+    INVALID_MACRO_NAME = ("LOAD_INVALID_MACRO_NAME", "Invalid macro name")
+    INVALID_LIST_NAME = ("LOAD_INVALID_LIST_NAME", "Invalid list name")
+    COMPILE_CONDITION = ("LOAD_COMPILE_CONDITION", "Condition has issues")
+    UNKNOWN_KEY = ("LOAD_UNKNOWN_KEY", "Unknown key")
 
 
 @dataclass(frozen=True, slots=True)
 class LoadMessage:
-    code: str
+    code: LoadCode
     message: str
     file: str
     line: int
@@ -49,13 +65,17 @@ class LoadMessage:
     offset: int = 0
     snippet: str = ""
 
+    def __post_init__(self) -> None:
+        # a code outside Falco's table is a bug: fail where the message is made
+        object.__setattr__(self, "code", LoadCode(self.code))
+
     @property
     def is_error(self) -> bool:
-        return self.code in ERROR_CODES
+        return self.code.is_error
 
     @property
     def codedesc(self) -> str:
-        return ERROR_CODES.get(self.code) or WARNING_CODES.get(self.code, "")
+        return self.code.description
 
     def __str__(self) -> str:
         kind = "error" if self.is_error else "warning"

@@ -16,6 +16,7 @@ from typing import Any
 
 import re2
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.fields.base import FieldType
 
 NUMERIC_TYPES = frozenset({FieldType.INT, FieldType.UINT, FieldType.ABSTIME, FieldType.RELTIME,
@@ -30,7 +31,7 @@ ALL_OPS = STRING_OPS | BYTE_OPS | ORDER_OPS | LIST_OPS | EQ_OPS | {"exists"}
 Pred = Callable[[Any], bool]
 
 
-class OperatorError(ValueError):
+class OperatorError(FalcopyError, ValueError):
     pass
 
 

@@ -9,11 +9,12 @@ Rendering gives the text (missing values as ``<NA>``) and Falco's
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from falcopy.common import timefmt
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast
 from falcopy.engine.compiler import CompileError, FieldInfo, compile_value_expr
 from falcopy.engine.fields.base import FieldSource, FieldType
@@ -26,16 +27,11 @@ _FIELD_TOKEN = re.compile(r"[A-Za-z0-9_.]+")
 _TRANSFORMER_START = re.compile(r"(" + "|".join(re.escape(t[:-1]) for t in TRANSFORMERS) + r")\(")
 
 
-class OutputError(ValueError):
+class OutputError(FalcopyError, ValueError):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.message = message
         self.offset = offset
-
-
-def _ns_to_clock(ns: int) -> str:
-    secs, frac = divmod(int(ns), 1_000_000_000)
-    return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
 
 
 def _text(value: Any, ftype: FieldType, name: str) -> str:
@@ -50,7 +46,7 @@ def _text(value: Any, ftype: FieldType, name: str) -> str:
         return bytes(value).decode("utf-8", "backslashreplace")
     if name == "evt.time" and isinstance(value, int):
         # recorded as ns since the epoch (Falco's output_fields value); text shows the clock
-        return _ns_to_clock(value)
+        return timefmt.clock(value, utc=True)
     return str(value)
 
 

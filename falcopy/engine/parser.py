@@ -26,6 +26,7 @@ from __future__ import annotations
 import re
 import sys
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import ast
 
 MAX_DEPTH = 1000
@@ -51,7 +52,7 @@ VAL = "val("
 _BLANKS = " \t\b\r\n"
 
 
-class ParseError(Exception):
+class ParseError(FalcopyError):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.message = message

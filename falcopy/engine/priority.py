@@ -29,6 +29,19 @@ class Priority(enum.IntEnum):
             return cls(_ALIASES[t])
         raise ValueError(f"Invalid priority '{text}'")
 
+    @classmethod
+    def spellings(cls) -> list[str]:
+        """Every accepted spelling, lower case (for error messages)."""
+        return [p.name.lower() for p in cls] + list(_ALIASES)
+
+    @classmethod
+    def from_falco_name(cls, name: str) -> Priority:
+        """The priority of an alert's capitalised name (``Warning``)."""
+        return _BY_FALCO_NAME[name]
+
     @property
     def falco_name(self) -> str:
         return _FALCO_NAMES[self.value]
+
+
+_BY_FALCO_NAME = {p.falco_name: p for p in Priority}

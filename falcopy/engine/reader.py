@@ -15,7 +15,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine import compose_cache
+from falcopy.engine.messages import LoadCode
 from falcopy.engine.source_text import FileTable, SourceText
 
 
@@ -35,7 +37,7 @@ class YSeq(list):  # type: ignore[type-arg]
 
 
 @dataclass(slots=True)
-class ReadError(Exception):
+class ReadError(FalcopyError):
     code: str
     message: str
     loc: int
@@ -137,9 +139,9 @@ def read_documents(name: str, content: str, table: FileTable) -> tuple[int, list
         line = (mark.line + 1) if mark is not None else 1
         col = (mark.column + 1) if mark is not None else 1
         problem = e.problem or e.context or "invalid yaml"
-        raise ReadError("LOAD_ERR_YAML_PARSE", f"yaml: error at line {line}, column {col}: {problem}",
+        raise ReadError(LoadCode.ERR_YAML_PARSE, f"yaml: error at line {line}, column {col}: {problem}",
                         table.loc(file_no, min(idx, len(content)))) from e
     except YAMLError as e:
-        raise ReadError("LOAD_ERR_YAML_PARSE", f"yaml: {e}", table.loc(file_no, 0)) from e
+        raise ReadError(LoadCode.ERR_YAML_PARSE, f"yaml: {e}", table.loc(file_no, 0)) from e
     compose_cache.store(content, [d.root for d in docs])
     return file_no, docs

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from falcopy.engine import ast
 from falcopy.engine.collector import ExceptionInfo, ListInfo, LoadFailure, MacroInfo
 from falcopy.engine.limits import Caps
+from falcopy.engine.messages import LoadCode
 from falcopy.engine.parser import ParseError, Parser, unescape
 from falcopy.engine.source_text import SourceText
 
@@ -162,7 +163,7 @@ def exception_tree(ex: ExceptionInfo, lists: ValueLists, text: SourceText) -> as
     values are values, whatever characters they hold.  None when it has no values."""
 
     def fail(message: str) -> LoadFailure:
-        return LoadFailure("LOAD_ERR_VALIDATE", message, ex.loc, "exception", ex.name)
+        return LoadFailure(LoadCode.ERR_VALIDATE, message, ex.loc, "exception", ex.name)
 
     def lhs(expr: str) -> ast.Node:
         p = Parser(expr)

@@ -13,6 +13,7 @@ import shlex
 from collections.abc import Callable
 from typing import Any
 
+from falcopy.common.errors import FalcopyError
 from falcopy.engine.fields.base import FieldType
 
 #: transformer name -> (min args, max args or None, result type or None = same as input)
@@ -30,7 +31,7 @@ SIGNATURES: dict[str, tuple[int, int | None, FieldType | None]] = {
 STRING_INPUT = frozenset({"tolower", "toupper", "b64", "basename"})
 
 
-class TransformerError(ValueError):
+class TransformerError(FalcopyError, ValueError):
     pass
 
 

@@ -12,10 +12,11 @@ import pytest
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.pipeline import Pipeline
 from falcopy.agent.state import ProcessTable
-from falcopy.operator.bundle import plan_bundle, read_rules
+from falcopy.operator.bundle import plan_bundle
 from falcopy.operator.model import ObjKey, RuleObject
 from falcopy.operator.validate import Validator
 
+from falcopy.distribution.bundle import read_rules
 from falcopy.engine import default_sources, load_rules
 
 pytestmark = pytest.mark.bench

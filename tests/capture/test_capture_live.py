@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.outputs.servers import wait_until
 from tests.reload.agentproc import REPO, AgentProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.outputs.servers import wait_until
 from tests.outputs.test_agent_e2e import AgentProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 

@@ -8,6 +8,8 @@ import time
 
 from falcopy.agent.control.watch import RulesWatcher
 
+from tests.waiting import CEILING_S
+
 
 def _watch(paths):
     fired = []
@@ -29,8 +31,7 @@ def test_directory_burst_single_reload(tmp_path) -> None:
     try:
         for i in range(4):  # files landing one by one, as a sync would
             (d / f"{i}.yaml").write_text("- list: x\n  items: []\n")
-            time.sleep(0.02)
-        assert ev.wait(5)
+        assert ev.wait(CEILING_S)
         time.sleep(0.5)
         assert len(fired) == 1
     finally:
@@ -49,7 +50,7 @@ def test_file_rewritten_atomically(tmp_path) -> None:
         tmp = tmp_path / ".rules.yaml.tmp"
         tmp.write_text("b")
         os.replace(tmp, f)
-        assert ev.wait(5)
+        assert ev.wait(CEILING_S)
     finally:
         w.stop()
 
@@ -68,6 +69,6 @@ def test_configmap_symlink_swap(tmp_path) -> None:
         (v2 / "rules.yaml").write_text("b")
         os.symlink("..v2", tmp_path / "..data_tmp")
         os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
-        assert ev.wait(5)
+        assert ev.wait(CEILING_S)
     finally:
         w.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from falcopy.agent.enrichment.cgroup import (
+from falcopy.agent.state.cgroup import (
     ContainerIdResolver,
     container_id_for_pid,
     container_id_from_cgroup,
@@ -184,7 +184,7 @@ def test_container_resolver_feeds_the_store(tmp_path) -> None:
 
 
 def test_cgroup2_root_of_the_host_through_a_mounted_proc(tmp_path) -> None:
-    from falcopy.agent.enrichment.cgroup import find_cgroup2_root
+    from falcopy.agent.state.cgroup import find_cgroup2_root
 
     proc = tmp_path / "host-proc"
     (proc / "1" / "root" / "sys" / "fs" / "cgroup").mkdir(parents=True)

@@ -4,17 +4,17 @@ real Pipeline + engine with falcopy's and Falco's upstream rules."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from falcopy.agent.app import wanted_types
 from falcopy.agent.control.config import AgentConfig
-from falcopy.agent.enrichment.announce import ContainerAnnouncer, container_event
+from falcopy.agent.enrichment.announce import ContainerAnnouncer
 from falcopy.agent.enrichment.config import EngineConfig, EnrichmentConfig
 from falcopy.agent.enrichment.model import ContainerInfo
 from falcopy.agent.enrichment.store import MetadataStore
+from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.pipeline import Pipeline
@@ -23,6 +23,7 @@ from falcopy.agent.state.model import ThreadInfo
 
 from falcopy.engine import RulesInput, default_sources, load_rules
 from tests.enrichment.standins import DockerSocketStandin
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 PRIV_ID = "c0ffee" + "1" * 58
@@ -77,12 +78,6 @@ def docker_standin(tmp_path: Path) -> Any:
     standin.stop()
 
 
-def _wait(cond: Any, timeout: float = 5.0) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end and not cond():
-        time.sleep(0.02)
-    return bool(cond())
-
 
 def test_announcement_fires_privileged_rules_once(compat_dir: Path, docker_standin: Any) -> None:
     cfg = EnrichmentConfig(engines={"docker": EngineConfig(sockets=[str(docker_standin.path)])},
@@ -115,11 +110,11 @@ def test_announcement_fires_privileged_rules_once(compat_dir: Path, docker_stand
     try:
         for full_id in (PRIV_ID, PLAIN_ID):
             store.observe(full_id[:12], full_id, "docker")
-        assert _wait(lambda: len(store_threads) >= 2)
+        assert wait_until(lambda: len(store_threads) >= 2)
         # published again (as each kubelet refresh does): still announced once
         store.forget(PLAIN_ID[:12])
         store.observe(PLAIN_ID[:12], PLAIN_ID, "docker")
-        assert _wait(lambda: len(store_threads) >= 3)
+        assert wait_until(lambda: len(store_threads) >= 3)
         assert announcer.pending()
         infos = announcer.drain()
         assert sorted(i.id for i in infos) == sorted([PLAIN_ID[:12], PRIV_ID[:12]])

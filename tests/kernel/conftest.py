@@ -12,6 +12,8 @@ import pytest
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import Probe
 
+from tests.waiting import CEILING_S
+
 REPO = Path(__file__).resolve().parents[2]
 BPF_DIR = REPO / "agent" / "bpf"
 
@@ -39,7 +41,7 @@ class Capture:
         self.seen.clear()
 
     def wait_for(self, match: Callable[[SyscallRecord], bool], count: int = 1,
-                 timeout: float = 5.0) -> list[SyscallRecord]:
+                 timeout: float = CEILING_S) -> list[SyscallRecord]:
         """Records matching ``match``, once ``count`` of them arrived (or the timeout)."""
         deadline = time.monotonic() + timeout
         found = [r for r in self.seen if match(r)]

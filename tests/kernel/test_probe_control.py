@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
+import threading
 from pathlib import Path
 
 import pytest
 from falcopy.agent.kernel import SUPPORTED_EVENTS, BpfError, Probe
+
+from tests.waiting import CEILING_S
 
 from .conftest import Capture
 
@@ -116,9 +118,21 @@ def test_supported_events_cover_the_rules(compat_dir: Path) -> None:
     assert named <= SUPPORTED_EVENTS, named - SUPPORTED_EVENTS
 
 
-def test_poll_waits_then_returns(probe: Probe) -> None:
+def test_poll_waits_then_returns(probe: Probe, tmp_path: Path) -> None:
     probe.set_event_filter({"openat"}, with_lifecycle=False)
     probe.poll(0)
-    start = time.monotonic()
-    probe.poll(100)
-    assert time.monotonic() - start < 2
+    # an idle poll returns at its timeout (a ceiling, not a speed limit)
+    idle = threading.Thread(target=probe.poll, args=(100,), daemon=True)
+    idle.start()
+    idle.join(CEILING_S)
+    assert not idle.is_alive(), "poll(100) never returned"
+    # a long poll is woken by the first records instead of sleeping out its timeout
+    marker = tmp_path / f"poll-wake-{os.getpid()}"
+    got: list[list] = []
+    waiter = threading.Thread(target=lambda: got.append(probe.poll(600_000)), daemon=True)
+    waiter.start()
+    while waiter.is_alive() and not got:
+        marker.touch()  # an openat the filter passes (repeated: the poll may start late)
+        waiter.join(0.05)
+    waiter.join(CEILING_S)
+    assert not waiter.is_alive() and got and got[0], "poll(600 s) was not woken by records"

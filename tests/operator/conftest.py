@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -30,24 +29,6 @@ def load_example(name: str) -> dict[str, Any]:
     return YAML(typ="safe").load((EXAMPLES / name).read_text())
 
 
-def wait_for(
-    check: Callable[[], Any],
-    timeout: float = 15.0,
-    what: str = "condition",
-    describe: Callable[[], str] | None = None,
-) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except Exception as exc:  # the object may not exist yet
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(0.05)
-    state = f" ({describe()})" if describe is not None else ""
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}{state}")
 
 
 @pytest.fixture

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 from falcopy.operator.bundle import (
     CONFIGMAP_LIMIT,
-    MANIFEST_KEY,
     MAX_KEY,
-    BundleIncomplete,
     file_key,
     plan_bundle,
-    read_rules,
     size_of,
 )
 from falcopy.operator.model import ObjKey
 from falcopy.operator.render import Rendered
+
+from falcopy.distribution.bundle import MANIFEST_KEY, BundleIncomplete, read_rules
 
 
 def rendering(name: str, size: int, priority: int = 50) -> Rendered:

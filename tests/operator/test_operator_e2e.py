@@ -5,18 +5,19 @@ from __future__ import annotations
 import copy
 import json
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from falcopy.operator.bundle import LABELS, MANIFEST_KEY, read_rules
-from falcopy.operator.nodes import LeaseReporter
+from falcopy.agent.control.lease import LeaseReporter
+from falcopy.operator.bundle import LABELS
 from kubernetes import client
 
+from falcopy.distribution.bundle import MANIFEST_KEY, read_rules
 from falcopy.engine import load_rules
-from tests.operator.conftest import RELEASE_NS, REPO, insecure_webhook, load_example, wait_for
+from tests.operator.conftest import RELEASE_NS, REPO, insecure_webhook, load_example
 from tests.operator.fake_apiserver import FakeApiServer
+from tests.waiting import wait_for
 
 G, V = "falcopy.io", "v1alpha1"
 NGINX = "falcorule-nginx-unauthorized-process.yaml"
@@ -350,14 +351,7 @@ def test_admission_webhook_answers(make_operator, api, apiserver):
     good = load_example(NGINX)
     bad = load_example(NGINX)
     bad["spec"]["rules"][0]["condition"] = "fp_spawned_process and proc.nmae = nginx"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            answer = httpx.post(url, json=_review(good), timeout=5).json()
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "admission server did not come up"
-            time.sleep(0.1)
+    answer = wait_for(lambda: httpx.post(url, json=_review(good), timeout=5).json(), what="admission server")
     assert (
         answer["kind"] == "AdmissionReview" and answer["response"]["uid"] == _review(good)["request"]["uid"]
     )

@@ -7,15 +7,15 @@ import signal
 import ssl
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
-from falcopy.operator.nodes import LeaseReporter
+from falcopy.agent.control.lease import LeaseReporter
 from falcopy.operator.settings import WebhookSettings
 
-from tests.operator.conftest import RELEASE_NS, REPO, load_example, wait_for
+from tests.operator.conftest import RELEASE_NS, REPO, load_example
 from tests.operator.test_operator_e2e import NGINX, _free_port, _review, create, objects_in_bundle
+from tests.waiting import wait_for
 
 
 def test_cli_operator_process(apiserver, api, tmp_path):
@@ -110,14 +110,10 @@ def test_admission_webhook_over_verified_tls(make_operator, tmp_path):
     bad = load_example(NGINX)
     bad["spec"]["rules"][0]["priority"] = "WARNING"
     bad["spec"]["rules"][0]["output"] = "x %no.such.field"
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            answer = httpx.post(url, json=_review(bad), verify=trust, timeout=5).json()["response"]
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "TLS admission server did not come up"
-            time.sleep(0.1)
+    answer = wait_for(
+        lambda: httpx.post(url, json=_review(bad), verify=trust, timeout=5).json()["response"],
+        what="TLS admission server",
+    )
     assert answer["allowed"] is False and "no.such.field" in answer["status"]["message"]
     # an untrusted client (no CA) is refused at the TLS layer
     try:

@@ -9,10 +9,11 @@ from typing import Any
 import httpx
 from kubernetes import client
 
-from tests.operator.conftest import insecure_webhook, wait_for
+from tests.operator.conftest import insecure_webhook
 from tests.operator.fake_apiserver import FakeApiServer
 from tests.operator.test_operator_e2e import G, V, _free_port, _review, condition, create, objects_in_bundle
 from tests.operator.test_tenant_attacks import MINERS, RULE, macro_chain
+from tests.waiting import wait_for
 
 
 def falcorule(ns: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from pathlib import Path
 import httpx
 from ruamel.yaml import YAML
 
-from tests.operator.conftest import EXAMPLES, insecure_webhook, wait_for
+from tests.operator.conftest import EXAMPLES, insecure_webhook
 from tests.operator.test_operator_e2e import _free_port, _review, condition, create
+from tests.waiting import wait_for
 
 MANIFEST = """\
 # what `kubectl apply -f` would send, in order

@@ -6,10 +6,11 @@ import asyncio
 import gzip
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
 from aiohttp import web
+
+from tests.waiting import CEILING_S, wait_until
 
 
 @dataclass
@@ -20,10 +21,14 @@ class Received:
 
 @dataclass
 class HttpReceiver:
-    """aiohttp server in its own thread. ``status``/``delay`` change its behaviour at run time."""
+    """aiohttp server in its own thread. ``status``/``delay``/``hold`` change its behaviour at run time.
+
+    ``hold``: requests are accepted and left unanswered until it is cleared (a dead
+    endpoint that keeps connections open); ``held`` counts the ones waiting now."""
 
     status: int = 200
     delay: float = 0.0
+    hold: bool = False
     requests: list[Received] = field(default_factory=list)
     port: int = 0
     ssl_context: object | None = None
@@ -34,6 +39,7 @@ class HttpReceiver:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._runner: web.AppRunner | None = None
         self.attempts = 0
+        self.held = 0
 
     async def _handle(self, request: web.Request) -> web.Response:
         self.attempts += 1
@@ -41,6 +47,13 @@ class HttpReceiver:
         # aiohttp already inflates a gzip Content-Encoding; be explicit if it did not
         if request.headers.get("Content-Encoding") == "gzip" and body[:2] == b"\x1f\x8b":
             body = gzip.decompress(body)
+        if self.hold:
+            self.held += 1
+            try:
+                while self.hold:
+                    await asyncio.sleep(0.01)
+            finally:
+                self.held -= 1
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.status < 300:
@@ -75,10 +88,8 @@ class HttpReceiver:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
 
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.requests) < n and time.monotonic() < deadline:
-            time.sleep(0.01)
+    def wait_for(self, n: int, timeout: float = CEILING_S) -> list[Received]:
+        wait_until(lambda: len(self.requests) >= n, timeout)
         return self.requests
 
 
@@ -103,11 +114,3 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
-
-def wait_until(pred, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.01)
-    return pred()

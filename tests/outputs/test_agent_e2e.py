@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.outputs.helpers import RFC3339_NS
-from tests.outputs.servers import free_port, wait_until
+from tests.outputs.servers import free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -108,7 +109,7 @@ class AgentProcess:
         """
         for _ in range(attempts):
             subprocess.run(argv, stdout=subprocess.DEVNULL, check=True)
-            if wait_until(lambda: any(pred(a) for a in self.alerts()), 5):
+            if wait_until(lambda: any(pred(a) for a in self.alerts()), 5):  # then act again
                 return next(a for a in self.alerts() if pred(a))
         return self.wait_alert(pred, 1)
 

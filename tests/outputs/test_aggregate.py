@@ -18,7 +18,8 @@ from prometheus_client import generate_latest
 from falcopy.engine import Ruleset, RulesInput, default_sources, load_rules
 from falcopy.engine.event import DictEvent
 from tests.outputs.helpers import config
-from tests.outputs.servers import free_port, wait_until
+from tests.outputs.servers import free_port
+from tests.waiting import wait_until
 
 T0 = 1_781_085_600_000_000_000
 S = 1_000_000_000

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from tests.outputs.servers import wait_until
 from tests.reload.agentproc import AgentProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 

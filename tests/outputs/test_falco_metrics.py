@@ -15,8 +15,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from falcopy.engine.versions import FALCO_COMPAT_VERSION
-from tests.outputs.servers import free_port, wait_until
+from tests.outputs.servers import free_port
 from tests.outputs.test_agent_e2e import AgentProcess, _get
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 

@@ -12,7 +12,8 @@ from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.outputs.dispatch import build_dispatcher
 
 from tests.outputs.helpers import check_falcosidekick_payload, config, make_alert
-from tests.outputs.servers import HttpReceiver, SyslogReceiver, wait_until
+from tests.outputs.servers import HttpReceiver, SyslogReceiver
+from tests.waiting import wait_until
 
 
 def test_http_delivers_falcosidekick_payload(receiver) -> None:
@@ -211,6 +212,30 @@ def test_file_survives_rename_and_sighup(tmp_path) -> None:
     ns = lambda p: [json.loads(x)["output_fields"]["n"] for x in p.read_text().splitlines()]  # noqa: E731
     assert ns(tmp_path / "events.txt.1") == [0, 1, 2]
     assert ns(path) == [3, 4]
+
+
+def test_alert_right_after_sighup_reaches_the_new_file(tmp_path) -> None:
+    """The worker is idle in get() when SIGHUP comes and the next alert follows at once
+    (the agent's reload made a new rule fire): it must land in the reopened file."""
+    path = tmp_path / "events.txt"
+    d = build_dispatcher(
+        config("file_output.enabled=true", "file_output.keep_alive=true", f"file_output.filename={path}")
+    )
+    d.start()
+    try:
+        d.submit(make_alert(0))
+        assert wait_until(lambda: d.stats("file").delivered == 1)
+        queue = d._channels["file"].queue
+        for n in range(1, 21):  # each round: rotate while the worker sleeps in get()
+            assert wait_until(lambda: queue._thread_waiting)
+            os.rename(path, tmp_path / f"events.txt.{n}")
+            d.reopen()
+            d.submit(make_alert(n))
+            assert wait_until(lambda n=n: d.stats("file").delivered == n + 1)
+            ns = [json.loads(x)["output_fields"]["n"] for x in path.read_text().splitlines()]
+            assert ns == [n], (n, ns)
+    finally:
+        d.close()
 
 
 def test_file_not_kept_alive_follows_rename(tmp_path) -> None:

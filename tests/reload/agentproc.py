@@ -9,11 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -45,13 +46,8 @@ class AgentProcess:
 
     def start(self, timeout: float = 90.0) -> AgentProcess:
         self.launch()
-        assert self.proc is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, f"agent exited: {self.log()}"
-            if self.healthy():
-                return self
-            time.sleep(0.2)
+        if wait_until(self._healthy, timeout, interval=0.2):
+            return self
         raise AssertionError(f"agent not ready in {timeout}s: {self.log()}")
 
     def healthy(self) -> bool:
@@ -83,6 +79,10 @@ class AgentProcess:
             args, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd, env={**os.environ, **self.env}
         )
         return self.proc
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None and self.proc.poll() is None, f"agent exited: {self.log()}"
+        return self.healthy()
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

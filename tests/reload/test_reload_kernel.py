@@ -24,6 +24,7 @@ from ruamel.yaml import YAML
 
 from tests.reload.agentproc import REPO, AgentProcess
 from tests.reload.kubelet import KubeletVolume
+from tests.waiting import CEILING_S, wait_until
 
 pytestmark = pytest.mark.kernel
 
@@ -160,14 +161,14 @@ def test_configmap_update_reload_under_load(tmp_path, require_root, miner, load)
         ]
         t0 = time.time()
         vol.update(files_of(bundle(validator, v2)))
-        t_miner = until_fired(agent, MINER_RULE, run_miner, t0, timeout=5)
-        t_mark = until_fired(agent, MARK_RULE, mkdir_marker, t0, timeout=5)
+        t_miner = until_fired(agent, MINER_RULE, run_miner, t0, timeout=CEILING_S)
+        t_mark = until_fired(agent, MARK_RULE, mkdir_marker, t0, timeout=CEILING_S)
         latency = max(t_miner, t_mark) - t0
+        # reported, not a pass mark (make bench measures it): the new rules fired at all
         print(
             f"\nreload: new rules firing {latency * 1000:.0f} ms after the ..data swap "
             f"(miner {1000 * (t_miner - t0):.0f} ms, mkdir filter widened {1000 * (t_mark - t0):.0f} ms)"
         )
-        assert latency < 2.0
         m1 = agent.metrics()
         assert (
             m1['falcopy_rules_reloads_total{result="success"}']
@@ -186,11 +187,10 @@ def test_configmap_update_reload_under_load(tmp_path, require_root, miner, load)
         broken = files_of(plan_bundle([*plan.active, bad], shards=2, budget=900 * 1024))
         t1 = time.time()
         vol.update(broken)
-        deadline = time.monotonic() + 5
-        while agent.metrics().get('falcopy_rules_reloads_total{result="failure"}', 0) < 1:
-            assert time.monotonic() < deadline, agent.log()
-            time.sleep(0.05)
-        until_fired(agent, MINER_RULE, run_miner, t1, timeout=3)
+        assert wait_until(
+            lambda: agent.metrics().get('falcopy_rules_reloads_total{result="failure"}', 0) >= 1
+        ), agent.log()
+        until_fired(agent, MINER_RULE, run_miner, t1, timeout=CEILING_S)
         internal = fired(agent, FAILURE_RULE, t1)
         assert internal and "proc.nmae" in internal[0]["output"]
         assert internal[0]["priority"] == "Critical"
@@ -223,7 +223,7 @@ def test_reload_cost_with_full_upstream_ruleset(tmp_path, require_root, compat_d
             t0 = time.time()
             vol.update(files_of(bundle(validator, [miners])))
             run = lambda b=binary: subprocess.run([str(b)], check=False)  # noqa: E731
-            latencies.append(until_fired(agent, f"{MINER_RULE} {i}", run, t0, timeout=10) - t0)
+            latencies.append(until_fired(agent, f"{MINER_RULE} {i}", run, t0, timeout=60) - t0)
         m = agent.metrics()
         print(
             f"\nfull upstream ruleset ({int(rules_before)} enabled rules + 1): new rule firing after "
@@ -231,7 +231,6 @@ def test_reload_cost_with_full_upstream_ruleset(tmp_path, require_root, compat_d
         )
         # reported, not a pass mark: the compile of ~100 rules and 400 macros competes with the
         # event load for the same 2 shared cores (the bench measures the compile alone)
-        assert max(latencies) < 5.0
         assert m['falcopy_rules_reloads_total{result="success"}'] >= 3
     finally:
         agent.stop()
@@ -271,15 +270,14 @@ def test_half_synced_bundle_waits_and_lease_reports_version(tmp_path, require_ro
     agent = AgentProcess(tmp_path, [DEFAULTS, vol.root], env={**env, **env_clear}).start()
     try:
         lease = lambda: server.get("leases", "falcopy", "falcopy-agent-node-t")  # noqa: E731
-        deadline = time.monotonic() + 10
-        while not (lease() and lease()["metadata"]["annotations"]["falcopy.io/rules-version"] == old.version):
-            assert time.monotonic() < deadline, agent.log()
-            time.sleep(0.1)
+        assert wait_until(
+            lambda: lease() and lease()["metadata"]["annotations"]["falcopy.io/rules-version"] == old.version
+        ), agent.log()
         new = split([*filler, example("clusterfalcorule-crypto-miners.yaml")])
         assert any(f.shard == 1 for f in new.files) and new.shards[1] != old.shards[1]
         m0 = agent.metrics()
         vol.update({**old.shards[0], **new.shards[1]})  # new shard 1, old manifest
-        time.sleep(1.5)
+        assert wait_until(lambda: "mid-update" in agent.log()), agent.log()  # it saw the half update
         m1 = agent.metrics()
         for result in ("success", "failure"):
             key = f'falcopy_rules_reloads_total{{result="{result}"}}'
@@ -287,11 +285,11 @@ def test_half_synced_bundle_waits_and_lease_reports_version(tmp_path, require_ro
         assert "mid-update" in agent.log()
         t0 = time.time()
         vol.update(files_of(new))
-        until_fired(agent, MINER_RULE, lambda: subprocess.run([str(miner)], check=False), t0, timeout=5)
-        deadline = time.monotonic() + 10
-        while lease()["metadata"]["annotations"]["falcopy.io/rules-version"] != new.version:
-            assert time.monotonic() < deadline, agent.log()
-            time.sleep(0.1)
+        until_fired(agent, MINER_RULE, lambda: subprocess.run([str(miner)], check=False), t0,
+                    timeout=CEILING_S)
+        assert wait_until(
+            lambda: lease()["metadata"]["annotations"]["falcopy.io/rules-version"] == new.version
+        ), agent.log()
         assert lease()["spec"]["holderIdentity"] == "node-t"
     finally:
         agent.stop()

@@ -8,7 +8,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import time
 
 import pytest
 from falcopy.agent.fields.event import SyscallEvent
@@ -16,6 +15,7 @@ from falcopy.agent.fields.syscall import AgentSyscallSource, covered_fields
 from falcopy.agent.state import HostPaths, ProcessTable
 
 from falcopy.engine.fields.syscall import SYSCALL_FIELDS
+from tests.waiting import wait_until
 
 from .helpers import rec
 
@@ -40,7 +40,7 @@ def get(ev: SyscallEvent, name: str, arg: str | None = None):
 def sleeper():
     with tempfile.TemporaryDirectory() as cwd:
         proc = subprocess.Popen(["sleep", "30"], cwd=cwd)
-        time.sleep(0.05)
+        assert wait_until(lambda: os.path.basename(os.readlink(f"/proc/{proc.pid}/exe")) == "sleep")
         yield proc, os.path.realpath(cwd)
         proc.kill()
         proc.wait()

@@ -6,8 +6,10 @@ from typing import Protocol
 
 from falcopy.agent.outputs.format import FormattedAlert
 
+from falcopy.common.errors import FalcopyError
 
-class SinkError(Exception):
+
+class SinkError(FalcopyError):
     """A delivery failed; the worker counts it and goes on with the next alert."""
 
 

@@ -9,6 +9,9 @@ and json plugin (``jevt.*`` / ``json.*``):
   are Python lists; an integer argument (``[0]``) keeps one element;
 * a value absent from the event is ``None`` (``<NA>``), and so is a list
   field whose JSON array is absent.
+
+Size (~640 lines): the plugins' field table, one accessor per field next to its
+definition, so each field reads as one line of the table.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import orjson
 
+from falcopy.common import timefmt
 from falcopy.engine.fields.base import Accessor, ArgMode, FieldDef, FieldSource, FieldType
 
 #: returned by json_pointer when the pointer does not resolve
@@ -224,15 +228,16 @@ def _per_container(kind: str, *keys: str, skip_missing: bool = False) -> Extract
     return extract
 
 
-def _per_container_flat(kind: str, key: str) -> Extractor:
-    """Array-valued container attributes (command, args) flattened over containers."""
+def _per_container_flat(kind: str, *path: str) -> Extractor:
+    """Array-valued container attributes (command, args, added capabilities) flattened
+    over containers."""
     def extract(data: dict[str, Any], arg: str | None) -> Any:
         arr = _array(data, _index(arg), "requestObject", "spec", kind)
         if arr is None:
             return None
         out: list[str] = []
         for container in arr:
-            value = _get(container, key)
+            value = _get(container, *path)
             if isinstance(value, list):
                 out.extend(as_text(v) for v in value if v is not None)
         return out
@@ -240,17 +245,7 @@ def _per_container_flat(kind: str, key: str) -> Extractor:
 
 
 def _capabilities(kind: str) -> Extractor:
-    def extract(data: dict[str, Any], arg: str | None) -> Any:
-        arr = _array(data, _index(arg), "requestObject", "spec", kind)
-        if arr is None:
-            return None
-        out: list[str] = []
-        for container in arr:
-            added = _get(container, "securityContext", "capabilities", "add")
-            if isinstance(added, list):
-                out.extend(as_text(v) for v in added if v is not None)
-        return out
-    return extract
+    return _per_container_flat(kind, "securityContext", "capabilities", "add")
 
 
 def _images(kind: str, repository: bool) -> Extractor:
@@ -417,13 +412,11 @@ def _time_rawtime(event: Any) -> int:
 
 
 def _time_text(event: Any) -> str:
-    when = _dt.datetime.fromtimestamp(event.ts // 1_000_000_000, _dt.UTC)
-    return f"{when:%H:%M:%S}.{event.ts % 1_000_000_000:09d}"
+    return timefmt.clock(event.ts, utc=True)
 
 
 def _time_iso(event: Any) -> str:
-    when = _dt.datetime.fromtimestamp(event.ts // 1_000_000_000, _dt.UTC)
-    return f"{when:%Y-%m-%dT%H:%M:%S}.{event.ts % 1_000_000_000:09d}Z"
+    return timefmt.iso8601(event.ts)
 
 
 # --------------------------------------------------------------------------- field table
