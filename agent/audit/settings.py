@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+#: defaults (the agent's ``K8sAudit`` config section repeats them without importing this
+#: package, which pulls in aiohttp; tests/audit checks that both agree)
+MAX_BODY_BYTES = 16 << 20
+MAX_CONCURRENT_REQUESTS = 8
+MAX_PENDING_BYTES = 64 << 20
+READ_TIMEOUT_S = 10.0
+
 
 class WebhookSettings(Protocol):
     listen_address: str
@@ -18,7 +25,12 @@ class WebhookSettings(Protocol):
     ssl_enabled: bool
     ssl_certificate: str
     ssl_key: str
+    ssl_client_ca: str
     max_body_bytes: int
+    max_concurrent_requests: int
+    max_pending_bytes: int
+    read_timeout_s: float
+    cluster_name: str | None
 
 
 @dataclass
@@ -34,6 +46,12 @@ class AuditWebhookConfig:
     ssl_key: str = ""
     #: CA bundle to verify API server client certificates; empty = no client auth
     ssl_client_ca: str = ""
-    max_body_bytes: int = 16 << 20
+    max_body_bytes: int = MAX_BODY_BYTES
+    #: requests read or evaluated at once; more get 429 (the API server retries)
+    max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS
+    #: bytes of request bodies being read or waiting for evaluation; more get 429
+    max_pending_bytes: int = MAX_PENDING_BYTES
+    #: a client must send its headers, and then its body, within this many seconds
+    read_timeout_s: float = READ_TIMEOUT_S
     #: value of ``ka.cluster.name``
     cluster_name: str | None = None

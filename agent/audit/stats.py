@@ -16,7 +16,8 @@ class WebhookStats:
     events_rejected: int = 0
     callback_errors: int = 0
     #: rejected requests by reason: invalid_json, content_type, too_large,
-    #: not_audit, invalid_event, method
+    #: not_audit, invalid_event, read_timeout, and the overflow of the bounds:
+    #: too_many_requests (concurrent requests), queue_full (bytes waiting)
     rejected: Counter[str] = field(default_factory=Counter)
 
     def reject(self, reason: str) -> None:

@@ -350,6 +350,12 @@ class K8sAudit(_Section):
     #: CA bundle verifying the API server's client certificate; empty = no client authentication
     ssl_client_ca: str = ""
     max_body_bytes: int = Field(default=16 << 20, gt=0)
+    #: requests read or evaluated at once; more are answered 429 (the API server retries them)
+    max_concurrent_requests: int = Field(default=8, gt=0)
+    #: bytes of bodies being read or waiting for evaluation; more are answered 429
+    max_pending_bytes: int = Field(default=64 << 20, gt=0)
+    #: seconds a client has for its request headers, and again for its body
+    read_timeout_s: float = Field(default=10.0, gt=0)
     #: value of ka.cluster.name
     cluster_name: str | None = None
 
@@ -359,6 +365,16 @@ class K8sAudit(_Section):
         if not v.startswith("/"):
             raise ValueError(f"must start with '/', got {v!r}")
         return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> K8sAudit:
+        if self.ssl_client_ca and not self.ssl_enabled:
+            raise ValueError("falcopy.k8s_audit.ssl_client_ca needs ssl_enabled: true "
+                             "(client certificates are a TLS feature)")
+        if self.max_pending_bytes < self.max_body_bytes:
+            raise ValueError(f"falcopy.k8s_audit.max_pending_bytes ({self.max_pending_bytes}) must be at "
+                             f"least max_body_bytes ({self.max_body_bytes}), or no full-size body fits")
+        return self
 
 
 class FalcopySection(_Section):
