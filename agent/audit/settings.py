@@ -16,6 +16,7 @@ MAX_BODY_BYTES = 16 << 20
 MAX_CONCURRENT_REQUESTS = 8
 MAX_PENDING_BYTES = 64 << 20
 READ_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 60.0
 
 
 class WebhookSettings(Protocol):
@@ -30,6 +31,7 @@ class WebhookSettings(Protocol):
     max_concurrent_requests: int
     max_pending_bytes: int
     read_timeout_s: float
+    body_timeout_s: float
     cluster_name: str | None
 
 
@@ -51,7 +53,9 @@ class AuditWebhookConfig:
     max_concurrent_requests: int = MAX_CONCURRENT_REQUESTS
     #: bytes of request bodies being read or waiting for evaluation; more get 429
     max_pending_bytes: int = MAX_PENDING_BYTES
-    #: a client must send its headers, and then its body, within this many seconds
+    #: longest silence of a client while its headers or body are read
     read_timeout_s: float = READ_TIMEOUT_S
+    #: the whole body must arrive within this many seconds
+    body_timeout_s: float = BODY_TIMEOUT_S
     #: value of ``ka.cluster.name``
     cluster_name: str | None = None

@@ -8,8 +8,10 @@ answered with a small JSON error and counted:
 - ``max_concurrent_requests`` requests at once and ``max_pending_bytes`` of
   bodies being read or waiting: beyond them ``429`` (the API server retries);
 - ``max_body_bytes`` per body: ``413``, before reading when announced;
-- ``read_timeout_s`` for the headers (aiohttp's keep-alive timer, which also
-  runs from the moment a connection opens) and again for the body: ``408``;
+- ``read_timeout_s`` of silence while the headers (aiohttp's keep-alive timer,
+  which also runs from the moment a connection opens) or the body are read,
+  and ``body_timeout_s`` for the whole body: the connection is closed (``408``
+  once the headers are in);
 - error answers list at most ``MAX_LISTED_ERRORS`` rejected items.
 """
 
@@ -87,6 +89,7 @@ class _Handler:
         self.max_body = int(settings.max_body_bytes)
         self.max_concurrent = int(settings.max_concurrent_requests)
         self.read_timeout = float(settings.read_timeout_s)
+        self.body_timeout = float(settings.body_timeout_s)
         self.intake = intake
         self.stats = stats
         self.in_flight = 0
@@ -125,13 +128,14 @@ class _Handler:
     async def _read_and_evaluate(self, request: web.Request, reservation: Reservation) -> web.StreamResponse:
         stats = self.stats
         try:
-            async with asyncio.timeout(self.read_timeout):
-                body = await _read_limited(request, self.max_body)
+            async with asyncio.timeout(self.body_timeout):
+                body = await _read_limited(request, self.max_body, self.read_timeout)
         except TimeoutError:
             stats.reject("read_timeout")
-            log.warning("audit webhook: %s did not send its body within %.1fs", request.remote,
-                        self.read_timeout)
-            resp = _error(408, "read_timeout", f"body not received within {self.read_timeout:g}s")
+            message = (f"body not received: silent for {self.read_timeout:g}s, or not complete "
+                       f"within {self.body_timeout:g}s")
+            log.warning("audit webhook: %s: %s", request.remote, message)
+            resp = _error(408, "read_timeout", message)
             resp.force_close()
             return resp
         if body is None:
@@ -175,29 +179,33 @@ class _Handler:
         return web.json_response({"accepted": outcome.accepted})
 
 
-async def _read_limited(request: web.Request, limit: int) -> bytearray | None:
-    """The body, or None as soon as it exceeds ``limit``.
+async def _read_limited(request: web.Request, limit: int, idle_timeout: float) -> bytearray | None:
+    """The body, or None as soon as it exceeds ``limit``; TimeoutError when the
+    client stays silent for ``idle_timeout``.
 
     A body with a Content-Length is read into one buffer of that size (no
     chunk list and join: one copy of the body at most); chunked bodies carry no
     length, so the limit is enforced while reading rather than trusted.
     """
     length = request.content_length
-    if length is not None:
-        buf = bytearray(length)
-        view = memoryview(buf)
-        pos = 0
-        async for chunk in request.content.iter_any():
+    buf = bytearray(length) if length is not None else bytearray()
+    view = memoryview(buf) if length is not None else None
+    pos = 0
+    while True:
+        async with asyncio.timeout(idle_timeout):
+            chunk = await request.content.readany()
+        if not chunk:
+            break
+        if view is not None:
             view[pos:pos + len(chunk)] = chunk
-            pos += len(chunk)
-        view.release()
-        return buf
-    grown = bytearray()
-    async for chunk in request.content.iter_any():
-        if len(grown) + len(chunk) > limit:
+        elif len(buf) + len(chunk) > limit:
             return None
-        grown += chunk
-    return grown
+        else:
+            buf += chunk
+        pos += len(chunk)
+    if view is not None:
+        view.release()
+    return buf
 
 
 def ssl_context(settings: WebhookSettings) -> ssl.SSLContext | None:

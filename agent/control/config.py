@@ -354,8 +354,10 @@ class K8sAudit(_Section):
     max_concurrent_requests: int = Field(default=8, gt=0)
     #: bytes of bodies being read or waiting for evaluation; more are answered 429
     max_pending_bytes: int = Field(default=64 << 20, gt=0)
-    #: seconds a client has for its request headers, and again for its body
+    #: longest silence of a client while its headers or body are read (seconds)
     read_timeout_s: float = Field(default=10.0, gt=0)
+    #: the whole body must arrive within this many seconds
+    body_timeout_s: float = Field(default=60.0, gt=0)
     #: value of ka.cluster.name
     cluster_name: str | None = None
 
