@@ -137,6 +137,11 @@ class _Handler:
             log.warning("audit webhook: %s: %s", request.remote, message)
             resp = _error(408, "read_timeout", message)
             resp.force_close()
+            # answer and hang up now: aiohttp would otherwise keep reading (lingering) what is left
+            await resp.prepare(request)
+            await resp.write_eof()
+            if request.transport is not None:
+                request.transport.close()
             return resp
         if body is None:
             stats.reject("too_large")
