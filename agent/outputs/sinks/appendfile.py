@@ -3,9 +3,9 @@
 An agent running as root that follows a symbolic link, or appends to a file
 someone else created, writes alert text (partly chosen by whoever triggered the
 alert) into a file of the attacker's choosing. So: the last component is never
-followed (``O_NOFOLLOW``), the file must be a regular file owned by this
-process's user, and its directory must not be writable by everyone unless the
-sticky bit stops others from replacing the file. The file is opened relative to
+followed (``O_NOFOLLOW``), the file must be a regular file (or a character
+device) owned by this process's user, and its directory must not be writable by
+everyone unless the sticky bit stops others from replacing the file. The file is opened relative to
 a descriptor of the checked directory, so the check and the open see the same
 directory.
 """
@@ -42,8 +42,9 @@ def open_append(path: str, mode: int = 0o640) -> int:
         os.close(dir_fd)
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafeFileError(f"{path} is not a regular file")
+        # character devices (/dev/null, a console) cannot be made by an unprivileged user
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+            raise UnsafeFileError(f"{path} is neither a regular file nor a character device")
         if st.st_uid != os.geteuid():
             raise UnsafeFileError(
                 f"{path} is owned by uid {st.st_uid}, not by falcopy's user (uid {os.geteuid()}): "
