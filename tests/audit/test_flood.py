@@ -36,6 +36,8 @@ HEADROOM = 96 * MiB
 #: "near baseline" after the flood
 SETTLED = 40 * MiB
 ACTIONS = 20
+#: posts per client (bounded loops)
+POSTS = 2
 
 RULES = """
 - rule: flood marker opened
@@ -178,7 +180,7 @@ def test_audit_flood(tmp_path: Path, repo_root: Path, require_root: None, client
         actor = threading.Thread(target=_act, args=(marker_dir, stop, done), daemon=True)
         with Watch(agent.proc.pid, health, _liveness_timeout(repo_root)) as watch:
             actor.start()
-            answers = asyncio.run(_flood(audit_url, body, clients, 3))
+            answers = asyncio.run(_flood(audit_url, body, clients, POSTS))
             actor.join(120)
         assert len(done) == ACTIONS
 
@@ -186,12 +188,15 @@ def test_audit_flood(tmp_path: Path, repo_root: Path, require_root: None, client
         assert watch.probes and all(p == 200 for p in watch.probes), watch.probes
         # bounded: the byte budget plus decoding room, far below the chart's 1 GiB limit
         assert watch.peak - baseline < PENDING_BYTES + HEADROOM, (baseline, watch.peak)
-        # overflow is answered 429 (the API server retries) and counted
-        assert set(answers) <= {200, 429}, answers
+        # every post was either evaluated (200) or refused as overflow and counted: 429, which
+        # the API server retries (a client still sending when the server hangs up after its
+        # 429 sees a reset instead, which the API server retries as well)
+        assert set(answers) <= {200, 429, "ClientOSError", "ServerDisconnectedError"}, answers
         assert answers.get(200, 0) >= 1, answers
         overflow = (_metric(port, 'falcopy_k8s_audit_rejected_requests_total{reason="too_many_requests"}')
                     + _metric(port, 'falcopy_k8s_audit_rejected_requests_total{reason="queue_full"}'))
-        assert overflow == answers.get(429, 0), (overflow, answers)
+        assert overflow >= answers.get(429, 0), (overflow, answers)
+        assert answers.get(200, 0) + overflow == clients * POSTS, (overflow, answers)
         # every syscall action detected while the endpoint was flooded
         wanted = set(done)
         assert wait_until(lambda: wanted <= _opened(agent), 60), (
