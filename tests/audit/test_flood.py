@@ -198,7 +198,7 @@ def test_audit_flood(tmp_path: Path, repo_root: Path, require_root: None, client
         rejected = 'falcopy_k8s_audit_rejected_requests_total{reason="%s"}'
         overflow = _metric(port, rejected % "too_many_requests") + _metric(port, rejected % "queue_full")
         timeouts = _metric(port, rejected % "read_timeout")
-        assert overflow >= answers.get(429, 0) and timeouts == answers.get(408, 0), (overflow, answers)
+        assert overflow >= answers.get(429, 0) and timeouts >= answers.get(408, 0), (overflow, answers)
         assert answers.get(200, 0) + overflow + timeouts == clients * POSTS, (overflow, timeouts, answers)
         # every syscall action detected while the endpoint was flooded
         wanted = set(done)
