@@ -587,7 +587,8 @@ class Agent:
 
         hook = AuditWebhook(self.config.falcopy.k8s_audit, on_event)
         await hook.start()
-        self.metrics.registry.register(WebhookStatsCollector(hook.stats))
+        self.metrics.registry.register(
+            WebhookStatsCollector(hook.stats, pending_bytes=lambda: hook.intake.reserved_bytes))
         return hook
 
     def _collect_runtime(self) -> Iterable[Any]:

@@ -14,8 +14,9 @@ from pathlib import Path
 import aiohttp
 import orjson
 import pytest
-from falcopy.agent.audit import AuditWebhook, AuditWebhookConfig
+from falcopy.agent.audit import AuditWebhook, AuditWebhookConfig, WebhookStatsCollector
 from falcopy.agent.control.config import ConfigError, K8sAudit, load_config
+from prometheus_client import CollectorRegistry
 
 from tests.audit.events import audit_event
 from tests.audit.harness import load_ruleset, running_webhook
@@ -226,6 +227,10 @@ async def test_overflow_is_refused_and_counted() -> None:
 
             first = asyncio.ensure_future(post(body))
             assert await asyncio.to_thread(wait_until, lambda: hook.intake.reserved_bytes == len(body), 30)
+            registry = CollectorRegistry()
+            pending = lambda: hook.intake.reserved_bytes  # noqa: E731
+            registry.register(WebhookStatsCollector(hook.stats, pending_bytes=pending))
+            assert registry.get_sample_value("falcopy_k8s_audit_pending_bytes") == len(body)
             # a body larger than the room left in the byte budget waits nowhere: 429
             status, reply, retry = await post(body + b" " * 20)
             assert (status, reply["error"], retry) == (429, "queue_full", "1")
