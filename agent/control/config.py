@@ -18,7 +18,6 @@ from typing import Any, Literal
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
 from falcopy.agent.enrichment.config import EnrichmentConfig
-from falcopy.engine.durations import parse_duration
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -28,6 +27,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from falcopy.engine.durations import parse_duration
 
 __all__ = ["PRIORITY_NAMES", "AgentConfig", "ConfigError", "load_config", "parse_duration"]
 
