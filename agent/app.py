@@ -684,6 +684,7 @@ class Agent:
     def _emit_snapshot(self, maker: Any) -> None:
         from falcopy.agent.control.snapshot import SNAPSHOT_RULE
         from falcopy.agent.outputs.format import dumps
+        from falcopy.agent.outputs.sinks.appendfile import open_append
 
         assert self.dispatcher is not None
         fields = maker.fields(self.dispatcher.total_dropped(), self.dispatcher.alerts_total)
@@ -692,10 +693,10 @@ class Agent:
             self.emit_internal(SNAPSHOT_RULE, "Informational", "Falco metrics snapshot", fields)
         if m.output_file:
             try:
-                with open(m.output_file, "ab") as fh:
+                with os.fdopen(open_append(m.output_file), "ab") as fh:
                     fh.write(dumps({"output_fields": fields, "sample": int(time.time())}) + b"\n")
             except OSError as exc:
-                log.error("metrics.output_file %s: %s", m.output_file, exc.strerror)
+                log.error("metrics.output_file %s: %s", m.output_file, exc.strerror or exc)
 
     def _start_watcher(self, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[bool]]) -> Any:
         from falcopy.agent.control.watch import RulesWatcher
@@ -743,7 +744,8 @@ class Agent:
 
         hook = AuditWebhook(self.config.falcopy.k8s_audit, on_event)
         await hook.start()
-        self.metrics.registry.register(WebhookStatsCollector(hook.stats))
+        self.metrics.registry.register(
+            WebhookStatsCollector(hook.stats, pending_bytes=lambda: hook.intake.reserved_bytes))
         return hook
 
     def _collect_runtime(self) -> Iterable[Any]:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 
 @dataclass
@@ -16,7 +16,8 @@ class WebhookStats:
     events_rejected: int = 0
     callback_errors: int = 0
     #: rejected requests by reason: invalid_json, content_type, too_large,
-    #: not_audit, invalid_event, method
+    #: not_audit, invalid_event, read_timeout, and the overflow of the bounds:
+    #: too_many_requests (concurrent requests), queue_full (bytes waiting)
     rejected: Counter[str] = field(default_factory=Counter)
 
     def reject(self, reason: str) -> None:
@@ -40,9 +41,11 @@ class WebhookStatsCollector:
     plain integers keeps the request path free of metric-library locks.
     """
 
-    def __init__(self, stats: WebhookStats, prefix: str = "falcopy_k8s_audit") -> None:
+    def __init__(self, stats: WebhookStats, prefix: str = "falcopy_k8s_audit",
+                 pending_bytes: Callable[[], int] | None = None) -> None:
         self.stats = stats
         self.prefix = prefix
+        self.pending_bytes = pending_bytes
 
     def collect(self) -> Iterator[Metric]:
         p, s = self.prefix, self.stats
@@ -61,3 +64,7 @@ class WebhookStatsCollector:
         errors = CounterMetricFamily(f"{p}_callback_errors", "Audit events whose handler failed")
         errors.add_metric([], s.callback_errors)
         yield errors
+        if self.pending_bytes is not None:
+            yield GaugeMetricFamily(f"{p}_pending_bytes",
+                                    "Bytes of request bodies being read or waiting for evaluation",
+                                    value=self.pending_bytes())

@@ -34,6 +34,29 @@ class OutputError(FalcopyError, ValueError):
         self.offset = offset
 
 
+# C0 controls, DEL, C1 controls (NEL among them) and Unicode's line and paragraph
+# separators: in a field value they could end the alert's line and start a forged
+# one in a text output (file, syslog, program, a terminal). JSON escapes them itself.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMED_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape_control(match: re.Match[str]) -> str:
+    char = match.group()
+    named = _NAMED_ESCAPES.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with its control characters written as escapes (``\\n``, ``\\x1b``, ``\\u2028``)."""
+    if _CONTROL.search(text) is None:
+        return text
+    return _CONTROL.sub(_escape_control, text)
+
+
 def _text(value: Any, ftype: FieldType, name: str) -> str:
     if value is None:
         return "<NA>"
@@ -43,11 +66,11 @@ def _text(value: Any, ftype: FieldType, name: str) -> str:
         return ",".join(_text(v, ftype, name) for v in value) if name.startswith("ka.") or \
             name.startswith("jevt.") else " ".join(_text(v, ftype, name) for v in value)
     if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "backslashreplace")
+        return escape_controls(bytes(value).decode("utf-8", "backslashreplace"))
     if name == "evt.time" and isinstance(value, int):
         # recorded as ns since the epoch (Falco's output_fields value); text shows the clock
         return timefmt.clock(value, utc=True)
-    return str(value)
+    return escape_controls(str(value))
 
 
 def _json(value: Any, ftype: FieldType) -> Any:

@@ -3,9 +3,9 @@ bad input, EventList batches, TLS."""
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 import subprocess
+import threading
 from pathlib import Path
 
 import aiohttp
@@ -235,12 +235,12 @@ async def test_failing_consumer_does_not_break_the_endpoint() -> None:
     assert len(calls) == 2 and hook.stats.callback_errors == 1
 
 
-async def test_async_consumer_and_custom_path() -> None:
-    seen: list[str] = []
+async def test_consumer_on_worker_thread_and_custom_path() -> None:
+    seen: list[tuple[str, str]] = []
 
-    async def on_event(event: object) -> None:
-        await asyncio.sleep(0)
-        seen.append(event.data["verb"])  # type: ignore[attr-defined]
+    def on_event(event: object) -> None:
+        # evaluation runs on the intake's worker, never on a thread serving HTTP
+        seen.append((event.data["verb"], threading.current_thread().name))  # type: ignore[attr-defined]
 
     settings = AuditWebhookConfig(listen_address="127.0.0.1", listen_port=0, path="/audit/v1",
                                   cluster_name="prod-eu")
@@ -252,7 +252,7 @@ async def test_async_consumer_and_custom_path() -> None:
             assert resp.status == 200
     finally:
         await hook.stop()
-    assert seen == ["delete"]
+    assert seen == [("delete", "falcopy-audit-eval")]
 
 
 def test_cluster_name_reaches_the_field() -> None:

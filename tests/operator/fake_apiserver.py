@@ -17,6 +17,7 @@ import datetime as dt
 import json
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,6 +159,31 @@ class Store:
     history: dict[tuple[str, str], list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
     cond: asyncio.Condition | None = None
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: (user agent, attributes) of every request the authorizer saw, and of those it denied
+    authorized: list[tuple[str, RequestAttrs]] = field(default_factory=list)
+    denied: list[tuple[str, RequestAttrs]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestAttrs:
+    """A resource request as RBAC sees it (verb from the method, as the real API server maps it)."""
+
+    verb: str
+    group: str
+    resource: str  # "plural" or "plural/subresource"
+    namespace: str
+    name: str
+
+
+def request_verb(method: str, name: str | None, query: Any) -> str:
+    if method == "GET":
+        if name is not None:
+            return "get"
+        return "watch" if query.get("watch") in ("true", "1") else "list"
+    if method == "DELETE" and name is None:
+        return "deletecollection"
+    verbs = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+    return verbs.get(method, method.lower())
 
 
 class FakeApiServer:
@@ -169,6 +195,8 @@ class FakeApiServer:
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self._stopping = False
+        #: (user agent, attributes) -> allowed?; None = everything is allowed
+        self.authorizer: Callable[[str, RequestAttrs], bool | None] | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> str:
@@ -273,6 +301,16 @@ class FakeApiServer:
             return _status(404, "NotFound", f"no subresource {sub}")
         if res.namespaced is False:
             namespace = ""
+        if self.authorizer is not None:
+            agent = request.headers.get("User-Agent", "")
+            attrs = RequestAttrs(request_verb(request.method, name, request.query), group,
+                                 res.plural + (f"/{sub}" if sub else ""), namespace, name or "")
+            verdict = self.authorizer(agent, attrs)
+            if verdict is not None:  # None: a caller the authorizer does not judge (the test itself)
+                self.store.authorized.append((agent, attrs))
+                if not verdict:
+                    self.store.denied.append((agent, attrs))
+                    return _status(403, "Forbidden", f"{agent}: {attrs} is not allowed")
         try:
             return await self._handle(request, res, namespace, name, sub)
         except (ValueError, KeyError, IndexError, TypeError) as exc:

@@ -3,6 +3,8 @@
 ``keep_alive: true`` keeps the file open (reopened on SIGHUP, so logrotate's
 rename + HUP starts a new file); ``keep_alive: false`` opens and closes it for
 each alert, as Falco does, which also follows a rename without a signal.
+Every open refuses symbolic links, files of other users and unprotected
+world-writable directories (see :mod:`falcopy.agent.outputs.sinks.appendfile`).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import os
 
 from falcopy.agent.outputs.format import FormattedAlert
+from falcopy.agent.outputs.sinks.appendfile import UnsafeFileError, open_append
 from falcopy.agent.outputs.sinks.base import SinkError
 
 
@@ -25,9 +28,11 @@ class FileSink:
 
     def _open(self) -> int:
         try:
-            return os.open(self.filename, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+            return open_append(self.filename)
+        except UnsafeFileError as exc:
+            raise SinkError(f"file_output: {exc}") from exc
         except OSError as exc:
-            raise SinkError(f"cannot open {self.filename}: {exc.strerror}") from exc
+            raise SinkError(f"file_output: cannot open {self.filename}: {exc.strerror}") from exc
 
     def open(self) -> None:
         # fail at start-up on an unusable path rather than at the first alert

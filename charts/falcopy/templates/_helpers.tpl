@@ -108,6 +108,26 @@ app.kubernetes.io/component: operator
 {{- default (printf "%s-webhook-tls" (include "falcopy.operatorName" .)) .Values.operator.webhook.existingSecret -}}
 {{- end -}}
 
+{{/* The k8s audit endpoint: Service, serving certificate, API server client certificate. */}}
+{{- define "falcopy.k8sAuditName" -}}
+{{- printf "%s-k8s-audit" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.k8sAuditTlsSecret" -}}
+{{- default (printf "%s-tls" (include "falcopy.k8sAuditName" .)) .Values.agent.k8sAudit.tls.existingSecret -}}
+{{- end -}}
+
+{{- define "falcopy.k8sAuditClientSecret" -}}
+{{- printf "%s-client" (include "falcopy.k8sAuditName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.k8sAuditClientCA" -}}
+{{- printf "%s-client-ca" (include "falcopy.k8sAuditName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.k8sAuditTlsDir" -}}/etc/falcopy/k8s-audit/tls{{- end -}}
+{{- define "falcopy.k8sAuditClientCADir" -}}/etc/falcopy/k8s-audit/client-ca{{- end -}}
+
 {{/* The CRDs shipped in crds/ (group, kind, plural), as a YAML list. */}}
 {{- define "falcopy.crds" -}}
 {{- $crds := list -}}
@@ -220,7 +240,17 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- $host := dict "root" .Values.agent.hostRoot "proc" (printf "%s/proc" .Values.agent.hostRoot) -}}
 {{- $kubelet := dict "enabled" .Values.agent.kubelet.enabled "insecure" .Values.agent.kubelet.insecure -}}
-{{- $audit := dict "enabled" .Values.agent.k8sAudit.enabled "listen_address" "0.0.0.0" "listen_port" (int .Values.agent.k8sAudit.port) "path" .Values.agent.k8sAudit.path -}}
+{{- $a := .Values.agent.k8sAudit -}}
+{{- $audit := dict "enabled" $a.enabled "listen_address" "0.0.0.0" "listen_port" (int $a.port) "path" $a.path -}}
+{{- if and $a.enabled $a.tls.enabled -}}
+{{- $tls := include "falcopy.k8sAuditTlsDir" . -}}
+{{- $_ := set $audit "ssl_enabled" true -}}
+{{- $_ := set $audit "ssl_certificate" (printf "%s/tls.crt" $tls) -}}
+{{- $_ := set $audit "ssl_key" (printf "%s/tls.key" $tls) -}}
+{{- if $a.clientAuth.enabled -}}
+{{- $_ := set $audit "ssl_client_ca" (printf "%s/ca.crt" (include "falcopy.k8sAuditClientCADir" .)) -}}
+{{- end -}}
+{{- end -}}
 {{- $computed := dict "host" $host "enrichment" (dict "enabled" true "kubelet" $kubelet) "k8s_audit" $audit -}}
 {{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict $cfg.falcopy))) -}}
 {{- toYaml $cfg -}}

@@ -1,0 +1,160 @@
+"""The chart's RBAC, rendered with real Helm, enforced on what the code really calls.
+
+The stand-in API server authorizes every request of the operator (kopf and its
+kubernetes client) and of the agent's status Lease writer against the Roles and
+ClusterRoles the chart binds to their service accounts, as the real RBAC
+authorizer would. A lifecycle of FalcoRule objects must then run without one
+refusal, and every verb the chart grants must have been used: nothing missing,
+nothing granted for nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from falcopy.operator.nodes import LeaseReporter
+from kubernetes import client
+
+from tests.chart.render import Rendered, render
+from tests.operator.conftest import RELEASE_NS, load_example, wait_for
+from tests.operator.fake_apiserver import FakeApiServer, RequestAttrs
+from tests.operator.test_operator_e2e import DBSHELL, MINERS, NGINX, condition, create, patch_spec
+
+G, V = "falcopy.io", "v1alpha1"
+DRIVER = "falcopy-test-driver"  # this test's own requests: not judged
+AGENT = "falcopy-agent-under-test"
+
+
+@dataclass(frozen=True)
+class Grant:
+    verb: str
+    group: str
+    resource: str
+    namespace: str | None  # None: cluster-wide (ClusterRole)
+    names: tuple[str, ...]
+
+    def allows(self, a: RequestAttrs) -> bool:
+        if (a.verb, a.group, a.resource) != (self.verb, self.group, self.resource):
+            return False
+        if self.namespace is not None and a.namespace != self.namespace:
+            return False
+        # a named rule never matches a create or a list (RBAC: no name in the request)
+        return not self.names or a.name in self.names
+
+
+def grants(r: Rendered, service_account: str) -> list[Grant]:
+    """Everything the chart binds to ``service_account``, expanded to one grant per verb and resource."""
+    out: list[Grant] = []
+    for kind, role_kind in (("ClusterRoleBinding", "ClusterRole"), ("RoleBinding", "Role")):
+        for binding in r.all(kind):
+            if not any(s["kind"] == "ServiceAccount" and s["name"] == service_account
+                       for s in binding["subjects"]):
+                continue
+            role = r.one(role_kind, binding["roleRef"]["name"])
+            namespace = role["metadata"].get("namespace") if role_kind == "Role" else None
+            for rule in role["rules"]:
+                for group in rule["apiGroups"]:
+                    for resource in rule["resources"]:
+                        for verb in rule["verbs"]:
+                            out.append(Grant(verb, group, resource, namespace,
+                                             tuple(rule.get("resourceNames", ()))))
+    return out
+
+
+def _sa(r: Rendered, kind: str) -> str:
+    obj = r.daemonset if kind == "DaemonSet" else r.one("Deployment")
+    return obj["spec"]["template"]["spec"]["serviceAccountName"]
+
+
+@pytest.fixture
+def chart() -> Rendered:
+    return render({}, release="falcopy", namespace=RELEASE_NS)
+
+
+@pytest.fixture
+def enforced(apiserver: FakeApiServer, chart: Rendered) -> Iterator[dict[str, list[Grant]]]:
+    roles = {"operator": grants(chart, _sa(chart, "Deployment")),
+             "agent": grants(chart, _sa(chart, "DaemonSet"))}
+
+    def identity(user_agent: str) -> str | None:
+        if user_agent.startswith("kopf/") or user_agent.startswith("OpenAPI-Generator/"):
+            return "operator"  # kopf's session, and the kubernetes client the reconciler uses
+        if user_agent == AGENT:
+            return "agent"
+        return None
+
+    def authorize(user_agent: str, attrs: RequestAttrs) -> bool | None:
+        who = identity(user_agent)
+        if who is None:
+            return None
+        return any(g.allows(attrs) for g in roles[who])
+
+    apiserver.authorizer = authorize
+    yield roles
+    apiserver.authorizer = None
+
+
+def _used(apiserver: FakeApiServer, who: Callable[[str], bool], roles: list[Grant]) -> set[Grant]:
+    return {g for agent, attrs in apiserver.store.authorized if who(agent) for g in roles if g.allows(attrs)}
+
+
+def test_chart_rbac_is_exactly_what_the_code_calls(
+        apiserver: FakeApiServer, enforced: dict[str, list[Grant]], make_operator: Callable[..., Any],
+        chart: Rendered) -> None:
+    env = {e["name"]: e.get("value") for e in
+           chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    make_operator(configmap_prefix=env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"],
+                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]))
+    driver = client.ApiClient()
+    driver.user_agent = DRIVER
+    api = client.CustomObjectsApi(driver)
+
+    # the agent's status Lease: first written (created), then renewed (updated)
+    def agent_api() -> client.ApiClient:
+        c = client.ApiClient()
+        c.user_agent = AGENT
+        return c
+
+    reporter = LeaseReporter("node-a", RELEASE_NS, period=0.2, api_factory=agent_api)
+    reporter.loaded("v0")
+    reporter.start()
+    try:
+        create(api, load_example(NGINX))
+        create(api, load_example(MINERS))
+        broken = load_example(DBSHELL)
+        broken["spec"]["rules"][0]["condition"] = "proc.nmae = psql"
+        create(api, broken)  # refused: the operator posts a Warning event about it
+        wait_for(lambda: condition(apiserver, "web", "nginx-unauthorized-process", "Published"))
+        wait_for(lambda: condition(apiserver, "", "crypto-miners", "Published", plural="clusterfalcorules"))
+        spec = copy.deepcopy(load_example(NGINX)["spec"])
+        spec["lists"][0]["items"] = ["nginx", "nginx-debug"]
+        patch_spec(api, "web", "nginx-unauthorized-process", spec)
+        wait_for(lambda: (apiserver.get("falcorules", "web", "nginx-unauthorized-process") or {})
+                 .get("status", {}).get("activeGeneration") == 2, what="generation 2 published")
+        api.delete_namespaced_custom_object(G, V, "web", "falcorules", "nginx-unauthorized-process")
+
+        def shards_without_nginx() -> bool:
+            prefix = env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"]
+            cms = [c for c in apiserver.objects("configmaps", RELEASE_NS)
+                   if c["metadata"]["name"].startswith(prefix)]
+            texts = [v for c in cms for v in (c.get("data") or {}).values()]
+            return bool(cms) and not any("nginx-debug" in v for v in texts)
+
+        wait_for(shards_without_nginx, what="deleted object unpublished")
+        ops = enforced["operator"]
+        wait_for(lambda: _used(apiserver, lambda ua: ua not in (AGENT, DRIVER), ops) == set(ops),
+                 timeout=30, what=f"every operator grant used: {set(ops)}")
+    finally:
+        reporter.stop()
+
+    assert apiserver.store.denied == [], apiserver.store.denied
+    agent = enforced["agent"]
+    used_by_agent = _used(apiserver, lambda ua: ua == AGENT, agent)
+    # nodes/pods is asked of the kubelet, not the API server (tests/enrichment/test_kubelet.py)
+    api_grants = {g for g in agent if not g.resource.startswith("nodes/")}
+    assert used_by_agent == api_grants, (api_grants - used_by_agent)
+    assert {(g.verb, g.resource) for g in api_grants} == {("create", "leases"), ("update", "leases")}
