@@ -85,7 +85,8 @@ def evaluate_body(body: bytes | bytearray, on_event: OnEvent, cluster_name: str 
 
 
 class _Handler:
-    def __init__(self, settings: AuditWebhookConfig, intake: AuditIntake[Outcome], stats: WebhookStats) -> None:
+    def __init__(self, settings: AuditWebhookConfig, intake: AuditIntake[Outcome],
+                 stats: WebhookStats) -> None:
         self.max_body = int(settings.max_body_bytes)
         self.max_concurrent = int(settings.max_concurrent_requests)
         self.read_timeout = float(settings.read_timeout_s)
