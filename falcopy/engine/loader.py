@@ -324,7 +324,7 @@ class Loader:
                             first_key=first_key,
                             output_format=fmt, index=r.index, default_enabled=r.enabled,
                             capture=r.capture, capture_duration=r.capture_duration,
-                            exception_fields=ex_fields)
+                            exception_fields=ex_fields, tree=tree)
 
     def _specialise(self, r: RuleInfo, tree: ast.Node, types: frozenset[str], macro_uses: dict[str, int],
                     per_type: dict[str, TreeCompiler]) -> dict[str, tuple[Any, Any, object]]:

@@ -43,6 +43,9 @@ class CompiledRule:
     capture: bool = False
     capture_duration: int = 0
     exception_fields: list[str] = field(default_factory=list)
+    #: the resolved condition tree (macros, lists and exceptions applied): what the
+    #: kernel filter is derived from (falcopy.engine.kernel_filter)
+    tree: Any = field(default=None, repr=False)
 
 
 #: (first test, ((rest or None, rule), ...)): consecutive rules whose first test is the
