@@ -361,8 +361,18 @@ class K8sAudit(_Section):
         return v
 
 
+class KernelFilterConfig(_Section):
+    """The in-kernel interest filter derived from the rules (docs/kernel.md)."""
+
+    enabled: bool = True
+    #: ring bytes bulk records leave to critical ones (process lifecycle, exec,
+    #: connections, privilege changes); 0 = a quarter of the ring
+    critical_reserve_bytes: int = Field(default=0, ge=0)
+
+
 class FalcopySection(_Section):
     host: HostPaths = Field(default_factory=HostPaths)
+    kernel_filter: KernelFilterConfig = Field(default_factory=KernelFilterConfig)
     #: compiled BPF object; empty = the one installed with the package
     bpf_object: str = ""
     #: container runtimes and kubelet (owned by falcopy.agent.enrichment)

@@ -219,3 +219,18 @@ class FilterMaps:
     def _write_conf(self) -> None:
         self._update("kf_conf_map", struct.pack("<I", 0),
                      CONF.pack(self.reserve, 1 if self.enabled else 0, self.bank, 0))
+
+
+def describe(kf: KernelFilter, ruleset: object) -> dict[str, object]:
+    """The filter in readable form (``falcopy kernel-filter``)."""
+    types = []
+    for name, tf in sorted(kf.types.items()):
+        types.append({
+            "type": name,
+            "verdict": "pass" if tf.clauses is None else "filter",
+            "state": tf.state,
+            "clauses": [] if tf.clauses is None else [c.describe() for c in tf.clauses],
+            "why": list(dict.fromkeys(tf.why)),
+        })
+    fdi = None if kf.fd_interest is None else [c.describe() for c in kf.fd_interest]
+    return {"types": types, "fd_interest": fdi}

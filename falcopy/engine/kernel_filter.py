@@ -220,6 +220,21 @@ class KernelFilter:
         return False
 
 
+def union(a: KernelFilter, b: KernelFilter) -> KernelFilter:
+    """A filter admitting what either admits: what the kernel runs while a reload
+    swaps the rules (widen, swap the ruleset, narrow)."""
+    types: dict[str, TypeFilter] = {}
+    for t in set(a.types) | set(b.types):
+        x, y = a.types.get(t), b.types.get(t)
+        if x is None or y is None or x.clauses is None or y.clauses is None:
+            types[t] = TypeFilter(t, None, why=["reload: passes while either ruleset does"])
+            continue
+        merged = compact(x.clauses + y.clauses)
+        types[t] = TypeFilter(t, merged, x.state or y.state, [*x.why, *y.why])
+    fdi = None if a.fd_interest is None or b.fd_interest is None else compact(a.fd_interest + b.fd_interest)
+    return KernelFilter(types, fdi)
+
+
 def clause_admits(c: Clause, f: Facts) -> bool:
     if f.path is not None:
         if c.path is not None and not any(p.matches(f.path) for p in c.path):
