@@ -642,7 +642,7 @@ class Agent:
                 by_class, stats = {}, {}
             drops = CounterMetricFamily(
                 "falcopy_kernel_drops_by_class",
-                "Records lost because the ring was full (bulk: also refused the part reserved for critical)",
+                "Records lost because the ring was full (bulk: also when only the critical reserve was left)",
                 labels=["class"],
             )
             for cls, n in by_class.items():
@@ -650,7 +650,7 @@ class Agent:
             yield drops
             recs = CounterMetricFamily(
                 "falcopy_kernel_records",
-                "Records per event type: put in the ring (passed) or kept in the kernel by the filter (filtered)",
+                "Records per event type: put in the ring (passed) or kept in the kernel (filtered)",
                 labels=["type", "verdict"],
             )
             for t, (passed, filtered) in sorted(stats.items()):

@@ -122,7 +122,8 @@ def kernel_filter_command(config_path: str | None, rules: tuple[str, ...], as_js
     from falcopy.agent.app import StartupError, build_agent, derive_kernel_filter
     from falcopy.agent.control.config import ConfigError
     from falcopy.agent.kernel.kfilter import describe
-    from falcopy.engine.kernel_filter import OPEN_TYPES
+
+    from falcopy.engine.kernel_filter import OPEN_TYPES, takes_fd
 
     setup_logging("error")
     try:
@@ -151,6 +152,9 @@ def kernel_filter_command(config_path: str | None, rules: tuple[str, ...], as_js
             click.echo(f"{head}pass: {'; '.join(t['why']) or 'no kernel-checkable condition'}")
             continue
         n = len(t["clauses"])
+        if t["state"] and not takes_fd(t["type"]) and t["type"] not in OPEN_TYPES:
+            click.echo(f"{head}state: always passes")
+            continue
         if t["state"] and t["type"] not in OPEN_TYPES:
             tail = f"then only if one of {n} clause(s) holds" if n else "then dropped"
             click.echo(f"{head}state: passes unless it acts on an fd user space never saw; {tail}")

@@ -22,6 +22,7 @@ from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import layout
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
+
 from falcopy.engine.kernel_filter import KernelFilter, derive
 
 log = logging.getLogger(__name__)

@@ -98,7 +98,8 @@ def _encode_type(out: Tables, ev: int, clauses: list[Clause], state: bool, bank:
     key_type = bank << KF_BANK_SHIFT | ev
     active = (1 << len(clauses)) - 1
     nofd = _bits(clauses, lambda c: not c.reads_fd)
-    dc = [_bits(clauses, lambda c, f=f: getattr(c, f) is None) for f in ("path", "dir", "base", "comm", "euid")]
+    dims = ("path", "dir", "base", "comm", "euid")
+    dc = [_bits(clauses, lambda c, f=f: getattr(c, f) is None) for f in dims]
     req = [_bits(clauses, lambda c, b=b: c.req & b) for b in CLASS_BITS]
     forbid = [_bits(clauses, lambda c, b=b: c.forbid & b) for b in CLASS_BITS]
     need_ok = _bits(clauses, lambda c: c.res == RES_OK)

@@ -33,6 +33,7 @@ from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.kfilter import KF_TYPES, FilterMaps
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
+
 from falcopy.engine.kernel_filter import KernelFilter
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"

@@ -334,6 +334,11 @@ def _fd_interest(rules: list[CompiledRule], types: Iterable[str]) -> list[Clause
     return merged
 
 
+def takes_fd(evt_type: str) -> bool:
+    """Does a record of this type name an fd it acts on (as far as this module knows)."""
+    return evt_type not in _NO_FD_TYPES
+
+
 def rule_reads_fd(r: CompiledRule) -> bool:
     """Does the rule read the event's fd: in its condition, or in its output."""
     out = r.output

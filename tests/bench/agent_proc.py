@@ -1,10 +1,11 @@
 """The agent side of the benchmark, run as its own process so that its CPU time
 and peak RSS are its own.
 
-    python -m tests.bench.agent_proc floor|full SECONDS RULES...
+    python -m tests.bench.agent_proc floor|full|full-kf SECONDS RULES...
 
 ``floor``: the probe with the same event filter and a consumer that discards
-every record; ``full``: probe + process table + pipeline + engine.  Prints
+every record; ``full``: probe + process table + pipeline + engine; ``full-kf``:
+the same with the rule-derived kernel filter in force (the agent's default).  Prints
 "ready" once attached, then one JSON line of statistics.
 """
 
@@ -18,7 +19,7 @@ import time
 
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel.probe import SUPPORTED_EVENTS, Probe
-from falcopy.agent.pipeline import Pipeline, tune_gc
+from falcopy.agent.pipeline import Pipeline, kernel_filter, tune_gc
 from falcopy.agent.state import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
@@ -37,7 +38,7 @@ def main(argv: list[str]) -> int:
     wanted = (set(types) if types is not None else set(SUPPORTED_EVENTS)) | STATE_EVENT_TYPES
     alerts = 0
     pipeline = None
-    if mode == "full":
+    if mode in ("full", "full-kf"):
         table = ProcessTable()
         table.bootstrap()
 
@@ -51,6 +52,8 @@ def main(argv: list[str]) -> int:
     probe = Probe()
     probe.load()
     probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+    if mode == "full-kf":
+        probe.set_kernel_filter(kernel_filter(ruleset))
     probe.ignore_pid(os.getpid())
     probe.attach()
     print("ready", flush=True)
@@ -65,8 +68,10 @@ def main(argv: list[str]) -> int:
             batch = probe.poll(50)
             records += len(batch)
             pipeline.process(batch)
-    # drain what the workload left in the ring
-    while True:
+    # drain what the workload left in the ring (bounded: on a shared machine other
+    # processes' records never stop arriving)
+    drain_end = time.monotonic() + 2.0
+    while time.monotonic() < drain_end:
         if pipeline is None:
             n = probe.discard(20)
         else:
@@ -80,6 +85,7 @@ def main(argv: list[str]) -> int:
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     stats = {"mode": mode, "records": records, "drops": probe.drops(), "wall_s": wall, "cpu_s": cpu,
+             "drops_by_class": probe.drops_by_class(),
              "maxrss_kb": r1.ru_maxrss, "alerts": alerts,
              "errors": pipeline.errors if pipeline is not None else 0}
     probe.close()

@@ -49,7 +49,6 @@ def events(draw: Any) -> tuple[Facts, dict[str, Any]]:
     raw = ("/tmp/../.." + path) if dotdot else path
     acc = draw(st.sampled_from([0, 1, 2]))
     create, trunc = draw(st.booleans()), draw(st.booleans())
-    flags = acc | (0o100 if create else 0) | (0o1000 if trunc else 0)
     res = draw(st.sampled_from([3, 0, -2, -13]))
     comm = draw(st.sampled_from(NAMES))[:15]
     euid = draw(st.sampled_from(UIDS))
@@ -146,7 +145,8 @@ def test_the_generated_events_do_match_the_vocabulary() -> None:
     ev = {"evt.type": "openat", "fd.name": "/etc/shadow", "fd.directory": "/etc", "fd.filename": "shadow",
           "proc.name": "cat", "user.uid": 0, "evt.is_open_read": True, "evt.rawres": 3, "evt.res": "SUCCESS",
           "fd.nameraw": "/tmp/../etc/shadow", "evt.arg.flags": "O_TRUNC|O_RDONLY", "fd.num": 3}
-    for cond in ("fd.name startswith /etc", "fd.directory = /etc", "fd.filename in (shadow)", "proc.name = cat",
+    for cond in ("fd.name startswith /etc", "fd.directory = /etc", "fd.filename in (shadow)",
+                 "proc.name = cat",
                  "user.uid = 0", "evt.is_open_read = true", "evt.rawres >= 0", "evt.res = SUCCESS",
                  "fd.nameraw contains '../'", 'evt.arg.flags contains "O_TRUNC"', "fd.num >= 0"):
         rs = one_rule(cond, evt_type="openat")
@@ -166,7 +166,8 @@ def test_paths_become_exact_and_prefix_sets_and_the_rest_passes() -> None:
 
 
 def test_negations_exclude_exactly() -> None:
-    _, kf = _filter_for("fd.name startswith /etc and not fd.name pmatch (/etc/ssl) and not proc.name in (cat)")
+    _, kf = _filter_for("fd.name startswith /etc and not fd.name pmatch (/etc/ssl) "
+                        "and not proc.name in (cat)")
     assert kf.admits("openat", Facts(path="/etc/shadow", comm="vi"))
     assert kf.admits("openat", Facts(path="/etc/ssl2", comm="vi"))       # pmatch is per component
     assert not kf.admits("openat", Facts(path="/etc/ssl/x", comm="vi"))
@@ -223,6 +224,7 @@ def test_union_admits_what_either_admits() -> None:
 def test_upstream_stable_rules_keep_tmp_opens_and_their_closes_in_the_kernel() -> None:
     from falcopy.agent.fields.syscall import AgentSyscallSource
     from falcopy.agent.pipeline import kernel_filter
+
     from falcopy.engine import default_sources
 
     sources = dict(default_sources())
@@ -241,13 +243,14 @@ def test_upstream_stable_rules_keep_tmp_opens_and_their_closes_in_the_kernel() -
         assert kf.types[t].passes_all
 
 
-@pytest.mark.parametrize("files", [["falco_rules.yaml"],
-                                   ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]])
+@pytest.mark.parametrize("files", [
+    ["falco_rules.yaml"], ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]])
 def test_upstream_rules_derive_within_the_kernel_limits(files: list[str]) -> None:
     from falcopy.agent.fields.syscall import AgentSyscallSource
     from falcopy.agent.kernel.kfilter import encode
     from falcopy.agent.kernel.layout import EVENT_IDS
     from falcopy.agent.pipeline import kernel_filter
+
     from falcopy.engine import default_sources
 
     sources = dict(default_sources())
