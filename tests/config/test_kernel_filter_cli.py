@@ -25,13 +25,15 @@ def test_prints_the_filter_of_the_stable_rules(compat_dir: Path) -> None:
     text = CliRunner().invoke(main, ["kernel-filter", "-r", rules])
     assert text.exit_code == 0, text.output
     assert "openat        filtered: passes if one of" in text.output
-    assert "close         state: passes unless it acts on an fd user space never saw; then dropped" in text.output
+    assert ("close         state: passes unless it acts on an fd user space never saw; then dropped"
+            in text.output)
     assert "init_module   pass: rule 'Linux Kernel Module Injection Detected'" in text.output
 
 
 def test_bad_rules_file_is_an_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("- rule: x\n  condition: evt.type = open and (\n  output: o\n  priority: INFO\n  desc: d\n")
+    bad.write_text("- rule: x\n  condition: evt.type = open and (\n"
+                   "  output: o\n  priority: INFO\n  desc: d\n")
     res = CliRunner().invoke(main, ["kernel-filter", "-r", str(bad)])
     assert res.exit_code != 0
     assert "bad.yaml" in res.output
