@@ -16,7 +16,8 @@ from tests.bench.test_agent_bench import _run_workload, _with_agent, workload_bi
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
-WORKLOADS = ("openclose", "tmpflood", "stat", "forkexec", "connect", "mixed")
+WORKLOADS = tuple(os.environ.get("FALCOPY_BENCH_WORKLOADS",
+                                 "openclose,tmpflood,stat,forkexec,connect,mixed").split(","))
 
 
 def test_kernel_filter_on_off_vs_floor(workload_bin: Path, require_root: None,  # noqa: F811
