@@ -74,6 +74,14 @@ class FakeBuilder:
         pass
 
 
+class FakeStage:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def flush(self, why: str) -> None:
+        self.log.append(f"flush {why}")
+
+
 def test_swap_widens_drains_swaps_then_narrows() -> None:
     from falcopy.agent.app import derive_kernel_filter
 
@@ -83,6 +91,7 @@ def test_swap_widens_drains_swaps_then_narrows() -> None:
     log: list[str] = []
     agent = Agent(config, [])
     agent.probe, agent.pipeline, agent.builder = FakeProbe(log), FakePipeline(log), FakeBuilder()
+    agent.stage = FakeStage(log)  # type: ignore[assignment]
     agent.kernel_filter = derive_kernel_filter(old, config)
     agent._pending = (new, {"openat", "open"}, derive_kernel_filter(new, config))
     agent._apply_pending()
@@ -91,6 +100,7 @@ def test_swap_widens_drains_swaps_then_narrows() -> None:
         "kernel filter admits ['/old', '/new']",   # widened: both rulesets' needs
         "drain",                                    # records of the old filter to the old rules
         "ruleset new",
+        "flush reload",
         "types ['open', 'openat']",
         "kernel filter admits ['/new']",           # narrowed after the swap
     ]
