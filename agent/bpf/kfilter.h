@@ -244,6 +244,7 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 #define KF_R_PASS 1
 #define KF_R_FD_UNKNOWN 2
 
+/* the verdict from the type's masks, the header and the fd (every program) */
 static __noinline int kf_decide(struct scratch *s, struct kf_args *a)
 {
 	struct rec_hdr *h = (struct rec_hdr *)s->buf;
@@ -259,14 +260,29 @@ static __noinline int kf_decide(struct scratch *s, struct kf_args *a)
 	__u64 m;
 	if (unknown)
 		m = c->nofd;
-	else if ((c->flags & KF_STATE) && !a->open)
+	else if (c->flags & KF_STATE)
 		return KF_R_PASS;
 	else
 		m = c->active;
 	if (m)
 		m &= kf_hdr_mask(c, h, type);
-	if (!a->open)
-		return m ? r | KF_R_PASS : r;
+	return m ? r | KF_R_PASS : r;
+}
+
+/* the same for the open family: the path, its classes, and the fd interest (only
+ * the open programs carry this code: a->open is a constant where kf_submit is inlined) */
+static __noinline int kf_decide_open(struct scratch *s, struct kf_args *a)
+{
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	__u32 bank = a->bank & 1;
+	__u32 idx = bank * KF_TYPES + (h->type & (KF_TYPES - 1));
+	__u32 type = (bank << KF_BANK_SHIFT) | (h->type & (KF_TYPES - 1));
+	struct kf_type *c = bpf_map_lookup_elem(&kf_types, &idx);
+	if (!c || !(c->flags & KF_EVAL))
+		return KF_R_PASS;
+	__u64 m = c->active;
+	if (m)
+		m &= kf_hdr_mask(c, h, type);
 
 	__u32 zero = 0;
 	struct kf_buf *b = bpf_map_lookup_elem(&kf_scratch, &zero);
@@ -298,7 +314,7 @@ static __always_inline int kf_submit(struct scratch *s, struct kf_args *a)
 		return ring_submit(s);
 	struct rec_hdr *h = (struct rec_hdr *)s->buf;
 	a->bank = conf->bank;
-	int r = kf_decide(s, a);
+	int r = a->open ? kf_decide_open(s, a) : kf_decide(s, a);
 	long res = h->res;
 	if (a->open) {
 		if (res >= 0)
