@@ -53,8 +53,9 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
     if len(links) == 1:
         lib.lib.bpf_link__destroy(links[0])
         return
-    # ctypes releases the GIL during the call, so the waits overlap
-    with ThreadPoolExecutor(max_workers=min(len(links), 32)) as pool:
+    # ctypes releases the GIL during the call, so the waits overlap; one thread per link
+    # makes it one grace period rather than one per batch (72 links: 1.3 s -> 0.5 s here)
+    with ThreadPoolExecutor(max_workers=min(len(links), 512)) as pool:
         list(pool.map(lib.lib.bpf_link__destroy, links))
 
 
@@ -285,13 +286,21 @@ class Probe:
                 out[name] = (passed, filtered)
         return out
 
+    def drops_per_cpu(self) -> list[int]:
+        """The drop counters of each possible CPU, all classes (Falco's n_drops_cpu)."""
+        per_class = [self._percpu_values("drops", i) for i in range(len(layout.DROP_CLASSES))]
+        return [sum(v) for v in zip(*per_class, strict=True)]
+
     def _percpu_sum(self, name: str, index: int) -> int:
+        return sum(self._percpu_values(name, index))
+
+    def _percpu_values(self, name: str, index: int) -> list[int]:
         lib = self._need_loaded()
         values = (ctypes.c_uint64 * self._ncpus)()
         key = ctypes.c_uint32(index)
         if lib.lib.bpf_map_lookup_elem(self._fds[name], ctypes.byref(key), values) != 0:
             raise lib.error(f"reading {name}[{index}]")
-        return sum(values)
+        return list(values)
 
     def program_stats(self) -> dict[str, tuple[int, int]]:
         """Per attached event: (runs, total ns) of its program, from the kernel's
