@@ -111,6 +111,18 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
     return out - SYNTHETIC_EVENT_TYPES
 
 
+def derive_kernel_filter(ruleset: Ruleset, config: AgentConfig) -> Any:
+    """The in-kernel interest filter for ``ruleset`` (None: switched off by
+    ``falcopy.kernel_filter.enabled``).  Types ``base_syscalls.custom_set`` names pass
+    whole: the user asked for them."""
+    from falcopy.agent.pipeline import kernel_filter
+
+    if not config.falcopy.kernel_filter.enabled:
+        return None
+    extra = [n for n in config.base_syscalls.custom_set if not n.startswith("!")]
+    return kernel_filter(ruleset, always=extra)
+
+
 class Agent:
     def __init__(
         self,
@@ -142,7 +154,9 @@ class Agent:
         self.capture: Any = None
         self._stop = threading.Event()
         self._exit_code = 0
-        self._pending: tuple[Ruleset, set[str] | None] | None = None
+        self._pending: tuple[Ruleset, set[str] | None, Any] | None = None
+        #: the kernel filter in force (None: off)
+        self.kernel_filter: Any = None
         self._pending_lock = threading.Lock()
         self._event_thread: threading.Thread | None = None
         self._event_error: BaseException | None = None
@@ -220,7 +234,8 @@ class Agent:
 
         fc = self.config.falcopy
         return Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
-                     batch_window=fc.event_reader.batch_window_us / 1e6)
+                     batch_window=fc.event_reader.batch_window_us / 1e6,
+                     critical_reserve=fc.kernel_filter.critical_reserve_bytes or None)
 
     def _loaded_probe(self) -> Any:
         if self._probe_loader is None:
@@ -317,6 +332,8 @@ class Agent:
             self.capture.start()
         probe = self._loaded_probe()
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
+        self.kernel_filter = derive_kernel_filter(self.ruleset, self.config)
+        probe.set_kernel_filter(self.kernel_filter)
         if probe.unsupported:
             log.warning(
                 "event types the rules use but the probe cannot capture: %s",
@@ -443,8 +460,28 @@ class Agent:
             pending, self._pending = self._pending, None
         if pending is None:
             return
-        ruleset, types = pending
-        self.pipeline.set_ruleset(ruleset)
+        ruleset, types, kf = pending
+        probe, pipeline = self.probe, self.pipeline
+        # widen: the kernel delivers what either ruleset needs...
+        old_types = probe.enabled_events
+        probe.set_event_filter(None if types is None else old_types | types)
+        old_kf = self.kernel_filter
+        if old_kf is not None and kf is not None:
+            from falcopy.engine.kernel_filter import union
+
+            probe.set_kernel_filter(union(old_kf, kf))
+        else:
+            probe.set_kernel_filter(None)
+        # ...the records filtered by the old filter go to the old rules...
+        while True:
+            records = probe.poll(0)
+            if records:
+                pipeline.process(records)
+                self.metrics.events.events += len(records)
+            if len(records) < probe.batch_limit:
+                break
+        # ...swap, then narrow to what the new rules need
+        pipeline.set_ruleset(ruleset)
         assert self.builder is not None and self.stage is not None
         # open windows are summarised under the rules that opened them
         self.stage.flush("reload")
@@ -452,7 +489,9 @@ class Agent:
         self.ruleset = ruleset
         if self.capture is not None:
             self.capture.recorder.ruleset = ruleset
-        self.probe.set_event_filter(types)
+        probe.set_event_filter(types)
+        probe.set_kernel_filter(kf)
+        self.kernel_filter = kf
 
     # ------------------------------------------------------------------ reload
     async def reload(self, reason: str) -> bool:
@@ -482,8 +521,9 @@ class Agent:
                 return self._reload_failed(reason, [str(e) for e in result.errors])
             self._report(result)  # the new set's warnings
             ruleset = result.ruleset
+            kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
             with self._pending_lock:
-                self._pending = (ruleset, wanted_types(ruleset, config))
+                self._pending = (ruleset, wanted_types(ruleset, config), kf)
             self._wake_event_thread()
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
@@ -752,7 +792,34 @@ class Agent:
         """Scrape-time numbers of the pipeline, process table and metadata store."""
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-        pipeline, store = self.pipeline, self.store
+        pipeline, store, probe = self.pipeline, self.store, self.probe
+        if probe is not None:
+            try:
+                by_class = probe.drops_by_class()
+                stats = probe.filter_stats()
+            except OSError:
+                by_class, stats = {}, {}
+            drops = CounterMetricFamily(
+                "falcopy_kernel_drops_by_class",
+                "Records lost because the ring was full (bulk: also when only the critical reserve was left)",
+                labels=["class"],
+            )
+            for cls, n in by_class.items():
+                drops.add_metric([cls], n)
+            yield drops
+            recs = CounterMetricFamily(
+                "falcopy_kernel_records",
+                "Records per event type: put in the ring (passed) or kept in the kernel (filtered)",
+                labels=["type", "verdict"],
+            )
+            for t, (passed, filtered) in sorted(stats.items()):
+                recs.add_metric([t, "passed"], passed)
+                recs.add_metric([t, "filtered"], filtered)
+            yield recs
+            yield GaugeMetricFamily(
+                "falcopy_kernel_filter_enabled", "1 when the rule-derived kernel filter is in force",
+                value=1 if probe.kernel_filter_enabled else 0,
+            )
         if pipeline is not None:
             yield CounterMetricFamily(
                 "falcopy_pipeline_errors", "Records or rules that raised an error", value=pipeline.errors

@@ -102,3 +102,75 @@ def agent_command(
         log.error("Error: %s", exc)
         sys.exit(1)
     sys.exit(code)
+
+
+@main.command("kernel-filter")
+@click.option(
+    "-c", "--config", "config_path", type=click.Path(dir_okay=False),
+    help="falcopy.yaml whose rules selection, priority and base_syscalls apply (default: as `agent`)",
+)
+@click.option("-r", "--rules", "rules", multiple=True, type=click.Path(),
+              help="Rules file or directory (repeatable); default: as `agent`")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable form")
+def kernel_filter_command(config_path: str | None, rules: tuple[str, ...], as_json: bool) -> None:
+    """Print the in-kernel interest filter the rules derive: per event type, the
+    clauses a record must satisfy to leave the kernel, and what passes whole and why."""
+    import json
+
+    from falcopy.agent.app import StartupError, build_agent, derive_kernel_filter
+    from falcopy.agent.control.config import ConfigError
+    from falcopy.agent.kernel.kfilter import describe
+
+    from falcopy.engine.kernel_filter import OPEN_TYPES, takes_fd
+
+    setup_logging("error")
+    try:
+        agent = build_agent(config_path, rules, ())
+    except ConfigError as exc:
+        for msg in exc.messages:
+            click.echo(f"Error: {msg}", err=True)
+        sys.exit(1)
+    except StartupError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    assert agent.ruleset is not None
+    cfg = agent.config.model_copy(deep=True)
+    cfg.falcopy.kernel_filter.enabled = True
+    kf = derive_kernel_filter(agent.ruleset, cfg)
+    report = describe(kf, agent.ruleset)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    on = agent.config.falcopy.kernel_filter.enabled
+    click.echo(f"kernel filter ({'enabled' if on else 'disabled by falcopy.kernel_filter.enabled'}) "
+               f"for {', '.join(map(str, agent.rules_paths))}")
+    for t in report["types"]:
+        head = f"{t['type']:<14}"
+        if t["verdict"] == "pass":
+            click.echo(f"{head}pass: {'; '.join(t['why']) or 'no kernel-checkable condition'}")
+            continue
+        n = len(t["clauses"])
+        if t["state"] and not takes_fd(t["type"]) and t["type"] not in OPEN_TYPES:
+            click.echo(f"{head}state: always passes")
+            continue
+        if t["state"] and t["type"] not in OPEN_TYPES:
+            tail = f"then only if one of {n} clause(s) holds" if n else "then dropped"
+            click.echo(f"{head}state: passes unless it acts on an fd user space never saw; {tail}")
+        elif n:
+            click.echo(f"{head}filtered: passes if one of {n} clause(s) holds")
+        else:
+            click.echo(f"{head}filtered: no enabled rule can match")
+        for c in t["clauses"]:
+            click.echo(f"    - {c}")
+        for w in t["why"]:
+            if not w.startswith("state:"):
+                click.echo(f"    note: {w}")
+    fdi = report["fd_interest"]
+    if fdi is None:
+        click.echo("fd interest: every open passes (a rule reads the fd of a later event with no "
+                   "kernel-checkable file condition)")
+    else:
+        click.echo(f"fd interest: opens of files matching one of {len(fdi)} clause(s) also pass "
+                   "(a later event's rule reads their fd)")
+        for c in fdi:
+            click.echo(f"    - {c}")

@@ -20,7 +20,10 @@ from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.container_event import SYNTHETIC_EVENT_TYPES, container_event
 from falcopy.agent.fields.event import SyscallEvent
+from falcopy.agent.kernel import layout
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
+
+from falcopy.engine.kernel_filter import KernelFilter, derive
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +56,14 @@ def tune_gc() -> None:
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, max(gen1, 20), max(gen2, 100))
+
+
+def kernel_filter(ruleset: Any, *, always: Iterable[str] = ()) -> KernelFilter:
+    """The in-kernel interest filter for ``ruleset`` over every event the probe makes:
+    the process lifecycle and ``always`` pass whatever the rules say, the process and
+    fd tables' types pass whenever their fd is known to user space."""
+    return derive(ruleset, layout.EVENT_IDS, state_types=STATE_EVENT_TYPES,
+                  always=layout.LIFECYCLE | set(always))
 
 
 class Pipeline:

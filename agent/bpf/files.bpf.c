@@ -2,29 +2,34 @@
 /* File system syscalls: opens, closes, fd duplication, renames, links, modes, mounts. */
 #include "helpers.h"
 
-#define OPEN_TAIL(dirfd, name)                                \
-	push_devino(s, ctx->ret);                             \
-	int first = push_ustr(s, (const char *)(name));       \
-	push_dirpath(s, (dirfd), first)
+/* the name and its directory, then the filter with the path (kfilter.h) */
+#define OPEN_TAIL(dirfd, name, flags, kind)                                        \
+	push_devino(s, ctx->ret);                                                  \
+	struct kf_args ka = {.fd = -1, .newfd = -1, .oflags = (flags), .open = (kind)}; \
+	ka.name_off = s->off;                                                      \
+	int first = push_ustr(s, (const char *)(name));                            \
+	ka.dir_off = s->off;                                                       \
+	push_dirpath(s, (dirfd), first);                                           \
+	return kf_submit(s, &ka)
 
 EXIT_PROG(open)
 {
 	BEGIN(EV_OPEN);
-	push_u64(s, SC_ARG1(r));
+	__u64 fl = SC_ARG1(r);
+	push_u64(s, fl);
 	push_u64(s, SC_ARG2(r));
-	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
+	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r), fl, KF_OPEN);
 }
 
 EXIT_PROG(openat)
 {
 	BEGIN(EV_OPENAT);
 	long dirfd = (int)SC_ARG0(r);
+	__u64 fl = SC_ARG2(r);
 	push_u64(s, dirfd);
-	push_u64(s, SC_ARG2(r));
+	push_u64(s, fl);
 	push_u64(s, SC_ARG3(r));
-	OPEN_TAIL(dirfd, SC_ARG1(r));
-	return rec_submit(s);
+	OPEN_TAIL(dirfd, SC_ARG1(r), fl, KF_OPEN);
 }
 
 EXIT_PROG(openat2)
@@ -37,32 +42,47 @@ EXIT_PROG(openat2)
 	push_u64(s, how.flags);
 	push_u64(s, how.mode);
 	push_u64(s, how.resolve);
-	OPEN_TAIL(dirfd, SC_ARG1(r));
-	return rec_submit(s);
+	OPEN_TAIL(dirfd, SC_ARG1(r), how.flags, KF_OPEN);
 }
 
 EXIT_PROG(creat)
 {
 	BEGIN(EV_CREAT);
 	push_u64(s, SC_ARG1(r));
-	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r));
-	return rec_submit(s);
+	/* creat is open(O_CREAT|O_WRONLY|O_TRUNC) */
+	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r), 01101, KF_CREAT);
 }
 
-EXIT_PROG(close) { return exit_ints(ctx, EV_CLOSE, 1); }
-EXIT_PROG(dup) { return exit_ints(ctx, EV_DUP, 1); }
-EXIT_PROG(dup2) { return exit_ints(ctx, EV_DUP2, 2); }
+EXIT_PROG(close) { return exit_ints_kf(ctx, EV_CLOSE, 1, KF_FD_ARG0); }
+EXIT_PROG(dup) { return exit_ints_kf(ctx, EV_DUP, 1, KF_FD_ARG0 | KF_NEWFD_RET); }
+EXIT_PROG(dup2) { return exit_ints_kf(ctx, EV_DUP2, 2, KF_FD_ARG0 | KF_NEWFD_RET); }
 
 EXIT_PROG(dup3)
 {
 	BEGIN(EV_DUP3);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_u64(s, (int)SC_ARG1(r));
 	push_u64(s, SC_ARG2(r));
-	return rec_submit(s);
+	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
+	return kf_submit(s, &ka);
 }
 
-EXIT_PROG(fcntl) { return exit_ints(ctx, EV_FCNTL, 2); }
+#define F_DUPFD_ 0
+#define F_DUPFD_CLOEXEC_ 1030
+
+EXIT_PROG(fcntl)
+{
+	BEGIN(EV_FCNTL);
+	long fd = (int)SC_ARG0(r);
+	int cmd = (int)SC_ARG1(r);
+	push_u64(s, fd);
+	push_u64(s, cmd);
+	struct kf_args ka = {.fd = fd, .newfd = -1};
+	if (cmd == F_DUPFD_ || cmd == F_DUPFD_CLOEXEC_)
+		ka.newfd = ctx->ret;
+	return kf_submit(s, &ka);
+}
 
 /* two paths, each with the directory a relative one is resolved against */
 #define TWO_PATHS(odir, opath, ndir, npath)                   \
@@ -160,15 +180,16 @@ EXIT_PROG(chmod) { return exit_path(ctx, EV_CHMOD, PA_MODE); }
 EXIT_PROG(fchmod)
 {
 	BEGIN(EV_FCHMOD);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_u64(s, SC_ARG1(r));
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(fchmodat) { return exit_path_at(ctx, EV_FCHMODAT); }
 EXIT_PROG(chown) { return exit_path(ctx, EV_CHOWN, PA_OWNER); }
 EXIT_PROG(lchown) { return exit_path(ctx, EV_LCHOWN, PA_OWNER); }
-EXIT_PROG(fchown) { return exit_ints(ctx, EV_FCHOWN, 3); }
+EXIT_PROG(fchown) { return exit_ints_kf(ctx, EV_FCHOWN, 3, KF_FD_ARG0); }
 
 EXIT_PROG(fchownat)
 {
@@ -220,27 +241,37 @@ static __always_inline int exit_name_flags(struct trace_event_raw_sys_exit *ctx,
 }
 
 EXIT_PROG_TP(umount2, umount) { return exit_name_flags(ctx, EV_UMOUNT2); }
-EXIT_PROG(memfd_create) { return exit_name_flags(ctx, EV_MEMFD_CREATE); }
 
-static __always_inline void push_fdpair(struct scratch *s, const void *up)
+EXIT_PROG(memfd_create)
+{
+	BEGIN(EV_MEMFD_CREATE);
+	push_u64(s, SC_ARG1(r));
+	push_ustr(s, (const char *)SC_ARG0(r));
+	return rec_submit_newfd(s, ctx->ret);
+}
+
+/* pushes both fds; user space knows them from here on */
+static __always_inline void push_fdpair(struct scratch *s, const void *up, long ret)
 {
 	int fds[2] = {-1, -1};
 	bpf_probe_read_user(fds, sizeof(fds), up);
 	push_u64(s, (long)fds[0]);
 	push_u64(s, (long)fds[1]);
+	if (ret == 0)
+		kf_fds_known(fds[0], fds[1]);
 }
 
 EXIT_PROG(pipe)
 {
 	BEGIN(EV_PIPE);
-	push_fdpair(s, (void *)SC_ARG0(r));
+	push_fdpair(s, (void *)SC_ARG0(r), ctx->ret);
 	return rec_submit(s);
 }
 
 EXIT_PROG(pipe2)
 {
 	BEGIN(EV_PIPE2);
-	push_fdpair(s, (void *)SC_ARG0(r));
+	push_fdpair(s, (void *)SC_ARG0(r), ctx->ret);
 	push_u64(s, SC_ARG1(r));
 	return rec_submit(s);
 }

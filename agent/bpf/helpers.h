@@ -471,18 +471,36 @@ static __noinline void push_tuple(struct scratch *s, long fd)
 	s->off = off + 2 + len;
 }
 
-static __always_inline int rec_submit(struct scratch *s)
+/* Copy the record into the ring.  Bulk records leave the last kf_conf.reserve
+ * bytes to the critical ones (process lifecycle, exec, connections, privilege
+ * changes...), so a flood of file events cannot push those out. */
+static __always_inline int ring_submit(struct scratch *s)
 {
 	__u64 len = s->off;
 	barrier_var(len);
 	if (len > SCRATCH_SIZE || len < sizeof(struct rec_hdr))
 		return 0;
-	((struct rec_hdr *)s->buf)->len = len;
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	h->len = len;
+	__u32 type = h->type & (KF_TYPES - 1);
 
 	__u32 zero = 0;
 	struct settings *st = bpf_map_lookup_elem(&settings_map, &zero);
 	__u64 thr = st ? st->wake_threshold : 0;
 	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u8 *crit = bpf_map_lookup_elem(&kf_critical, &type);
+	__u32 cls = crit && *crit ? 1 : 0;
+	if (!cls) {
+		struct kf_conf *conf = bpf_map_lookup_elem(&kf_conf_map, &zero);
+		__u64 size = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+		__u64 reserve = conf ? conf->reserve : 0;
+		if (reserve && avail + len + reserve > size) {
+			__u64 *d = bpf_map_lookup_elem(&drops, &cls);
+			if (d)
+				*d += 1;
+			return 0;
+		}
+	}
 	/* Wake-up policy (docs/performance.md): flags 0 is the kernel's adaptive
 	 * notification, a wake-up only when the reader had consumed everything
 	 * before this record, i.e. the first record after the ring went quiet is
@@ -491,12 +509,19 @@ static __always_inline int rec_submit(struct scratch *s)
 	 * the pending data crosses the threshold. */
 	__u64 flags = (avail < thr && avail + len >= thr) ? BPF_RB_FORCE_WAKEUP : 0;
 	if (bpf_ringbuf_output(&events, s->buf, len, flags)) {
-		__u64 *d = bpf_map_lookup_elem(&drops, &zero);
+		__u64 *d = bpf_map_lookup_elem(&drops, &cls);
 		if (d)
 			*d += 1;
+		return 0;
 	}
+	__u32 k = type * 2;
+	__u64 *n = bpf_map_lookup_elem(&kf_stats, &k);
+	if (n)
+		*n += 1;
 	return 0;
 }
+
+#include "kfilter.h"
 
 /* common prologue of a sys_exit program: filter, start the record, get the args */
 #define BEGIN(ev)                                    \
@@ -510,17 +535,31 @@ static __always_inline int rec_submit(struct scratch *s)
 
 /* Body of every program whose record is just its first n arguments as C ints
  * (fds, ids, signals): inlined with a constant n, so each program keeps its own
- * straight-line code and the verifier sees what a hand-written body gave it. */
-static __always_inline int exit_ints(struct trace_event_raw_sys_exit *ctx, __u16 ev, int n)
+ * straight-line code and the verifier sees what a hand-written body gave it.
+ * fd: the first argument is an fd the call acts on (KF_FD_ARG0); newfd: the
+ * return value is a new fd (KF_NEWFD_RET). */
+#define KF_FD_ARG0 1
+#define KF_NEWFD_RET 2
+static __always_inline int exit_ints_kf(struct trace_event_raw_sys_exit *ctx, __u16 ev, int n, int fdmode)
 {
 	BEGIN(ev);
+	long a0 = (int)SC_ARG0(r);
 	if (n > 0)
-		push_u64(s, (int)SC_ARG0(r));
+		push_u64(s, a0);
 	if (n > 1)
 		push_u64(s, (int)SC_ARG1(r));
 	if (n > 2)
 		push_u64(s, (int)SC_ARG2(r));
-	return rec_submit(s);
+	struct kf_args a = {
+		.fd = (fdmode & KF_FD_ARG0) ? a0 : -1,
+		.newfd = (fdmode & KF_NEWFD_RET) ? ctx->ret : -1,
+	};
+	return kf_submit(s, &a);
+}
+
+static __always_inline int exit_ints(struct trace_event_raw_sys_exit *ctx, __u16 ev, int n)
+{
+	return exit_ints_kf(ctx, ev, n, 0);
 }
 
 #endif

@@ -58,12 +58,14 @@ FALCOPY_MAP struct {
 	__type(value, struct settings);
 } settings_map SEC(".maps");
 
-/* records lost because the ring was full */
+/* records lost because the ring was full, per class: [0] bulk, [1] critical */
 FALCOPY_MAP struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, 2);
 	__type(key, __u32);
 	__type(value, __u64);
 } drops SEC(".maps");
+
+#include "kfilter_maps.h"
 
 #endif

@@ -25,10 +25,11 @@ EXIT_PROG(init_module)
 EXIT_PROG(finit_module)
 {
 	BEGIN(EV_FINIT_MODULE);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_u64(s, SC_ARG2(r));
 	push_ustr(s, (const char *)SC_ARG1(r));
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(bpf) { return exit_ints(ctx, EV_BPF, 1); }
@@ -46,9 +47,10 @@ EXIT_PROG(unshare) { return exit_flags(ctx, EV_UNSHARE); }
 EXIT_PROG(setns)
 {
 	BEGIN(EV_SETNS);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_u64(s, SC_ARG1(r));
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(userfaultfd) { return exit_flags(ctx, EV_USERFAULTFD); }

@@ -2,7 +2,7 @@
 /* Network syscalls: sockets, connections, and the sends/receives rules look at. */
 #include "helpers.h"
 
-EXIT_PROG(socket) { return exit_ints(ctx, EV_SOCKET, 3); }
+EXIT_PROG(socket) { return exit_ints_kf(ctx, EV_SOCKET, 3, KF_NEWFD_RET); }
 
 EXIT_PROG(socketpair)
 {
@@ -14,6 +14,8 @@ EXIT_PROG(socketpair)
 	push_u64(s, (int)SC_ARG2(r));
 	push_u64(s, (long)fds[0]);
 	push_u64(s, (long)fds[1]);
+	if (ctx->ret == 0)
+		kf_fds_known(fds[0], fds[1]);
 	return rec_submit(s);
 }
 
@@ -24,35 +26,40 @@ EXIT_PROG(connect)
 	push_u64(s, fd);
 	push_ubytes(s, (void *)SC_ARG1(r), (__u32)SC_ARG2(r), MAX_SOCKADDR);
 	push_tuple(s, fd);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(accept)
 {
 	BEGIN(EV_ACCEPT);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_tuple(s, ctx->ret);
-	return rec_submit(s);
+	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
+	return kf_submit(s, &ka);
 }
 
 EXIT_PROG(accept4)
 {
 	BEGIN(EV_ACCEPT4);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_u64(s, (int)SC_ARG3(r));
 	push_tuple(s, ctx->ret);
-	return rec_submit(s);
+	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
+	return kf_submit(s, &ka);
 }
 
 EXIT_PROG(bind)
 {
 	BEGIN(EV_BIND);
-	push_u64(s, (int)SC_ARG0(r));
+	long fd = (int)SC_ARG0(r);
+	push_u64(s, fd);
 	push_ubytes(s, (void *)SC_ARG1(r), (__u32)SC_ARG2(r), MAX_SOCKADDR);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
-EXIT_PROG(listen) { return exit_ints(ctx, EV_LISTEN, 2); }
+EXIT_PROG(listen) { return exit_ints_kf(ctx, EV_LISTEN, 2, KF_FD_ARG0); }
 
 EXIT_PROG(sendto)
 {
@@ -66,7 +73,7 @@ EXIT_PROG(sendto)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 /* The head of the UAPI struct user_msghdr (stable layout, read from user memory). */
@@ -94,7 +101,7 @@ EXIT_PROG(sendmsg)
 	push_u64(s, fd);
 	push_msg_name(s, (void *)SC_ARG1(r));
 	push_tuple(s, fd);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(recvfrom)
@@ -112,7 +119,7 @@ EXIT_PROG(recvfrom)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }
 
 EXIT_PROG(recvmsg)
@@ -125,5 +132,5 @@ EXIT_PROG(recvmsg)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit(s);
+	return rec_submit_fd(s, fd);
 }

@@ -309,6 +309,15 @@ class EventReader(_Section):
     batch_window_us: int = Field(default=5000, ge=0, le=100_000)
 
 
+class KernelFilterConfig(_Section):
+    """The in-kernel interest filter derived from the rules (docs/kernel.md)."""
+
+    enabled: bool = True
+    #: ring bytes bulk records leave to critical ones (process lifecycle, exec,
+    #: connections, privilege changes); 0 = a quarter of the ring
+    critical_reserve_bytes: int = Field(default=0, ge=0)
+
+
 class Aggregation(_Section):
     """Repeated alerts: first at once, then one summary per window (docs/outputs.md)."""
 
@@ -344,6 +353,7 @@ class Thresholds(_Section):
 
 class FalcopySection(_Section):
     host: HostPaths = Field(default_factory=HostPaths)
+    kernel_filter: KernelFilterConfig = Field(default_factory=KernelFilterConfig)
     #: compiled BPF object; empty = the one installed with the package
     bpf_object: str = ""
     #: container runtimes and kubelet (owned by falcopy.agent.enrichment)

@@ -128,6 +128,15 @@ LIFECYCLE: Final[frozenset[str]] = frozenset(
     {"clone", "clone3", "fork", "vfork", "execve", "execveat", "procexit"}
 )
 
+#: never dropped because file events filled the ring: they may use the ring's
+#: reserved part (agent/bpf/helpers.h ring_submit); drops are counted per class
+CRITICAL: Final[frozenset[str]] = LIFECYCLE | frozenset({
+    "connect", "accept", "accept4", "bind", "listen", "ptrace", "init_module", "finit_module",
+    "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "capset", "memfd_create",
+    "bpf", "mount", "umount2", "unshare", "setns",
+})
+DROP_CLASSES: Final = ("bulk", "critical")
+
 HDR_SIZE: Final = 96
 ABSENT: Final = 0xFFFF
 

@@ -82,6 +82,7 @@ class LibBpf:
             "bpf_map__value_size": (ctypes.c_uint32, [_c_void_p]),
             "bpf_map_update_elem": (ctypes.c_int, [ctypes.c_int, _c_void_p, _c_void_p, ctypes.c_uint64]),
             "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, _c_void_p, _c_void_p]),
+            "bpf_map_delete_elem": (ctypes.c_int, [ctypes.c_int, _c_void_p]),
             "libbpf_num_possible_cpus": (ctypes.c_int, []),
         }
         for name, (restype, argtypes) in proto.items():

@@ -30,8 +30,11 @@ from types import TracebackType
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
+from falcopy.agent.kernel.kfilter import KF_TYPES, FilterMaps
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
+
+from falcopy.engine.kernel_filter import KernelFilter
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
 SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS)
@@ -84,7 +87,7 @@ def kernel_events(tracefs: Path) -> set[str]:
 class Probe:
     def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
                  wake_threshold: int | None = None, batch_limit: int = 8192,
-                 batch_window: float = 0.005) -> None:
+                 batch_window: float = 0.005, critical_reserve: int | None = None) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
             raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
         self.obj_path = Path(obj_path) if obj_path is not None else DEFAULT_OBJ
@@ -94,6 +97,9 @@ class Probe:
         self.batch_limit = batch_limit
         #: while records keep arriving, the reader reads at most once per window (seconds)
         self.batch_window = batch_window
+        #: ring bytes bulk records leave to the critical ones (layout.CRITICAL)
+        self.critical_reserve = critical_reserve if critical_reserve is not None else ring_size // 4
+        self._filter_maps: FilterMaps | None = None
         self._lib: LibBpf | None = None
         self._obj: int | None = None
         self._links: dict[str, int] = {}
@@ -140,13 +146,18 @@ class Probe:
             rc = lib.lib.bpf_object__load(obj)
             if rc:
                 raise lib.error(f"loading {self.obj_path}", rc)
-            for name in ("events", "evt_filter", "settings_map", "drops"):
+            for name in ("events", "evt_filter", "settings_map", "drops", "kf_types", "kf_trie", "kf_comm",
+                         "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
                 m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
+                if not m:
+                    raise BpfError(f"map {name!r} missing from {self.obj_path}: run `make bpf`", 2, [])
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
             self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
             self._write_settings()
             self._write_filter(self._enabled)
+            self._write_critical()
+            self._filter_maps = FilterMaps(lib, self._fds, reserve=self.critical_reserve)
         except BaseException:
             self.close()
             raise
@@ -211,6 +222,17 @@ class Probe:
             self._write_filter(enabled)
         return set(enabled)
 
+    def set_kernel_filter(self, kf: KernelFilter | None) -> None:
+        """Put a rule-derived interest filter in force, atomically (None: every record
+        of the enabled types passes).  See falcopy.engine.kernel_filter."""
+        self._need_loaded()
+        assert self._filter_maps is not None
+        self._filter_maps.set(kf, layout.EVENT_IDS)
+
+    @property
+    def kernel_filter_enabled(self) -> bool:
+        return self._filter_maps is not None and self._filter_maps.enabled
+
     @property
     def enabled_events(self) -> set[str]:
         return set(self._enabled)
@@ -263,16 +285,37 @@ class Probe:
         return self._ring.records if self._ring is not None else 0
 
     def drops(self) -> int:
-        """Records the probe could not reserve in the ring since load (all CPUs)."""
-        return sum(self.drops_per_cpu())
+        """Records the probe could not put in the ring since load (all CPUs, all classes)."""
+        return sum(self.drops_by_class().values())
+
+    def drops_by_class(self) -> dict[str, int]:
+        """Drops per class (layout.DROP_CLASSES): bulk records refused the reserved part
+        of the ring or finding it full, critical records finding it full."""
+        return {cls: self._percpu_sum("drops", i) for i, cls in enumerate(layout.DROP_CLASSES)}
+
+    def filter_stats(self) -> dict[str, tuple[int, int]]:
+        """Per event type: (records put in the ring, records the kernel filter dropped)."""
+        out: dict[str, tuple[int, int]] = {}
+        for name, ev in layout.EVENT_IDS.items():
+            passed, filtered = self._percpu_sum("kf_stats", 2 * ev), self._percpu_sum("kf_stats", 2 * ev + 1)
+            if passed or filtered:
+                out[name] = (passed, filtered)
+        return out
 
     def drops_per_cpu(self) -> list[int]:
-        """The drop counter of each possible CPU (Falco's n_drops_cpu)."""
+        """The drop counters of each possible CPU, all classes (Falco's n_drops_cpu)."""
+        per_class = [self._percpu_values("drops", i) for i in range(len(layout.DROP_CLASSES))]
+        return [sum(v) for v in zip(*per_class, strict=True)]
+
+    def _percpu_sum(self, name: str, index: int) -> int:
+        return sum(self._percpu_values(name, index))
+
+    def _percpu_values(self, name: str, index: int) -> list[int]:
         lib = self._need_loaded()
         values = (ctypes.c_uint64 * self._ncpus)()
-        key = ctypes.c_uint32(0)
-        if lib.lib.bpf_map_lookup_elem(self._fds["drops"], ctypes.byref(key), values) != 0:
-            raise lib.error("reading the drop counters")
+        key = ctypes.c_uint32(index)
+        if lib.lib.bpf_map_lookup_elem(self._fds[name], ctypes.byref(key), values) != 0:
+            raise lib.error(f"reading {name}[{index}]")
         return list(values)
 
     def program_stats(self) -> dict[str, tuple[int, int]]:
@@ -324,6 +367,16 @@ class Probe:
             val = ctypes.c_uint8(1 if name in enabled else 0)
             if lib.lib.bpf_map_update_elem(fd, ctypes.byref(key), ctypes.byref(val), 0) != 0:
                 raise lib.error(f"updating the event filter for {name}")
+
+    def _write_critical(self) -> None:
+        lib = self._need_loaded()
+        for name, ev in layout.EVENT_IDS.items():
+            if ev >= KF_TYPES:
+                raise BpfError(f"event id {ev} ({name}) beyond the kernel filter's {KF_TYPES} types", 2, [])
+            key = ctypes.c_uint32(ev)
+            val = ctypes.c_uint8(1 if name in layout.CRITICAL else 0)
+            if lib.lib.bpf_map_update_elem(self._fds["kf_critical"], ctypes.byref(key), ctypes.byref(val), 0):
+                raise lib.error(f"marking {name} critical")
 
     def _join_pruner(self) -> None:
         for t in self._pruners:

@@ -46,7 +46,8 @@ class CompiledRule:
     exception_fields: list[str] = field(default_factory=list)
     #: the namespace a namespaced FalcoRule's rule is confined to (None: cluster-wide)
     namespace: str | None = None
-    #: the final resolved condition tree the predicates were compiled from
+    #: the final resolved condition tree the predicates were compiled from (macros, lists and
+    #: exceptions applied): the kernel filter is derived from it (falcopy.engine.kernel_filter)
     tree: Any = field(default=None, repr=False)
     #: falcopy's per-rule keys (see falcopy.engine.alert_keys) and their compiled field readers
     aggregation: AggregationSpec | None = None

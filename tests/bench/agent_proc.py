@@ -1,12 +1,13 @@
 """The agent side of the benchmark, run as its own process so that its CPU time
 and peak RSS are its own.
 
-    python -m tests.bench.agent_proc floor|full|capture SECONDS RULES...
+    python -m tests.bench.agent_proc floor|full|full-kf|capture SECONDS RULES...
 
 ``floor``: the probe with the same event filter and a consumer that discards
-every record; ``full``: probe + process table + pipeline + engine; ``capture``:
-``full`` with capture on alert (the flight recorder keeps every record, and the
-probe also delivers the recorder's extra event types).  Prints
+every record; ``full``: probe + process table + pipeline + engine; ``full-kf``:
+the same with the rule-derived kernel filter in force (the agent's default);
+``capture``: ``full`` with capture on alert (the flight recorder keeps every record,
+and the probe also delivers the recorder's extra event types).  Prints
 "ready" once attached, then one JSON line of statistics.
 """
 
@@ -20,7 +21,7 @@ import time
 
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel.probe import SUPPORTED_EVENTS, Probe
-from falcopy.agent.pipeline import Pipeline, tune_gc
+from falcopy.agent.pipeline import Pipeline, kernel_filter, tune_gc
 from falcopy.agent.state import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
@@ -49,7 +50,7 @@ def main(argv: list[str]) -> int:
         config = AgentConfig.model_validate(
             {"capture": {"enabled": True, "path_prefix": f"{tempfile.mkdtemp()}/capture"}})
         wanted |= recorded_types(config)
-    if mode in ("full", "capture"):
+    if mode in ("full", "full-kf", "capture"):
         table = ProcessTable()
         table.bootstrap()
 
@@ -65,6 +66,8 @@ def main(argv: list[str]) -> int:
     probe = Probe()
     probe.load()
     probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+    if mode == "full-kf":
+        probe.set_kernel_filter(kernel_filter(ruleset))
     probe.ignore_pid(os.getpid())
     probe.attach()
     print("ready", flush=True)
@@ -81,8 +84,10 @@ def main(argv: list[str]) -> int:
             pipeline.process(batch)
             if recorder is not None:
                 recorder.tick()
-    # drain what the workload left in the ring
-    while True:
+    # drain what the workload left in the ring (bounded: on a shared machine other
+    # processes' records never stop arriving)
+    drain_end = time.monotonic() + 2.0
+    while time.monotonic() < drain_end:
         if pipeline is None:
             n = probe.discard(20)
         else:
@@ -96,6 +101,7 @@ def main(argv: list[str]) -> int:
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     stats = {"mode": mode, "records": records, "drops": probe.drops(), "wall_s": wall, "cpu_s": cpu,
+             "drops_by_class": probe.drops_by_class(),
              "maxrss_kb": r1.ru_maxrss, "alerts": alerts,
              "recorder_mib": recorder.bytes / (1 << 20) if recorder is not None else 0.0,
              "errors": pipeline.errors if pipeline is not None else 0}

@@ -1,10 +1,11 @@
 /* Syscall workloads for the agent benchmark: each hammers one kind of call for
  * a fixed time and prints how many operations it completed.
- * usage: workload openclose|stat|forkexec|connect SECONDS
+ * usage: workload openclose|tmpflood|stat|forkexec|connect SECONDS
  *        workload openrate SECONDS RATE   (open+close paced at RATE opens/s)
  *        workload mixed SECONDS RATE      (paced at RATE rounds/s; a round is an open+close and a
  *                                          stat, every 8th also a loopback connect, every 128th a
- *                                          fork+exec of /bin/true) */
+ *                                          fork+exec of /bin/true)
+ * tmpflood: open+close of a file of its own in /tmp (a file no rule cares about) */
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -76,6 +77,8 @@ int main(int argc, char **argv) {
             return 1;
         }
     }
+    char tmpfile[64];
+    snprintf(tmpfile, sizeof(tmpfile), "/tmp/falcopy-flood-%d", (int)getpid());
     for (;;) {
         if ((n & 63) == 0 && now() >= end)
             break;
@@ -106,6 +109,10 @@ int main(int argc, char **argv) {
             int fd = open("/etc/hostname", O_RDONLY);
             if (fd >= 0)
                 close(fd);
+        } else if (strcmp(mode, "tmpflood") == 0) {
+            int fd = open(tmpfile, O_RDONLY | O_CREAT, 0600);
+            if (fd >= 0)
+                close(fd);
         } else if (strcmp(mode, "stat") == 0) {
             struct stat st;
             stat("/etc/hostname", &st);
@@ -119,6 +126,7 @@ int main(int argc, char **argv) {
         }
         n++;
     }
+    unlink(tmpfile);
     printf("%llu\n", n);
     return 0;
 }

@@ -14,10 +14,12 @@ from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel.probe import Probe
 from falcopy.agent.pipeline import Pipeline
+from falcopy.agent.pipeline import kernel_filter as derive_kernel_filter
 from falcopy.agent.state import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
 from falcopy.engine.fields.syscall import SYSCALL_FIELDS
+from falcopy.engine.kernel_filter import KernelFilter, union
 
 CHECKED = ("proc.name", "proc.pname", "proc.cmdline", "fd.name", "user.name", "evt.type", "evt.res",
            "proc.exepath", "proc.is_exe_from_memfd", "evt.arg.target", "fd.num", "container.id",
@@ -116,11 +118,15 @@ def extract(event: SyscallEvent) -> dict[str, Any]:
     return out
 
 
-def start_agent(rules: dict[str, list[Path]]) -> Agent:
+def start_agent(rules: dict[str, list[Path]], *, kernel_filter: bool = True,
+                ring_size: int = 32 << 20) -> Agent:
+    """One probe feeding one pipeline per ruleset; the kernel filter (on by default, as
+    in the agent) admits what any of the rulesets needs."""
     me = os.getpid()
     pipelines: dict[str, Pipeline] = {}
-    agent = Agent(probe=Probe(ring_size=32 << 20), pipelines=pipelines)
+    agent = Agent(probe=Probe(ring_size=ring_size), pipelines=pipelines)
     wanted: set[str] = set(STATE_EVENT_TYPES)
+    kf: KernelFilter | None = None
     for label, paths in rules.items():
         sources = default_sources()
         sources["syscall"] = AgentSyscallSource(SYSCALL_FIELDS)
@@ -138,7 +144,11 @@ def start_agent(rules: dict[str, list[Path]]) -> Agent:
             agent.hits.append(Hit(f"{_label}:{rule.name}", extract(event), ours))
 
         pipelines[label] = Pipeline(ruleset, table, on_alert=on_alert)
+        one = derive_kernel_filter(ruleset)
+        kf = one if kf is None else union(kf, one)
     agent.probe.load()
+    if kernel_filter:
+        agent.probe.set_kernel_filter(kf)
     from falcopy.agent.kernel.probe import SUPPORTED_EVENTS
     agent.probe.set_event_filter(wanted & SUPPORTED_EVENTS)
     agent.probe.ignore_pid(me)

@@ -1,0 +1,358 @@
+/* The rule-derived interest filter: one check per record, after the record is
+ * built in the per-CPU scratch and before it is copied into the ring.
+ * Maps: kfilter_maps.h; what the masks mean: falcopy/engine/kernel_filter.py
+ * (KernelFilter.admits is the reference); design: docs/kernel.md.
+ *
+ * Every program ends with one of (a new program adopts the filter with one line):
+ *   rec_submit(s)                process name, euid and result only
+ *   rec_submit_fd(s, fd)         the call acts on an existing fd (close, sendto...)
+ *   rec_submit_newfd(s, fd)      the call returned a new fd (socket, pipe...)
+ *   kf_submit(s, &args)          the general form; opens also give the path fields
+ * Unknown types (no kf_types entry) pass: soundness first. */
+#ifndef FALCOPY_KFILTER_H
+#define FALCOPY_KFILTER_H
+
+#define O_CREAT_ 0100
+#define O_TRUNC_ 01000
+#define O_DIRECTORY_ 0200000
+
+/* kf_type.flags beyond KF_EVAL / KF_STATE: which lookups the clauses need */
+#define KF_HAS_FILE 4
+#define KF_HAS_COMM 8
+#define KF_HAS_UID 16
+
+#define KF_OPEN 1
+#define KF_CREAT 2
+
+struct kf_args {
+	long fd;		/* fd the call acts on, or -1 */
+	long newfd;		/* fd the call returned, or -1 */
+	__u32 name_off;		/* opens: offset of the raw name field (u16 length + bytes) */
+	__u32 dir_off;		/* opens: offset of the resolved directory field */
+	__u64 oflags;		/* opens: the flags as given */
+	__u32 open;		/* KF_OPEN / KF_CREAT for the open family, else 0 */
+	__u32 bank;		/* set by kf_submit */
+};
+
+/* what an open's path told: n == 0 when the path is not known exactly as
+ * user space will compute fd.name (too long, relative without its directory,
+ * or not canonical: "//", "/.", a trailing "/") */
+struct kf_path {
+	__u32 n;
+	__u32 last;		/* index of the last '/' */
+	__u32 classes;		/* KF_C_* */
+	__u32 known;		/* the classes that could be told */
+	__u32 isdir;
+};
+
+static __always_inline __u64 kf_dim(__u64 dc, struct kf_val *v)
+{
+	if (!v)
+		return dc;
+	return (dc | v->pos) & ~v->neg;
+}
+
+/* 1 when user space never saw the opening of fd in this process (or, for a
+ * child that inherited it, in its parent) */
+static __always_inline int kf_fd_unknown(long fd, int still_open)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
+	__u64 *f = bpf_map_lookup_elem(&kf_fds, &k);
+	if (!f) {
+		k.tgid = t->real_parent->tgid;
+		f = bpf_map_lookup_elem(&kf_fds, &k);
+		if (!f)
+			return 0;
+	}
+	if (!*f)
+		return 0;
+	/* the number now names another file: the mark is stale */
+	if (still_open && (__u64)cur_fd_file(fd) != *f)
+		return 0;
+	return 1;
+}
+
+/* file: the struct file user space does not know fd by; 0: user space knows fd */
+static __always_inline void kf_fd_mark(long fd, __u64 file)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
+	if (file) {
+		bpf_map_update_elem(&kf_fds, &k, &file, BPF_ANY);
+		return;
+	}
+	bpf_map_delete_elem(&kf_fds, &k);
+	/* a known fd of a child must not inherit its parent's mark for that number */
+	struct kf_fd_key pk = {.tgid = t->real_parent->tgid, .fd = (__s32)fd};
+	if (bpf_map_lookup_elem(&kf_fds, &pk))
+		bpf_map_update_elem(&kf_fds, &k, &file, BPF_ANY);
+}
+
+/* fds a call created outside its return value (pipe, socketpair) */
+static __always_inline void kf_fds_known(long fd1, long fd2)
+{
+	__u32 zero = 0;
+	struct kf_conf *conf = bpf_map_lookup_elem(&kf_conf_map, &zero);
+	if (!conf || !conf->enabled)
+		return;
+	if (fd1 >= 0)
+		kf_fd_mark(fd1, 0);
+	if (fd2 >= 0)
+		kf_fd_mark(fd2, 0);
+}
+
+static __always_inline __u64 kf_hdr_mask(struct kf_type *c, struct rec_hdr *h, __u32 type)
+{
+	__u64 m = h->res >= 0 ? ~c->need_fail : ~c->need_ok;
+	if (c->flags & KF_HAS_COMM) {
+		struct kf_comm_key ck = {.type = type};
+		__builtin_memcpy(ck.comm, h->comm, sizeof(ck.comm));
+		m &= kf_dim(c->dc[3], bpf_map_lookup_elem(&kf_comm, &ck));
+	}
+	if (c->flags & KF_HAS_UID) {
+		struct kf_uid_key uk = {.type = type, .uid = h->euid};
+		m &= kf_dim(c->dc[4], bpf_map_lookup_elem(&kf_uid, &uk));
+	}
+	return m;
+}
+
+static __always_inline __u64 kf_class_mask(struct kf_type *c, struct kf_path *p)
+{
+	__u64 m = ~0ULL;
+#pragma unroll
+	for (int i = 0; i < KF_NCLASS; i++) {
+		if (p->known & (1 << i))
+			m &= (p->classes & (1 << i)) ? ~c->forbid[i] : ~c->req[i];
+	}
+	return m;
+}
+
+static __always_inline __u64 kf_file_mask(struct kf_type *c, struct kf_buf *b, __u32 type,
+					  struct kf_path *p)
+{
+	if (!p->n || !(c->flags & KF_HAS_FILE))
+		return ~0ULL;
+	b->path.type = type;
+	__u64 m = kf_dim(c->dc[0], bpf_map_lookup_elem(&kf_trie, &b->path));
+	if (p->isdir)
+		return m;	/* fd.directory / fd.filename of a directory differ */
+	b->dir.type = type;
+	m &= kf_dim(c->dc[1], bpf_map_lookup_elem(&kf_trie, &b->dir));
+	b->base.type = type;
+	return m & kf_dim(c->dc[2], bpf_map_lookup_elem(&kf_trie, &b->base));
+}
+
+struct kf_scan {
+	struct kf_buf *b;
+	__u32 n, start, last, canon, dotdot;
+	__u8 p1, p2;
+};
+
+static long kf_scan_byte(__u64 i, struct kf_scan *sc)
+{
+	if (i >= sc->n || i >= KF_STR - 1)
+		return 1;
+	__u8 c = sc->b->path.data[i];
+	__u8 p1 = sc->p1;
+	if (c == '/') {
+		if (p1 == '/')
+			sc->canon = 0;
+		if (p1 == '.' && sc->p2 == '.' && i >= sc->start + 2)
+			sc->dotdot = 1;
+		sc->last = i;
+	} else if ((c == '.' && p1 == '/') || c == 0) {
+		sc->canon = 0;
+	}
+	sc->p2 = p1;
+	sc->p1 = c;
+	return 0;
+}
+
+/* the open's absolute path as fd.name will be, its directory and basename, as trie keys */
+static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct kf_args *a,
+				     struct kf_path *p)
+{
+	__u64 fl = a->oflags;
+	__u32 acc = fl & 3;
+	p->classes = (acc == 0 || acc == 2 ? KF_C_READ : 0) | (acc == 1 || acc == 2 ? KF_C_WRITE : 0) |
+		     (fl & O_CREAT_ ? KF_C_CREATE : 0) |
+		     (a->open == KF_OPEN && (fl & O_TRUNC_) ? KF_C_TRUNC : 0);
+	p->known = KF_C_READ | KF_C_WRITE | KF_C_CREATE | KF_C_TRUNC;
+	p->isdir = a->open == KF_OPEN && (fl & O_DIRECTORY_);
+	p->n = 0;
+	if (((struct rec_hdr *)s->buf)->flags & REC_F_TRUNCATED)
+		return;
+
+	__u64 no = a->name_off;
+	barrier_var(no);
+	if (no > VAR_OFF_MAX)
+		return;
+	__u32 nlen = *(__u16 *)&s->buf[no];
+	if (nlen == VAR_ABSENT || nlen < 2 || nlen > KF_STR)
+		return;
+	__u32 pos = 0;
+	if (s->buf[no + 2] != '/') {
+		__u64 dof = a->dir_off;
+		barrier_var(dof);
+		if (dof > VAR_OFF_MAX)
+			return;
+		__u32 dlen = *(__u16 *)&s->buf[dof];
+		if (dlen == VAR_ABSENT || dlen < 1 || dlen > KF_STR || s->buf[dof + 2] != '/')
+			return;
+		bpf_probe_read_kernel(b->path.data, dlen & 0xff, &s->buf[dof + 2]);
+		pos = dlen == 1 ? 1 : dlen + 1;
+		if (pos > 1)
+			b->path.data[dlen & 0xff] = '/';
+	}
+	__u32 n = pos + nlen - 1;	/* chars, without the NUL */
+	if (n > KF_STR - 1)
+		return;
+	pos &= 0xff;
+	bpf_probe_read_kernel(&b->path.data[pos], nlen & 0xff, &s->buf[no + 2]);
+
+	/* canonical (what fd.name will be, unchanged by normalisation), the last '/',
+	 * and "../" in the raw name (fd.nameraw); bpf_loop: the callback is verified
+	 * once, not once per byte and state */
+	struct kf_scan sc = {.b = b, .n = n, .start = pos, .canon = 1};
+	bpf_loop(KF_STR - 1, kf_scan_byte, &sc, 0);
+	__u32 last = sc.last, canon = sc.canon, dotdot = sc.dotdot;
+	__u8 p1 = sc.p1;
+	p->classes |= dotdot ? KF_C_DOTDOT : 0;
+	p->known |= KF_C_DOTDOT;
+	if (!canon || (n > 1 && p1 == '/'))
+		return;
+	p->n = n;
+	p->last = last;
+	b->path.dim = KF_DIM_PATH;
+	b->path.prefixlen = (5 + n + 1) * 8;
+
+	/* fd.filename: after the last '/' (n > last: no trailing '/') */
+	__u32 blen = n - last;	/* chars + NUL */
+	b->base.dim = KF_DIM_BASE;
+	b->base.prefixlen = (5 + blen) * 8;
+	bpf_probe_read_kernel(b->base.data, blen & 0xff, &b->path.data[(last + 1) & 0xff]);
+
+	/* fd.directory: before it ("/" for a file in the root) */
+	__u32 dl = last ? last : 1;
+	b->dir.dim = KF_DIM_DIR;
+	b->dir.prefixlen = (5 + dl + 1) * 8;
+	bpf_probe_read_kernel(b->dir.data, dl & 0xff, b->path.data);
+	b->dir.data[dl & 0xff] = 0;
+}
+
+#define KF_R_PASS 1
+#define KF_R_FD_UNKNOWN 2
+
+/* the verdict from the type's masks, the header and the fd (every program) */
+static __noinline int kf_decide(struct scratch *s, struct kf_args *a)
+{
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	__u32 bank = a->bank & 1;
+	__u32 idx = bank * KF_TYPES + (h->type & (KF_TYPES - 1));
+	/* the key "type" of the other maps: bank and id */
+	__u32 type = (bank << KF_BANK_SHIFT) | (h->type & (KF_TYPES - 1));
+	struct kf_type *c = bpf_map_lookup_elem(&kf_types, &idx);
+	if (!c || !(c->flags & KF_EVAL))
+		return KF_R_PASS;
+	int unknown = a->fd >= 0 && kf_fd_unknown(a->fd, h->type != EV_CLOSE);
+	int r = unknown ? KF_R_FD_UNKNOWN : 0;
+	__u64 m;
+	if (unknown)
+		m = c->nofd;
+	else if (c->flags & KF_STATE)
+		return KF_R_PASS;
+	else
+		m = c->active;
+	if (m)
+		m &= kf_hdr_mask(c, h, type);
+	return m ? r | KF_R_PASS : r;
+}
+
+/* the same for the open family: the path, its classes, and the fd interest (only
+ * the open programs carry this code: a->open is a constant where kf_submit is inlined) */
+static __noinline int kf_decide_open(struct scratch *s, struct kf_args *a)
+{
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	__u32 bank = a->bank & 1;
+	__u32 idx = bank * KF_TYPES + (h->type & (KF_TYPES - 1));
+	__u32 type = (bank << KF_BANK_SHIFT) | (h->type & (KF_TYPES - 1));
+	struct kf_type *c = bpf_map_lookup_elem(&kf_types, &idx);
+	if (!c || !(c->flags & KF_EVAL))
+		return KF_R_PASS;
+	__u64 m = c->active;
+	if (m)
+		m &= kf_hdr_mask(c, h, type);
+
+	__u32 zero = 0;
+	struct kf_buf *b = bpf_map_lookup_elem(&kf_scratch, &zero);
+	if (!b)
+		return KF_R_PASS;
+	struct kf_path p = {};
+	kf_build_path(s, b, a, &p);
+	if (m)
+		m &= kf_class_mask(c, &p);
+	if (m)
+		m &= kf_file_mask(c, b, type, &p);
+	if (m || h->res < 0)
+		return m ? KF_R_PASS : 0;
+	/* no rule wants this open; it still passes if a rule reads the fd of a later
+	 * event and could match this file */
+	__u32 fdi = bank * KF_TYPES + KF_FDI;
+	struct kf_type *fc = bpf_map_lookup_elem(&kf_types, &fdi);
+	if (!fc || !(fc->flags & KF_EVAL))
+		return KF_R_PASS;
+	__u32 ftype = (bank << KF_BANK_SHIFT) | KF_FDI;
+	return (fc->active & kf_file_mask(fc, b, ftype, &p)) ? KF_R_PASS : 0;
+}
+
+static __always_inline int kf_submit(struct scratch *s, struct kf_args *a)
+{
+	__u32 zero = 0;
+	struct kf_conf *conf = bpf_map_lookup_elem(&kf_conf_map, &zero);
+	if (!conf || !conf->enabled)
+		return ring_submit(s);
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	a->bank = conf->bank;
+	int r = a->open ? kf_decide_open(s, a) : kf_decide(s, a);
+	long res = h->res;
+	if (a->open) {
+		if (res >= 0)
+			kf_fd_mark(res, (r & KF_R_PASS) ? 0 : (__u64)cur_fd_file(res));
+	} else if (a->newfd >= 0) {
+		/* a copy of an fd user space does not know is unknown too */
+		kf_fd_mark(a->newfd, (r & KF_R_FD_UNKNOWN) ? (__u64)cur_fd_file(a->newfd) : 0);
+	}
+	if (h->type == EV_CLOSE && res == 0 && a->fd >= 0) {
+		struct kf_fd_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (__s32)a->fd};
+		bpf_map_delete_elem(&kf_fds, &k);
+	}
+	if (!(r & KF_R_PASS)) {
+		__u32 k = (h->type & (KF_TYPES - 1)) * 2 + 1;
+		__u64 *n = bpf_map_lookup_elem(&kf_stats, &k);
+		if (n)
+			*n += 1;
+		return 0;
+	}
+	return ring_submit(s);
+}
+
+static __always_inline int rec_submit(struct scratch *s)
+{
+	struct kf_args a = {.fd = -1, .newfd = -1};
+	return kf_submit(s, &a);
+}
+
+static __always_inline int rec_submit_fd(struct scratch *s, long fd)
+{
+	struct kf_args a = {.fd = fd, .newfd = -1};
+	return kf_submit(s, &a);
+}
+
+static __always_inline int rec_submit_newfd(struct scratch *s, long newfd)
+{
+	struct kf_args a = {.fd = -1, .newfd = newfd};
+	return kf_submit(s, &a);
+}
+
+#endif
