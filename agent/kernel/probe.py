@@ -15,6 +15,11 @@ Typical use::
 Filtering happens twice: programs of event types nobody asked for are not
 attached at all (no cost on those syscalls), and an in-kernel map gates the
 attached ones so a filter change takes effect atomically before links change.
+
+Syscalls without a dedicated program (or whose tracepoint this kernel lacks) are
+captured by one raw ``sys_exit`` hook (``generic.bpf.c``) filtered by a syscall-id
+bitmap; it taxes every syscall of the machine, so it is attached only while some
+wanted type needs it.
 """
 
 from __future__ import annotations
@@ -32,13 +37,17 @@ from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
+from falcopy.agent.kernel.syscalls import NEVER_RETURN, SyscallTable, kernel_syscall_names
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
-SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS)
+#: event types with a dedicated program
+SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
+_GENERIC_NR_MAX = 1024  # generic.bpf.c GENERIC_NR_MAX
 
 _MAX_IGNORED = 8
 #: Falco event name -> kernel syscall tracepoint name where they differ (helpers.h EXIT_PROG_TP)
-TRACEPOINTS: dict[str, str] = {"umount2": "umount"}
+TRACEPOINTS: dict[str, str] = {"umount2": "umount", "pread": "pread64", "pwrite": "pwrite64",
+                               "sendfile": "sendfile64"}
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -56,6 +65,8 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
 
 
 def program_name(event: str) -> str:
+    if event == layout.GENERIC:
+        return "generic_exit"
     return "on_procexit" if event == "procexit" else f"exit_{event}"
 
 
@@ -97,6 +108,7 @@ class Probe:
         self._pruners: list[threading.Thread] = []
         self._attached = False
         self._enabled: set[str] = set(SUPPORTED_EVENTS)
+        self._wanted: set[str] = set(SUPPORTED_EVENTS)
         self._ignored: list[int] = []
         self._ring: RingBuffer | None = None
         self._decoder = Decoder()
@@ -105,7 +117,18 @@ class Probe:
         #: event names asked for by set_event_filter that the probe cannot produce here
         self.unsupported: set[str] = set()
         #: supported events this kernel has tracepoints for (known after load)
-        self.available_events: set[str] = set(SUPPORTED_EVENTS)
+        self.dedicated_events: set[str] = set(SUPPORTED_EVENTS)
+        #: the running kernel's syscall table (its own part read at load)
+        self.syscalls = SyscallTable.build()
+        #: syscall numbers captured through the generic hook
+        self._generic: set[int] = set()
+
+    @property
+    def available_events(self) -> set[str]:
+        """Every event type this probe can capture on this kernel: the dedicated
+        programs with a tracepoint here, and any other syscall of the kernel's table
+        through the generic hook (but those that never return)."""
+        return self.dedicated_events | (self.syscalls.event_names() - NEVER_RETURN)
 
     # --- lifecycle -------------------------------------------------------
     def load(self) -> None:
@@ -119,11 +142,8 @@ class Probe:
             raise lib.error(f"opening {self.obj_path}")
         self._obj = obj
         try:
-            self.available_events = kernel_events(ensure_tracefs())
-            # a filter set before load may name events this kernel lacks
-            self.unsupported |= self._enabled - self.available_events
-            self._enabled &= self.available_events
-            for ev in SUPPORTED_EVENTS - self.available_events:
+            self.dedicated_events = kernel_events(ensure_tracefs())
+            for ev in SUPPORTED_EVENTS - self.dedicated_events:
                 prog = lib.lib.bpf_object__find_program_by_name(obj, program_name(ev).encode())
                 if prog:
                     lib.lib.bpf_program__set_autoload(prog, False)
@@ -136,13 +156,17 @@ class Probe:
             rc = lib.lib.bpf_object__load(obj)
             if rc:
                 raise lib.error(f"loading {self.obj_path}", rc)
-            for name in ("events", "evt_filter", "settings_map", "drops"):
+            for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs"):
                 m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
             self._ring = RingBuffer(self._fds["events"], self.ring_size)
+            tracefs = ensure_tracefs()
+            self.syscalls = SyscallTable.build(kernel_syscall_names(tracefs))
+            self._decoder.set_syscalls(self.syscalls, tracefs)
             self._write_settings()
-            self._write_filter(self._enabled)
+            # a filter set before load may name events this kernel lacks
+            self._apply_filter(self._wanted)
         except BaseException:
             self.close()
             raise
@@ -198,18 +222,35 @@ class Probe:
         wanted = set(SUPPORTED_EVENTS) if types is None else set(types)
         if with_lifecycle:
             wanted |= layout.LIFECYCLE
-        enabled = wanted & self.available_events
-        self.unsupported = wanted - enabled
+        self._wanted = wanted
+        return self._apply_filter(wanted)
+
+    def _apply_filter(self, wanted: set[str]) -> set[str]:
+        dedicated = wanted & self.dedicated_events
+        generic = {nr for name in wanted - dedicated - NEVER_RETURN
+                   if (nr := self.syscalls.nr(name)) is not None and nr < _GENERIC_NR_MAX}
+        enabled = dedicated | ({layout.GENERIC} if generic else set())
         self._enabled = enabled
+        self._generic = generic
+        names = dedicated | {self.syscalls.names[nr] for nr in generic}
+        self.unsupported = wanted - names
         if self._obj is not None:
+            # bitmap before links: a newly attached hook never sees a stale bitmap
+            self._write_generic(generic)
             if self._attached:
                 self._sync_links()
             self._write_filter(enabled)
-        return set(enabled)
+        return names
 
     @property
     def enabled_events(self) -> set[str]:
-        return set(self._enabled)
+        """The event types captured now (dedicated programs and generic syscalls)."""
+        return (self._enabled - {layout.GENERIC}) | {self.syscalls.names[nr] for nr in self._generic}
+
+    @property
+    def generic_attached(self) -> bool:
+        """Whether the raw sys_exit hook (a cost on every syscall) is wanted now."""
+        return bool(self._generic)
 
     def ignore_pid(self, tgid: int) -> None:
         """Never capture the activity of process ``tgid`` (the agent itself)."""
@@ -293,6 +334,17 @@ class Probe:
         key = ctypes.c_uint32(0)
         if lib.lib.bpf_map_update_elem(self._fds["settings_map"], ctypes.byref(key), vals, 0) != 0:
             raise lib.error("writing probe settings")
+
+    def _write_generic(self, nrs: set[int]) -> None:
+        lib = self._need_loaded()
+        words = [0] * (_GENERIC_NR_MAX // 64)
+        for nr in nrs:
+            words[nr >> 6] |= 1 << (nr & 63)
+        for i, w in enumerate(words):
+            key = ctypes.c_uint32(i)
+            val = ctypes.c_uint64(w)
+            if lib.lib.bpf_map_update_elem(self._fds["generic_nrs"], ctypes.byref(key), ctypes.byref(val), 0):
+                raise lib.error("updating the generic syscall bitmap")
 
     def _write_filter(self, enabled: set[str]) -> None:
         lib = self._need_loaded()
