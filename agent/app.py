@@ -151,6 +151,7 @@ class Agent:
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
+        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
         from falcopy.operator.bundle import load_bundle_rules
 
         cfg = config or self.config
@@ -161,6 +162,8 @@ class Agent:
             selection=cfg.rule_selection(),
             min_priority=Priority.parse(cfg.priority),
             rule_matching=cfg.rule_matching,
+            disabled_sources=disabled_sources(cfg),
+            capturable=capturable_event_types(),
         )
         return result
 

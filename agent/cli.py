@@ -104,3 +104,25 @@ def agent_command(
         log.error("Error: %s", exc)
         sys.exit(1)
     sys.exit(code)
+
+
+@main.command("list-events")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event type.")
+def list_events(as_json: bool) -> None:
+    """List every event type with its arguments and whether this system captures it
+    (like Falco's --list-events).  Run as root to see the running kernel's view."""
+    import json
+
+    from falcopy.agent.kernel.catalog import event_catalog
+
+    infos = event_catalog()
+    if as_json:
+        click.echo(json.dumps([{
+            "name": i.name, "capture": i.capture, "args": [{"name": n, "type": t} for n, t in i.args],
+            "nr": i.nr, "implemented": i.implemented, "reason": i.reason} for i in infos], indent=2))
+        return
+    for i in infos:
+        args = ", ".join(f"{t} {n}" for n, t in i.args)
+        reason = i.reason or ("ENOSYS on this kernel" if i.implemented is False else "")
+        note = f"  # {reason}" if reason else ""
+        click.echo(f"[{i.capture:<9}] {i.name}({args}){note}")

@@ -152,3 +152,15 @@ def tracefs_args(tracefs: Path | None, kernel_name: str) -> tuple[tuple[str, str
         if int(off) >= 16:
             out.append((name, ctype.strip()))
     return tuple(out)
+
+
+def capturable_syscall_events(table: SyscallTable | None = None) -> frozenset[str]:
+    """The event types the probe can produce on this architecture: its dedicated
+    programs and every syscall of the table (the generic hook), but those that
+    never return.  (A dedicated program whose tracepoint a kernel lacks falls back
+    to the generic hook, so tracefs is not needed to answer.)"""
+    from falcopy.agent.kernel import layout
+
+    dedicated = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
+    names = (table or SyscallTable.build()).event_names()
+    return (dedicated | names) - NEVER_RETURN

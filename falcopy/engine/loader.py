@@ -9,7 +9,7 @@ see all), then every rule (enabled or not) is compiled for its source.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,9 +110,15 @@ class _MacroError(Exception):
 
 
 class Loader:
-    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True) -> None:
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, *,
+                 disabled_sources: Mapping[str, str] | None = None,
+                 capturable: frozenset[str] | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
+        #: source -> why it is switched off here: its rules are skipped with a warning
+        self.disabled_sources = dict(disabled_sources or {})
+        #: the syscall event types this system can produce (None: not checked)
+        self.capturable = capturable
         self.table = FileTable()
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
@@ -236,6 +242,11 @@ class Loader:
                 self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping", r.loc, "rule",
                                r.name)
                 continue
+            if r.source in self.disabled_sources:
+                # Falco's wording: to Falco a switched-off source is one whose plugin is not loaded
+                self._warn_loc("LOAD_UNKNOWN_SOURCE", f"Unknown source {r.source}, skipping: the rule can "
+                               f"never fire ({self.disabled_sources[r.source]})", r.loc, "rule", r.name)
+                continue
             try:
                 cond = self._with_exceptions(r)
             except LoadFailure as e:
@@ -296,6 +307,8 @@ class Loader:
         for w in tc.checks.warnings:
             loc = w.node.text.loc_at(w.node.pos) if w.node.text is not None else r.loc
             self._warn_loc(w.code, w.message, loc, "rule", r.name)
+        if implied is not None and self.capturable is not None:
+            self._warn_uncapturable(r, implied)
         if types is not None and r.warn_evttypes and (not types or len(types) > MAX_EVTTYPES_WITHOUT_WARNING):
             self._warn_loc("LOAD_NO_EVTTYPE",
                            "Rule matches too many evt.type values. This has a significant performance "
@@ -325,6 +338,19 @@ class Loader:
                             output_format=fmt, index=r.index, default_enabled=r.enabled,
                             capture=r.capture, capture_duration=r.capture_duration,
                             exception_fields=ex_fields)
+
+    def _warn_uncapturable(self, r: RuleInfo, types: frozenset[str]) -> None:
+        assert self.capturable is not None
+        missing = sorted(types - self.capturable)
+        if not missing:
+            return
+        names = ", ".join(missing)
+        if len(missing) == len(types):
+            message = f"Rule can never fire: event type(s) {names} cannot be captured on this system"
+        else:
+            message = f"Event type(s) {names} cannot be captured on this system: the rule only fires on " \
+                      f"{', '.join(sorted(types & self.capturable))}"
+        self._warn_loc("LOAD_UNCAPTURABLE_EVTTYPE", message, r.loc, "rule", r.name)
 
     def _specialise(self, r: RuleInfo, tree: ast.Node, types: frozenset[str], macro_uses: dict[str, int],
                     per_type: dict[str, TreeCompiler]) -> dict[str, tuple[Any, Any, object]]:
@@ -441,9 +467,13 @@ def _count_macros(node: ast.Node, uses: dict[str, int], seen: set[int]) -> None:
 
 def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
                selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
-               rule_matching: str = "first") -> LoadResult:
+               rule_matching: str = "first", disabled_sources: Mapping[str, str] | None = None,
+               capturable: frozenset[str] | None = None) -> LoadResult:
+    """``disabled_sources`` (source -> reason) and ``capturable`` (the syscall event types
+    this system can produce) turn rules that can never fire into warnings."""
     inputs = list(inputs)
-    loader = Loader(sources if sources is not None else default_sources())
+    loader = Loader(sources if sources is not None else default_sources(),
+                    disabled_sources=disabled_sources, capturable=capturable)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []

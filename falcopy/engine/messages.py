@@ -34,7 +34,12 @@ WARNING_CODES: dict[str, str] = {
     "LOAD_INVALID_LIST_NAME": "Invalid list name",
     "LOAD_COMPILE_CONDITION": "Condition has issues",
     "LOAD_UNKNOWN_KEY": "Unknown key",
+    # falcopy's own (Falco captures every syscall through its raw hooks and has no such case)
+    "LOAD_UNCAPTURABLE_EVTTYPE": "Event type cannot be captured on this system",
 }
+
+#: warnings meaning a rule can never (or only partly) fire here: ``validate --strict`` fails on them
+NEVER_FIRES_CODES: frozenset[str] = frozenset({"LOAD_UNKNOWN_SOURCE", "LOAD_UNCAPTURABLE_EVTTYPE"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,10 +53,12 @@ class LoadMessage:
     item_name: str = ""
     offset: int = 0
     snippet: str = ""
+    #: a warning made an error (``validate --strict``)
+    promoted: bool = False
 
     @property
     def is_error(self) -> bool:
-        return self.code in ERROR_CODES
+        return self.promoted or self.code in ERROR_CODES
 
     @property
     def codedesc(self) -> str:
@@ -88,6 +95,16 @@ class LoadResult:
     counts: dict[str, int] = field(default_factory=lambda: {"rules": 0, "macros": 0, "lists": 0})
     #: the input names in load order (for per-file results)
     names: list[str] = field(default_factory=list)
+
+    def strict(self) -> LoadResult:
+        """This result with the never-fires warnings (``NEVER_FIRES_CODES``) as errors."""
+        from dataclasses import replace
+
+        promoted = [replace(m, promoted=True) for m in self.warnings if m.code in NEVER_FIRES_CODES]
+        if not promoted:
+            return self
+        return replace(self, errors=[*self.errors, *promoted], ruleset=None,
+                       warnings=[m for m in self.warnings if m.code not in NEVER_FIRES_CODES])
 
     @property
     def ok(self) -> bool:

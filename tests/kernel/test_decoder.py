@@ -33,8 +33,10 @@ def record(ev: str, scalars: list[int], variables: list[bytes | None], **kw: int
 def test_enum_matches_layout() -> None:
     text = (REPO / "agent" / "bpf" / "events.h").read_text()
     body = text[text.index("EV_NONE = 0,") + len("EV_NONE = 0,"):text.index("EV_MAX")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     names = [n.strip()[3:].lower() for n in body.replace("\n", " ").split(",") if n.strip()]
-    assert names == [name for name, _, _ in layout.EVENTS]
+    # EV_GENERIC's records are named after their syscall: its layout entry is "syscall"
+    assert names == [("generic" if name == layout.GENERIC else name) for name, _, _ in layout.EVENTS]
 
 
 def test_event_args_contract_matches_layout() -> None:
@@ -46,6 +48,8 @@ def test_event_args_contract_matches_layout() -> None:
                                                "exe_lower_layer", "exe_from_memfd"}
         if name == "procexit":
             keys |= {"ret", "sig", "core"}
+        if name == layout.GENERIC:
+            keys = {"ID", "nativeID"}  # the raw registers get the kernel's argument names
         assert set(EVENT_ARGS[name]) == keys, name
 
 
@@ -54,6 +58,8 @@ def test_every_program_exists_in_the_sources() -> None:
     for name in layout.EVENT_IDS:
         if name == "procexit":
             assert "on_procexit" in sources
+        elif name == layout.GENERIC:
+            assert 'SEC("raw_tp/sys_exit")' in sources
         else:
             assert re.search(rf"EXIT_PROG(_TP)?\({name}[,)]", sources), name
 
