@@ -10,7 +10,7 @@ from pathlib import Path
 from falcopy.agent.events.record import EVENT_ARGS
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.syscalls import (
-    NEVER_RETURN,
+    NO_EXIT_EVENT,
     SyscallTable,
     kernel_syscall_names,
     tracefs_args,
@@ -67,9 +67,8 @@ def event_catalog(tracefs: Path | None = None, table: SyscallTable | None = None
             out.append(EventInfo(name, DEDICATED, args, nr, implemented))
         elif name in SYNTHETIC_EVENT_TYPES:
             out.append(EventInfo(name, SYNTHETIC, (), None, None))
-        elif name in NEVER_RETURN and nr is not None:
-            out.append(EventInfo(name, NONE, (), nr, implemented,
-                                 "never returns: there is no exit to capture (its end is procexit)"))
+        elif name in NO_EXIT_EVENT and nr is not None:
+            out.append(EventInfo(name, NONE, (), nr, implemented, NO_EXIT_EVENT[name]))
         elif nr is not None:
             kname = table.kernel_names.get(nr)
             decl = (tracefs_args(tracefs, kname) if kname else None) or \

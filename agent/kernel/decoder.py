@@ -258,7 +258,7 @@ class GenericNames:
         self._args: dict[int, tuple[tuple[str, int], ...]] = {}
         for nr, kname in table.kernel_names.items():
             decl = tracefs_args(tracefs, kname)
-            if decl:
+            if decl is not None:
                 self._args[nr] = tuple((n, _SIGNED_BITS.get(t, 0)) for n, t in decl[:6])
 
     def apply(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:

@@ -37,7 +37,7 @@ from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
-from falcopy.agent.kernel.syscalls import NEVER_RETURN, SyscallTable, kernel_syscall_names
+from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
 #: event types with a dedicated program
@@ -127,8 +127,8 @@ class Probe:
     def available_events(self) -> set[str]:
         """Every event type this probe can capture on this kernel: the dedicated
         programs with a tracepoint here, and any other syscall of the kernel's table
-        through the generic hook (but those that never return)."""
-        return self.dedicated_events | (self.syscalls.event_names() - NEVER_RETURN)
+        through the generic hook (but those without an exit event, NO_EXIT)."""
+        return self.dedicated_events | (self.syscalls.event_names() - NO_EXIT)
 
     # --- lifecycle -------------------------------------------------------
     def load(self) -> None:
@@ -227,7 +227,7 @@ class Probe:
 
     def _apply_filter(self, wanted: set[str]) -> set[str]:
         dedicated = wanted & self.dedicated_events
-        generic = {nr for name in wanted - dedicated - NEVER_RETURN
+        generic = {nr for name in wanted - dedicated - NO_EXIT
                    if (nr := self.syscalls.nr(name)) is not None and nr < _GENERIC_NR_MAX}
         enabled = dedicated | ({layout.GENERIC} if generic else set())
         self._enabled = enabled

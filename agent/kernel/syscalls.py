@@ -51,9 +51,15 @@ _KERNEL_TO_ABI: Mapping[str, str] = {
     "umount": "umount2", "sendfile64": "sendfile", "mmap_pgoff": "mmap2", "old_mmap": "mmap",
 }
 
-#: syscalls that never return to their caller: there is no exit to capture (Falco's
-#: exit-only events, 0.42+, have the same property); a process's end is ``procexit``
-NEVER_RETURN: frozenset[str] = frozenset({"exit", "exit_group"})
+#: syscalls without an exit the probe can see, and why (Falco's exit-only events, 0.42+,
+#: have the same property)
+NO_EXIT_EVENT: Mapping[str, str] = {
+    "exit": "never returns to its caller: there is no exit to capture (the thread's end is procexit)",
+    "exit_group": "never returns to its caller: there is no exit to capture (the process's end is procexit)",
+    "rt_sigreturn": "restoring the signal frame also resets the syscall number (orig_ax = -1), so the "
+                    "kernel's syscall exit hooks never see it as rt_sigreturn",
+}
+NO_EXIT: frozenset[str] = frozenset(NO_EXIT_EVENT)
 
 
 def falco_name(abi_name: str) -> str:
@@ -156,11 +162,11 @@ def tracefs_args(tracefs: Path | None, kernel_name: str) -> tuple[tuple[str, str
 
 def capturable_syscall_events(table: SyscallTable | None = None) -> frozenset[str]:
     """The event types the probe can produce on this architecture: its dedicated
-    programs and every syscall of the table (the generic hook), but those that
-    never return.  (A dedicated program whose tracepoint a kernel lacks falls back
+    programs and every syscall of the table (the generic hook), but those without
+    an exit event (``NO_EXIT``).  (A dedicated program whose tracepoint a kernel lacks falls back
     to the generic hook, so tracefs is not needed to answer.)"""
     from falcopy.agent.kernel import layout
 
     dedicated = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
     names = (table or SyscallTable.build()).event_names()
-    return (dedicated | names) - NEVER_RETURN
+    return (dedicated | names) - NO_EXIT
