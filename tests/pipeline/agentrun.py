@@ -139,8 +139,9 @@ def start_agent(rules: dict[str, list[Path]]) -> Agent:
 
         pipelines[label] = Pipeline(ruleset, table, on_alert=on_alert)
     agent.probe.load()
-    from falcopy.agent.kernel.probe import SUPPORTED_EVENTS
-    agent.probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+    # types without a dedicated program here (e.g. init_module without module tracepoints)
+    # go through the generic hook; those nothing can capture stay in probe.unsupported
+    agent.probe.set_event_filter(wanted)
     agent.probe.ignore_pid(me)
     agent.probe.attach()
     return agent
