@@ -40,6 +40,10 @@ from falcopy.agent.kernel.ringbuf import RingBuffer
 from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
+#: the dedicated programs no default rule needs, next to the main object (agent/bpf/Makefile)
+EXTRA_OBJ_NAME = "falcopy-extra.bpf.o"
+#: maps of the main object the extra programs write to (its own copies are replaced)
+_SHARED_MAPS = ("events", "scratch_map", "pathbuf_map", "evt_filter", "settings_map", "drops")
 #: event types with a dedicated program
 SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
 _GENERIC_NR_MAX = 1024  # generic.bpf.c GENERIC_NR_MAX
@@ -103,6 +107,10 @@ class Probe:
         self.batch_limit = batch_limit
         self._lib: LibBpf | None = None
         self._obj: int | None = None
+        #: loaded instances of the extra object: (object, the events it has programs for)
+        self._extras: list[tuple[int, set[str]]] = []
+        #: events whose program lives in the extra object (known after load)
+        self._extra_events: set[str] = set()
         self._links: dict[str, int] = {}
         self._links_lock = threading.Lock()
         self._pruners: list[threading.Thread] = []
@@ -143,6 +151,7 @@ class Probe:
         self._obj = obj
         try:
             self.dedicated_events = kernel_events(ensure_tracefs())
+            self._extra_events = self._programs_of(self.obj_path.with_name(EXTRA_OBJ_NAME))
             for ev in SUPPORTED_EVENTS - self.dedicated_events:
                 prog = lib.lib.bpf_object__find_program_by_name(obj, program_name(ev).encode())
                 if prog:
@@ -198,6 +207,10 @@ class Probe:
         if self._ring is not None:
             self._ring.close()
             self._ring = None
+        if self._lib is not None:
+            for extra, _ in self._extras:
+                self._lib.lib.bpf_object__close(extra)
+        self._extras.clear()
         if self._obj is not None and self._lib is not None:
             self._lib.lib.bpf_object__close(self._obj)
         self._obj = None
@@ -300,7 +313,7 @@ class Probe:
         lib = self._need_loaded()
         out: dict[str, tuple[int, int]] = {}
         for name in sorted(self._links):
-            prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+            prog = self._program(name)
             fd = lib.lib.bpf_program__fd(prog) if prog else -1
             if fd < 0:
                 continue
@@ -360,11 +373,77 @@ class Probe:
             t.join()
         self._pruners.clear()
 
+    def _programs_of(self, path: Path) -> set[str]:
+        """The events an object file has exit programs for (opened, not loaded)."""
+        lib = self._need_loaded()
+        if not path.is_file():
+            return set()
+        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        try:
+            by_prog = {program_name(ev): ev for ev in SUPPORTED_EVENTS}
+            out: set[str] = set()
+            prog = lib.lib.bpf_object__next_program(obj, None)
+            while prog:
+                ev = by_prog.get(lib.lib.bpf_program__name(prog).decode())
+                if ev is not None:
+                    out.add(ev)
+                prog = lib.lib.bpf_object__next_program(obj, prog)
+            return out
+        finally:
+            lib.lib.bpf_object__close(obj)
+
+    def _program(self, event: str) -> int | None:
+        lib = self._need_loaded()
+        name = program_name(event).encode()
+        if event in self._extra_events:
+            for obj, events in self._extras:
+                if event in events:
+                    return lib.lib.bpf_object__find_program_by_name(obj, name)
+            return None
+        return lib.lib.bpf_object__find_program_by_name(self._obj, name)
+
+    def _load_extra(self, events: set[str]) -> None:
+        """Load the programs of ``events`` from the extra object: one more instance with
+        only those programs, writing to the main object's maps.  Verifying programs is
+        most of the probe's start-up, so those no rule needs are never loaded."""
+        lib = self._need_loaded()
+        have = set().union(*(e for _, e in self._extras)) if self._extras else set()
+        missing = (events & self._extra_events & self.dedicated_events) - have
+        if not missing:
+            return
+        path = self.obj_path.with_name(EXTRA_OBJ_NAME)
+        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        try:
+            wanted = {program_name(ev) for ev in missing}
+            prog = lib.lib.bpf_object__next_program(obj, None)
+            while prog:
+                if lib.lib.bpf_program__name(prog).decode() not in wanted:
+                    lib.lib.bpf_program__set_autoload(prog, False)
+                prog = lib.lib.bpf_object__next_program(obj, prog)
+            for name in _SHARED_MAPS:
+                m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
+                main = lib.lib.bpf_object__find_map_by_name(self._obj, name.encode())
+                rc = lib.lib.bpf_map__reuse_fd(m, lib.lib.bpf_map__fd(main)) if m and main else -2
+                if rc:
+                    raise lib.error(f"sharing map {name} with {path}", rc)
+            rc = lib.lib.bpf_object__load(obj)
+            if rc:
+                raise lib.error(f"loading {path}", rc)
+        except BaseException:
+            lib.lib.bpf_object__close(obj)
+            raise
+        self._extras.append((obj, missing))
+
     def _sync_links(self) -> None:
         """Attach what became enabled now; detach what was disabled in the background
         (the in-kernel filter already stops those records, detaching only saves the
         remaining per-call cost and takes a grace period per link)."""
         lib = self._need_loaded()
+        self._load_extra(self._enabled)
         # a program may hold a new link while its old one is still being destroyed
         self._pruners = [t for t in self._pruners if t.is_alive()]
         with self._links_lock:
@@ -372,7 +451,7 @@ class Probe:
             for name in sorted(self._enabled):
                 if name in self._links:
                     continue
-                prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+                prog = self._program(name)
                 if not prog:
                     raise BpfError(f"program {program_name(name)} missing from {self.obj_path}", 2, [])
                 link = lib.lib.bpf_program__attach(prog)
