@@ -10,6 +10,7 @@ from pathlib import Path
 from falcopy.agent.events.record import EVENT_ARGS
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.syscalls import (
+    FALCO_NAMES,
     NO_EXIT_EVENT,
     SyscallTable,
     kernel_syscall_names,
@@ -75,6 +76,9 @@ def event_catalog(tracefs: Path | None = None, table: SyscallTable | None = None
                 tuple((f"a{i}", "unsigned long") for i in range(6))
             out.append(EventInfo(name, GENERIC, (("ID", "syscall name"), ("nativeID", "u64"), *decl),
                                  nr, implemented))
+        elif name in FALCO_NAMES:
+            out.append(EventInfo(name, NONE, (), None, None,
+                                 f"its events are named {FALCO_NAMES[name]} (Falco's name)"))
         else:
             out.append(EventInfo(name, NONE, (), None, None,
                                  "not a system call of this architecture and not produced by falcopy"))
