@@ -250,6 +250,9 @@ class Agent:
             )
         probe.ignore_pid(os.getpid())
         probe.attach()
+        if probe.generic_attached:
+            log.info("raw sys_exit hook attached (a cost on every syscall) for the syscalls without a "
+                     "dedicated program here: %s", " ".join(sorted(probe.generic_events)))
         n = state.bootstrap()
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
@@ -362,8 +365,15 @@ class Agent:
             if not result.ok or result.ruleset is None:
                 return self._reload_failed([str(e) for e in result.errors])
             ruleset = result.ruleset
+            types = wanted_types(ruleset, config)
+            if self.probe is not None:
+                # verifying newly needed programs takes a while: here, not on the event thread
+                try:
+                    await loop.run_in_executor(None, self.probe.preload, types)
+                except OSError as exc:
+                    return self._reload_failed([f"loading probe programs: {exc}"])
             with self._pending_lock:
-                self._pending = (ruleset, wanted_types(ruleset, config))
+                self._pending = (ruleset, types)
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
             self.rules_paths = paths

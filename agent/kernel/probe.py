@@ -111,6 +111,7 @@ class Probe:
         self._extras: list[tuple[int, set[str]]] = []
         #: events whose program lives in the extra object (known after load)
         self._extra_events: set[str] = set()
+        self._extra_lock = threading.Lock()
         self._links: dict[str, int] = {}
         self._links_lock = threading.Lock()
         self._pruners: list[threading.Thread] = []
@@ -261,6 +262,11 @@ class Probe:
         return (self._enabled - {layout.GENERIC}) | {self.syscalls.names[nr] for nr in self._generic}
 
     @property
+    def generic_events(self) -> set[str]:
+        """The event types captured through the generic hook now."""
+        return {self.syscalls.names[nr] for nr in self._generic}
+
+    @property
     def generic_attached(self) -> bool:
         """Whether the raw sys_exit hook (a cost on every syscall) is wanted now."""
         return bool(self._generic)
@@ -408,6 +414,16 @@ class Probe:
         """Load the programs of ``events`` from the extra object: one more instance with
         only those programs, writing to the main object's maps.  Verifying programs is
         most of the probe's start-up, so those no rule needs are never loaded."""
+        with self._extra_lock:
+            self._load_extra_locked(events)
+
+    def preload(self, types: set[str] | frozenset[str] | None) -> None:
+        """Load the programs a coming ``set_event_filter(types)`` will need, so that the
+        filter change itself (on the event thread) only attaches."""
+        if self._obj is not None:
+            self._load_extra(set(SUPPORTED_EVENTS) if types is None else set(types))
+
+    def _load_extra_locked(self, events: set[str]) -> None:
         lib = self._need_loaded()
         have = set().union(*(e for _, e in self._extras)) if self._extras else set()
         missing = (events & self._extra_events & self.dedicated_events) - have
