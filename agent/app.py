@@ -35,6 +35,7 @@ from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
 from falcopy.agent.control.drops import DROP_RULE, DropMonitor
 from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.control.web import Readiness, WebServer, create_app
+from falcopy.agent.outputs.aggregate import AggregationSettings, AlertStage
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
 
@@ -121,6 +122,7 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.builder: AlertBuilder | None = None
         self.dispatcher: OutputDispatcher | None = None
+        self.stage: AlertStage | None = None
         self.probe: Any = None
         self.pipeline: Any = None
         self.store: Any = None
@@ -191,6 +193,15 @@ class Agent:
         self.metrics.rules_loaded.set(enabled)
         self.builder = AlertBuilder(self.config, self.ruleset, self.sources)
         self.dispatcher = build_dispatcher(self.config, self.metrics)
+        thresholds = self.config.falcopy.thresholds
+        self.stage = AlertStage(
+            self.builder.build,
+            self.dispatcher.submit,
+            AggregationSettings.from_config(self.config),
+            max_groups=thresholds.max_groups,
+            max_values=thresholds.max_values,
+        )
+        self.metrics.add_collector(self.stage.metric_families)
 
     def _load_complete_rules(self, wait_s: float = 30.0) -> LoadResult:
         from falcopy.operator.bundle import BundleIncomplete
@@ -266,10 +277,8 @@ class Agent:
 
     # ------------------------------------------------------------------ event path
     def _on_alert(self, rule: Any, event: Any) -> None:
-        assert self.builder is not None and self.dispatcher is not None
-        alert = self.builder.build(rule, event)
-        if alert is not None:
-            self.dispatcher.submit(alert)
+        assert self.stage is not None
+        self.stage.on_match(rule, event)
 
     def emit_internal(self, rule: str, priority: str, message: str, fields: dict[str, Any]) -> None:
         assert self.builder is not None and self.dispatcher is not None
@@ -280,6 +289,8 @@ class Agent:
     def _event_loop(self) -> None:
         probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
         announcer = self.announcer
+        stage = self.stage
+        assert stage is not None
         drops = DropMonitor(
             self.config.syscall_event_drops,
             emit_alert=lambda msg, fields: self.emit_internal(DROP_RULE, "Debug", msg, fields),
@@ -300,6 +311,9 @@ class Agent:
                     counter.update(map(_record_type, records))
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())
+                # aggregation windows close on the events' clock while records flow, on the
+                # wall clock once the ring is drained: a lagging agent closes no window early
+                stage.tick(records[-1].ts if records else time.time_ns())
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now
@@ -331,7 +345,9 @@ class Agent:
             return
         ruleset, types = pending
         self.pipeline.set_ruleset(ruleset)
-        assert self.builder is not None
+        assert self.builder is not None and self.stage is not None
+        # open windows are summarised under the rules that opened them
+        self.stage.flush("reload")
         self.builder.set_ruleset(ruleset)
         self.ruleset = ruleset
         self.probe.set_event_filter(types)
@@ -415,6 +431,8 @@ class Agent:
         with self._pending_lock:
             pending, self._pending = self._pending, None
         if pending is not None and self.builder is not None:
+            if self.stage is not None:
+                self.stage.flush("reload")
             self.ruleset = pending[0]
             self.builder.set_ruleset(pending[0])
 
@@ -644,6 +662,8 @@ class Agent:
             with contextlib.suppress(Exception):
                 self.store.stop()
             self.store = None
+        if self.stage is not None:
+            self.stage.flush("shutdown")
         if self.dispatcher is not None:
             self.dispatcher.close(timeout=5.0)
         log.info("stopped")

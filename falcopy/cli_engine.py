@@ -11,6 +11,7 @@ from typing import Any, TextIO
 
 import click
 
+from falcopy.agent.outputs.alert import Alert
 from falcopy.cli import main
 from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
 from falcopy.engine.event import DictEvent
@@ -142,18 +143,41 @@ def _clock(ns: int) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}"
 
 
-def alert_json(rule: CompiledRule, text: str, fields: dict[str, Any], ts: int, hostname: str) -> str:
-    iso = _iso(ts)
+def alert_json(alert: Alert) -> str:
+    iso = _iso(alert.ts)
     return json.dumps({
-        "hostname": hostname,
-        "output": f"{iso[:-1]}+0000: {rule.priority.falco_name} {text}",
-        "output_fields": fields,
-        "priority": rule.priority.falco_name,
-        "rule": rule.name,
-        "source": rule.source,
-        "tags": sorted(rule.tags),
+        "hostname": alert.hostname,
+        "output": f"{iso[:-1]}+0000: {alert.priority} {alert.message}",
+        "output_fields": alert.output_fields,
+        "priority": alert.priority,
+        "rule": alert.rule,
+        "source": alert.source,
+        "tags": sorted(alert.tags),
         "time": iso,
     }, sort_keys=True)
+
+
+def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str | None,
+                  build: Any, emit: Any) -> Any:
+    """The agent's alert stage (threshold rules, aggregation) with falcopy.yaml's settings,
+    or the agent's defaults; ``--aggregate`` / ``--aggregation-window`` override them."""
+    from falcopy.agent.control.config import ConfigError, load_config
+    from falcopy.agent.outputs.aggregate import AggregationSettings, AlertStage
+
+    overrides = []
+    if aggregate is not None:
+        overrides.append(f"falcopy.aggregation.enabled={str(aggregate).lower()}")
+    if window is not None:
+        overrides.append(f"falcopy.aggregation.window={window}")
+    try:
+        config = load_config(config_path, overrides)
+    except ConfigError as e:
+        for m in e.messages:
+            click.echo(f"error: {m}", err=True)
+        sys.exit(2)
+    t = config.falcopy.thresholds
+    return AlertStage(build, emit, AggregationSettings.from_config(config), max_groups=t.max_groups,
+                      max_values=t.max_values)
 
 
 def _event(values: dict[str, Any]) -> Any:
@@ -173,14 +197,23 @@ def _event(values: dict[str, Any]) -> Any:
 @click.option("--priority", "min_priority", default="debug", help="Minimum rule priority loaded.")
 @click.option("--disable-rule", multiple=True, help="Disable rules by name (wildcards allowed).")
 @click.option("--enable-tag", multiple=True, help="Enable rules having this tag.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="falcopy.yaml whose falcopy.aggregation / falcopy.thresholds settings apply.")
+@click.option("--aggregate/--no-aggregate", default=None,
+              help="Aggregate repeated alerts (default: falcopy.aggregation.enabled, off).")
+@click.option("--aggregation-window", "window", default=None, help="Aggregation window, e.g. 60s.")
 def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching: str, min_priority: str,
-           disable_rule: tuple[str, ...], enable_tag: tuple[str, ...]) -> None:
+           disable_rule: tuple[str, ...], enable_tag: tuple[str, ...], config_path: Path | None,
+           aggregate: bool | None, window: str | None) -> None:
     """Evaluate recorded EVENTS (JSON lines of field values) against the rules and print alerts.
 
     Each line is an object mapping field text to value, e.g.
     {"evt.type": "execve", "proc.name": "sudo", "container.id": "abc123"}; an optional
     "source" key selects the event source (default syscall).  A raw Kubernetes audit
     event (kind Event, apiVersion audit.k8s.io/v1) is evaluated by the k8s_audit rules.
+
+    Threshold rules and aggregation behave as in the agent, on the events' own clock
+    (``evt.time``): windows close as the recorded time passes them, and at the end.
     """
     try:
         prio = Priority.parse(min_priority)
@@ -189,7 +222,23 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
     ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
     hostname = socket.gethostname()
-    n_events = n_alerts = 0
+    n_events = n_matches = n_alerts = 0
+
+    def build(rule: CompiledRule, event: Any) -> Alert:
+        text, fields = ruleset.format(rule, event)
+        return Alert(ts=event.ts or time.time_ns(), rule=rule.name, priority=rule.priority.falco_name,
+                     message=text, output_fields=dict(fields), tags=sorted(rule.tags), source=rule.source,
+                     hostname=hostname)
+
+    def emit(alert: Alert) -> None:
+        nonlocal n_alerts
+        n_alerts += 1
+        if as_json:
+            click.echo(alert_json(alert))
+        else:
+            click.echo(f"{_clock(alert.ts)}: {alert.priority} {alert.message}")
+
+    stage = _replay_stage(config_path, aggregate, window, build, emit)
     for lineno, line in enumerate(events, 1):
         line = line.strip()
         if not line or line.startswith("#"):
@@ -204,6 +253,8 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
             sys.exit(2)
         event = _event(values)
         n_events += 1
+        if event.ts:
+            stage.tick(event.ts)
         try:
             matched = ruleset.evaluate(event)
         except (TypeError, AttributeError) as e:
@@ -211,11 +262,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
             click.echo(f"{events.name}:{lineno}:1: error: field value of the wrong type: {e}", err=True)
             sys.exit(2)
         for rule in matched:
-            n_alerts += 1
-            text, fields = ruleset.format(rule, event)
-            ts = event.ts or time.time_ns()
-            if as_json:
-                click.echo(alert_json(rule, text, fields, ts, hostname))
-            else:
-                click.echo(f"{_clock(ts)}: {rule.priority.falco_name} {text}")
-    click.echo(f"{n_events} events, {n_alerts} alerts", err=True)
+            n_matches += 1
+            stage.on_match(rule, event)
+    stage.flush("end")
+    click.echo(f"{n_events} events, {n_matches} matches, {n_alerts} alerts", err=True)

@@ -1,7 +1,7 @@
 """The FalcoRule / ClusterFalcoRule CustomResourceDefinitions.
 
 The chart's ``crds/*.yaml`` are generated from this module
-(``falcopy operator crds --out charts/falcopy/crds``) and a test checks they
+(``falcopy operator --write-crds charts/falcopy/crds``) and a test checks they
 match, so the schema the API server enforces and the one the operator expects
 cannot drift apart.
 """
@@ -58,6 +58,24 @@ _EXCEPTION: dict[str, Any] = {
         "values": {**_FREE, "description": "tuples of values (a flat list when fields is a scalar)"},
     },
 }
+_DURATION: dict[str, Any] = {"x-kubernetes-int-or-string": True, "description": "e.g. 10s, 5m, or seconds"}
+# falcopy's rule keys (docs/outputs.md); the operator checks their values with the engine
+_AGGREGATION: dict[str, Any] = {
+    "type": "object",
+    "description": "aggregate repeated alerts of this rule: first at once, then a summary per window",
+    "properties": {"enabled": _BOOL, "window": _DURATION, "key": {**_STRLIST, "minItems": 1}},
+}
+_THRESHOLD: dict[str, Any] = {
+    "type": "object",
+    "description": "alert only when the condition matched count times (or distinct values) within window",
+    "required": ["count", "window"],
+    "properties": {
+        "count": {"type": "integer", "minimum": 1},
+        "window": _DURATION,
+        "group_by": {**_STRLIST, "minItems": 1},
+        "distinct": {"type": "string", "minLength": 1},
+    },
+}
 _RULE: dict[str, Any] = {
     "type": "object",
     "required": ["rule"],
@@ -80,6 +98,8 @@ _RULE: dict[str, Any] = {
         "skip-if-unknown-filter": _BOOL,
         "capture": _BOOL,
         "capture_duration": {"type": "integer"},
+        "aggregation": _AGGREGATION,
+        "threshold": _THRESHOLD,
     },
 }
 _MACRO: dict[str, Any] = {

@@ -28,6 +28,8 @@ from pydantic import (
     model_validator,
 )
 
+from falcopy.engine.durations import parse_duration
+
 __all__ = ["PRIORITY_NAMES", "AgentConfig", "ConfigError", "load_config", "parse_duration"]
 
 #: accepted spellings (case-insensitive) -> Falco's capitalised priority name
@@ -59,29 +61,6 @@ def _priority(value: Any) -> str:
     if not isinstance(value, str) or value.strip().lower() not in PRIORITY_NAMES:
         raise ValueError(f"unknown priority {value!r}; expected one of: {', '.join(PRIORITY_NAMES)}")
     return PRIORITY_NAMES[value.strip().lower()]
-
-
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|us|ns|s|m|h|d)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-
-
-def parse_duration(value: Any) -> float:
-    """Falco durations: ``1h``, ``15m``, ``30s``, ``100ms``, ``1h30m`` -> seconds."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"expected a duration such as 1h, 30s or 100ms, got {value!r}")
-    text = value.strip()
-    pos = 0
-    total = 0.0
-    for m in _DURATION_RE.finditer(text):
-        if m.start() != pos:
-            break
-        total += float(m.group(1)) * _UNITS[m.group(2)]
-        pos = m.end()
-    if pos != len(text) or pos == 0:
-        raise ValueError(f"expected a duration such as 1h, 30s or 100ms, got {value!r}")
-    return total
 
 
 # --- rules selection and append_output -------------------------------------------------------
@@ -361,6 +340,39 @@ class K8sAudit(_Section):
         return v
 
 
+class Aggregation(_Section):
+    """Repeated alerts: first at once, then one summary per window (docs/outputs.md)."""
+
+    #: off: one alert per match, as Falco (the Helm chart turns it on)
+    enabled: bool = False
+    #: a duration (60s, 5m) or seconds
+    window: str | float = "60s"
+    #: open windows at most; beyond it the oldest closes early (reported, never dropped)
+    max_keys: int = Field(default=10_000, ge=1)
+    #: values kept per varying field in a summary
+    sample_size: int = Field(default=5, ge=0, le=100)
+    #: more output fields left out of the default key (time, pid and fd fields always are)
+    ignore_fields: list[str] = Field(default_factory=list)
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: Any) -> str | float:
+        if parse_duration(v) <= 0:
+            raise ValueError(f"must be a positive duration, got {v!r}")
+        return v
+
+    def window_seconds(self) -> float:
+        return parse_duration(self.window)
+
+
+class Thresholds(_Section):
+    """Bounds of the threshold rules' state (the thresholds themselves are rule keys)."""
+
+    max_groups: int = Field(default=10_000, ge=1)
+    #: distinct values listed in a threshold alert
+    max_values: int = Field(default=50, ge=1, le=1000)
+
+
 class FalcopySection(_Section):
     host: HostPaths = Field(default_factory=HostPaths)
     #: compiled BPF object; empty = the one installed with the package
@@ -372,6 +384,8 @@ class FalcopySection(_Section):
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced
     reload_debounce_ms: int = Field(default=100, ge=0)
+    aggregation: Aggregation = Field(default_factory=Aggregation)
+    thresholds: Thresholds = Field(default_factory=Thresholds)
 
 
 # --- the whole file ---------------------------------------------------------------------------

@@ -18,6 +18,13 @@ from typing import Any
 from ruamel.yaml.nodes import ScalarNode
 
 from falcopy.engine import versions
+from falcopy.engine.alert_keys import (
+    FALCOPY_RULE_KEYS,
+    AggregationSpec,
+    AlertKeyError,
+    ThresholdSpec,
+    parse_rule_keys,
+)
 from falcopy.engine.priority import Priority
 from falcopy.engine.reader import Document, YMap, YSeq
 from falcopy.engine.source_text import SourceText, concat
@@ -108,6 +115,9 @@ class RuleInfo:
     skip_if_unknown_filter: bool = False
     capture: bool = False
     capture_duration: int = 0
+    #: falcopy's own keys (falcopy.engine.alert_keys); None: not given
+    aggregation: AggregationSpec | None = None
+    threshold: ThresholdSpec | None = None
     index: int = 0
     visibility: int = 0
 
@@ -496,7 +506,7 @@ class Collector:
     def _rule(self, doc: Document, item: YMap) -> None:
         name = self._name(item, "rule", "rule")
         itype = "rule"
-        self._unknown_keys(item, RULE_KEYS, itype, name)
+        self._unknown_keys(item, RULE_KEYS | FALCOPY_RULE_KEYS, itype, name)
         append = self._bool(item, "append", itype, name) if "append" in item else False
         if append:
             self.warn("LOAD_DEPRECATED_ITEM", WARNING_APPEND, item.kloc["append"], itype, name)
@@ -512,6 +522,7 @@ class Collector:
                 self._append_rule(doc, item, prev, app, name)
             if rep:
                 self._replace_rule(doc, item, prev, rep, name)
+            self._alert_keys(item, prev, name)
             prev.visibility = self._next()
             return
         if append:
@@ -525,6 +536,7 @@ class Collector:
                 raise self._fail("LOAD_ERR_VALIDATE",
                                  "Appended rule must have exceptions or condition property", loc, itype, name)
             self._append_rule(doc, item, prev, keys, name)
+            self._alert_keys(item, prev, name)
             prev.visibility = self._next()
             return
         required = ("condition", "output", "desc", "priority")
@@ -549,6 +561,7 @@ class Collector:
         info = RuleInfo(name=name, cond=cond, output=output, desc=desc, priority=prio, loc=loc,
                         source=source)
         self._rule_options(doc, item, info, name)
+        self._alert_keys(item, info, name)
         if "exceptions" in item:
             info.exceptions = self._exceptions(item, name, need_fields=True)
             for ex in info.exceptions:
@@ -597,6 +610,34 @@ class Collector:
                 raise self._fail("LOAD_ERR_YAML_VALIDATE", "Can't decode YAML scalar value",
                                  item.vloc["capture_duration"], "rule", name)
             info.capture_duration = v
+
+    def _alert_keys(self, item: YMap, info: RuleInfo, name: str) -> None:
+        """falcopy's ``aggregation`` / ``threshold`` keys; on an append or override item
+        they replace the rule's setting (Falco ignores them there too, with a warning)."""
+        if not FALCOPY_RULE_KEYS & item.keys():
+            return
+        try:
+            keys = parse_rule_keys(item)
+        except AlertKeyError as exc:
+            raise self._fail("LOAD_ERR_YAML_VALIDATE", exc.message, self._sub_loc(item, exc.path),
+                             "rule", name) from None
+        for fname, path in keys.fields:
+            if not self.field_known(info.source, fname):
+                raise self._fail("LOAD_ERR_VALIDATE", f"'{fname}' is not a supported field ({path})",
+                                 self._sub_loc(item, path), "rule", name)
+        if "aggregation" in item:
+            info.aggregation = keys.aggregation
+        if "threshold" in item:
+            info.threshold = keys.threshold
+
+    @staticmethod
+    def _sub_loc(item: YMap, path: str) -> int:
+        """Position of ``a.b`` inside ``item`` (the deepest part the YAML has)."""
+        head, _, sub = path.partition(".")
+        value = item.get(head)
+        if sub and isinstance(value, YMap) and sub.split(".")[0] in value.kloc:
+            return value.vloc[sub.split(".")[0]]
+        return item.vloc.get(head, item.loc)
 
     def _append_rule(self, doc: Document, item: YMap, prev: RuleInfo, keys: set[str], name: str) -> None:
         if "condition" in keys:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from falcopy.engine import ast
+from falcopy.engine.alert_keys import field_reader
 from falcopy.engine.collector import Collector, ExceptionInfo, LoadFailure, MacroInfo, RuleInfo
 from falcopy.engine.compiler import CheckCompiler, CompileError
 from falcopy.engine.evttypes import (
@@ -329,6 +330,14 @@ class Loader:
             else:
                 self._error_loc("LOAD_ERR_COMPILE_OUTPUT", e.message, loc, "rule", r.name)
             return None
+        try:
+            agg_key = field_reader(r.aggregation.key if r.aggregation else (), self.sources[r.source])
+            group = field_reader(r.threshold.group_by if r.threshold else (), self.sources[r.source])
+            distinct = field_reader((r.threshold.distinct,) if r.threshold and r.threshold.distinct else (),
+                                     self.sources[r.source])
+        except OutputError as e:
+            self._error_loc("LOAD_ERR_VALIDATE", e.message, r.loc, "rule", r.name)
+            return None
         ex_fields = sorted({f for ex in r.exceptions for f in
                             (ex.fields if isinstance(ex.fields, list) else [ex.fields] if ex.fields else [])})
         return CompiledRule(name=r.name, desc=r.desc, priority=r.priority, tags=list(r.tags), source=r.source,
@@ -337,7 +346,9 @@ class Loader:
                             first_key=first_key,
                             output_format=fmt, index=r.index, default_enabled=r.enabled,
                             capture=r.capture, capture_duration=r.capture_duration,
-                            exception_fields=ex_fields)
+                            exception_fields=ex_fields,
+                            aggregation=r.aggregation, aggregation_key=agg_key,
+                            threshold=r.threshold, threshold_group=group, threshold_distinct=distinct)
 
     def _warn_uncapturable(self, r: RuleInfo, types: frozenset[str]) -> None:
         assert self.capturable is not None

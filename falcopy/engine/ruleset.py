@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from falcopy.engine.alert_keys import AggregationSpec, ThresholdSpec
 from falcopy.engine.output import OutputFormat
 from falcopy.engine.priority import Priority
 
@@ -43,6 +44,12 @@ class CompiledRule:
     capture: bool = False
     capture_duration: int = 0
     exception_fields: list[str] = field(default_factory=list)
+    #: falcopy's per-rule keys (see falcopy.engine.alert_keys) and their compiled field readers
+    aggregation: AggregationSpec | None = None
+    aggregation_key: OutputFormat | None = field(default=None, repr=False)
+    threshold: ThresholdSpec | None = None
+    threshold_group: OutputFormat | None = field(default=None, repr=False)
+    threshold_distinct: OutputFormat | None = field(default=None, repr=False)
 
 
 #: (first test, ((rest or None, rule), ...)): consecutive rules whose first test is the
@@ -167,7 +174,8 @@ class Ruleset:
 
     # -------------------------------------------------------------- hot path
     def evaluate(self, event: Any) -> list[CompiledRule]:
-        """The rules matching ``event`` (at most one with rule_matching "first");
+        """The rules matching ``event`` (with rule_matching "first": the first match, after the
+        threshold rules that matched before it);
         replaced per instance by the closure :meth:`_make_evaluate` builds."""
         return self._make_evaluate()(event)
 
@@ -187,12 +195,19 @@ class Ruleset:
                 if not bucket:
                     return []
             cache: dict[Any, Any] = {}
+            # a threshold rule's match only counts towards its threshold: it must not hide the
+            # alert of a later rule, so it does not end the scan (checked on matches only)
+            counting: list[CompiledRule] | None = None
             for first, group in bucket:
                 if first(event, cache):
                     for rest, rule in group:
                         if rest is None or rest(event, cache):
-                            return [rule]
-            return []
+                            if rule.threshold is None:
+                                return [rule] if counting is None else [*counting, rule]
+                            if counting is None:
+                                counting = []
+                            counting.append(rule)
+            return counting or []
 
         def all_matches(event: Any) -> list[CompiledRule]:
             idx = index.get(event.source)

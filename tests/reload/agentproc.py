@@ -25,7 +25,8 @@ def free_port() -> int:
 
 
 class AgentProcess:
-    def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None) -> None:
+    def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
+                 falcopy_config: str = "") -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -33,6 +34,8 @@ class AgentProcess:
         self.log_path = workdir / "agent.log"
         self.config = workdir / "falcopy.yaml"
         self.env = env or {}
+        #: more keys of the falcopy: section, as YAML indented by two spaces
+        self.falcopy_config = falcopy_config
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._alerts: list[dict[str, Any]] = []
@@ -48,7 +51,7 @@ class AgentProcess:
             "webserver:\n  enabled: true\n  listen_address: 127.0.0.1\n"
             f"  listen_port: {self.port}\n  prometheus_metrics_enabled: true\n"
             "watch_config_files: true\n"
-            "falcopy:\n  enrichment:\n    enabled: false\n"
+            "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
         )
         args = [sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
         for r in self.rules:
