@@ -8,7 +8,7 @@ BPF_DIR := agent/bpf
 BPF_OBJ := $(BPF_DIR)/falcopy.bpf.o
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv bpf run test lint bench bench-engine clean dockerd image kind-up kind-load helm-install
+.PHONY: all deps venv bpf run install test lint bench bench-engine clean dockerd image kind-up kind-load helm-install
 
 all: venv bpf
 
@@ -21,7 +21,9 @@ deps: .stamp-deps
 $(BIN)/falcopy: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	# setuptools warns that the source folder `falcopy/` shadows the installed package: with an
+	# editable install that is the point, so that one notice is silenced
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
 venv: $(BIN)/falcopy
@@ -34,6 +36,13 @@ dockerd: .stamp-deps
 
 run: venv bpf
 	$(BIN)/falcopy agent
+
+# `falcopy` on PATH: a link to this checkout's virtualenv (which has the BPF object built here)
+PREFIX ?= /usr/local
+install: venv bpf
+	install -d $(PREFIX)/bin
+	ln -sfn $(CURDIR)/$(BIN)/falcopy $(PREFIX)/bin/falcopy
+	@echo "falcopy installed as $(PREFIX)/bin/falcopy"
 
 test: venv bpf dockerd
 	$(BIN)/ruff check .

@@ -33,13 +33,17 @@ from typing import Any
 
 from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
 from falcopy.agent.control.drops import DROP_RULE, DropMonitor
+from falcopy.agent.control.falco_metrics import FalcoMetricsCollector, FalcoMetricsSource, files_sha256
 from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.control.web import Readiness, WebServer, create_app
 from falcopy.agent.outputs.aggregate import AggregationSettings, AlertStage
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
+from falcopy.agent.preflight import StartupError, check_capture, port_in_use_error
 
+from falcopy import __version__
 from falcopy.engine import LoadResult, Priority, Ruleset, default_sources
+from falcopy.engine.fields.static import add_static_fields
 
 log = logging.getLogger("falcopy.agent")
 
@@ -48,8 +52,6 @@ RELOAD_FAILURE_RULE = "Falco internal: hot restart failure"
 BUNDLE_STALE_S = 60.0
 
 
-class StartupError(Exception):
-    """The agent cannot start; the message says why (nothing was left running)."""
 
 
 def default_rules_paths() -> list[Path]:
@@ -117,6 +119,7 @@ class Agent:
         self.cli_rules = cli_rules
         self.metrics = AgentMetrics()
         self.metrics.add_collector(self._collect_runtime)
+        self.falco_metrics = self._register_falco_metrics()
         self.readiness = Readiness()
         self.sources: dict[str, Any] = {}
         self.ruleset: Ruleset | None = None
@@ -150,6 +153,7 @@ class Agent:
 
         sources = dict(default_sources())
         sources["syscall"] = AgentSyscallSource()
+        add_static_fields(sources, self.config.static_fields)
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
@@ -188,6 +192,7 @@ class Agent:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
         self.rules_version = self._read_version
+        self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
         log.info("loaded %d rules from %s", enabled, ", ".join(map(str, self.rules_paths)))
         self.metrics.rules_loaded.set(enabled)
@@ -360,7 +365,6 @@ class Agent:
         assert self._reload_lock is not None
         async with self._reload_lock:
             loop = asyncio.get_running_loop()
-            log.info("reloading rules (%s)", reason)
             config = self.config
             paths = self.rules_paths
             try:
@@ -372,14 +376,14 @@ class Agent:
             except BundleIncomplete as exc:
                 return self._reload_deferred(str(exc))
             except ConfigError as exc:
-                return self._reload_failed(list(exc.messages))
+                return self._reload_failed(reason, list(exc.messages))
             except Exception as exc:  # a reload must never take the running agent down
                 log.exception("reload failed")
-                return self._reload_failed([f"{type(exc).__name__}: {exc}"])
+                return self._reload_failed(reason, [f"{type(exc).__name__}: {exc}"])
             self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
-            self._report(result)
             if not result.ok or result.ruleset is None:
-                return self._reload_failed([str(e) for e in result.errors])
+                return self._reload_failed(reason, [str(e) for e in result.errors])
+            self._report(result)  # the new set's warnings
             ruleset = result.ruleset
             types = wanted_types(ruleset, config)
             if self.probe is not None:
@@ -394,12 +398,14 @@ class Agent:
                 self._apply_pending_without_probe()
             self.rules_paths = paths
             self.rules_version = self._read_version
+            self.falco_metrics.rules_files = files_sha256(paths)
+            self.falco_metrics.reload_ts_ns = time.time_ns()
             if self.reporter is not None:
                 self.reporter.loaded(self.rules_version)
             enabled = sum(1 for r in ruleset.rules if r.enabled)
             self.metrics.rules_loaded.set(enabled)
             self.metrics.rule_reloads.labels(result="success").inc()
-            log.info("rules reloaded: %d rules", enabled)
+            log.info("rules reloaded (%s): %d rules", reason, enabled)
             return True
 
     def _reload_deferred(self, why: str) -> bool:
@@ -414,7 +420,8 @@ class Agent:
         stale = now - self._incomplete_since > BUNDLE_STALE_S
         if stale and not self._incomplete_reported:
             self._incomplete_reported = True
-            self._reload_failed([f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"])
+            stale_msg = f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"
+            self._reload_failed("rules bundle", [stale_msg])
         if self._retry_handle is not None and not self._retry_handle.cancelled():
             return False
 
@@ -436,11 +443,12 @@ class Agent:
             self.ruleset = pending[0]
             self.builder.set_ruleset(pending[0])
 
-    def _reload_failed(self, errors: list[str]) -> bool:
+    def _reload_failed(self, reason: str, errors: list[str]) -> bool:
         self.metrics.rule_reloads.labels(result="failure").inc()
         for e in errors:
-            log.error("reload: %s", e)
-        log.error("reload failed: keeping the rules that are running")
+            log.error("%s", e)
+        log.error("rules reload (%s) failed with %d error(s): keeping the rules that are running",
+                  reason, len(errors))
         first = errors[0] if errors else "unknown error"
         if self.reporter is not None:
             self.reporter.failed(first)
@@ -489,6 +497,32 @@ class Agent:
         self.readiness.probe_attached = True
         self.metrics.ready.set(1)
 
+    def _preflight(self) -> None:
+        from falcopy.agent.kernel.probe import DEFAULT_OBJ
+
+        obj = self.config.falcopy.bpf_object
+        check_capture(Path(obj) if obj else DEFAULT_OBJ)
+
+    async def _start_listeners(self, servers: list[Any]) -> None:
+        """The web server and the audit webhook; a port in use is one clear line, not a traceback."""
+        ws, audit = self.config.webserver, self.config.falcopy.k8s_audit
+        try:
+            if ws.enabled:
+                web = WebServer(create_app(ws, self.readiness, self.metrics, self._versions_extra), ws)
+                await web.start()
+                servers.append(web)
+        except OSError as exc:
+            err = port_in_use_error("the web server", ws.listen_address, ws.listen_port,
+                                    "webserver.listen_port", exc)
+            raise err or exc from exc
+        try:
+            if audit.enabled:
+                servers.append(await self._start_audit())
+        except OSError as exc:
+            err = port_in_use_error("the k8s audit webhook", audit.listen_address, audit.listen_port,
+                                    "falcopy.k8s_audit.listen_port", exc)
+            raise err or exc from exc
+
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._reload_lock = asyncio.Lock()
@@ -496,15 +530,12 @@ class Agent:
         servers: list[Any] = []
         watcher = None
         try:
-            if self.config.webserver.enabled:
-                web = WebServer(
-                    create_app(self.config.webserver, self.readiness, self.metrics, self._versions_extra),
-                    self.config.webserver,
-                )
-                await web.start()
-                servers.append(web)
-            if self.config.falcopy.k8s_audit.enabled:
-                servers.append(await self._start_audit())
+            try:
+                await loop.run_in_executor(None, self._preflight)
+                await self._start_listeners(servers)
+            except StartupError as exc:
+                self._startup_error = exc
+                return
             reload_tasks: set[asyncio.Task[bool]] = set()
 
             def on_hup() -> None:
@@ -643,6 +674,31 @@ class Agent:
                 fam.add_metric([what], getattr(st, what, 0))
             yield fam
 
+    def _register_falco_metrics(self) -> FalcoMetricsSource:
+        """Falco's metric names (docs/outputs.md), read from the live objects at scrape time."""
+
+        def drops_per_cpu() -> list[int]:
+            return self.probe.drops_per_cpu() if self.probe is not None else []
+
+        def n_threads() -> int | None:
+            return len(self.pipeline.state.threads) if self.pipeline is not None else None
+
+        def n_containers() -> int | None:
+            return len(self.store.snapshot()) if self.store is not None else None
+
+        src = FalcoMetricsSource(
+            version=__version__,
+            config_files=files_sha256([self.config_path]) if self.config_path else {},
+            rule_matches=lambda: self.metrics.events.rule_matches,
+            outputs_queue_drops=lambda: self.dispatcher.total_dropped() if self.dispatcher else 0,
+            n_evts=lambda: self.metrics.events.events,
+            drops_per_cpu=drops_per_cpu,
+            n_threads=n_threads,
+            n_containers=n_containers,
+        )
+        self.metrics.registry.register(FalcoMetricsCollector(src))
+        return src
+
     def _versions_extra(self) -> dict[str, Any]:
         return {"rules_files": [str(p) for p in self.rules_paths], "rules_version": self.rules_version}
 
@@ -654,6 +710,7 @@ class Agent:
             self._event_thread.join(10)
         if self.probe is not None:
             try:
+                self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
                 self.probe.close()  # links detached, maps and ring buffer freed
             except Exception as exc:
                 log.error("probe close failed: %s", exc)
@@ -666,7 +723,11 @@ class Agent:
             self.stage.flush("shutdown")
         if self.dispatcher is not None:
             self.dispatcher.close(timeout=5.0)
-        log.info("stopped")
+        ev = self.metrics.events
+        alerts = self.dispatcher.alerts_total if self.dispatcher is not None else 0
+        output_drops = self.dispatcher.total_dropped() if self.dispatcher is not None else 0
+        log.info("stopped: %d events, %d alerts, %d kernel drops, %d output drops",
+                 ev.events, alerts, ev.kernel_drops, output_drops)
 
 
 def build_agent(

@@ -1,3 +1,3 @@
-from falcopy.cli import main
+from falcopy.cli import run
 
-main()
+run()

@@ -14,8 +14,7 @@ import click
 from falcopy.agent.outputs.alert import Alert
 from falcopy.cli import main
 from falcopy.engine import LoadResult, Priority, default_sources, load_rules_files
-from falcopy.engine.event import DictEvent
-from falcopy.engine.fields.k8s_audit import AuditEvent
+from falcopy.engine.replay import ReplayInputError, ReplayReader
 from falcopy.engine.ruleset import CompiledRule, Ruleset
 
 
@@ -44,12 +43,19 @@ def _summary(result: LoadResult) -> str:
               help="Treat this event source as switched off (Falco's --disable-source; repeatable).")
 def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: Path | None,
              disable_source: tuple[str, ...]) -> None:
-    """Validate rules FILES (loaded in order, like Falco's -V): exit 0 when valid.
+    """Validate rules FILES (loaded in order, like Falco's -V), or FalcoRule / ClusterFalcoRule
+    manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported.
 
     Also warns about each rule that can never fire on this system: its source is
     switched off or unknown, or the running kernel cannot produce its event types."""
     from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
+    from falcopy.operator.offline import is_manifest_file
 
+    manifests = [f for f in files if is_manifest_file(f)]
+    ok = _validate_manifests(manifests) if manifests else True
+    rules_files = [f for f in files if f not in manifests]
+    if not rules_files:
+        sys.exit(0 if ok else 1)
     disabled = {name: "--disable-source" for name in disable_source}
     if config_path is not None:
         from falcopy.agent.control.config import ConfigError, load_config
@@ -60,17 +66,33 @@ def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: 
             for msg in exc.messages:
                 click.echo(f"Error: {msg}", err=True)
             sys.exit(1)
-    result = load_rules_files(list(files), disabled_sources=disabled, capturable=capturable_event_types())
+    result = load_rules_files(rules_files, keep_going=True, disabled_sources=disabled,
+                              capturable=capturable_event_types())
     if strict:
         result = result.strict()
     if as_json:
         click.echo(json.dumps(result.to_falco_json(), indent=2))
     else:
-        _print_messages(result, sys.stdout)
+        order = {name: i for i, name in enumerate(result.names)}
+        for m in sorted(result.messages, key=lambda m: (order.get(m.file, len(order)), m.line, m.column)):
+            click.echo(str(m))
         if result.ruleset is not None:
             click.echo(f"{len(result.ruleset.rules)} rules compiled")
         click.echo(_summary(result))
-    sys.exit(0 if result.ok else 1)
+    sys.exit(0 if result.ok and ok else 1)
+
+
+def _validate_manifests(paths: list[Path]) -> bool:
+    from falcopy.operator.offline import validate_manifests
+    from falcopy.operator.settings import packaged_rules
+
+    verdicts = validate_manifests(paths, packaged_rules())
+    for v in verdicts:
+        click.echo(str(v))
+    denied = sum(1 for v in verdicts if not v.allowed)
+    click.echo(f"{'valid' if not denied else 'invalid'}: {len(verdicts) - denied} objects allowed, "
+               f"{denied} denied")
+    return not denied
 
 
 def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
@@ -83,18 +105,35 @@ def _load_or_exit(rules: tuple[Path, ...], **kwargs: Any) -> Ruleset:
 
 
 @main.command("list-rules")
-@click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
-              help="Rules file or directory (repeatable).")
+@click.option("-r", "--rules", "rules", multiple=True, type=click.Path(path_type=Path),
+              help="Rules file or directory (repeatable); default: falcopy's default rules.")
+@click.option("--rule", "only", default=None, help="Describe this rule only (like `falco -l RULE`).")
 @click.option("--json", "as_json", is_flag=True)
-def list_rules(rules: tuple[Path, ...], as_json: bool) -> None:
+def list_rules(rules: tuple[Path, ...], only: str | None, as_json: bool) -> None:
     """Describe the loaded rules (like `falco -L`)."""
+    if not rules:
+        from falcopy.agent.app import default_rules_paths
+
+        rules = tuple(default_rules_paths())
     ruleset = _load_or_exit(rules)
+    selected = [r for r in ruleset.rules if only is None or r.name == only]
+    if only is not None and not selected:
+        click.echo(f"Error: no rule named {only!r} in {', '.join(map(str, rules))}", err=True)
+        sys.exit(1)
     if as_json:
         click.echo(json.dumps([{
             "name": r.name, "desc": r.desc, "priority": r.priority.falco_name, "source": r.source,
             "tags": r.tags, "enabled": r.enabled, "condition": r.condition, "output": r.output,
             "evttypes": sorted(r.evttypes) if r.evttypes is not None else None,
-        } for r in ruleset.rules], indent=2))
+        } for r in selected], indent=2))
+        return
+    if only is not None:
+        (r,) = selected
+        for label, value in (("Rule", r.name), ("Description", " ".join(r.desc.split())),
+                             ("Condition", r.condition.strip()), ("Output", r.output.strip()),
+                             ("Priority", r.priority.falco_name), ("Source", r.source),
+                             ("Tags", ", ".join(r.tags)), ("Enabled", str(r.enabled).lower())):
+            click.echo(f"{label + ':':<13}{value}")
         return
     width = max((len(r.name) for r in ruleset.rules), default=4)
     click.echo(f"{'Rule':<{width}}  Description")
@@ -180,14 +219,6 @@ def _replay_stage(config_path: Path | None, aggregate: bool | None, window: str 
                       max_values=t.max_values)
 
 
-def _event(values: dict[str, Any]) -> Any:
-    """A raw Kubernetes audit event replays as itself; anything else is field values."""
-    if values.get("kind") == "Event" and str(values.get("apiVersion", "")).startswith("audit.k8s.io/"):
-        return AuditEvent(values)
-    source = values.pop("source", "syscall")
-    return DictEvent(values, source=str(source))
-
-
 @main.command("replay")
 @click.argument("events", type=click.File("r", encoding="utf-8"))
 @click.option("-r", "--rules", "rules", multiple=True, required=True, type=click.Path(path_type=Path),
@@ -208,9 +239,10 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     """Evaluate recorded EVENTS (JSON lines of field values) against the rules and print alerts.
 
     Each line is an object mapping field text to value, e.g.
-    {"evt.type": "execve", "proc.name": "sudo", "container.id": "abc123"}; an optional
-    "source" key selects the event source (default syscall).  A raw Kubernetes audit
+    {"evt.type": "execve", "evt.time": "2026-06-10T10:00:00Z", "proc.name": "sudo"}; an
+    optional "source" key selects the event source (default syscall).  A raw Kubernetes audit
     event (kind Event, apiVersion audit.k8s.io/v1) is evaluated by the k8s_audit rules.
+    docs/engine.md describes the format with a complete example.
 
     Threshold rules and aggregation behave as in the agent, on the events' own clock
     (``evt.time``): windows close as the recorded time passes them, and at the end.
@@ -222,6 +254,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
     selection = [("disable", "rule", p) for p in disable_rule] + [("enable", "tag", t) for t in enable_tag]
     ruleset = _load_or_exit(rules, rule_matching=rule_matching, min_priority=prio, selection=selection)
     hostname = socket.gethostname()
+    reader = ReplayReader(default_sources())
     n_events = n_matches = n_alerts = 0
 
     def build(rule: CompiledRule, event: Any) -> Alert:
@@ -251,7 +284,11 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
         if not isinstance(values, dict):
             click.echo(f"{events.name}:{lineno}:1: error: each line must be a JSON object", err=True)
             sys.exit(2)
-        event = _event(values)
+        try:
+            event = reader.event(values, lineno)
+        except ReplayInputError as e:
+            click.echo(f"{events.name}:{e.line}: error: {e.message}", err=True)
+            sys.exit(2)
         n_events += 1
         if event.ts:
             stage.tick(event.ts)
@@ -265,4 +302,7 @@ def replay(events: TextIO, rules: tuple[Path, ...], as_json: bool, rule_matching
             n_matches += 1
             stage.on_match(rule, event)
     stage.flush("end")
+    for name, count in sorted(reader.missing.items()):
+        click.echo(f"note: field {name} was read by the rules but absent from {count} event(s) "
+                   "(it evaluated as <NA>)", err=True)
     click.echo(f"{n_events} events, {n_matches} matches, {n_alerts} alerts", err=True)

@@ -13,7 +13,7 @@ from falcopy.operator.kube import Kube, api_client, connection_info, load_config
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
 from falcopy.operator.settings import OperatorSettings
-from falcopy.operator.validate import Validator
+from falcopy.operator.validate import Validator, admission_denial
 
 log = logging.getLogger("falcopy.operator")
 
@@ -68,7 +68,7 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
                 None, state.validator.check, candidate, others, state.fallback
             )
             if not verdict.valid:
-                raise kopf.AdmissionError(f"{candidate.key}: {verdict.reason}: {verdict.message}", code=422)
+                raise kopf.AdmissionError(admission_denial(candidate, verdict), code=422)
 
     # The apiserver-side Lease changes are picked up by the periodic resync.
     return registry

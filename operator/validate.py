@@ -212,5 +212,10 @@ class Validator:
         )
 
 
+def admission_denial(candidate: RuleObject, verdict: Verdict) -> str:
+    """The text the admission webhook denies ``candidate`` with (also `falcopy validate`'s)."""
+    return f"{candidate.key}: {verdict.reason}: {verdict.message}"
+
+
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 15] + " ... (clipped)"

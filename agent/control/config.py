@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -229,9 +230,13 @@ class SyscallEventTimeouts(_Section):
     max_consecutives: int = Field(default=1000, ge=1)
 
 
+#: what a duration key accepts as written (``1h``, ``500ms``, seconds): the chart's schema says so
+_DURATION_SCHEMA = WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": r"^\d"}]})
+
+
 class Metrics(_Section):
     enabled: bool = False
-    interval: float = 3600.0
+    interval: Annotated[float, _DURATION_SCHEMA] = 3600.0
     output_rule: bool = True
     output_file: str = ""
     rules_counters_enabled: bool = True
@@ -416,7 +421,8 @@ class AgentConfig(_Section):
     rule_matching: Literal["first", "all"] = "first"
     outputs_queue: OutputsQueue = Field(default_factory=OutputsQueue)
     append_output: list[AppendOutput] = Field(default_factory=lambda: [AppendOutput(suggested_output=True)])
-    static_fields: dict[str, str] = Field(default_factory=dict)  # accepted, not used
+    #: constants readable as ``static.<key>`` in rules and appended to outputs
+    static_fields: dict[str, str] = Field(default_factory=dict)
     stdout_output: Enabled = Field(default_factory=Enabled)
     syslog_output: Enabled = Field(default_factory=Enabled)
     file_output: FileOutput = Field(default_factory=FileOutput)
@@ -484,8 +490,6 @@ class AgentConfig(_Section):
             notes.append(f"engine.kind={self.engine.kind}: falcopy always uses its CO-RE eBPF probe")
         if self.grpc is not None or self.grpc_output is not None:
             notes.append("grpc/grpc_output: removed in Falco 0.44, ignored")
-        if self.static_fields:
-            notes.append("static_fields: not supported, ignored")
         if self.http_output.enabled and not (self.json_output and self.json_include_output_fields_property):
             notes.append(
                 "http_output: falcosidekick accepts only JSON alerts with output_fields "

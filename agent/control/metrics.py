@@ -25,6 +25,8 @@ class EventStats:
         self.engine_seconds = 0.0
         self.kernel_drops = 0
         self.alerts_suppressed = 0
+        #: (rule, priority, source, tags) -> matches: Falco's falcosecurity_falco_rules_matches_total
+        self.rule_matches: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
 
     def count(self, source: str, evt_type: str, n: int = 1) -> None:
         key = (source, evt_type)

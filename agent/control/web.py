@@ -18,7 +18,7 @@ from falcopy.agent.control.metrics import AgentMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from falcopy import __version__
-from falcopy.engine.versions import ENGINE_VERSION, PROVIDED_PLUGINS
+from falcopy.engine.versions import ENGINE_VERSION, FALCO_COMPAT_VERSION, PROVIDED_PLUGINS
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,8 @@ class Readiness:
 def versions(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "falcopy_version": __version__,
-        "falco_version": __version__,
+        # tools written for Falco (falcoctl) read this to pick compatible rules artifacts
+        "falco_version": FALCO_COMPAT_VERSION,
         "engine_version": ENGINE_VERSION,
         "engine_version_semver": ENGINE_VERSION,
         "machine": platform.machine(),

@@ -63,8 +63,9 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
     if len(links) == 1:
         lib.lib.bpf_link__destroy(links[0])
         return
-    # ctypes releases the GIL during the call, so the waits overlap
-    with ThreadPoolExecutor(max_workers=min(len(links), 32)) as pool:
+    # ctypes releases the GIL during the call, so the waits overlap; one thread per link
+    # makes it one grace period rather than one per batch (72 links: 1.3 s -> 0.5 s here)
+    with ThreadPoolExecutor(max_workers=min(len(links), 512)) as pool:
         list(pool.map(lib.lib.bpf_link__destroy, links))
 
 
@@ -306,12 +307,16 @@ class Probe:
 
     def drops(self) -> int:
         """Records the probe could not reserve in the ring since load (all CPUs)."""
+        return sum(self.drops_per_cpu())
+
+    def drops_per_cpu(self) -> list[int]:
+        """The drop counter of each possible CPU (Falco's n_drops_cpu)."""
         lib = self._need_loaded()
         values = (ctypes.c_uint64 * self._ncpus)()
         key = ctypes.c_uint32(0)
         if lib.lib.bpf_map_lookup_elem(self._fds["drops"], ctypes.byref(key), values) != 0:
             raise lib.error("reading the drop counters")
-        return sum(values)
+        return list(values)
 
     def program_stats(self) -> dict[str, tuple[int, int]]:
         """Per attached event: (runs, total ns) of its program, from the kernel's

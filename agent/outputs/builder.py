@@ -139,7 +139,9 @@ class AlertBuilder:
                 extras.text.extend(part.text)
                 extras.fields.extend(part.fields)
                 if entry.suggested_output:
-                    suggested = [f for f in SUGGESTED_FIELDS.get(rule.source, ()) if f not in own_fields]
+                    # static_fields are suggested for every source, as Falco does
+                    candidates = (*SUGGESTED_FIELDS.get(rule.source, ()), *fsrc.constants)
+                    suggested = [f for f in candidates if f not in own_fields]
                     if suggested:
                         fmt = " ".join(f"{f.replace('.', '_')}=%{f}" for f in suggested)
                         try:

@@ -201,6 +201,9 @@ class OutputDispatcher:
         self.alerts_total += 1
         if self.metrics is not None:
             self.metrics.alerts.labels(rule=alert.rule, priority=alert.priority, source=alert.source).inc()
+            matches = self.metrics.events.rule_matches
+            key = (alert.rule, alert.priority, alert.source, tuple(alert.tags))
+            matches[key] = matches.get(key, 0) + 1
         item = FormattedAlert(alert, self.formatter)
         for channel in self._channels.values():
             channel.put(item)

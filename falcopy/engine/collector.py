@@ -137,6 +137,9 @@ class Collector:
         self.warn = warn
         self.field_known = field_known
         self.known_sources = known_sources
+        #: None: the first broken item stops the load (Falco's behaviour); a list: broken
+        #: items are recorded here and skipped, so one pass reports them all (`falcopy validate`)
+        self.item_errors: list[LoadFailure] | None = None
 
     # ----------------------------------------------------------------- helpers
     def _next(self) -> int:
@@ -254,11 +257,15 @@ class Collector:
         for i, item in enumerate(data):
             if item is None:
                 continue
-            if not isinstance(item, YMap):
-                raise self._fail("LOAD_ERR_YAML_VALIDATE",
-                                 "Unexpected element type. Each element should be a yaml associative array.",
-                                 data.iloc[i], "rules content item", "")
-            self.read_item(doc, item)
+            try:
+                if not isinstance(item, YMap):
+                    msg = "Unexpected element type. Each element should be a yaml associative array."
+                    raise self._fail("LOAD_ERR_YAML_VALIDATE", msg, data.iloc[i], "rules content item", "")
+                self.read_item(doc, item)
+            except LoadFailure as failure:
+                if self.item_errors is None:
+                    raise
+                self.item_errors.append(failure)
 
     def read_item(self, doc: Document, item: YMap) -> None:
         if "required_engine_version" in item:

@@ -60,6 +60,10 @@ def field_getter(source: FieldSource, fdef: FieldDef, arg: str | None, written: 
     """A getter for one field reference; memoised per event unless the
     accessor is a plain DictEvent lookup (cheaper than the memo itself)."""
     canonical = fdef.name if arg is None else f"{fdef.name}[{arg}]"
+    if arg is None and fdef.name in source.constants:
+        def get_const(ev: Any, _c: dict[Any, Any], _v: Any = source.constants[fdef.name]) -> Any:
+            return _v
+        return get_const
     if _is_dict_source(source):
         if written == canonical:
             def get_dict(ev: Any, _c: dict[Any, Any], _k: str = canonical) -> Any:

@@ -111,11 +111,12 @@ class _MacroError(Exception):
 
 
 class Loader:
-    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, *,
-                 disabled_sources: Mapping[str, str] | None = None,
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True,
+                 keep_going: bool = False, *, disabled_sources: Mapping[str, str] | None = None,
                  capturable: frozenset[str] | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
+        self.keep_going = keep_going
         #: source -> why it is switched off here: its rules are skipped with a warning
         self.disabled_sources = dict(disabled_sources or {})
         #: the syscall event types this system can produce (None: not checked)
@@ -124,6 +125,8 @@ class Loader:
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
         self.collector = Collector(self._warn_loc, self._field_known, set(sources))
+        if keep_going:
+            self.collector.item_errors = []
 
     # ------------------------------------------------------------ messages
     def _msg(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> LoadMessage:
@@ -166,6 +169,8 @@ class Loader:
 
     # ------------------------------------------------------------ collect
     def collect(self, inputs: Iterable[RulesInput]) -> None:
+        """Read every item.  Like Falco, the first error ends the load, unless ``keep_going``:
+        then every broken item and unreadable file is reported and the rest still compiles."""
         for inp in inputs:
             try:
                 _, docs = read_documents(inp.name, inp.content, self.table)
@@ -173,10 +178,17 @@ class Loader:
                     self.collector.read_document(doc)
             except ReadError as e:
                 self._error_loc(e.code, e.message, e.loc, e.item_type, "")
-                return
+                if not self.keep_going:
+                    return
             except LoadFailure as e:
                 self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
-                return
+                if not self.keep_going:
+                    return
+            finally:
+                for f in self.collector.item_errors or ():
+                    self._error_loc(f.code, f.message, f.loc, f.item_type, f.item_name)
+                if self.collector.item_errors:
+                    self.collector.item_errors.clear()
         try:
             self.collector.check_plugin_requirements()
         except LoadFailure as e:
@@ -478,17 +490,18 @@ def _count_macros(node: ast.Node, uses: dict[str, int], seen: set[int]) -> None:
 
 def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
                selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
-               rule_matching: str = "first", disabled_sources: Mapping[str, str] | None = None,
+               rule_matching: str = "first", keep_going: bool = False,
+               disabled_sources: Mapping[str, str] | None = None,
                capturable: frozenset[str] | None = None) -> LoadResult:
     """``disabled_sources`` (source -> reason) and ``capturable`` (the syscall event types
     this system can produce) turn rules that can never fire into warnings."""
     inputs = list(inputs)
-    loader = Loader(sources if sources is not None else default_sources(),
+    loader = Loader(sources if sources is not None else default_sources(), keep_going=keep_going,
                     disabled_sources=disabled_sources, capturable=capturable)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []
-    if not loader.errors:
+    if not loader.errors or keep_going:
         rules = loader.compile()
     result.errors = loader.errors
     result.warnings = loader.warnings
@@ -520,7 +533,7 @@ def load_rules_files(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
             inputs.extend(rules_inputs([p]))
         except OSError as e:
             missing.append(LoadMessage("LOAD_ERR_FILE_READ", f"Could not read rules file: {e.strerror}",
-                                       str(p), 1, 1, "rules content", ""))
+                                       str(p), 0, 0, "rules content", ""))
     if missing:
         return LoadResult(errors=missing, names=[str(p) for p in paths])
     return load_rules(inputs, **kwargs)

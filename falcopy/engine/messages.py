@@ -68,7 +68,9 @@ class LoadMessage:
         kind = "error" if self.is_error else "warning"
         item = f" ({self.item_type} '{self.item_name}')" if self.item_name else \
             (f" ({self.item_type})" if self.item_type else "")
-        return f"{self.file}:{self.line}:{self.column}: {kind} {self.code}: {self.message}{item}"
+        # a file that could not be read has no position: name it alone
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        return f"{where}: {kind} {self.code}: {self.message}{item}"
 
     def to_falco(self) -> dict[str, Any]:
         return {

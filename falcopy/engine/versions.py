@@ -8,6 +8,9 @@ import re
 #: Falco 0.44's rules engine version
 ENGINE_VERSION = "0.62.0"
 
+#: the Falco release whose rules, configuration and alert format falcopy matches
+FALCO_COMPAT_VERSION = "0.44.1"
+
 #: the plugins falcopy provides the fields of (name -> version it is compatible with)
 PROVIDED_PLUGINS: dict[str, str] = {
     "container": "0.4.0",

@@ -64,6 +64,18 @@ def _mounts(r: Rendered) -> dict[str, dict[str, Any]]:
     return {m["mountPath"]: m for m in r.agent_container["volumeMounts"]}
 
 
+def _tolerates(tolerations: list[dict[str, Any]], key: str, effect: str) -> bool:
+    """Kubernetes' matching of a toleration to a taint without a value."""
+    for t in tolerations:
+        if t.get("effect") not in (None, "", effect):
+            continue
+        if t.get("operator") == "Exists" and t.get("key") in (None, "", key):
+            return True
+        if t.get("key") == key and t.get("operator", "Equal") in ("Equal", "Exists") and not t.get("value"):
+            return True
+    return False
+
+
 def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {e["name"]: e for e in container.get("env", [])}
 
@@ -143,6 +155,8 @@ def test_agent_daemonset_node_access(default: Rendered) -> None:
     spec = default.daemonset["spec"]["template"]["spec"]
     assert spec["hostPID"] is True
     assert spec["tolerations"] == [{"operator": "Exists"}]  # every node, control planes included
+    assert _tolerates(spec["tolerations"], "node-role.kubernetes.io/control-plane", "NoSchedule")
+    assert _tolerates(spec["tolerations"], "node-role.kubernetes.io/master", "NoSchedule")
     assert spec["priorityClassName"] == "system-node-critical"
     c = default.agent_container
     assert c["securityContext"]["privileged"] is True

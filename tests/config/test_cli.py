@@ -84,5 +84,7 @@ def test_agent_exits_cleanly_when_capture_cannot_start(tmp_path) -> None:
         timeout=60,
     )
     assert res.returncode == 1
-    assert f"cannot start the kernel capture: BPF object {tmp_path}/none.bpf.o not found" in res.stderr
+    errors = [line for line in res.stderr.splitlines() if "Error:" in line]
+    assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr
+    assert f"the BPF object {tmp_path}/none.bpf.o is missing: build it with `make bpf`" in errors[0]
     assert "stopped" in res.stderr  # outputs flushed and closed, nothing left running

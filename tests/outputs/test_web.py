@@ -76,7 +76,11 @@ async def test_versions() -> None:
     try:
         doc = await (await client.get("/versions")).json()
         assert doc["engine_version"] == "0.62.0" and doc["engine_version_semver"] == "0.62.0"
-        assert doc["falcopy_version"] == doc["falco_version"]
+        from falcopy import __version__
+        from falcopy.engine.versions import FALCO_COMPAT_VERSION
+
+        # falcopy's own version; falco_version is the Falco release it matches (what falcoctl reads)
+        assert doc["falcopy_version"] == __version__ and doc["falco_version"] == FALCO_COMPAT_VERSION
         assert doc["plugins"]["container"] and doc["rules_files"] == ["/r"]
     finally:
         await client.close()

@@ -127,8 +127,9 @@ app.kubernetes.io/component: operator
 
 {{/* rules_files: the user's list, else default rules, customRules, operator rules. */}}
 {{- define "falcopy.rulesFiles" -}}
-{{- if .Values.config.rules_files -}}
-{{- toYaml .Values.config.rules_files -}}
+{{- $user := (include "falcopy.config" . | fromYaml).rules_files -}}
+{{- if $user -}}
+{{- toYaml $user -}}
 {{- else -}}
 {{- $files := list .Values.agent.defaultRulesDir -}}
 {{- if .Values.customRules -}}
@@ -141,14 +142,70 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 
-{{/* falcopy.yaml: `config` + what the chart decides for the node. */}}
+{{/* The falco.yaml keys in effect: `config`, then the Falco chart's `falco` passthrough
+     over it, then the Falco chart keys that set configuration (driver, metrics). */}}
+{{- define "falcopy.config" -}}
+{{- $cfg := mergeOverwrite (deepCopy .Values.config) (deepCopy (default dict .Values.falco)) -}}
+{{- $preset := .Values.driver.modernEbpf.bufSizePreset -}}
+{{- if not (kindIs "invalid" $preset) -}}
+{{- $engine := deepCopy (default dict $cfg.engine) -}}
+{{- $modern := deepCopy (default dict $engine.modern_ebpf) -}}
+{{- $_ := set $modern "buf_size_preset" $preset -}}
+{{- $_ := set $engine "modern_ebpf" $modern -}}
+{{- $_ := set $cfg "engine" $engine -}}
+{{- end -}}
+{{- if .Values.metrics.enabled -}}
+{{- $metrics := deepCopy (default dict $cfg.metrics) -}}
+{{- $_ := set $metrics "enabled" true -}}
+{{- $_ := set $cfg "metrics" $metrics -}}
+{{- $web := deepCopy (default dict $cfg.webserver) -}}
+{{- $_ := set $web "prometheus_metrics_enabled" true -}}
+{{- $_ := set $cfg "webserver" $web -}}
+{{- end -}}
+{{- toYaml $cfg -}}
+{{- end -}}
+
+{{/* Where falcosidekick listens: the user's URL, else the one this chart deploys. */}}
+{{- define "falcopy.falcosidekickName" -}}
+{{- printf "%s-falcosidekick" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "falcopy.falcosidekickUrl" -}}
+{{- if .Values.falcosidekick.url -}}
+{{- .Values.falcosidekick.url -}}
+{{- else -}}
+{{- printf "http://%s.%s.svc:%d/" (include "falcopy.falcosidekickName" .) .Release.Namespace (int .Values.falcosidekick.service.port) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* falcosidekick's configuration as its environment: config.slack.webhookurl -> SLACK_WEBHOOKURL. */}}
+{{- define "falcopy.falcosidekickEnv" -}}
+{{- $prefix := .prefix -}}
+{{- range $key, $value := .config -}}
+{{- $name := upper (printf "%s%s" $prefix $key) -}}
+{{- if kindIs "map" $value -}}
+{{- include "falcopy.falcosidekickEnv" (dict "prefix" (printf "%s_" $name) "config" $value) -}}
+{{- else if kindIs "slice" $value -}}
+{{ $name }}: {{ join "," $value | quote }}
+{{ else -}}
+{{ $name }}: {{ toString $value | quote }}
+{{ end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Falco chart keys win over their agent.* counterparts when set. */}}
+{{- define "falcopy.agentLeastPrivileged" -}}
+{{- if or .Values.driver.modernEbpf.leastPrivileged .Values.agent.leastPrivileged.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* falcopy.yaml: the configuration in effect + what the chart decides for the node. */}}
 {{- define "falcopy.agentConfig" -}}
-{{- $cfg := deepCopy .Values.config -}}
+{{- $cfg := include "falcopy.config" . | fromYaml -}}
 {{- $_ := set $cfg "rules_files" (include "falcopy.rulesFiles" . | fromYamlArray) -}}
 {{- if .Values.falcosidekick.enabled -}}
 {{- $http := deepCopy (default dict $cfg.http_output) -}}
 {{- $_ := set $http "enabled" true -}}
-{{- $_ := set $http "url" .Values.falcosidekick.url -}}
+{{- $_ := set $http "url" (include "falcopy.falcosidekickUrl" .) -}}
 {{- $_ := set $cfg "http_output" $http -}}
 {{- $_ := set $cfg "json_output" true -}}
 {{- $_ := set $cfg "json_include_output_fields_property" true -}}
@@ -157,6 +214,6 @@ app.kubernetes.io/component: operator
 {{- $kubelet := dict "enabled" .Values.agent.kubelet.enabled "insecure" .Values.agent.kubelet.insecure -}}
 {{- $audit := dict "enabled" .Values.agent.k8sAudit.enabled "listen_address" "0.0.0.0" "listen_port" (int .Values.agent.k8sAudit.port) "path" .Values.agent.k8sAudit.path -}}
 {{- $computed := dict "host" $host "enrichment" (dict "enabled" true "kubelet" $kubelet) "k8s_audit" $audit -}}
-{{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict .Values.config.falcopy))) -}}
+{{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict $cfg.falcopy))) -}}
 {{- toYaml $cfg -}}
 {{- end -}}

@@ -65,6 +65,8 @@ class FieldSource:
     def __init__(self, name: str, fields: dict[str, FieldDef]) -> None:
         self.name = name
         self.fields = fields
+        #: fields whose value is the same for every event (``static_fields``)
+        self.constants: dict[str, object] = {}
 
     def lookup(self, name: str) -> tuple[FieldDef, str | None] | None:
         """Resolve ``name`` (possibly ``k8s.pod.label.app`` / ``evt.arg.flags``
