@@ -19,7 +19,7 @@ ARG BASE_IMAGE=debian:bookworm-slim
 FROM ${BASE_IMAGE} AS bpf
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev make \
+    && apt-get install -y --no-install-recommends clang llvm bpftool libbpf-dev linux-libc-dev make \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src/agent/bpf
 COPY agent/bpf/ ./
@@ -52,7 +52,8 @@ COPY README.md ./
 COPY falcopy/ falcopy/
 COPY agent/ agent/
 COPY operator/ operator/
-COPY --from=bpf /src/agent/bpf/falcopy.bpf.o agent/bpf/falcopy.bpf.o
+COPY --from=bpf /src/agent/bpf/falcopy.bpf.o /src/agent/bpf/falcopy-extra.bpf.o /src/agent/bpf/syscalls.tbl \
+     agent/bpf/
 RUN /opt/falcopy/bin/pip install --quiet --no-deps --no-build-isolation . \
     && /opt/falcopy/bin/python -P -c "import falcopy.agent.kernel.probe as p; assert p.DEFAULT_OBJ.is_file(), p.DEFAULT_OBJ" \
     && /opt/falcopy/bin/pip uninstall --quiet --yes pip setuptools wheel

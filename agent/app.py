@@ -184,6 +184,8 @@ class Agent:
         return sources
 
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
+        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
+
         from falcopy.distribution.bundle import load_bundle_rules
 
         cfg = config or self.config
@@ -194,6 +196,8 @@ class Agent:
             selection=cfg.rule_selection(),
             min_priority=Priority.parse(cfg.priority),
             rule_matching=cfg.rule_matching,
+            disabled_sources=disabled_sources(cfg),
+            capturable=capturable_event_types(),
         )
         return result
 
@@ -341,6 +345,9 @@ class Agent:
             )
         probe.ignore_pid(os.getpid())
         probe.attach()
+        if probe.generic_attached:
+            log.info("raw sys_exit hook attached (a cost on every syscall) for the syscalls without a "
+                     "dedicated program here: %s", " ".join(sorted(probe.generic_events)))
         n = state.bootstrap()
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
@@ -522,8 +529,15 @@ class Agent:
             self._report(result)  # the new set's warnings
             ruleset = result.ruleset
             kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
+            types = wanted_types(ruleset, config)
+            if self.probe is not None:
+                # verifying newly needed programs takes a while: here, not on the event thread
+                try:
+                    await loop.run_in_executor(None, self.probe.preload, types)
+                except OSError as exc:
+                    return self._reload_failed(reason, [f"loading probe programs: {exc}"])
             with self._pending_lock:
-                self._pending = (ruleset, wanted_types(ruleset, config), kf)
+                self._pending = (ruleset, types, kf)
             self._wake_event_thread()
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()

@@ -104,7 +104,7 @@ def agent_command(
     sys.exit(code)
 
 
-@main.command("kernel-filter")
+@click.command("kernel-filter")
 @click.option(
     "-c", "--config", "config_path", type=click.Path(dir_okay=False),
     help="falcopy.yaml whose rules selection, priority and base_syscalls apply (default: as `agent`)",
@@ -174,3 +174,25 @@ def kernel_filter_command(config_path: str | None, rules: tuple[str, ...], as_js
                    "(a later event's rule reads their fd)")
         for c in fdi:
             click.echo(f"    - {c}")
+
+
+@click.command("list-events")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event type.")
+def list_events(as_json: bool) -> None:
+    """List every event type with its arguments and whether this system captures it
+    (like Falco's --list-events).  Run as root to see the running kernel's view."""
+    import json
+
+    from falcopy.agent.kernel.catalog import event_catalog
+
+    infos = event_catalog()
+    if as_json:
+        click.echo(json.dumps([{
+            "name": i.name, "capture": i.capture, "args": [{"name": n, "type": t} for n, t in i.args],
+            "nr": i.nr, "implemented": i.implemented, "reason": i.reason} for i in infos], indent=2))
+        return
+    for i in infos:
+        args = ", ".join(f"{t} {n}" for n, t in i.args)
+        reason = i.reason or ("ENOSYS on this kernel" if i.implemented is False else "")
+        note = f"  # {reason}" if reason else ""
+        click.echo(f"[{i.capture:<9}] {i.name}({args}){note}")

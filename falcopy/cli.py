@@ -13,6 +13,8 @@ import click
 #: the command modules never import this one, so imports flow one way.
 COMMAND_MODULES: dict[str, str] = {
     "agent": "falcopy.agent.cli:agent_command",
+    "kernel-filter": "falcopy.agent.cli:kernel_filter_command",
+    "list-events": "falcopy.agent.cli:list_events",
     "operator": "falcopy.operator.cli:operator_cmd",
     "validate": "falcopy.cli_engine:validate",
     "list-rules": "falcopy.cli_engine:list_rules",

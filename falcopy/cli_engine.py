@@ -34,9 +34,22 @@ def _summary(result: LoadResult) -> str:
 @click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print Falco's `-V -o json_output=true` JSON.")
-def validate(files: tuple[Path, ...], as_json: bool) -> None:
+@click.option("--strict", is_flag=True,
+              help="Rules that can never fire here (disabled or unknown source, event types this "
+                   "system cannot capture) are errors, not warnings.")
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="falcopy.yaml whose switched-off sources (e.g. falcopy.k8s_audit.enabled: false) "
+                   "make rules unable to fire.")
+@click.option("--disable-source", "disable_source", multiple=True, metavar="SOURCE",
+              help="Treat this event source as switched off (Falco's --disable-source; repeatable).")
+def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: Path | None,
+             disable_source: tuple[str, ...]) -> None:
     """Validate rules FILES (loaded in order, like Falco's -V), or FalcoRule / ClusterFalcoRule
-    manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported."""
+    manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported.
+
+    Also warns about each rule that can never fire on this system: its source is
+    switched off or unknown, or the running kernel cannot produce its event types."""
+    from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
     from falcopy.operator.offline import is_manifest_file
 
     manifests = [f for f in files if is_manifest_file(f)]
@@ -44,7 +57,20 @@ def validate(files: tuple[Path, ...], as_json: bool) -> None:
     rules_files = [f for f in files if f not in manifests]
     if not rules_files:
         sys.exit(0 if ok else 1)
-    result = load_rules_files(rules_files, keep_going=True)
+    disabled = {name: "--disable-source" for name in disable_source}
+    if config_path is not None:
+        from falcopy.agent.control.config import ConfigError, load_config
+
+        try:
+            disabled.update(disabled_sources(load_config(config_path, [])))
+        except ConfigError as exc:
+            for msg in exc.messages:
+                click.echo(f"Error: {msg}", err=True)
+            sys.exit(1)
+    result = load_rules_files(rules_files, keep_going=True, disabled_sources=disabled,
+                              capturable=capturable_event_types())
+    if strict:
+        result = result.strict()
     if as_json:
         click.echo(json.dumps(result.to_falco_json(), indent=2))
     else:

@@ -21,6 +21,7 @@ import io
 import json
 import subprocess
 import tarfile
+import tempfile
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ HASH_LABEL = "io.falcopy.test.content-hash"
 
 NGINX_REF = "nginx:1.25"
 BUSYBOX_REF = "falcopy-test/busybox:1.36"
+MODLOAD_REF = "falcopy-test/modload:1"
 
 #: stand-in for nginx: blocks on its standard input (keep it open with
 #: ``docker run -i``) without starting any other program, exits on EOF
@@ -67,8 +69,9 @@ def _busybox_applets() -> list[str]:
     return sorted(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
-def _rootfs_tar(programs: dict[str, str]) -> bytes:
-    """A root filesystem tarball: busybox, its applets, /etc basics, ``programs`` {path: script}."""
+def _rootfs_tar(programs: dict[str, str], binaries: dict[str, bytes] | None = None) -> bytes:
+    """A root filesystem tarball: busybox, its applets, /etc basics, ``programs`` {path: script},
+    ``binaries`` {path: executable bytes}."""
     buf = io.BytesIO()
     now = 0  # fixed mtimes keep the tarball (and so the hash) reproducible
     with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -86,7 +89,7 @@ def _rootfs_tar(programs: dict[str, str]) -> bytes:
                   "proc", "sys", "dev"):
             add_dir(d)
         add_file("bin/busybox", BUSYBOX.read_bytes())
-        own = {p.lstrip("/") for p in programs}
+        own = {p.lstrip("/") for p in [*programs, *(binaries or {})]}
         for applet in _busybox_applets():
             rel = applet.lstrip("/")
             if rel == "bin/busybox" or rel in own:
@@ -99,14 +102,16 @@ def _rootfs_tar(programs: dict[str, str]) -> bytes:
         add_file("etc/group", b"root:x:0:\nnogroup:x:65534:\n", 0o644)
         for path, script in sorted(programs.items()):
             add_file(path.lstrip("/"), script.encode())
+        for path, data in sorted((binaries or {}).items()):
+            add_file(path.lstrip("/"), data)
     return buf.getvalue()
 
 
 def build_image(ref: str, programs: dict[str, str] | None = None, cmd: Sequence[str] = ("/bin/sh",),
-                labels: dict[str, str] | None = None) -> str:
+                labels: dict[str, str] | None = None, binaries: dict[str, bytes] | None = None) -> str:
     """Build (or reuse) image ``ref``; returns its id (``sha256:...``)."""
     programs = programs or {}
-    tar_bytes = _rootfs_tar(programs)
+    tar_bytes = _rootfs_tar(programs, binaries)
     h = hashlib.sha256(tar_bytes)
     h.update(json.dumps([list(cmd), labels or {}], sort_keys=True).encode())
     digest = h.hexdigest()[:16]
@@ -135,6 +140,21 @@ def nginx_image(ref: str = NGINX_REF) -> str:
 def busybox_image(ref: str = BUSYBOX_REF) -> str:
     """A busybox image with a ``sudo`` program; returns ``ref``."""
     build_image(ref, {"/usr/bin/sudo": SUDO_SCRIPT}, cmd=("/bin/sh",))
+    return ref
+
+
+def static_program(source: Path) -> bytes:
+    """A C test helper compiled static (the images have no libc), as bytes."""
+    with tempfile.TemporaryDirectory(prefix="falcopy-static-") as tmp:
+        out = Path(tmp) / source.stem
+        subprocess.run(["cc", "-static", "-O1", "-o", str(out), str(source)], check=True,
+                       capture_output=True, timeout=120)
+        return out.read_bytes()
+
+
+def modload_image(ref: str = MODLOAD_REF) -> str:
+    """A busybox image with ``/usr/bin/modload`` (tests/modload.c: init_module + finit_module)."""
+    build_image(ref, binaries={"/usr/bin/modload": static_program(Path(__file__).parent / "modload.c")})
     return ref
 
 

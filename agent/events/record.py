@@ -80,7 +80,17 @@ class SyscallRecord:
 #:   once carries its container's cgroup;
 #: - clone/clone3/fork/vfork are the child's side (``res`` == 0, ``tid``/``pid`` the child,
 #:   ``ppid`` its parent); ``flags`` are the clone flags;
-#: - procexit: ``status`` is the raw wait status, ``ret``/``sig``/``core`` decoded from it.
+#: - procexit: ``status`` is the raw wait status, ``ret``/``sig``/``core`` decoded from it;
+#: - the data I/O, memory, io_uring, handle, mount-API, security and xattr events carry their
+#:   syscall's arguments under Falco's names where Falco has a dedicated event (``pread``/``pwrite``
+#:   are Falco's names of pread64/pwrite64), under the kernel's own names otherwise; pointers to
+#:   strings are read (``str``), pointers to structs give the fields listed (io_uring_setup's
+#:   params as the kernel filled them in, perf_event_open's ``type``/``config``, sched_setattr's
+#:   ``sched_policy``), sendfile's ``offset`` is ``*offset`` after the call;
+#: - generic events (every other syscall, and a dedicated one whose tracepoint the kernel lacks):
+#:   ``SyscallRecord.type`` is the syscall's name, ``args`` has ``ID`` (the name), ``nativeID``
+#:   (its number) and the six argument registers under the names the kernel declares for them
+#:   (tracefs), ints sign-corrected, or ``a0``..``a5`` when the kernel declares none.
 EVENT_ARGS: dict[str, dict[str, str]] = {
     "open": {"flags": "int", "mode": "int", "dev": "int", "ino": "int", "name": "str", "dirpath": "str"},
     "openat": {
@@ -187,4 +197,72 @@ EVENT_ARGS: dict[str, dict[str, str]] = {
     "fork": {"flags": "int"},
     "vfork": {"flags": "int"},
     "procexit": {"status": "int", "ret": "int", "sig": "int", "core": "bool"},
+    "read": {"fd": "int", "size": "int"},
+    "write": {"fd": "int", "size": "int"},
+    "pread": {"fd": "int", "size": "int", "pos": "int"},
+    "pwrite": {"fd": "int", "size": "int", "pos": "int"},
+    "readv": {"fd": "int", "iovcnt": "int"},
+    "writev": {"fd": "int", "iovcnt": "int"},
+    "preadv": {"fd": "int", "iovcnt": "int", "pos": "int"},
+    "pwritev": {"fd": "int", "iovcnt": "int", "pos": "int"},
+    "sendfile": {"out_fd": "int", "in_fd": "int", "offset": "int", "size": "int"},
+    "splice": {"fd_in": "int", "fd_out": "int", "size": "int", "flags": "int"},
+    "tee": {"fd_in": "int", "fd_out": "int", "size": "int", "flags": "int"},
+    "ioctl": {"fd": "int", "request": "int", "argument": "int"},
+    "mmap": {"addr": "int", "length": "int", "prot": "int", "flags": "int", "fd": "int", "offset": "int"},
+    "mprotect": {"addr": "int", "length": "int", "prot": "int"},
+    "munmap": {"addr": "int", "length": "int"},
+    "mremap": {"addr": "int", "old_len": "int", "new_len": "int", "flags": "int", "new_addr": "int"},
+    "process_vm_readv": {"pid": "int", "flags": "int"},
+    "process_vm_writev": {"pid": "int", "flags": "int"},
+    "io_uring_setup": {
+        "entries": "int", "sq_entries": "int", "cq_entries": "int", "flags": "int", "sq_thread_cpu": "int",
+        "sq_thread_idle": "int", "features": "int",
+    },
+    "io_uring_enter": {"fd": "int", "to_submit": "int", "min_complete": "int", "flags": "int"},
+    "io_uring_register": {"fd": "int", "opcode": "int", "arg": "int", "nr_args": "int"},
+    "open_by_handle_at": {"mountfd": "int", "flags": "int", "dev": "int", "ino": "int", "path": "str"},
+    "name_to_handle_at": {"dirfd": "int", "flags": "int", "pathname": "str"},
+    "pidfd_open": {"pid": "int", "flags": "int"},
+    "pidfd_getfd": {"pid_fd": "int", "target_fd": "int", "flags": "int"},
+    "pidfd_send_signal": {"pidfd": "int", "sig": "int", "flags": "int"},
+    "timerfd_create": {"clockid": "int", "flags": "int"},
+    "timerfd_settime": {"fd": "int", "flags": "int"},
+    "timerfd_gettime": {"fd": "int"},
+    "eventfd": {"initval": "int"},
+    "eventfd2": {"initval": "int", "flags": "int"},
+    "signalfd": {"fd": "int", "mask": "int"},
+    "signalfd4": {"fd": "int", "mask": "int", "flags": "int"},
+    "fsopen": {"flags": "int", "fs_name": "str"},
+    "fsconfig": {"fd": "int", "cmd": "int", "aux": "int", "key": "str", "value_charbuf": "str"},
+    "fsmount": {"fs_fd": "int", "flags": "int", "attr_flags": "int"},
+    "move_mount": {
+        "from_dfd": "int", "to_dfd": "int", "flags": "int", "from_pathname": "str", "to_pathname": "str",
+    },
+    "open_tree": {"dfd": "int", "flags": "int", "filename": "str"},
+    "quotactl": {"cmd": "int", "id": "int", "special": "str"},
+    "keyctl": {"operation": "int", "arg2": "int", "arg3": "int", "arg4": "int", "arg5": "int"},
+    "add_key": {"keyring": "int", "type": "str", "description": "str"},
+    "request_key": {"dest_keyring": "int", "type": "str", "description": "str"},
+    "seccomp": {"op": "int", "flags": "int"},
+    "perf_event_open": {
+        "pid": "int", "cpu": "int", "group_fd": "int", "flags": "int", "type": "int", "config": "int",
+    },
+    "personality": {"persona": "int"},
+    "kcmp": {"pid1": "int", "pid2": "int", "type": "int", "idx1": "int", "idx2": "int"},
+    "sched_setattr": {"pid": "int", "flags": "int", "sched_policy": "int"},
+    "setxattr": {"size": "int", "flags": "int", "path": "str", "name": "str"},
+    "lsetxattr": {"size": "int", "flags": "int", "path": "str", "name": "str"},
+    "fsetxattr": {"fd": "int", "size": "int", "flags": "int", "name": "str"},
+    "getxattr": {"size": "int", "path": "str", "name": "str"},
+    "lgetxattr": {"size": "int", "path": "str", "name": "str"},
+    "fgetxattr": {"fd": "int", "size": "int", "name": "str"},
+    "listxattr": {"size": "int", "path": "str"},
+    "llistxattr": {"size": "int", "path": "str"},
+    "flistxattr": {"fd": "int", "size": "int"},
+    "removexattr": {"path": "str", "name": "str"},
+    "lremovexattr": {"path": "str", "name": "str"},
+    "fremovexattr": {"fd": "int", "name": "str"},
+    # generic events (any other syscall): ``type`` is the syscall's name; see the note above
+    "syscall": {"ID": "str", "nativeID": "int"},
 }

@@ -15,11 +15,15 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.events.text import decode, split_nul
 from falcopy.agent.kernel import layout
+
+if TYPE_CHECKING:
+    from falcopy.agent.kernel.syscalls import SyscallTable
 
 HDR = struct.Struct("<QQqIHH12I16s")
 assert HDR.size == layout.HDR_SIZE
@@ -218,17 +222,65 @@ def _compile() -> list[Spec | None]:
 SPECS = _compile()
 
 
+_GENERIC_ID = layout.EVENT_IDS[layout.GENERIC]
+_RAW_KEYS = ("a0", "a1", "a2", "a3", "a4", "a5")
+
+#: C types of syscall arguments that are signed, by width: read as negative numbers
+_SIGNED_BITS = {"int": 32, "pid_t": 32, "key_serial_t": 32, "clockid_t": 32, "timer_t": 32, "mqd_t": 32,
+                "rwf_t": 32, "long": 64, "off_t": 64, "loff_t": 64}
+
+
+def _signed(v: int, bits: int) -> int:
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+class GenericNames:
+    """How a generic record becomes an event: the syscall's name, and its raw argument
+    registers named (and sign-corrected) as the kernel declares them (tracefs), else
+    ``a0``..``a5``.  ``nativeID`` keeps the number, ``ID`` the name, as Falco's generic
+    events."""
+
+    def __init__(self, table: SyscallTable, tracefs: Path | None) -> None:
+        from falcopy.agent.kernel.syscalls import tracefs_args
+
+        self.names = dict(table.names)
+        self._args: dict[int, tuple[tuple[str, int], ...]] = {}
+        for nr, kname in table.kernel_names.items():
+            decl = tracefs_args(tracefs, kname)
+            if decl is not None:
+                self._args[nr] = tuple((n, _SIGNED_BITS.get(t, 0)) for n, t in decl[:6])
+
+    def apply(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        nr = args["nativeID"]
+        name = self.names.get(nr, layout.GENERIC)
+        out: dict[str, Any] = {"ID": name, "nativeID": nr}
+        decl = self._args.get(nr)
+        if decl is None:
+            for k in _RAW_KEYS:
+                out[k] = args[k]
+        else:
+            for (argname, bits), k in zip(decl, _RAW_KEYS, strict=False):
+                out[argname] = _signed(args[k], bits) if bits else args[k]
+        return name, out
+
+
 class Decoder:
     """Decodes records; keeps small caches (comm strings) across batches."""
 
-    __slots__ = ("_comms", "ts_offset", "unknown")
+    __slots__ = ("_comms", "generic", "ts_offset", "unknown")
 
     def __init__(self) -> None:
         self._comms: dict[bytes, str] = {}
+        #: names generic records (set by the probe once the kernel's table is known)
+        self.generic: GenericNames | None = None
         #: records skipped because their type id or size made no sense
         self.unknown = 0
         #: added to the kernel's boot-clock timestamps to get wall-clock nanoseconds
         self.ts_offset = 0
+
+    def set_syscalls(self, table: SyscallTable, tracefs: Path | None) -> None:
+        self.generic = GenericNames(table, tracefs)
 
     def decode(self, buf: Any, off: int, size: int, ts_offset: int) -> SyscallRecord | None:
         """The record of ``size`` bytes at ``off`` in ``buf``, or None if malformed."""
@@ -291,6 +343,11 @@ class Decoder:
             p += n
         if post is not None:
             post(args)
+        if typ == _GENERIC_ID:
+            if self.generic is None or "a5" not in args:
+                self.unknown += 1
+                return None
+            name, args = self.generic.apply(args)
         comm_raw = v[17]
         comm = self._comms.get(comm_raw)
         if comm is None:

@@ -24,6 +24,10 @@ Variables = tuple[tuple[str, str], ...]
 
 _PATH_AT = (("dirpath", "P"),)
 
+#: the record type of generic.bpf.c (not an event name: the decoder names each record
+#: after its syscall, like Falco's generic events)
+GENERIC: Final = "syscall"
+
 EVENTS: Final[tuple[tuple[str, Scalars, Variables], ...]] = (
     # --- files ---
     ("open", (("flags", "u"), ("mode", "u"), ("dev", "u"), ("ino", "u")), (("name", "s"), *_PATH_AT)),
@@ -119,6 +123,79 @@ EVENTS: Final[tuple[tuple[str, Scalars, Variables], ...]] = (
     ("fork", (("flags", "u"),), ()),
     ("vfork", (("flags", "u"),), ()),
     ("procexit", (("status", "i"),), ()),
+    # --- data I/O (io.bpf.c) ---
+    ("read", (("fd", "i"), ("size", "u")), ()),
+    ("write", (("fd", "i"), ("size", "u")), ()),
+    ("pread", (("fd", "i"), ("size", "u"), ("pos", "u")), ()),
+    ("pwrite", (("fd", "i"), ("size", "u"), ("pos", "u")), ()),
+    ("readv", (("fd", "i"), ("iovcnt", "u")), ()),
+    ("writev", (("fd", "i"), ("iovcnt", "u")), ()),
+    ("preadv", (("fd", "i"), ("iovcnt", "u"), ("pos", "u")), ()),
+    ("pwritev", (("fd", "i"), ("iovcnt", "u"), ("pos", "u")), ()),
+    ("sendfile", (("out_fd", "i"), ("in_fd", "i"), ("offset", "u"), ("size", "u")), ()),
+    ("splice", (("fd_in", "i"), ("fd_out", "i"), ("size", "u"), ("flags", "u")), ()),
+    ("tee", (("fd_in", "i"), ("fd_out", "i"), ("size", "u"), ("flags", "u")), ()),
+    ("ioctl", (("fd", "i"), ("request", "u"), ("argument", "u")), ()),
+    # --- memory (mem.bpf.c) ---
+    ("mmap", (("addr", "u"), ("length", "u"), ("prot", "u"), ("flags", "u"), ("fd", "i"), ("offset", "u")),
+     ()),
+    ("mprotect", (("addr", "u"), ("length", "u"), ("prot", "u")), ()),
+    ("munmap", (("addr", "u"), ("length", "u")), ()),
+    ("mremap", (("addr", "u"), ("old_len", "u"), ("new_len", "u"), ("flags", "u"), ("new_addr", "u")), ()),
+    ("process_vm_readv", (("pid", "i"), ("flags", "u")), ()),
+    ("process_vm_writev", (("pid", "i"), ("flags", "u")), ()),
+    # --- io_uring (iouring.bpf.c) ---
+    ("io_uring_setup", (("entries", "u"), ("sq_entries", "u"), ("cq_entries", "u"), ("flags", "u"),
+                        ("sq_thread_cpu", "u"), ("sq_thread_idle", "u"), ("features", "u")), ()),
+    ("io_uring_enter", (("fd", "i"), ("to_submit", "u"), ("min_complete", "u"), ("flags", "u")), ()),
+    ("io_uring_register", (("fd", "i"), ("opcode", "u"), ("arg", "u"), ("nr_args", "u")), ()),
+    # --- handles (handles.bpf.c) ---
+    ("open_by_handle_at", (("mountfd", "i"), ("flags", "u"), ("dev", "u"), ("ino", "u")), (("path", "P"),)),
+    ("name_to_handle_at", (("dirfd", "i"), ("flags", "u")), (("pathname", "s"),)),
+    ("pidfd_open", (("pid", "i"), ("flags", "u")), ()),
+    ("pidfd_getfd", (("pid_fd", "i"), ("target_fd", "i"), ("flags", "u")), ()),
+    ("pidfd_send_signal", (("pidfd", "i"), ("sig", "i"), ("flags", "u")), ()),
+    ("timerfd_create", (("clockid", "i"), ("flags", "u")), ()),
+    ("timerfd_settime", (("fd", "i"), ("flags", "u")), ()),
+    ("timerfd_gettime", (("fd", "i"),), ()),
+    ("eventfd", (("initval", "u"),), ()),
+    ("eventfd2", (("initval", "u"), ("flags", "u")), ()),
+    ("signalfd", (("fd", "i"), ("mask", "u")), ()),
+    ("signalfd4", (("fd", "i"), ("mask", "u"), ("flags", "u")), ()),
+    # --- mount API, quotas (mounts.bpf.c) ---
+    ("fsopen", (("flags", "u"),), (("fs_name", "s"),)),
+    ("fsconfig", (("fd", "i"), ("cmd", "u"), ("aux", "i")), (("key", "s"), ("value_charbuf", "s"))),
+    ("fsmount", (("fs_fd", "i"), ("flags", "u"), ("attr_flags", "u")), ()),
+    ("move_mount", (("from_dfd", "i"), ("to_dfd", "i"), ("flags", "u")),
+     (("from_pathname", "s"), ("to_pathname", "s"))),
+    ("open_tree", (("dfd", "i"), ("flags", "u")), (("filename", "s"),)),
+    ("quotactl", (("cmd", "u"), ("id", "i")), (("special", "s"),)),
+    # --- security surfaces (security.bpf.c) ---
+    ("keyctl", (("operation", "i"), ("arg2", "u"), ("arg3", "u"), ("arg4", "u"), ("arg5", "u")), ()),
+    ("add_key", (("keyring", "i"),), (("type", "s"), ("description", "s"))),
+    ("request_key", (("dest_keyring", "i"),), (("type", "s"), ("description", "s"))),
+    ("seccomp", (("op", "u"), ("flags", "u")), ()),
+    ("perf_event_open", (("pid", "i"), ("cpu", "i"), ("group_fd", "i"), ("flags", "u"), ("type", "u"),
+                         ("config", "u")), ()),
+    ("personality", (("persona", "u"),), ()),
+    ("kcmp", (("pid1", "i"), ("pid2", "i"), ("type", "i"), ("idx1", "u"), ("idx2", "u")), ()),
+    ("sched_setattr", (("pid", "i"), ("flags", "u"), ("sched_policy", "u")), ()),
+    # --- extended attributes (xattr.bpf.c) ---
+    ("setxattr", (("size", "u"), ("flags", "u")), (("path", "s"), ("name", "s"))),
+    ("lsetxattr", (("size", "u"), ("flags", "u")), (("path", "s"), ("name", "s"))),
+    ("fsetxattr", (("fd", "i"), ("size", "u"), ("flags", "u")), (("name", "s"),)),
+    ("getxattr", (("size", "u"),), (("path", "s"), ("name", "s"))),
+    ("lgetxattr", (("size", "u"),), (("path", "s"), ("name", "s"))),
+    ("fgetxattr", (("fd", "i"), ("size", "u")), (("name", "s"),)),
+    ("listxattr", (("size", "u"),), (("path", "s"),)),
+    ("llistxattr", (("size", "u"),), (("path", "s"),)),
+    ("flistxattr", (("fd", "i"), ("size", "u")), ()),
+    ("removexattr", (), (("path", "s"), ("name", "s"))),
+    ("lremovexattr", (), (("path", "s"), ("name", "s"))),
+    ("fremovexattr", (("fd", "i"),), (("name", "s"),)),
+    # --- any other syscall (generic.bpf.c): named from ``nativeID`` by the decoder ---
+    (GENERIC, (("nativeID", "u"), ("a0", "u"), ("a1", "u"), ("a2", "u"), ("a3", "u"), ("a4", "u"),
+               ("a5", "u")), ()),
 )
 
 EVENT_IDS: Final[dict[str, int]] = {name: i + 1 for i, (name, _, _) in enumerate(EVENTS)}

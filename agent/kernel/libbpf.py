@@ -79,6 +79,7 @@ class LibBpf:
             "bpf_link__destroy": (ctypes.c_int, [_c_void_p]),
             "bpf_map__set_max_entries": (ctypes.c_int, [_c_void_p, ctypes.c_uint32]),
             "bpf_map__fd": (ctypes.c_int, [_c_void_p]),
+            "bpf_map__reuse_fd": (ctypes.c_int, [_c_void_p, ctypes.c_int]),
             "bpf_map__value_size": (ctypes.c_uint32, [_c_void_p]),
             "bpf_map_update_elem": (ctypes.c_int, [ctypes.c_int, _c_void_p, _c_void_p, ctypes.c_uint64]),
             "bpf_map_lookup_elem": (ctypes.c_int, [ctypes.c_int, _c_void_p, _c_void_p]),

@@ -15,6 +15,11 @@ Typical use::
 Filtering happens twice: programs of event types nobody asked for are not
 attached at all (no cost on those syscalls), and an in-kernel map gates the
 attached ones so a filter change takes effect atomically before links change.
+
+Syscalls without a dedicated program (or whose tracepoint this kernel lacks) are
+captured by one raw ``sys_exit`` hook (``generic.bpf.c``) filtered by a syscall-id
+bitmap; it taxes every syscall of the machine, so it is attached only while some
+wanted type needs it.
 """
 
 from __future__ import annotations
@@ -33,15 +38,26 @@ from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.kfilter import KF_TYPES, FilterMaps
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
+from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
 from falcopy.engine.kernel_filter import KernelFilter
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
-SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS)
+#: the dedicated programs no default rule needs, next to the main object (agent/bpf/Makefile)
+EXTRA_OBJ_NAME = "falcopy-extra.bpf.o"
+#: maps of the main object the extra programs write to (its own copies are replaced)
+_SHARED_MAPS = ("events", "scratch_map", "pathbuf_map", "evt_filter", "settings_map", "drops",
+                # the interest filter's state: both objects filter with the same clauses and fd marks
+                "kf_types", "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_scratch", "kf_critical",
+                "kf_conf_map", "kf_stats")
+#: event types with a dedicated program
+SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
+_GENERIC_NR_MAX = 1024  # generic.bpf.c GENERIC_NR_MAX
 
 _MAX_IGNORED = 8
 #: Falco event name -> kernel syscall tracepoint name where they differ (helpers.h EXIT_PROG_TP)
-TRACEPOINTS: dict[str, str] = {"umount2": "umount"}
+TRACEPOINTS: dict[str, str] = {"umount2": "umount", "pread": "pread64", "pwrite": "pwrite64",
+                               "sendfile": "sendfile64"}
 _TRACEFS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
@@ -60,6 +76,8 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
 
 
 def program_name(event: str) -> str:
+    if event == layout.GENERIC:
+        return "generic_exit"
     return "on_procexit" if event == "procexit" else f"exit_{event}"
 
 
@@ -102,11 +120,17 @@ class Probe:
         self._filter_maps: FilterMaps | None = None
         self._lib: LibBpf | None = None
         self._obj: int | None = None
+        #: loaded instances of the extra object: (object, the events it has programs for)
+        self._extras: list[tuple[int, set[str]]] = []
+        #: events whose program lives in the extra object (known after load)
+        self._extra_events: set[str] = set()
+        self._extra_lock = threading.Lock()
         self._links: dict[str, int] = {}
         self._links_lock = threading.Lock()
         self._pruners: list[threading.Thread] = []
         self._attached = False
         self._enabled: set[str] = set(SUPPORTED_EVENTS)
+        self._wanted: set[str] = set(SUPPORTED_EVENTS)
         self._ignored: list[int] = []
         self._ring: RingBuffer | None = None
         self._decoder = Decoder()
@@ -115,7 +139,18 @@ class Probe:
         #: event names asked for by set_event_filter that the probe cannot produce here
         self.unsupported: set[str] = set()
         #: supported events this kernel has tracepoints for (known after load)
-        self.available_events: set[str] = set(SUPPORTED_EVENTS)
+        self.dedicated_events: set[str] = set(SUPPORTED_EVENTS)
+        #: the running kernel's syscall table (its own part read at load)
+        self.syscalls = SyscallTable.build()
+        #: syscall numbers captured through the generic hook
+        self._generic: set[int] = set()
+
+    @property
+    def available_events(self) -> set[str]:
+        """Every event type this probe can capture on this kernel: the dedicated
+        programs with a tracepoint here, and any other syscall of the kernel's table
+        through the generic hook (but those without an exit event, NO_EXIT)."""
+        return self.dedicated_events | (self.syscalls.event_names() - NO_EXIT)
 
     # --- lifecycle -------------------------------------------------------
     def load(self) -> None:
@@ -129,11 +164,9 @@ class Probe:
             raise lib.error(f"opening {self.obj_path}")
         self._obj = obj
         try:
-            self.available_events = kernel_events(ensure_tracefs())
-            # a filter set before load may name events this kernel lacks
-            self.unsupported |= self._enabled - self.available_events
-            self._enabled &= self.available_events
-            for ev in SUPPORTED_EVENTS - self.available_events:
+            self.dedicated_events = kernel_events(ensure_tracefs())
+            self._extra_events = self._programs_of(self.obj_path.with_name(EXTRA_OBJ_NAME))
+            for ev in SUPPORTED_EVENTS - self.dedicated_events:
                 prog = lib.lib.bpf_object__find_program_by_name(obj, program_name(ev).encode())
                 if prog:
                     lib.lib.bpf_program__set_autoload(prog, False)
@@ -146,18 +179,22 @@ class Probe:
             rc = lib.lib.bpf_object__load(obj)
             if rc:
                 raise lib.error(f"loading {self.obj_path}", rc)
-            for name in ("events", "evt_filter", "settings_map", "drops", "kf_types", "kf_trie", "kf_comm",
-                         "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
+            for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs", "kf_types",
+                         "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
                 m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
                 if not m:
                     raise BpfError(f"map {name!r} missing from {self.obj_path}: run `make bpf`", 2, [])
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
             self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
+            tracefs = ensure_tracefs()
+            self.syscalls = SyscallTable.build(kernel_syscall_names(tracefs))
+            self._decoder.set_syscalls(self.syscalls, tracefs)
             self._write_settings()
-            self._write_filter(self._enabled)
             self._write_critical()
             self._filter_maps = FilterMaps(lib, self._fds, reserve=self.critical_reserve)
+            # a filter set before load may name events this kernel lacks
+            self._apply_filter(self._wanted)
         except BaseException:
             self.close()
             raise
@@ -189,6 +226,10 @@ class Probe:
         if self._ring is not None:
             self._ring.close()
             self._ring = None
+        if self._lib is not None:
+            for extra, _ in self._extras:
+                self._lib.lib.bpf_object__close(extra)
+        self._extras.clear()
         if self._obj is not None and self._lib is not None:
             self._lib.lib.bpf_object__close(self._obj)
         self._obj = None
@@ -213,14 +254,25 @@ class Probe:
         wanted = set(SUPPORTED_EVENTS) if types is None else set(types)
         if with_lifecycle:
             wanted |= layout.LIFECYCLE
-        enabled = wanted & self.available_events
-        self.unsupported = wanted - enabled
+        self._wanted = wanted
+        return self._apply_filter(wanted)
+
+    def _apply_filter(self, wanted: set[str]) -> set[str]:
+        dedicated = wanted & self.dedicated_events
+        generic = {nr for name in wanted - dedicated - NO_EXIT
+                   if (nr := self.syscalls.nr(name)) is not None and nr < _GENERIC_NR_MAX}
+        enabled = dedicated | ({layout.GENERIC} if generic else set())
         self._enabled = enabled
+        self._generic = generic
+        names = dedicated | {self.syscalls.names[nr] for nr in generic}
+        self.unsupported = wanted - names
         if self._obj is not None:
+            # bitmap before links: a newly attached hook never sees a stale bitmap
+            self._write_generic(generic)
             if self._attached:
                 self._sync_links()
             self._write_filter(enabled)
-        return set(enabled)
+        return names
 
     def set_kernel_filter(self, kf: KernelFilter | None) -> None:
         """Put a rule-derived interest filter in force, atomically (None: every record
@@ -235,7 +287,18 @@ class Probe:
 
     @property
     def enabled_events(self) -> set[str]:
-        return set(self._enabled)
+        """The event types captured now (dedicated programs and generic syscalls)."""
+        return (self._enabled - {layout.GENERIC}) | {self.syscalls.names[nr] for nr in self._generic}
+
+    @property
+    def generic_events(self) -> set[str]:
+        """The event types captured through the generic hook now."""
+        return {self.syscalls.names[nr] for nr in self._generic}
+
+    @property
+    def generic_attached(self) -> bool:
+        """Whether the raw sys_exit hook (a cost on every syscall) is wanted now."""
+        return bool(self._generic)
 
     def ignore_pid(self, tgid: int) -> None:
         """Never capture the activity of process ``tgid`` (the agent itself)."""
@@ -324,7 +387,7 @@ class Probe:
         lib = self._need_loaded()
         out: dict[str, tuple[int, int]] = {}
         for name in sorted(self._links):
-            prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+            prog = self._program(name)
             fd = lib.lib.bpf_program__fd(prog) if prog else -1
             if fd < 0:
                 continue
@@ -359,6 +422,17 @@ class Probe:
         if lib.lib.bpf_map_update_elem(self._fds["settings_map"], ctypes.byref(key), vals, 0) != 0:
             raise lib.error("writing probe settings")
 
+    def _write_generic(self, nrs: set[int]) -> None:
+        lib = self._need_loaded()
+        words = [0] * (_GENERIC_NR_MAX // 64)
+        for nr in nrs:
+            words[nr >> 6] |= 1 << (nr & 63)
+        for i, w in enumerate(words):
+            key = ctypes.c_uint32(i)
+            val = ctypes.c_uint64(w)
+            if lib.lib.bpf_map_update_elem(self._fds["generic_nrs"], ctypes.byref(key), ctypes.byref(val), 0):
+                raise lib.error("updating the generic syscall bitmap")
+
     def _write_filter(self, enabled: set[str]) -> None:
         lib = self._need_loaded()
         fd = self._fds["evt_filter"]
@@ -383,11 +457,89 @@ class Probe:
             t.join()
         self._pruners.clear()
 
+    def _programs_of(self, path: Path) -> set[str]:
+        """The events an object file has exit programs for (opened, not loaded)."""
+        lib = self._need_loaded()
+        if not path.is_file():
+            return set()
+        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        try:
+            by_prog = {program_name(ev): ev for ev in SUPPORTED_EVENTS}
+            out: set[str] = set()
+            prog = lib.lib.bpf_object__next_program(obj, None)
+            while prog:
+                ev = by_prog.get(lib.lib.bpf_program__name(prog).decode())
+                if ev is not None:
+                    out.add(ev)
+                prog = lib.lib.bpf_object__next_program(obj, prog)
+            return out
+        finally:
+            lib.lib.bpf_object__close(obj)
+
+    def _program(self, event: str) -> int | None:
+        lib = self._need_loaded()
+        name = program_name(event).encode()
+        if event in self._extra_events:
+            for obj, events in self._extras:
+                if event in events:
+                    return lib.lib.bpf_object__find_program_by_name(obj, name)
+            return None
+        return lib.lib.bpf_object__find_program_by_name(self._obj, name)
+
+    def _load_extra(self, events: set[str]) -> None:
+        """Load the programs of ``events`` from the extra object: one more instance with
+        only those programs, writing to the main object's maps.  Verifying programs is
+        most of the probe's start-up, so those no rule needs are never loaded."""
+        with self._extra_lock:
+            self._load_extra_locked(events)
+
+    def preload(self, types: set[str] | frozenset[str] | None) -> None:
+        """Load the programs a coming ``set_event_filter(types)`` will need, so that the
+        filter change itself (on the event thread) only attaches."""
+        if self._obj is not None:
+            self._load_extra(set(SUPPORTED_EVENTS) if types is None else set(types))
+
+    def _load_extra_locked(self, events: set[str]) -> None:
+        lib = self._need_loaded()
+        have = set().union(*(e for _, e in self._extras)) if self._extras else set()
+        missing = (events & self._extra_events & self.dedicated_events) - have
+        if not missing:
+            return
+        path = self.obj_path.with_name(EXTRA_OBJ_NAME)
+        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        try:
+            wanted = {program_name(ev) for ev in missing}
+            prog = lib.lib.bpf_object__next_program(obj, None)
+            while prog:
+                if lib.lib.bpf_program__name(prog).decode() not in wanted:
+                    lib.lib.bpf_program__set_autoload(prog, False)
+                prog = lib.lib.bpf_object__next_program(obj, prog)
+            for name in _SHARED_MAPS:
+                m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
+                if not m:
+                    continue  # a map the extra programs never use
+                main = lib.lib.bpf_object__find_map_by_name(self._obj, name.encode())
+                rc = lib.lib.bpf_map__reuse_fd(m, lib.lib.bpf_map__fd(main)) if main else -2
+                if rc:
+                    raise lib.error(f"sharing map {name} with {path}", rc)
+            rc = lib.lib.bpf_object__load(obj)
+            if rc:
+                raise lib.error(f"loading {path}", rc)
+        except BaseException:
+            lib.lib.bpf_object__close(obj)
+            raise
+        self._extras.append((obj, missing))
+
     def _sync_links(self) -> None:
         """Attach what became enabled now; detach what was disabled in the background
         (the in-kernel filter already stops those records, detaching only saves the
         remaining per-call cost and takes a grace period per link)."""
         lib = self._need_loaded()
+        self._load_extra(self._enabled)
         # a program may hold a new link while its old one is still being destroyed
         self._pruners = [t for t in self._pruners if t.is_alive()]
         with self._links_lock:
@@ -395,7 +547,7 @@ class Probe:
             for name in sorted(self._enabled):
                 if name in self._links:
                     continue
-                prog = lib.lib.bpf_object__find_program_by_name(self._obj, program_name(name).encode())
+                prog = self._program(name)
                 if not prog:
                     raise BpfError(f"program {program_name(name)} missing from {self.obj_path}", 2, [])
                 link = lib.lib.bpf_program__attach(prog)

@@ -13,7 +13,7 @@ substituted into the tree, and the namespace guard first on the final tree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,13 +123,19 @@ class _Stopped(FalcopyError):
 
 
 class Loader:
-    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True, keep_going: bool = False, *,
-                 caps: Caps = DEFAULT_CAPS, budget: Budget | None = None) -> None:
+    def __init__(self, sources: dict[str, FieldSource], optimize: bool = True,
+                 keep_going: bool = False, *, caps: Caps = DEFAULT_CAPS, budget: Budget | None = None,
+                 disabled_sources: Mapping[str, str] | None = None,
+                 capturable: frozenset[str] | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
         self.keep_going = keep_going
         self.caps = caps
         self.budget = budget or Budget()
+        #: source -> why it is switched off here: its rules are skipped with a warning
+        self.disabled_sources = dict(disabled_sources or {})
+        #: the syscall event types this system can produce (None: not checked)
+        self.capturable = capturable
         self.table = FileTable()
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
@@ -316,6 +322,11 @@ class Loader:
                 self._warn_loc(LoadCode.UNKNOWN_SOURCE, f"Unknown source {r.source}, skipping", r.loc, "rule",
                                r.name)
                 continue
+            if r.source in self.disabled_sources:
+                # Falco's wording: to Falco a switched-off source is one whose plugin is not loaded
+                self._warn_loc(LoadCode.UNKNOWN_SOURCE, f"Unknown source {r.source}, skipping: the rule can "
+                               f"never fire ({self.disabled_sources[r.source]})", r.loc, "rule", r.name)
+                continue
             try:
                 if r.namespace is None:
                     tree = self._parse(self._with_exceptions(r), None, "rule", r.name, lists, substitute)
@@ -389,6 +400,8 @@ class Loader:
         for w in tc.checks.warnings:
             loc = w.node.text.loc_at(w.node.pos) if w.node.text is not None else r.loc
             self._warn_loc(w.code, w.message, loc, "rule", r.name)
+        if implied is not None and self.capturable is not None:
+            self._warn_uncapturable(r, implied)
         if types is not None and r.warn_evttypes and (not types or len(types) > MAX_EVTTYPES_WITHOUT_WARNING):
             self._warn_loc(LoadCode.NO_EVTTYPE,
                            "Rule matches too many evt.type values. This has a significant performance "
@@ -428,6 +441,19 @@ class Loader:
                             exception_fields=ex_fields, namespace=r.namespace, tree=tree,
                             aggregation=r.aggregation, aggregation_key=agg_key,
                             threshold=r.threshold, threshold_group=group, threshold_distinct=distinct)
+
+    def _warn_uncapturable(self, r: RuleInfo, types: frozenset[str]) -> None:
+        assert self.capturable is not None
+        missing = sorted(types - self.capturable)
+        if not missing:
+            return
+        names = ", ".join(missing)
+        if len(missing) == len(types):
+            message = f"Rule can never fire: event type(s) {names} cannot be captured on this system"
+        else:
+            message = f"Event type(s) {names} cannot be captured on this system: the rule only fires on " \
+                      f"{', '.join(sorted(types & self.capturable))}"
+        self._warn_loc(LoadCode.UNCAPTURABLE_EVTTYPE, message, r.loc, "rule", r.name)
 
     def _specialise(self, r: RuleInfo, tree: ast.Node, types: frozenset[str], macro_uses: dict[str, int],
                     per_type: dict[str, TreeCompiler]) -> dict[str, tuple[Any, Any, object]]:
@@ -523,14 +549,19 @@ def _namespace_getters(sources: dict[str, FieldSource], rules: list[CompiledRule
 def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] | None = None,
                selection: Iterable[Any] = (), min_priority: Priority = Priority.DEBUG,
                rule_matching: str = "first", keep_going: bool = False, caps: Caps = DEFAULT_CAPS,
-               budget: Budget | None = None, tenant_precedence: bool = False) -> LoadResult:
+               budget: Budget | None = None, tenant_precedence: bool = False,
+               disabled_sources: Mapping[str, str] | None = None,
+               capturable: frozenset[str] | None = None) -> LoadResult:
     """``caps`` bound what one load may expand; ``budget`` adds a deadline and
     cancellation (an error at the item being worked on).  ``tenant_precedence``:
     a namespaced rule may take the first-match slot from a cluster rule for
-    events of its namespace (by load order); by default cluster rules go first."""
+    events of its namespace (by load order); by default cluster rules go first.
+    ``disabled_sources`` (source -> reason) and ``capturable`` (the syscall event types
+    this system can produce) turn rules that can never fire into warnings."""
     inputs = list(inputs)
     sources = sources if sources is not None else default_sources()
-    loader = Loader(sources, keep_going=keep_going, caps=caps, budget=budget)
+    loader = Loader(sources, keep_going=keep_going, caps=caps, budget=budget,
+                    disabled_sources=disabled_sources, capturable=capturable)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []

@@ -51,6 +51,11 @@ class LoadCode(StrEnum):
     INVALID_LIST_NAME = ("LOAD_INVALID_LIST_NAME", "Invalid list name")
     COMPILE_CONDITION = ("LOAD_COMPILE_CONDITION", "Condition has issues")
     UNKNOWN_KEY = ("LOAD_UNKNOWN_KEY", "Unknown key")
+    # falcopy's own (Falco captures every syscall through its raw hooks and has no such case)
+    UNCAPTURABLE_EVTTYPE = ("LOAD_UNCAPTURABLE_EVTTYPE", "Event type cannot be captured on this system")
+
+#: warnings meaning a rule can never (or only partly) fire here: ``validate --strict`` fails on them
+NEVER_FIRES_CODES: frozenset[str] = frozenset({LoadCode.UNKNOWN_SOURCE, LoadCode.UNCAPTURABLE_EVTTYPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class LoadMessage:
     item_name: str = ""
     offset: int = 0
     snippet: str = ""
+    #: a warning made an error (``validate --strict``)
+    promoted: bool = False
 
     def __post_init__(self) -> None:
         # a code outside Falco's table is a bug: fail where the message is made
@@ -110,6 +117,16 @@ class LoadResult:
     counts: dict[str, int] = field(default_factory=lambda: {"rules": 0, "macros": 0, "lists": 0})
     #: the input names in load order (for per-file results)
     names: list[str] = field(default_factory=list)
+
+    def strict(self) -> LoadResult:
+        """This result with the never-fires warnings (``NEVER_FIRES_CODES``) as errors."""
+        from dataclasses import replace
+
+        promoted = [replace(m, promoted=True) for m in self.warnings if m.code in NEVER_FIRES_CODES]
+        if not promoted:
+            return self
+        return replace(self, errors=[*self.errors, *promoted], ruleset=None,
+                       warnings=[m for m in self.warnings if m.code not in NEVER_FIRES_CODES])
 
     @property
     def ok(self) -> bool:

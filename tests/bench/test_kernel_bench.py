@@ -137,3 +137,30 @@ def test_wakeup_policy(workload: Path) -> None:
     for name, m in (("batched", batched), ("eager", eager)):
         print(f"  {name:8} cost {pct(cost, m['cost']):+6.1f}%  rate {pct(rate, m['rate']):+6.1f}%"
               f"  {m['records_s']:9.0f} rec/s  consumer CPU {m['cpu']:.2f}s  drops {m['drops']}")
+
+
+def test_generic_hook_cost(workload: Path) -> None:
+    """What the raw sys_exit hook costs every syscall of the machine, paid only while a rule
+    names a syscall without a dedicated program: each workload with the stable rules' event
+    types (plus the state set the process table needs) captured by dedicated programs, then
+    the same plus one generic syscall (delete_module, which none of the workloads calls: the
+    hook runs and its bitmap rejects everything)."""
+    from falcopy.agent.state import STATE_EVENT_TYPES
+
+    stable = {"connect", "dup", "dup2", "dup3", "execve", "execveat", "link", "linkat", "open", "openat",
+              "openat2", "ptrace", "sendmsg", "sendto", "socket", "symlink", "symlinkat"}
+    dedicated = stable | set(STATE_EVENT_TYPES)
+    rows = []
+    for mode in WORKLOADS:
+        rate, cost = run_workload(workload, mode)
+        without = measure(workload, mode, dedicated, decode=False)
+        with_generic = measure(workload, mode, dedicated | {"delete_module"}, decode=False)
+        rows.append((mode, rate, cost, without, with_generic))
+    print(f"\nraw sys_exit hook: off vs on (one rule on delete_module), discarding consumer, {SECONDS}s runs;"
+          " cost = workload CPU per op vs no probe")
+    print(f"{'workload':10} {'base ns/op':>10} | {'hook off':>8} {'rate':>7} | {'hook on':>8} {'rate':>7}"
+          f" | {'on-off ns/op':>12}")
+    for mode, rate, cost, off, on in rows:
+        print(f"{mode:10} {cost:10.0f} | {pct(cost, off['cost']):+7.1f}% {pct(rate, off['rate']):+6.1f}%"
+              f" | {pct(cost, on['cost']):+7.1f}% {pct(rate, on['rate']):+6.1f}%"
+              f" | {on['cost'] - off['cost']:+12.0f}")

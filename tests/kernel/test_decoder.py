@@ -33,8 +33,10 @@ def record(ev: str, scalars: list[int], variables: list[bytes | None], **kw: int
 def test_enum_matches_layout() -> None:
     text = (REPO / "agent" / "bpf" / "events.h").read_text()
     body = text[text.index("EV_NONE = 0,") + len("EV_NONE = 0,"):text.index("EV_MAX")]
+    body = re.sub(r"/\*.*?\*/", "", body, flags=re.S)
     names = [n.strip()[3:].lower() for n in body.replace("\n", " ").split(",") if n.strip()]
-    assert names == [name for name, _, _ in layout.EVENTS]
+    # EV_GENERIC's records are named after their syscall: its layout entry is "syscall"
+    assert names == [("generic" if name == layout.GENERIC else name) for name, _, _ in layout.EVENTS]
 
 
 def test_event_args_contract_matches_layout() -> None:
@@ -46,6 +48,8 @@ def test_event_args_contract_matches_layout() -> None:
                                                "exe_lower_layer", "exe_from_memfd"}
         if name == "procexit":
             keys |= {"ret", "sig", "core"}
+        if name == layout.GENERIC:
+            keys = {"ID", "nativeID"}  # the raw registers get the kernel's argument names
         assert set(EVENT_ARGS[name]) == keys, name
 
 
@@ -54,6 +58,8 @@ def test_every_program_exists_in_the_sources() -> None:
     for name in layout.EVENT_IDS:
         if name == "procexit":
             assert "on_procexit" in sources
+        elif name == layout.GENERIC:
+            assert 'SEC("raw_tp/sys_exit")' in sources
         else:
             assert re.search(rf"EXIT_PROG(_TP)?\({name}[,)]", sources), name
 
@@ -123,3 +129,33 @@ def test_random_garbage_never_raises() -> None:
             raw = raw[:rnd.randrange(len(raw))]
         rec = dec.decode(bytes(raw), 0, len(raw), 0)
         assert rec is None or isinstance(rec, SyscallRecord)
+
+
+def test_generic_records_are_named_after_their_syscall(tmp_path: Path) -> None:
+    from falcopy.agent.kernel.syscalls import SyscallTable
+
+    fmt = tmp_path / "events" / "syscalls" / "sys_enter_kill" / "format"
+    fmt.parent.mkdir(parents=True)
+    fmt.write_text("name: sys_enter_kill\nformat:\n"
+                   "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
+                   "\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n"
+                   "\tfield:pid_t pid;\toffset:16;\tsize:8;\tsigned:0;\n"
+                   "\tfield:int sig;\toffset:24;\tsize:8;\tsigned:0;\n")
+    table = SyscallTable.build({"kill"}, abi={62: "kill", 175: "init_module", 17: "pread64"})
+    assert table.nr("pread") == 17 and table.nr("pread64") is None  # Falco's name
+    assert table.implemented(62) is True and table.implemented(175) is False
+    dec = Decoder()
+    dec.set_syscalls(table, tmp_path)
+    minus_one = (1 << 64) - 1
+    raw = record(layout.GENERIC, [62, 0xFFFFFFFF, 9, 0, 0, 0, 0], [], res=-3)
+    rec = dec.decode(raw, 0, len(raw), 0)
+    assert rec is not None and rec.type == "kill" and rec.res == -3
+    assert rec.args == {"ID": "kill", "nativeID": 62, "pid": -1, "sig": 9}
+    raw = record(layout.GENERIC, [175, -1, 64, 0, 0, 0, 0], [], res=-38)
+    rec = dec.decode(raw, 0, len(raw), 0)
+    assert rec is not None and rec.type == "init_module"
+    assert rec.args == {"ID": "init_module", "nativeID": 175, "a0": minus_one, "a1": 64, "a2": 0, "a3": 0,
+                        "a4": 0, "a5": 0}
+    # before the probe knows the table, a generic record cannot be named: skipped, counted
+    fresh = Decoder()
+    assert fresh.decode(raw, 0, len(raw), 0) is None and fresh.unknown == 1

@@ -136,3 +136,22 @@ def test_poll_waits_then_returns(probe: Probe, tmp_path: Path) -> None:
         waiter.join(0.05)
     waiter.join(CEILING_S)
     assert not waiter.is_alive() and got and got[0], "poll(600 s) was not woken by records"
+
+
+def test_generic_hook_only_while_needed(probe: Probe, capture: Capture) -> None:
+    """getppid has no dedicated program: asking for it attaches the raw hook, whose record is
+    named getppid; asking for dedicated types only detaches it again."""
+    probe.set_event_filter({"openat"})
+    assert not probe.generic_attached
+    enabled = probe.set_event_filter({"openat", "getppid"})
+    assert probe.generic_attached and "getppid" in enabled and "getppid" in probe.enabled_events
+    capture.drain()
+    os.getppid()
+    recs = capture.wait_for(lambda r: r.type == "getppid" and r.pid == os.getpid())
+    assert recs and recs[0].res == os.getppid() and recs[0].args["ID"] == "getppid"
+    assert recs[0].args["nativeID"] == probe.syscalls.nr("getppid")
+    probe.set_event_filter({"openat"})
+    assert not probe.generic_attached
+    capture.drain()
+    os.getppid()
+    assert not [r for r in capture.settle(0.3) if r.type == "getppid" and r.pid == os.getpid()]

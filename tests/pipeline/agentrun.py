@@ -149,8 +149,9 @@ def start_agent(rules: dict[str, list[Path]], *, kernel_filter: bool = True,
     agent.probe.load()
     if kernel_filter:
         agent.probe.set_kernel_filter(kf)
-    from falcopy.agent.kernel.probe import SUPPORTED_EVENTS
-    agent.probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+    # types without a dedicated program here (e.g. init_module without module tracepoints)
+    # go through the generic hook; those nothing can capture stay in probe.unsupported
+    agent.probe.set_event_filter(wanted)
     agent.probe.ignore_pid(me)
     agent.probe.attach()
     return agent

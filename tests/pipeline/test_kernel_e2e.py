@@ -447,3 +447,29 @@ def test_non_utf8_path_in_alert(agent: Agent) -> None:
     h = one(hits, "project:Write Below Etc Directory")
     # the bytes survive as surrogate escapes: os.fsencode gives the kernel's bytes back
     assert os.fsencode(h.fields["fd.name"]) == raw
+
+
+@pytest.mark.docker
+def test_module_injection_from_container(agent: Agent) -> None:
+    """Upstream's "Linux Kernel Module Injection Detected", unmodified, from a container: on
+    this kernel (no CONFIG_MODULES, no module tracepoints) both calls fail with ENOSYS and
+    are captured by the generic hook; elsewhere by their dedicated programs."""
+    import errno
+
+    from tests.images import Container, modload_image, require_docker
+
+    require_docker()
+    with Container(modload_image(), interactive=True, extra=["--cap-add", "SYS_MODULE"]) as c:
+        out: list[str] = []
+        hits = agent.run(lambda: out.append(c.exec("sh", "-c", "modload; sleep 0.5").stdout),
+                         container_id=c.id)
+    results = dict(line.split() for line in out[-1].splitlines())
+    rule = "upstream:Linux Kernel Module Injection Detected"
+    got = {h.fields["evt.type"]: h for h in hits if h.rule == rule}
+    assert set(got) == {"init_module", "finit_module"}, [h.rule for h in hits]
+    for name, h in got.items():
+        res = int(results[name])
+        assert res < 0  # never a module loaded
+        assert h.fields["evt.res"] == errno.errorcode[-res]
+        assert h.fields["proc.name"] == "modload" and h.fields["container.id"] == c.id
+        assert h.fields["user.name"] == "root"

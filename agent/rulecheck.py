@@ -1,0 +1,28 @@
+"""What a rule needs from this node to ever fire: its event source switched on and
+its event types capturable by the probe.  The engine turns what is missing into one
+warning per rule (``load_rules(disabled_sources=..., capturable=...)``), in the
+agent's log and in ``falcopy validate``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from falcopy.agent.control.config import AgentConfig
+
+
+def disabled_sources(config: AgentConfig) -> dict[str, str]:
+    """Sources this configuration switches off -> the setting that does it."""
+    out: dict[str, str] = {}
+    if not config.falcopy.k8s_audit.enabled:
+        out["k8s_audit"] = "falcopy.k8s_audit.enabled is false"
+    return out
+
+
+def capturable_event_types() -> frozenset[str]:
+    """Syscall-source event types the agent can produce here: the probe's (dedicated
+    programs and the running architecture's syscall table) and its synthetic ones."""
+    from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES
+    from falcopy.agent.kernel.syscalls import capturable_syscall_events
+
+    return capturable_syscall_events() | frozenset(SYNTHETIC_EVENT_TYPES)
