@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.bench.test_agent_bench import _run_workload, _with_agent, workload_bin  # noqa: F401
+from tests.bench.test_agent_bench import _run_workload, _with_agent
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
@@ -20,7 +20,7 @@ WORKLOADS = tuple(os.environ.get("FALCOPY_BENCH_WORKLOADS",
                                  "openclose,tmpflood,stat,forkexec,connect,mixed").split(","))
 
 
-def test_kernel_filter_on_off_vs_floor(workload_bin: Path, require_root: None,  # noqa: F811
+def test_kernel_filter_on_off_vs_floor(workload_bin: Path, require_root: None,
                                        compat_dir: Path) -> None:
     rules = [str(compat_dir / "falco_rules.yaml")]
     rows = []

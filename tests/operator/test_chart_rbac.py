@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from falcopy.operator.nodes import LeaseReporter
+from falcopy.agent.control.lease import LeaseReporter
 from kubernetes import client
 
 from tests.chart.render import Rendered, render
