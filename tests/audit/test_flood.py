@@ -23,8 +23,9 @@ import pytest
 import yaml
 
 from tests.audit.events import container, pod
-from tests.outputs.servers import free_port, wait_until
+from tests.outputs.servers import free_port
 from tests.outputs.test_agent_e2e import AgentProcess
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel
 

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 
 from tests.audit.events import audit_event
 from tests.audit.harness import load_ruleset, running_webhook
-from tests.outputs.servers import wait_until
+from tests.waiting import wait_until
 
 JSON = {"Content-Type": "application/json"}
 EXEC_URI = "/api/v1/namespaces/prod/pods/web-0/exec?command=%2Fbin%2Fsh&container=web&stdin=true&tty=true"

@@ -20,9 +20,10 @@ from falcopy.agent.control.lease import LeaseReporter
 from kubernetes import client
 
 from tests.chart.render import Rendered, render
-from tests.operator.conftest import RELEASE_NS, load_example, wait_for
+from tests.operator.conftest import RELEASE_NS, load_example
 from tests.operator.fake_apiserver import FakeApiServer, RequestAttrs
 from tests.operator.test_operator_e2e import DBSHELL, MINERS, NGINX, condition, create, patch_spec
+from tests.waiting import wait_for
 
 G, V = "falcopy.io", "v1alpha1"
 DRIVER = "falcopy-test-driver"  # this test's own requests: not judged
