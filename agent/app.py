@@ -87,7 +87,7 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
     ``!name`` removes a type; ``all: true`` captures everything.  The probe always adds the
     process lifecycle.
     """
-    from falcopy.agent.fields.container_event import SYNTHETIC_EVENT_TYPES
+    from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
     from falcopy.agent.state import STATE_EVENT_TYPES
 
     base = config.base_syscalls

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 
 from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
-from falcopy.agent.fields.container_event import SYNTHETIC_EVENT_TYPES, container_event
+from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
+from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import layout
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable

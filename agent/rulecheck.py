@@ -22,7 +22,7 @@ def disabled_sources(config: AgentConfig) -> dict[str, str]:
 def capturable_event_types() -> frozenset[str]:
     """Syscall-source event types the agent can produce here: the probe's (dedicated
     programs and the running architecture's syscall table) and its synthetic ones."""
-    from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES
+    from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
     from falcopy.agent.kernel.syscalls import capturable_syscall_events
 
     return capturable_syscall_events() | frozenset(SYNTHETIC_EVENT_TYPES)

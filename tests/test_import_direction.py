@@ -35,12 +35,14 @@ AGENT_LAYERS = {
     "state": 1,
     "audit": 2,
     "enrichment": 2,
+    "rulecheck": 6,  # which rules can never fire with this configuration on this kernel
     "fields": 3,
     "pipeline": 4,
     "control": 5,
     "outputs": 6,
-    "app": 7,
-    "cli": 8,
+    "capture": 7,  # the flight recorder and capture files: on top of the pipeline and the outputs
+    "app": 8,
+    "cli": 9,
 }
 
 

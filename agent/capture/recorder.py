@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from falcopy.agent.capture.config import CaptureConfig, RecorderConfig
+from falcopy.agent.control.capture_config import CaptureConfig, RecorderConfig
 from falcopy.agent.events.record import EVENT_ARGS, SyscallRecord
 from falcopy.agent.state.model import ThreadInfo
 from falcopy.agent.state.table import ProcessTable

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from falcopy.agent.capture.config import output_settings
 from falcopy.agent.capture.recorder import FlightRecorder
 from falcopy.agent.capture.writer import CaptureWriter
+from falcopy.agent.control.capture_config import output_settings
 from falcopy.agent.state.table import ProcessTable
 
 from falcopy import __version__

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from falcopy.agent.audit.settings import AuditWebhookConfig
-from falcopy.agent.capture.config import CaptureConfig, RecorderConfig
+from falcopy.agent.control.capture_config import CaptureConfig, RecorderConfig
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
 from falcopy.agent.enrichment.config import EnrichmentConfig

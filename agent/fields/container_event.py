@@ -17,7 +17,6 @@ from falcopy.agent.state.model import ThreadInfo
 from falcopy.agent.state.table import ProcessTable
 
 #: event types the agent makes itself: never requested from the probe
-SYNTHETIC_EVENT_TYPES: frozenset[str] = frozenset({"container"})
 
 
 def _no_process(container_id: str) -> ThreadInfo:

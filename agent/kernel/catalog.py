@@ -49,7 +49,7 @@ def _tracefs() -> Path | None:
 
 def event_catalog(tracefs: Path | None = None, table: SyscallTable | None = None) -> list[EventInfo]:
     """All event types the engine knows plus every syscall of this architecture, sorted."""
-    from falcopy.agent.enrichment.announce import SYNTHETIC_EVENT_TYPES
+    from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
 
     tracefs = tracefs if tracefs is not None else _tracefs()
     table = table or SyscallTable.build(kernel_syscall_names(tracefs))

@@ -171,7 +171,11 @@ def test_audit_flood(tmp_path: Path, repo_root: Path, require_root: None, client
     agent = AgentProcess(args, tmp_path / "agent.err")
     try:
         # generous: loading the probe takes minutes when other suites load the shared machine
-        assert wait_until(lambda: _health(health) == 200, 300), agent.stderr()[-3000:]
+        def up() -> bool:
+            assert agent.proc.poll() is None, f"agent exited: {agent.stderr()[-3000:]}"
+            return _health(health) == 200
+
+        assert wait_until(up, 300), agent.stderr()[-3000:]
         # warm up every path a request takes, then take the baseline
         small = orjson.dumps({"kind": "EventList", "items": [pod("w", containers=[container("a", "nginx")])]})
         assert asyncio.run(_flood(audit_url, small, 1, 2)) == {200: 2}

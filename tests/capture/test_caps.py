@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from falcopy.agent.app import wanted_types
-from falcopy.agent.capture.config import DEFAULT_RECORD_TYPES
 from falcopy.agent.capture.replay import read_capture, replay_events
+from falcopy.agent.control.capture_config import DEFAULT_RECORD_TYPES
 from falcopy.agent.control.config import AgentConfig
 
 from .synth import MS, T0, make_rig
