@@ -113,14 +113,18 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
 
 def derive_kernel_filter(ruleset: Ruleset, config: AgentConfig) -> Any:
     """The in-kernel interest filter for ``ruleset`` (None: switched off by
-    ``falcopy.kernel_filter.enabled``).  Types ``base_syscalls.custom_set`` names pass
-    whole: the user asked for them."""
+    ``falcopy.kernel_filter.enabled``).  Pass whole: the types ``base_syscalls.custom_set``
+    names (the user asked for them), the flight recorder's types when capture is on (it
+    keeps events no rule matched), and the generic hook's records (the hook is attached
+    only for the syscalls the rules name, already chosen in the kernel by its bitmap)."""
+    from falcopy.agent.capture.service import recorded_types
+    from falcopy.agent.kernel.layout import GENERIC
     from falcopy.agent.pipeline import kernel_filter
 
     if not config.falcopy.kernel_filter.enabled:
         return None
     extra = [n for n in config.base_syscalls.custom_set if not n.startswith("!")]
-    return kernel_filter(ruleset, always=extra)
+    return kernel_filter(ruleset, always=[*extra, *recorded_types(config), GENERIC])
 
 
 class Agent:
@@ -893,7 +897,8 @@ class Agent:
             self._probe_loader.join()
         if self.probe is not None:
             try:
-                self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
+                if self.probe.loaded:  # a preloaded probe may never have finished loading
+                    self.metrics.events.kernel_drops = self.probe.drops()  # for the final line
                 self.probe.close()  # links detached, maps and ring buffer freed
             except OSError as exc:  # BpfError included
                 log.error("probe close failed: %s", exc)

@@ -199,6 +199,10 @@ class Probe:
             self.close()
             raise
 
+    @property
+    def loaded(self) -> bool:
+        return self._obj is not None
+
     def attach(self) -> None:
         self._need_loaded()
         self._attached = True

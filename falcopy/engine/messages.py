@@ -78,7 +78,7 @@ class LoadMessage:
 
     @property
     def is_error(self) -> bool:
-        return self.code.is_error
+        return self.promoted or self.code.is_error
 
     @property
     def codedesc(self) -> str:

@@ -208,7 +208,7 @@ async def test_overflow_is_refused_and_counted() -> None:
 
     body = orjson.dumps(audit_event(verb="get", resource="pods"))
     settings = AuditWebhookConfig(listen_address="127.0.0.1", listen_port=0, max_concurrent_requests=2,
-                                  max_body_bytes=64 << 10, max_pending_bytes=2 * len(body) + 10)
+                                  max_body_bytes=len(body) + 20, max_pending_bytes=2 * len(body) + 10)
     hook = AuditWebhook(settings, on_event)
     await hook.start()
     try:
