@@ -113,18 +113,15 @@ def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
 
 def derive_kernel_filter(ruleset: Ruleset, config: AgentConfig) -> Any:
     """The in-kernel interest filter for ``ruleset`` (None: switched off by
-    ``falcopy.kernel_filter.enabled``).  Pass whole: the types ``base_syscalls.custom_set``
-    names (the user asked for them), the flight recorder's types when capture is on (it
-    keeps events no rule matched), and the generic hook's records (the hook is attached
-    only for the syscalls the rules name, already chosen in the kernel by its bitmap)."""
-    from falcopy.agent.capture.service import recorded_types
-    from falcopy.agent.kernel.layout import GENERIC
+    ``falcopy.kernel_filter.enabled``, or by capture: the flight recorder keeps what a
+    process did whether or not a rule could match it, so every record must reach it).
+    Types ``base_syscalls.custom_set`` names pass whole: the user asked for them."""
     from falcopy.agent.pipeline import kernel_filter
 
-    if not config.falcopy.kernel_filter.enabled:
+    if not config.falcopy.kernel_filter.enabled or config.capture.enabled:
         return None
     extra = [n for n in config.base_syscalls.custom_set if not n.startswith("!")]
-    return kernel_filter(ruleset, always=[*extra, *recorded_types(config), GENERIC])
+    return kernel_filter(ruleset, always=extra)
 
 
 class Agent:

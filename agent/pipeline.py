@@ -61,10 +61,12 @@ def tune_gc() -> None:
 
 def kernel_filter(ruleset: Any, *, always: Iterable[str] = ()) -> KernelFilter:
     """The in-kernel interest filter for ``ruleset`` over every event the probe makes:
-    the process lifecycle and ``always`` pass whatever the rules say, the process and
-    fd tables' types pass whenever their fd is known to user space."""
+    the process lifecycle, the generic hook's records (the hook is attached only for the
+    syscalls the rules name, chosen in the kernel by its bitmap) and ``always`` pass whatever
+    the rules say; the process and fd tables' types pass whenever their fd is known to user
+    space."""
     return derive(ruleset, layout.EVENT_IDS, state_types=STATE_EVENT_TYPES,
-                  always=layout.LIFECYCLE | set(always))
+                  always=layout.LIFECYCLE | {layout.GENERIC} | set(always))
 
 
 class Pipeline:
