@@ -11,15 +11,20 @@ import kopf
 from falcopy.operator.admission import Admission, ClientAwareWebhookServer
 from falcopy.operator.crd import GROUP, KINDS, VERSION
 from falcopy.operator.kube import Kube, connection_info
+from falcopy.operator.leader import LeaderElector
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
 from falcopy.operator.settings import OperatorSettings
 from falcopy.operator.validate import Validator, admission_denial
+from kubernetes import client
 
 from falcopy.distribution.kube import api_client, load_config
+from falcopy.engine import compose_cache
 
 log = logging.getLogger("falcopy.operator")
 
+#: bytes of composed rules files kept in memory (about 30 KiB per 1 KiB file)
+COMPOSE_MEMORY = 256 * 1024 * 1024
 WEBHOOK_IDS = {kind: f"validate-{plural}" for kind, (plural, _, _) in KINDS.items()}
 
 
@@ -39,13 +44,27 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         state.indexes = [kwargs[f"{plural}_index"] for plural, _, _ in KINDS.values()]
-        task = asyncio.get_running_loop().create_task(state.run(), name="falcopy-reconcile")
-        _tasks.add(task)
+        loop = asyncio.get_running_loop()
+        lead = state.settings.leader
+        if lead.enabled and state.leader is None:
+            state.leader = LeaderElector(
+                client.CoordinationV1Api(api_client()),
+                state.settings.namespace,
+                lead.lease,
+                duration=lead.duration,
+                renew_deadline=lead.renew_deadline,
+                retry=lead.retry,
+            )
+            election = state.leader.run(state.takeover, lambda: None)
+            _tasks.add(loop.create_task(election, name="falcopy-leader"))
+        _tasks.add(loop.create_task(state.run(), name="falcopy-reconcile"))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         for task in list(_tasks):
             task.cancel()
+        # the leader task releases the Lease as it ends: the other replica need not wait it out
+        await asyncio.gather(*_tasks, return_exceptions=True)
         _tasks.clear()
 
     _tasks: set[asyncio.Task[None]] = set()
@@ -78,7 +97,8 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks = kopf.OperatorSettings()
-    ks.peering.standalone = True  # one replica; no KopfPeering CRDs needed
+    # replicas elect a leader with a Lease of their own (falcopy.operator.leader): no KopfPeering
+    ks.peering.standalone = True
     ks.posting.level = logging.WARNING
     ks.persistence.finalizer = f"{GROUP}/operator"
     ks.watching.server_timeout = 300
@@ -106,6 +126,9 @@ async def run_operator(
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
 ) -> None:
+    # the operator loads the same few thousand small rules files again and again:
+    # keep their composed trees in memory rather than churn the agents' disk cache
+    compose_cache.keep_in_memory(COMPOSE_MEMORY, disk=False)
     state = state or build_state(settings)
     await kopf.operator(
         registry=build_registry(state, webhook=settings.webhook is not None),

@@ -7,6 +7,7 @@ Each shard is kept under a byte budget below the API server's 1 MiB limit.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from falcopy.operator.model import ObjKey
@@ -29,12 +30,13 @@ def size_of(data: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
 
 
-def file_key(seq: int, shard: int, key: ObjKey) -> str:
-    """``0007-1-ns.web.nginx.yaml``: sorted by load order; the shard is part of
-    the name so a file moving between ConfigMaps never exists twice in the
-    projected volume."""
+def file_key(shard: int, key: ObjKey) -> str:
+    """``1-ns.web.nginx.yaml``: the name depends on the object and its shard only,
+    so adding or removing another object renames nothing (the load order is the
+    manifest's); the shard is part of the name so a file moving between
+    ConfigMaps never exists twice in the projected volume."""
     slug = key.slug
-    prefix = f"{seq:04d}-{shard}-"
+    prefix = f"{shard}-"
     room = MAX_KEY - len(prefix) - len(".yaml")
     if len(slug) > room:
         slug = slug[: room - 9] + "-" + sha256(key.slug)[:8]
@@ -70,8 +72,14 @@ def plan_bundle(
     *,
     cluster_reserve: float = 0.0,
     tenant_precedence: bool = False,
+    previous: Mapping[ObjKey, int] | None = None,
 ) -> Bundle:
     """Pack renderings; shard 0 reserves room for the manifest.
+
+    ``previous``: the shard each object is published in now.  An object stays
+    in its shard while it fits there, and new or grown objects take the first
+    shard with room, so a change rewrites the shard of the changed object and
+    shard 0 (the manifest), not every shard after it.
 
     Cluster-scoped objects are packed first, whatever their priority, and the
     ``cluster_reserve`` share of the capacity stays theirs: namespaced objects
@@ -81,7 +89,7 @@ def plan_bundle(
         raise ValueError(f"shard budget {budget} exceeds the ConfigMap limit {CONFIGMAP_LIMIT}")
     reserve = 0
     for _ in range(4):  # the manifest's size depends on the packing; converge
-        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence)
+        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous or {})
         manifest_size = len(MANIFEST_KEY) + len(bundle.shards[0][MANIFEST_KEY].encode())
         if size_of(bundle.shards[0]) <= budget:
             return bundle
@@ -90,7 +98,13 @@ def plan_bundle(
 
 
 def _pack(
-    active: list[Rendered], shards: int, budget: int, reserve: int, cluster_reserve: float, precedence: bool
+    active: list[Rendered],
+    shards: int,
+    budget: int,
+    reserve: int,
+    cluster_reserve: float,
+    precedence: bool,
+    previous: Mapping[ObjKey, int],
 ) -> Bundle:
     data: list[dict[str, str]] = [{} for _ in range(shards)]
     used = [0] * shards
@@ -106,13 +120,14 @@ def _pack(
         capacity = shards * budget - reserve
         room = capacity - max(int(capacity * cluster_reserve), cluster_bytes) if is_tenant else None
         tenant_bytes = 0
-        shard = 0
         for seq, r in group:
             ok = False
-            # order is carried by the names and the manifest, so a later small file may still go
-            # in an earlier shard's remaining room without reordering anything
-            for s in range(shard, shards):
-                name = file_key(seq, s, r.key)
+            # order is carried by the manifest, so any shard with room will do: the one the
+            # object is in now first (nothing else is rewritten), else the first with room
+            was = previous.get(r.key)
+            tries = [was] if was is not None and 0 <= was < shards else []
+            for s in [*tries, *(x for x in range(shards) if x not in tries)]:
+                name = file_key(s, r.key)
                 cost = len(name.encode()) + len(r.text.encode())
                 if used[s] + cost > budget or (room is not None and tenant_bytes + cost > room):
                     continue
@@ -123,7 +138,6 @@ def _pack(
                     tenant_bytes += cost
                 else:
                     cluster_bytes += cost
-                shard = s
                 ok = True
                 break
             if not ok:

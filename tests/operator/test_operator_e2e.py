@@ -385,7 +385,7 @@ def test_hand_edited_or_deleted_configmap_is_restored(make_operator, api, apiser
     good = apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-0")["data"]
     core = client.CoreV1Api(client.ApiClient())
     core.patch_namespaced_config_map(
-        "falcopy-rules-0", RELEASE_NS, {"data": {"0000-0-cluster.crypto-miners.yaml": "[]"}}
+        "falcopy-rules-0", RELEASE_NS, {"data": {"0-cluster.crypto-miners.yaml": "[]"}}
     )
     core.delete_namespaced_config_map("falcopy-rules-1", RELEASE_NS)
     wait_for(
