@@ -114,33 +114,38 @@ def _pack(
     seqs = list(enumerate(active))
     cluster = [(seq, r) for seq, r in seqs if not r.key.namespaced]
     tenants = [(seq, r) for seq, r in seqs if r.key.namespaced]
-    cluster_bytes = 0
+    spent = {False: 0, True: 0}  # bytes of cluster objects, of tenants'
+    capacity = shards * budget - reserve
     for group, is_tenant in ((cluster, False), (tenants, True)):
         # tenants share what the cluster's objects and its reserve leave
-        capacity = shards * budget - reserve
-        room = capacity - max(int(capacity * cluster_reserve), cluster_bytes) if is_tenant else None
-        tenant_bytes = 0
-        for seq, r in group:
-            ok = False
-            # order is carried by the manifest, so any shard with room will do: the one the
-            # object is in now first (nothing else is rewritten), else the first with room
-            was = previous.get(r.key)
-            tries = [was] if was is not None and 0 <= was < shards else []
-            for s in [*tries, *(x for x in range(shards) if x not in tries)]:
+        room = capacity - max(int(capacity * cluster_reserve), spent[False]) if is_tenant else capacity
+
+        def put(
+            seq: int, r: Rendered, candidates: list[int], is_tenant: bool = is_tenant, room: int = room
+        ) -> bool:
+            for s in candidates:
                 name = file_key(s, r.key)
                 cost = len(name.encode()) + len(r.text.encode())
-                if used[s] + cost > budget or (room is not None and tenant_bytes + cost > room):
+                if used[s] + cost > budget or spent[is_tenant] + cost > room:
                     continue
                 data[s][name] = r.text
                 used[s] += cost
+                spent[is_tenant] += cost
                 placed[seq] = BundleFile(name, s, r.digest, r.key, r.generation)
-                if is_tenant:
-                    tenant_bytes += cost
-                else:
-                    cluster_bytes += cost
-                ok = True
-                break
-            if not ok:
+                return True
+            return False
+
+        # objects stay in the shard they are published in while they fit there (a change
+        # rewrites that shard only), in load order; then the others take the first shard
+        # with room (the order is the manifest's), shard 0 last: the manifest there grows
+        # with every object, and a file it pushed out would rewrite another shard
+        rest = [
+            (seq, r)
+            for seq, r in group
+            if not (0 <= previous.get(r.key, -1) < shards and put(seq, r, [previous[r.key]]))
+        ]
+        for seq, r in rest:
+            if not put(seq, r, [*range(1, shards), 0]):
                 overflow.append(r.key)
     files = [placed[seq] for seq in sorted(placed)]
     version = sha256("\n".join(f"{f.name} {f.sha256}" for f in files) + f"\nprecedence={precedence}")[:16]
