@@ -398,9 +398,24 @@ def test_operator_rbac_covers_crds_and_its_configmap(default: Rendered) -> None:
     shards = int(op_env["FALCOPY_OPERATOR_SHARDS"]["value"])
     assert named[0]["resourceNames"] == mounted == [f"{prefix}-{i}" for i in range(shards)]
     assert prefix == "falcopy-falcorules" and shards == 4
-    # it reads the agents' status Leases, nothing more
+    # it reads the agents' status Leases, and writes its own leader Lease only, by name
+    lease = op_env["FALCOPY_OPERATOR_LEADER_LEASE"]["value"]
+    assert lease == "falcopy-operator-leader"
+    assert op_env["FALCOPY_OPERATOR_LEADER_ELECTION"]["value"] == "true"
     assert [x for x in ns_role["rules"] if x["resources"] == ["leases"]] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}]
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease],
+         "verbs": ["get", "update"]}]
+    assert default.one("Deployment")["spec"]["replicas"] == 2
+
+
+def test_operator_replicas_need_leader_election() -> None:
+    single = render({"operator": {"replicas": 1, "leaderElection": {"enabled": False}}})
+    role = single.one("Role", "falcopy-operator")
+    assert all("resourceNames" not in x for x in role["rules"] if x["resources"] == ["leases"])
+    with pytest.raises(Exception, match="leaderElection"):
+        render({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})
 
 
 def test_operator_shards_follow_values() -> None:

@@ -109,7 +109,8 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
     env = {e["name"]: e.get("value") for e in
            chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
     make_operator(configmap_prefix=env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"],
-                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]))
+                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]),
+                  leader={"lease": env["FALCOPY_OPERATOR_LEADER_LEASE"]})
     driver = client.ApiClient()
     driver.user_agent = DRIVER
     api = client.CustomObjectsApi(driver)

@@ -21,6 +21,11 @@
 {{- printf "%s-operator" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{- /* the operator replicas' leader election Lease, in the release namespace */}}
+{{- define "falcopy.operatorLeaderLease" -}}
+{{- printf "%s-leader" (include "falcopy.operatorName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "falcopy.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
