@@ -22,6 +22,7 @@ from typing import Any
 
 from cachetools import LRUCache
 from falcopy.operator.model import ObjKey, RuleObject
+from falcopy.operator.precheck import CostError, check_cost
 from falcopy.operator.quota import Usage, exceeded, usage
 from falcopy.operator.render import Rendered, RenderMismatch, render
 from falcopy.operator.scope import DefaultNames, Issue, ScopeError, namespace_local_names, scope_object
@@ -169,6 +170,7 @@ class Validator:
         return self._render_scoped(obj, local)
 
     def _render_scoped(self, obj: RuleObject, local: dict[str, set[str]] | None) -> Rendered:
+        check_cost(obj)  # a compile-cost bomb is refused before it costs a render and a load
         items = scope_object(obj, self.names, local, allow_default_overrides=self.allow_default_overrides)
         try:
             return render(obj, items)
@@ -290,8 +292,9 @@ class Validator:
                 local = locals_[ns]
             r = self._render_cached(obj, local)
             if isinstance(r, ScopeError):
+                reason = REASON_INVALID if isinstance(r, CostError) else REASON_SCOPE
                 verdicts[obj.key] = Verdict(
-                    obj.key, obj.generation, False, REASON_SCOPE, _clip("; ".join(map(str, r.issues)))
+                    obj.key, obj.generation, False, reason, _clip("; ".join(map(str, r.issues)))
                 )
                 candidates.append((obj, None))
             else:
