@@ -20,7 +20,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from falcopy.agent.fields import evtinfo
+from falcopy.agent.fields import evtinfo, k8smeta
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.render import render_arg
 from falcopy.agent.state.constants import FD_TYPECHARS, caps_to_str, errno_name
@@ -58,10 +58,6 @@ ALWAYS_NONE: dict[str, str] = {
     "k8s.pod.cni.json": "CNI results are not read",
     "k8smeta.pod.sandbox_id": "the kubelet /pods data carries no sandbox id",
 }
-#: k8s objects other than pods and namespaces (deprecated k8s.* aliases and the
-#: k8smeta plugin's deployment/svc/rs/rc): no API watch for them in the agent
-_K8S_UNKNOWN_KINDS = ("k8s.rc.", "k8s.svc.", "k8s.rs.", "k8s.deployment.", "k8smeta.deployment.",
-                      "k8smeta.svc.", "k8smeta.rs.", "k8smeta.rc.")
 
 _HOSTNAME = socket.gethostname()
 
@@ -860,6 +856,7 @@ def _arg_fields() -> dict[str, Factory]:
 
 
 SIMPLE: dict[str, Simple] = _simple_fields()
+SIMPLE.update(k8smeta.simple_fields())
 
 
 # ----------------------------------------------------------------- hot-path variants
@@ -963,11 +960,7 @@ SIMPLE.update(_FAST)
 #: fields whose accessor costs less than the engine's per-event memo lookup
 DIRECT: frozenset[str] = frozenset(_FAST)
 WITH_ARG: dict[str, Factory] = _arg_fields()
-
-
-def _unknown_k8s_kind(name: str) -> bool:
-    return name.startswith(_K8S_UNKNOWN_KINDS) or (name.startswith("k8s.ns.") and name != "k8s.ns.name") \
-        or (name.startswith("k8smeta.ns.") and name != "k8smeta.ns.name")
+WITH_ARG.update(k8smeta.arg_fields())
 
 
 class AgentSyscallSource(FieldSource):
@@ -1001,8 +994,6 @@ class AgentSyscallSource(FieldSource):
         simple = SIMPLE.get(name)
         if simple is not None:
             return simple
-        if _unknown_k8s_kind(name):
-            return _none
         raise KeyError(f"no accessor for syscall field {name!r}")
 
 
