@@ -57,3 +57,35 @@ def pod(name: str, ns: str, node: str, labels: dict[str, str] | None = None, own
             "spec": {"nodeName": node, "containers": [{"name": f"c{i}", "image": "nginx:1.25"}
                                                       for i in range(len(statuses))]},
             "status": {"podIP": ip, "containerStatuses": statuses}}
+
+
+_PLURALS = {"Namespace": "namespaces", "Pod": "pods", "Service": "services",
+            "ReplicationController": "replicationcontrollers", "ReplicaSet": "replicasets",
+            "Deployment": "deployments"}
+
+
+def api_path(body: dict[str, Any]) -> str:
+    """The collection URL path of an object (``/api/v1/namespaces/ns/pods``)."""
+    kind, gv = body["kind"], body["apiVersion"]
+    base = f"/api/{gv}" if "/" not in gv else f"/apis/{gv}"
+    ns = body["metadata"].get("namespace")
+    return f"{base}/namespaces/{ns}/{_PLURALS[kind]}" if ns else f"{base}/{_PLURALS[kind]}"
+
+
+def create(server_url: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST to the API server; returns the stored object (with the uid the server gave it)."""
+    import httpx
+
+    resp = httpx.post(server_url + api_path(body), json=body, timeout=10)
+    resp.raise_for_status()
+    return resp.json()
+
+
+def patch_labels(server_url: str, body: dict[str, Any], labels: dict[str, str]) -> dict[str, Any]:
+    import httpx
+
+    url = f"{server_url}{api_path(body)}/{body['metadata']['name']}"
+    resp = httpx.patch(url, json={"metadata": {"labels": labels}}, timeout=10,
+                       headers={"Content-Type": "application/merge-patch+json"})
+    resp.raise_for_status()
+    return resp.json()
