@@ -25,12 +25,12 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
-from pydantic import BaseModel, Field
-
 from falcopy.agent.enrichment.docker import SourceFault
 from falcopy.agent.enrichment.faults import Backoff, FaultLog
 from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from falcopy.agent.enrichment.model import ObjMeta, PodMeta
+from pydantic import BaseModel, Field
+
 from falcopy.common import k8smeta as wire
 
 log = logging.getLogger("falcopy.agent.enrichment")

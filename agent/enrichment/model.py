@@ -53,8 +53,9 @@ class PodMeta:
             return ObjMeta(**v) if isinstance(v, dict) else None
 
         return cls(pod=ObjMeta(**values["pod"]), ns_name=values.get("ns_name", ""), ip=values.get("ip", ""),
-                   ns=obj(values.get("ns")), rs=obj(values.get("rs")), deployment=obj(values.get("deployment")),
-                   rc=obj(values.get("rc")), svc=obj(values.get("svc")))
+                   ns=obj(values.get("ns")), rs=obj(values.get("rs")),
+                   deployment=obj(values.get("deployment")), rc=obj(values.get("rc")),
+                   svc=obj(values.get("svc")))
 
 
 @dataclass(slots=True)

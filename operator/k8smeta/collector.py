@@ -9,11 +9,10 @@ import ssl
 from typing import Any
 
 import kopf
-from kubernetes import client
-
 from falcopy.operator.k8smeta.index import ClusterIndex
 from falcopy.operator.k8smeta.server import NODE_NAME_EXTRA, CollectorServer, Review
 from falcopy.operator.settings import CollectorSettings
+from kubernetes import client
 
 log = logging.getLogger("falcopy.operator.k8smeta")
 
@@ -79,7 +78,8 @@ class Collector:
         async def stop_collector(**_: Any) -> None:
             await self.server.stop()
 
-    def _watch(self, registry: kopf.OperatorRegistry, group: str, version: str, plural: str, kind: str) -> None:
+    def _watch(self, registry: kopf.OperatorRegistry, group: str, version: str, plural: str,
+               kind: str) -> None:
         index = self.index
 
         resource = (group, version, plural) if group else (version, plural)

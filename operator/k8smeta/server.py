@@ -26,9 +26,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from falcopy.operator.k8smeta.index import ClusterIndex
 
 from falcopy.common import k8smeta as wire
-from falcopy.operator.k8smeta.index import ClusterIndex
 
 log = logging.getLogger("falcopy.operator.k8smeta")
 

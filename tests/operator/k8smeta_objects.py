@@ -23,7 +23,8 @@ def namespace(name: str, labels: dict[str, str] | None = None, uid: str | None =
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(name, None, labels, uid)}
 
 
-def deployment(name: str, ns: str, labels: dict[str, str] | None = None, uid: str | None = None) -> dict[str, Any]:
+def deployment(name: str, ns: str, labels: dict[str, str] | None = None,
+               uid: str | None = None) -> dict[str, Any]:
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(name, ns, labels, uid),
             "spec": {"replicas": 1}}
 
@@ -48,8 +49,9 @@ def service(name: str, ns: str, selector: dict[str, str] | None, labels: dict[st
     return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, ns, labels, uid), "spec": spec}
 
 
-def pod(name: str, ns: str, node: str, labels: dict[str, str] | None = None, owner: dict[str, Any] | None = None,
-        container_ids: list[str] | None = None, ip: str = "10.1.0.7", uid: str | None = None) -> dict[str, Any]:
+def pod(name: str, ns: str, node: str, labels: dict[str, str] | None = None,
+        owner: dict[str, Any] | None = None, container_ids: list[str] | None = None, ip: str = "10.1.0.7",
+        uid: str | None = None) -> dict[str, Any]:
     ref = (owner["kind"], owner["metadata"]["name"], owner["metadata"]["uid"]) if owner else None
     statuses = [{"name": f"c{i}", "containerID": f"docker://{cid}", "ready": True}
                 for i, cid in enumerate(container_ids or [])]

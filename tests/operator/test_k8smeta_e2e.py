@@ -170,7 +170,8 @@ def test_alert_carries_workload_metadata_across_an_operator_restart(
         assert (f["k8smeta.rs.name"], f["k8smeta.svc.name"]) == ("checkout-7f9c", "checkout-svc")
         assert f["k8smeta.ns.label[team]"] == "payments"
         assert sorted(f["k8smeta.ns.labels"]) == ["env:prod", "team:payments"]
-        assert (f["k8smeta.pod.name"], f["k8smeta.ns.name"]) == ("checkout-7f9c-q2w", workload["ns"]["metadata"]["name"])
+        assert (f["k8smeta.pod.name"], f["k8smeta.ns.name"]) == (
+            "checkout-7f9c-q2w", workload["ns"]["metadata"]["name"])
         # the deprecated aliases, same values
         assert (f["k8s.deployment.name"], f["k8s.rs.name"], f["k8s.svc.name"]) == (
             "checkout", "checkout-7f9c", "checkout-svc")
