@@ -320,7 +320,8 @@ class ClusterIndex:
 
     def _publish(self, obj: Obj, only: str | None = None) -> None:
         """Serialise the record; send it to its holders when it changed."""
-        data = orjson.dumps(obj.record())
+        # orjson hands back its 4 KiB working buffer; a copy of the exact size is what stays
+        data = memoryview(orjson.dumps(obj.record())).tobytes()
         if self._wire.get(obj.uid) == data:
             return
         self._wire[obj.uid] = data

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import gc
+import random
 import socket
 import threading
 import time
@@ -36,6 +37,8 @@ from falcopy.operator.k8smeta.index import ClusterIndex
 
 from tests.operator import k8smeta_objects as k
 from tests.operator.conftest import OperatorRun
+from tests.operator.conftest import apiserver as apiserver  # the operator tests' fixtures
+from tests.operator.conftest import make_operator as make_operator
 from tests.operator.fake_apiserver import RESOURCES, FakeApiServer
 from tests.waiting import wait_for
 
@@ -53,6 +56,9 @@ def cluster() -> dict[str, list[dict[str, Any]]]:
                                             "Service": [], "Pod": []}
     for n in range(NAMESPACES):
         out["Namespace"].append(k.namespace(f"team-{n}", {"team": f"t{n}", "env": "prod"}))
+    # 20 pods per node, a deployment's pods on different nodes (seeded: the same every run)
+    slots = [f"node-{i}" for i in range(NODES)] * (DEPLOYMENTS * PODS_PER_DEPLOYMENT // NODES)
+    random.Random(21).shuffle(slots)
     pod_no = 0
     for d in range(DEPLOYMENTS):
         ns = f"team-{d % NAMESPACES}"
@@ -63,7 +69,7 @@ def cluster() -> dict[str, list[dict[str, Any]]]:
         out["ReplicaSet"].append(rs)
         out["Service"].append(k.service(f"app-{d}", ns, {"app": f"app-{d}"}, {"exposed": "yes"}))
         for p in range(PODS_PER_DEPLOYMENT):
-            node = f"node-{pod_no % NODES}"
+            node = slots[pod_no]
             rs["kind"] = "ReplicaSet"
             out["Pod"].append(k.pod(f"app-{d}-6d5f8-{p:05d}", ns, node, labels, rs,
                                     [uuid.uuid4().hex + uuid.uuid4().hex], ip=f"10.{pod_no // 65536}."
@@ -138,7 +144,8 @@ def test_index_memory_and_fan_out_cost() -> None:
         rows.append((what, ms, nodes, per_node))
     for what, ms, nodes, per_node in rows:
         print(f"  {what:26s} {ms:7.2f} ms CPU  -> {nodes:3d} nodes, {per_node:5d} B per node")
-    assert rows[0][2] == 1 and rows[3][2] == 100  # one node; every node running that namespace
+    ns_nodes = {p["spec"]["nodeName"] for p in objs["Pod"] if p["metadata"]["namespace"] == "team-0"}
+    assert rows[0][2] == 1 and rows[3][2] == len(ns_nodes)  # one node; every node running that namespace
 
 
 # ---------------------------------------------------------------------------- live
@@ -244,7 +251,9 @@ def test_live_collector_with_500_subscribers(apiserver: FakeApiServer, loaded: d
         subs.marker = b"bench-marker"
         changed_at = time.monotonic()
         k.patch_labels(apiserver.url, loaded["Namespace"][0], {"change": "bench-marker"})
-        wait_for(lambda: len(subs.seen) == 100, timeout=120, what="the change at every affected node")
+        ns_nodes = {p["spec"]["nodeName"] for p in loaded["Pod"] if p["metadata"]["namespace"] == "team-0"}
+        wait_for(lambda: len(subs.seen) == len(ns_nodes), timeout=120,
+                 what="the change at every affected node")
         fan_out_ms = (max(subs.seen.values()) - changed_at) * 1000
         grown = [subs.bytes[n] - before[n] for n in subs.nodes if subs.bytes[n] > before[n]]
         print(f"\nlive: kopf listing of {sum(len(v) for v in loaded.values())} objects indexed in "
@@ -254,6 +263,6 @@ def test_live_collector_with_500_subscribers(apiserver: FakeApiServer, loaded: d
               "(streaming)")
         print(f"  namespace label change: {len(grown)} nodes received {sum(grown) // len(grown)} B each; "
               f"last subscriber had it {fan_out_ms:.0f} ms after the PATCH")
-        assert len(grown) == 100
+        assert set(subs.seen) == ns_nodes
     finally:
         subs.stop()
