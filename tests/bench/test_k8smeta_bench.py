@@ -19,6 +19,7 @@ over 10 nodes), 1,000 Services selecting them, 20 pods per node.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import copy
 import gc
 import random
@@ -199,9 +200,11 @@ class Subscribers:
 
     def stop(self) -> None:
         self.stop_flag = True
-        self.future.cancel()
+        self.future.cancel()  # cancels the task on its loop; wait until it has unwound
+        concurrent.futures.wait([self.future], timeout=10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.loop.close()
 
 
 def _free_port() -> int:
