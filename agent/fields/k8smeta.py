@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from falcopy.agent.enrichment.model import HOST_CONTAINER_ID, ObjMeta, PodMeta
+from falcopy.agent.fields.accessor import Factory, Simple
 from falcopy.agent.fields.event import SyscallEvent
 
-Simple = Callable[[SyscallEvent], Any]
-Factory = Callable[[str | None], Simple]
+UNAVAILABLE: dict[str, str] = {}
+DIRECT: frozenset[str] = frozenset()
 
 #: field-name kind -> PodMeta attribute
 _KINDS = {"ns": "ns", "deployment": "deployment", "svc": "svc", "rs": "rs", "rc": "rc"}
@@ -79,7 +80,7 @@ def _labels_list(kind: str) -> Factory:
     return factory
 
 
-def simple_fields() -> dict[str, Simple]:
+def _simple_fields() -> dict[str, Simple]:
     fields: dict[str, Simple] = {}
     for kind in _KINDS:
         if kind != "ns":
@@ -92,10 +93,14 @@ def simple_fields() -> dict[str, Simple]:
     return fields
 
 
-def arg_fields() -> dict[str, Factory]:
+def _arg_fields() -> dict[str, Factory]:
     fields: dict[str, Factory] = {}
     for kind in _KINDS:
         fields[f"k8smeta.{kind}.label"] = _label(kind)
         fields[f"k8s.{kind}.label"] = _label(kind)
         fields[f"k8smeta.{kind}.labels"] = _labels_list(kind)
     return fields
+
+
+FIELDS: dict[str, Simple] = _simple_fields()
+WITH_ARG: dict[str, Factory] = _arg_fields()
