@@ -104,3 +104,5 @@ def _arg_fields() -> dict[str, Factory]:
 
 FIELDS: dict[str, Simple] = _simple_fields()
 WITH_ARG: dict[str, Factory] = _arg_fields()
+#: the fields only the operator's collector fills (empty when enrichment.k8smeta is off)
+COLLECTOR_FIELDS: frozenset[str] = frozenset(FIELDS) | frozenset(WITH_ARG)
