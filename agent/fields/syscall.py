@@ -6,8 +6,9 @@ Every FieldDef of ``falcopy.engine.fields.syscall`` resolves to one accessor of 
 field-class module: :mod:`.evt` (evt.*, fs.path.*), :mod:`.proc` (proc.*, thread.*),
 :mod:`.fd` (fd.*), :mod:`.user` (user.*, group.*), :mod:`.container` (container.*,
 k8s.pod.*), :mod:`.k8smeta` (workload objects: k8smeta.*, k8s.deployment.* ...).
-The few fields whose data the agent never has return None (rendered ``<NA>``); they are listed in :data:`ALWAYS_NONE` with the reason, gathered from the
-modules' ``UNAVAILABLE``.
+The few fields whose data the agent never has return None (rendered ``<NA>``); they
+are listed in :data:`ALWAYS_NONE` with the reason, gathered from the modules'
+``UNAVAILABLE``.
 """
 
 from __future__ import annotations
