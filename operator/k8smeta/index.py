@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import secrets
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -194,16 +194,6 @@ class ClusterIndex:
         finally:
             del self._deleting[uid]
             self._wire.pop(uid, None)
-
-    def resync(self, api_kind: str, bodies: Iterable[dict[str, Any]]) -> None:
-        """Replace every object of one kind (a fresh list after a lost watch)."""
-        kind = KIND_OF[api_kind]
-        keep = set()
-        for body in bodies:
-            self.upsert(api_kind, body)
-            keep.add(str((body.get("metadata") or {}).get("uid") or ""))
-        for uid in [u for u, o in self.objs.items() if o.kind == kind and u not in keep]:
-            self.delete(api_kind, {"metadata": {"uid": uid}})
 
     # ---------------------------------------------------------------- subscribers
     def view(self, node: str) -> NodeView:

@@ -228,10 +228,3 @@ def test_incremental_stream_equals_a_fresh_snapshot() -> None:
         assert meta.by_pod == fresh.by_pod
     got = meta.lookup("d" * 64)
     assert got.svc.name == "web-2" and got.deployment is None and got.ns is None
-
-
-def test_resync_drops_objects_missing_from_a_fresh_list() -> None:
-    index = ClusterIndex()
-    objs = chain(index)
-    index.resync("Service", [objs["other_svc"]])
-    assert follow(index, "node-a").lookup(CID).svc is None
