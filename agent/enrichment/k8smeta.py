@@ -29,7 +29,7 @@ from falcopy.agent.enrichment.docker import SourceFault
 from falcopy.agent.enrichment.faults import Backoff, FaultLog
 from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from falcopy.agent.enrichment.model import ObjMeta, PodMeta
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from falcopy.common import k8smeta as wire
 
@@ -54,6 +54,13 @@ class K8sMetaConfig(BaseModel):
     idle_timeout_s: float = 60.0
     retry_base_s: float = Field(0.5, gt=0)
     retry_cap_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url(self) -> K8sMetaConfig:
+        if self.enabled and not self.url:
+            raise ValueError("enrichment.k8smeta.url is required when k8smeta is enabled "
+                             "(the operator's collector, e.g. https://falcopy-operator-collector.falcopy.svc:8444)")
+        return self
 
 
 def _obj(rec: dict[str, Any] | None) -> ObjMeta | None:
@@ -136,8 +143,6 @@ class K8sMetaSubscriber:
 
     def __init__(self, config: K8sMetaConfig, node: str, faults: FaultLog,
                  on_change: Callable[[], None] | None = None) -> None:
-        if not config.url:
-            raise ValueError("enrichment.k8smeta.url is required when k8smeta is enabled")
         self.config = config
         self.node = node
         self.meta = NodeMeta()

@@ -155,3 +155,28 @@ def test_a_pod_known_late_gets_its_fields(collector: dict[str, Any], tls: TlsMat
         assert (got.k8s_pod_name, got.k8s_ns_name) == ("front-1-late", "web")
     finally:
         store.stop()
+
+
+def test_a_refused_agent_logs_once_and_keeps_retrying(
+        collector: dict[str, Any], tls: TlsMaterial, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="falcopy.agent.enrichment")
+    token = tmp_path / "token"
+    token.write_text("stranger")  # a service account the collector does not admit
+    store = MetadataStore(EnrichmentConfig(
+        engines={}, kubelet=KubeletConfig(enabled=False),
+        k8smeta=K8sMetaConfig(enabled=True, url=collector["url"], node_name="node-a", token_file=str(token),
+                              ca_file=str(tls.ca_file), retry_base_s=0.05, retry_cap_s=0.2)))
+    store.start()
+    try:
+        assert store.k8smeta is not None
+        wait_for(lambda: store.k8smeta.stats.failures >= 4, what="several refused attempts")
+        lines = [r.getMessage() for r in caplog.records if "k8smeta collector" in r.getMessage()]
+        assert len(lines) == 1 and "refused the service account token (HTTP 403)" in lines[0], lines
+        assert store.k8smeta.meta.by_pod == {} and not store.k8smeta.connected
+        # the token is fixed (rotated): the next attempt gets in, one recovery line
+        token.write_text("good")
+        wait_for(lambda: store.k8smeta.meta.by_pod, what="data after the token was fixed")
+        assert any("recovered" in r.getMessage() for r in caplog.records)
+    finally:
+        store.stop()
