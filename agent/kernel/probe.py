@@ -102,8 +102,12 @@ def kernel_events(tracefs: Path) -> set[str]:
             if ev == "procexit" or (syscalls / f"sys_exit_{TRACEPOINTS.get(ev, ev)}").is_dir()}
 
 
+#: the ring's size unless told (Falco's default buf_size_preset)
+DEFAULT_RING_SIZE = 8 << 20
+
+
 class Probe:
-    def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
+    def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = DEFAULT_RING_SIZE,
                  wake_threshold: int | None = None, batch_limit: int = 8192,
                  batch_window: float = 0.005, critical_reserve: int | None = None) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
@@ -202,6 +206,17 @@ class Probe:
     @property
     def loaded(self) -> bool:
         return self._obj is not None
+
+    def tune(self, *, batch_window: float, critical_reserve: int | None) -> None:
+        """Reading pace and the critical reserve, changeable after load (the object path
+        and the ring size are fixed by it): a probe loaded before the configuration
+        was read takes the configured values here."""
+        self.batch_window = batch_window
+        self.critical_reserve = critical_reserve if critical_reserve is not None else self.ring_size // 4
+        if self._ring is not None:
+            self._ring.batch_window = batch_window
+        if self._filter_maps is not None:
+            self._filter_maps.reserve = self.critical_reserve  # written with the next filter
 
     def attach(self) -> None:
         self._need_loaded()
