@@ -181,7 +181,11 @@ class Agent:
 
     def _loaded_probe(self) -> Any:
         loader, self._probe_loader = self._probe_loader, None
-        self.probe = (loader or ProbeLoader(ProbeSettings.of(self.config))).result()
+        loader = loader or ProbeLoader(ProbeSettings.of(self.config))
+        self.probe = loader.result()
+        if loader.verify_began is not None:
+            since = time.monotonic() - loader.verify_began
+            self.startup["probe verifying"] = seconds_since_process_start() - since
         return self.probe
 
     def prepare(self) -> None:

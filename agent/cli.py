@@ -85,6 +85,8 @@ def agent_command(
         from falcopy.agent.runtime.probe_loader import ProbeLoader, ProbeSettings
 
         early_probe = ProbeLoader(ProbeSettings())
+        # its Python part first (the GIL), then our imports beside the kernel's verifier
+        early_probe.wait_verifying(timeout=10.0)
     from falcopy.agent.app import StartupError, build_agent
     from falcopy.agent.control.config import ConfigError
     from falcopy.agent.outputs.sinks.base import SinkError

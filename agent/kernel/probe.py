@@ -28,6 +28,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -157,7 +158,10 @@ class Probe:
         return self.dedicated_events | (self.syscalls.event_names() - NO_EXIT)
 
     # --- lifecycle -------------------------------------------------------
-    def load(self) -> None:
+    def load(self, *, before_verify: Callable[[], None] | None = None) -> None:
+        """Open the object, load and verify its programs, set up the maps and the ring.
+        ``before_verify`` is called just before the kernel verifies the programs (the
+        long step, which releases the GIL)."""
         if self._obj is not None:
             return
         if not self.obj_path.is_file():
@@ -180,6 +184,8 @@ class Probe:
             rc = lib.lib.bpf_map__set_max_entries(ring, self.ring_size)
             if rc:
                 raise lib.error("setting the ring size", rc)
+            if before_verify is not None:
+                before_verify()
             rc = lib.lib.bpf_object__load(obj)
             if rc:
                 raise lib.error(f"loading {self.obj_path}", rc)

@@ -15,6 +15,7 @@ module level (the probe and the configuration come in with the thread / the call
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +58,10 @@ class ProbeLoader:
         self._error: BaseException | None = None
         self._lock = threading.Lock()
         self._abandoned = False
+        #: set when the kernel begins verifying (or the load has ended): see wait_verifying
+        self._verifying = threading.Event()
+        #: time.monotonic() when the kernel began verifying (None: not yet / failed before)
+        self.verify_began: float | None = None
         self._thread = threading.Thread(target=self._load, name="falcopy-probe-load", daemon=True)
         self._thread.start()
 
@@ -64,15 +69,27 @@ class ProbeLoader:
         probe = None
         try:
             probe = self.settings.build()
-            probe.load()
+            probe.load(before_verify=self._verify_begins)
         except BaseException as exc:  # re-raised by result(), on the caller's thread
             self._error = exc
+        self._verifying.set()
         with self._lock:
             if self._abandoned:  # replaced meanwhile: nobody will take it
                 if probe is not None:
                     probe.close()
                 return
             self._probe = probe
+
+    def _verify_begins(self) -> None:
+        self.verify_began = time.monotonic()
+        self._verifying.set()
+
+    def wait_verifying(self, timeout: float) -> None:
+        """Wait until the kernel verifies the programs (at most ``timeout`` s).  The
+        load's own Python part (imports, opening the object) then runs without
+        competing for the GIL with the caller's imports; from there on the load runs in
+        the kernel, beside the caller."""
+        self._verifying.wait(timeout)
 
     def for_settings(self, settings: ProbeSettings) -> ProbeLoader:
         """This load if it can serve ``settings`` (same object file and ring size: the rest
