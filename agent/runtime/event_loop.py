@@ -128,8 +128,10 @@ class EventLoop:
                     counter.clear()
                     stats.kernel_drops = probe.drops()
                     drops.check(stats.events, stats.kernel_drops)
-            # stopped once the probe is detached: what it captured until then is still processed
-            while records := probe.poll(0):
+            # stopped once the probe is detached: what it captured until then is still
+            # processed (bounded: a probe whose detach failed keeps filling the ring)
+            for _ in range(64):
+                records = probe.poll(0)
                 pipeline.process(records)
                 stats.events += len(records)
                 counter.update(map(_record_type, records))
