@@ -22,6 +22,7 @@ from typing import Any
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.state.model import FdInfo
+
 from falcopy.engine.kernel_filter import (
     F_CREATE,
     F_DOTDOT,

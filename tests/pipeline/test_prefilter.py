@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.pipeline import Pipeline
 from falcopy.agent.prefilter import open_checks
 from falcopy.agent.state import ProcessTable
+
 from falcopy.engine import ast, default_sources, load_rules_files
 
 FLAGS = (os.O_RDONLY, os.O_WRONLY | os.O_TRUNC, os.O_RDWR | os.O_CREAT, os.O_WRONLY | os.O_APPEND)
