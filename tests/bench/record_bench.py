@@ -9,6 +9,9 @@ the agent's own code, without the kernel:
 - ``rules``: decode + the pipeline with the rules (fields, compiled conditions);
 - ``output``: the same with every alert formatted (Falco's output line and fields).
 
+Besides CPU µs, each stage's Python-level function calls per record (cProfile's count:
+deterministic, so before/after comparisons hold on a machine too busy for timings).
+
 Each stage is timed in CPU time (``time.process_time``: robust to neighbours on a shared
 machine), best of ``--rounds`` passes over the whole recording; the difference between
 stages is that stage's cost per record.  ``--profile`` prints a cProfile of the full path.
@@ -174,10 +177,25 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
         "output": us["output"] - us["rules"],
         "total": us["output"],
     }
+    # Python-level calls per record, per stage: deterministic, so comparable between runs
+    # on a machine too busy for CPU times to be
+    calls = {}
+    for name, fn in runs.items():
+        prof = cProfile.Profile()
+        prof.enable()
+        fn()
+        prof.disable()
+        calls[name] = pstats.Stats(prof).total_calls / n  # type: ignore[attr-defined]
+    calls_per_record = {
+        "decode": calls["decode"], "state": calls["state"] - calls["decode"],
+        "fields+rules": calls["rules"] - calls["state"], "output": calls["output"] - calls["rules"],
+        "total": calls["output"],
+    }
     types: dict[str, int] = {}
     for r in decode_all()[:len(spans) // repeat]:
         types[r.type] = types.get(r.type, 0) + 1
     out = {"records": n, "types": types, "alerts_per_pass": per_alerts, "us_per_record": stages,
+           "calls_per_record": calls_per_record,
            "errors": sum(p.errors for p in pipes.values())}
     if profile:
         prof = cProfile.Profile()

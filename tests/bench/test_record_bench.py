@@ -33,6 +33,8 @@ def test_per_record_cost(mode: str, workload_bin: Path, require_root: None, comp
     assert out["types"].get(main_type, 0) > got["records"] // 4, out["types"]
     stages = out["us_per_record"]
     print(f"\n{mode}: {out['records']} records, CPU µs per record: "
-          + ", ".join(f"{k} {v:.2f}" for k, v in stages.items()))
+          + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
+          + "; Python calls per record: "
+          + ", ".join(f"{k} {v:.1f}" for k, v in out["calls_per_record"].items()))
     (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / f"falcopy-record-bench-{mode}.json").write_text(
         json.dumps(out, indent=1))
