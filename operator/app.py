@@ -20,7 +20,6 @@ from falcopy.operator.validate import Validator, admission_denial
 from kubernetes import client
 
 from falcopy.distribution.kube import api_client, load_config
-from falcopy.engine import compose_cache
 
 log = logging.getLogger("falcopy.operator")
 
@@ -132,9 +131,6 @@ async def run_operator(
     collector: Collector | None = None,
 ) -> None:
     """``collector``: the metadata collector to run (default: from ``settings.collector``)."""
-    # the operator loads the same few thousand small rules files again and again:
-    # keep their composed trees in memory rather than churn the agents' disk cache
-    compose_cache.keep_in_memory(COMPOSE_MEMORY, disk=False)
     state = state or build_state(settings)
     if collector is None and settings.collector is not None:
         collector = Collector(settings.collector, token_reviewer(api_client()))

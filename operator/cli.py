@@ -293,7 +293,13 @@ def operator_cmd(
         settings = OperatorSettings.model_validate(raw)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from exc
-    from falcopy.operator.app import run_operator
+    from falcopy.operator.app import COMPOSE_MEMORY, run_operator
+
+    from falcopy.engine import compose_cache
+
+    # the operator process loads the same few thousand small rules files again and again:
+    # keep their composed trees in memory rather than churn the agents' disk cache
+    compose_cache.keep_in_memory(COMPOSE_MEMORY, disk=False)
 
     try:
         asyncio.run(run_operator(settings))

@@ -52,8 +52,14 @@ def _index(o: RuleObject) -> int:
     return int(o.key.name.rsplit("-", 1)[1])
 
 
-def test_render_scale() -> None:
+@pytest.fixture
+def operator_cache():  # type: ignore[no-untyped-def]
     compose_cache.keep_in_memory(COMPOSE_MEMORY, disk=False)  # as the operator process runs
+    yield
+    compose_cache.keep_in_memory(0, disk=True)
+
+
+def test_render_scale(operator_cache: None) -> None:
     objects = scale_objects(falcorules=1000, namespaces=200, clusterrules=100)
     rss0 = _rss_mib()
     validator = Validator([DEFAULTS], quotas=SETTINGS.quotas)
