@@ -151,6 +151,9 @@ class Agent:
         self.probe: Any = None
         self.pipeline: Any = None
         self.store: Any = None
+        #: resolver of the names the rules compare fd.*ip.name with (None: falcopy.dns off)
+        self.dns: Any = None
+        self._dns_names: set[str] = set()
         self.announcer: Any = None
         self.capture: Any = None
         self._stop = threading.Event()
@@ -179,13 +182,29 @@ class Agent:
     def _make_sources(self) -> dict[str, Any]:
         from falcopy.agent.fields.syscall import AgentSyscallSource
 
+        if self.config.falcopy.dns.enabled and self.dns is None:
+            from falcopy.agent.enrichment.dns import DnsNames
+
+            self.dns = DnsNames(self.config.falcopy.dns)
+            self.metrics.add_collector(self.dns.metric_families)
         sources = dict(default_sources())
-        sources["syscall"] = AgentSyscallSource()
+        sources["syscall"] = AgentSyscallSource(dns=self.dns)
         add_static_fields(sources, self.config.static_fields)
         return sources
 
+    def _watch_names(self, ruleset: Ruleset) -> set[str]:
+        """Start resolving the names ``ruleset`` compares fd.*ip.name with, keeping those
+        of the running rules; returns the new set."""
+        from falcopy.engine.fieldrefs import compared_names
+
+        names = compared_names(ruleset)
+        if self.dns is not None:
+            self.dns.watch(self._dns_names | names)
+            self.dns.start()
+        return names
+
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
-        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
+        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources, unavailable_fields
 
         from falcopy.distribution.bundle import load_bundle_rules
 
@@ -199,6 +218,7 @@ class Agent:
             rule_matching=cfg.rule_matching,
             disabled_sources=disabled_sources(cfg),
             capturable=capturable_event_types(),
+            unavailable_fields=unavailable_fields(cfg),
         )
         return result
 
@@ -264,6 +284,8 @@ class Agent:
         if not result.ok or result.ruleset is None:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
+        # resolved while the probe loads: never waited for, a name's first answer just comes later
+        self._dns_names = self._watch_names(self.ruleset)
         self.rules_version = self._read_version
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
@@ -529,6 +551,15 @@ class Agent:
                 return self._reload_failed(reason, [str(e) for e in result.errors])
             self._report(result)  # the new set's warnings
             ruleset = result.ruleset
+            names = self._watch_names(ruleset)
+            if self.dns is not None:
+                # the new rules go live knowing their new names' addresses, or after a bounded wait
+                late = await loop.run_in_executor(None, self.dns.wait_resolved, names - self._dns_names,
+                                                  self.dns.config.reload_wait_s)
+                if late:
+                    log.warning("rules reload: no DNS answer yet for %s after %.1f s; the new rules go live "
+                                "and match these names once they resolve", ", ".join(late),
+                                self.dns.config.reload_wait_s)
             kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
             types = wanted_types(ruleset, config)
             if self.probe is not None:
@@ -543,6 +574,9 @@ class Agent:
             if self.pipeline is None:  # no event thread (tests without capture)
                 self._apply_pending_without_probe()
             self.rules_paths = paths
+            if self.dns is not None:
+                self.dns.watch(names)   # the old rules' other names retire after their refresh
+            self._dns_names = names
             self.rules_version = self._read_version
             self.falco_metrics.rules_files = files_sha256(paths)
             self.falco_metrics.reload_ts_ns = time.time_ns()
@@ -904,6 +938,8 @@ class Agent:
             with contextlib.suppress(Exception):
                 self.store.stop()
             self.store = None
+        if self.dns is not None:
+            self.dns.stop()
         if self.stage is not None:
             self.stage.flush("shutdown")
         if self.dispatcher is not None:

@@ -20,7 +20,8 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from falcopy.agent.fields import evtinfo
+from falcopy.agent.enrichment.dns import DnsNames
+from falcopy.agent.fields import dnsnames, evtinfo
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.fields.render import render_arg
 from falcopy.agent.state.constants import FD_TYPECHARS, caps_to_str, errno_name
@@ -44,10 +45,6 @@ ALWAYS_NONE: dict[str, str] = {
     "evt.around": "capture-file only (sysdig), not meaningful live",
     "thread.exectime": "needs scheduler switch events, which the probe does not capture",
     "thread.totexectime": "needs scheduler switch events, which the probe does not capture",
-    "fd.cip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.sip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.lip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.rip.name": "DNS names of addresses need DNS interception, not done",
     "container.healthcheck": "the runtime clients do not report health checks",
     "container.liveness_probe": "the runtime clients do not report probes",
     "container.readiness_probe": "the runtime clients do not report probes",
@@ -297,6 +294,15 @@ def _sport(fd: FdInfo) -> Any:
 
 def _sock(fn: Callable[[FdInfo], Any]) -> Callable[[FdInfo], Any]:
     return lambda fd: fn(fd) if _is_sock(fd) else None
+
+
+#: fd.*ip.name: the address each one names (see falcopy.agent.fields.dnsnames)
+ADDRESS_OF: dict[str, Callable[[FdInfo], Any]] = {
+    "fd.cip.name": _cip,
+    "fd.sip.name": _sip,
+    "fd.lip.name": _sock(lambda fd: fd.laddr),
+    "fd.rip.name": _sock(lambda fd: fd.raddr),
+}
 
 
 def _service(port_fn: Callable[[FdInfo], Any]) -> Callable[[FdInfo], Any]:
@@ -828,6 +834,9 @@ def _simple_fields() -> dict[str, Simple]:
     }
     for name in ALWAYS_NONE:
         f[name] = _none
+    # without a resolver (validate, replay): no name is known
+    for name in ADDRESS_OF:
+        f[name] = _none
     return f
 
 
@@ -976,14 +985,26 @@ class AgentSyscallSource(FieldSource):
     Replay and tests with DictEvents use the engine's default syscall source;
     this one is built for the hot path (no per-access type dispatch)."""
 
-    def __init__(self, fields: dict[str, FieldDef] | None = None) -> None:
+    def __init__(self, fields: dict[str, FieldDef] | None = None, *, dns: DnsNames | None = None) -> None:
         super().__init__("syscall", fields if fields is not None else SYSCALL_FIELDS)
+        #: the names the rules compare fd.*ip.name with, and their addresses (None: no resolver)
+        self.dns = dns
+
+    def name_matcher(self, fdef: FieldDef, arg: str | None) -> dnsnames.Matcher | None:
+        """Engine hook: fd.*ip.name compared with names tests the address's membership."""
+        address_of = ADDRESS_OF.get(fdef.name)
+        if address_of is None or self.dns is None:
+            return None
+        return dnsnames.name_matcher(self.dns, address_of)
 
     def memoize(self, fdef: FieldDef, arg: str | None) -> bool:
         """Engine hook: False for plain attribute reads, cheaper than the memo."""
         return not (arg is None and fdef.name in DIRECT)
 
     def accessor(self, fdef: FieldDef, arg: str | None) -> Accessor:
+        address_of = ADDRESS_OF.get(fdef.name)
+        if address_of is not None and self.dns is not None:
+            return dnsnames.name_accessor(self.dns, address_of)
         try:
             return self.live_accessor(fdef, arg)
         except KeyError:
