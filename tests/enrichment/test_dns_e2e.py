@@ -10,6 +10,7 @@ compat directory."""
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import uuid
@@ -44,6 +45,10 @@ def write_in_place(path: Path, text: str) -> None:
 
 def alerts_of(agent: AgentProcess, rule: str, needle: str) -> list[dict[str, Any]]:
     return [a for a in agent.alerts() if a.get("rule") == rule and needle in a.get("output", "")]
+
+
+def full_log(agent: AgentProcess) -> str:
+    return agent.log_path.read_text(errors="replace")
 
 
 def metric(agent: AgentProcess, name: str) -> float:
@@ -159,7 +164,8 @@ def silent_agent(tmp_path: Path, require_root: None) -> Iterator[tuple[AgentProc
     resolv.write_text(f"nameserver {dns.addr}\noptions timeout:30 attempts:5\n")
     rules = tmp_path / "rules.yaml"
     rules.write_text(LOCALHOST_RULES.format(comm=comm, silent=silent_name))
-    agent = AgentProcess(tmp_path, [rules], prefix=in_own_mount_ns(hosts, resolv))
+    agent = AgentProcess(tmp_path, [rules], prefix=in_own_mount_ns(hosts, resolv),
+                         falcopy_config="  dns:\n    reload_wait_s: 20\n")
     agent.start()
     try:
         yield agent, str(tmp_path / comm), silent_name
@@ -169,6 +175,7 @@ def silent_agent(tmp_path: Path, require_root: None) -> Iterator[tuple[AgentProc
 
 
 def bash_connect(exe: str, addr: str, port: int) -> None:
+    # bash's /dev/tcp: one connect() from a process named after the copied binary
     subprocess.run([exe, "-c", f"exec 3<>/dev/tcp/{addr}/{port}"], capture_output=True, timeout=30)
 
 
@@ -192,10 +199,44 @@ def test_localhost_name_and_a_silent_dns_server(silent_agent: tuple[AgentProcess
         hits = wait_for(localhost_hits, what=f"{n} localhost alerts", describe=agent.log)
         assert len(hits) == n
         assert all("name=localhost" in h["output"] for h in hits)
-        assert metric(agent, connects) - before >= 2 * n
+        # the per-type counters are published once a second
+        wait_for(lambda: metric(agent, connects) - before >= 2 * n, what="the connects counted")
         assert not [a for a in agent.alerts() if "127.0.0.2" in a["output"]]
         assert not alerts_of(agent, "connect to a silent name", "")
         # ...and all of it while the silent name's lookup was still hanging
         m = agent.metrics()
         assert m[failures] == 0 and m[f'falcopy_dns_addresses{{name="{silent_name}"}}'] == 0
-        assert f"cannot resolve {silent_name}" not in agent.log()
+        assert f"cannot resolve {silent_name}" not in full_log(agent)
+
+
+def test_reload_waits_for_new_names_while_the_running_rules_detect(
+        silent_agent: tuple[AgentProcess, str, str]) -> None:
+    """A reload whose rules add a name the DNS never answers: the swap waits (bounded by
+    reload_wait_s) while the running rules keep raising alerts, then goes live anyway."""
+    agent, exe, silent_name = silent_agent
+    rules = agent.rules[0]
+    new_name = "second-" + silent_name
+    new_rules = LOCALHOST_RULES.replace("to localhost (", "to localhost v2 (")
+    comm = Path(exe).name
+    rules.write_text(new_rules.format(comm=comm, silent=f"{silent_name}, {new_name}"))
+    assert agent.proc is not None
+    agent.proc.send_signal(signal.SIGHUP)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = server.getsockname()[1]
+
+        def old_rules_alert() -> list[dict[str, Any]]:
+            bash_connect(exe, "127.0.0.1", port)
+            return alerts_of(agent, "connect to localhost", "to localhost (connection=127.0.0.1:")
+        # the reload is waiting for the new name: the running rules answer these connects
+        wait_for(lambda: [a for a in old_rules_alert() if f"->127.0.0.1:{port}" in a["output"]],
+                 what="an alert of the running rules during the reload", describe=agent.log)
+        assert "rules reloaded" not in full_log(agent)
+        wait_for(lambda: "rules reloaded" in full_log(agent), what="the reload", timeout=90,
+                 describe=agent.log)
+        assert f"no DNS answer yet for {new_name}" in full_log(agent)
+
+        def new_rules_alert() -> list[dict[str, Any]]:
+            # the swap happens on the event thread after the log line: connect until it has
+            bash_connect(exe, "127.0.0.1", port)
+            return alerts_of(agent, "connect to localhost", "to localhost v2 (connection=")
+        wait_for(new_rules_alert, what="an alert of the new rules", describe=agent.log, interval=0.2)
