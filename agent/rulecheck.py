@@ -23,7 +23,8 @@ def unavailable_fields(config: AgentConfig) -> dict[str, str]:
     """Fields that never have a value with this configuration -> why: the registry behind
     the ``LOAD_UNAVAILABLE_FIELD`` warning.  Keys are field names or ``prefix.*``; a
     collector or resolver the configuration switches off adds its fields here."""
-    from falcopy.agent.fields.syscall import ADDRESS_OF, ALWAYS_NONE
+    from falcopy.agent.fields.fd import ADDRESS_OF
+    from falcopy.agent.fields.syscall import ALWAYS_NONE
 
     out = dict(ALWAYS_NONE)
     if not config.falcopy.dns.enabled:
