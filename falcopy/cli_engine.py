@@ -48,7 +48,8 @@ def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: 
     manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported.
 
     Also warns about each rule that can never fire on this system: its source is
-    switched off or unknown, or the running kernel cannot produce its event types."""
+    switched off or unknown, or the running kernel cannot produce its event types; and
+    about each rule reading fields that never have a value in the configuration (-c)."""
     from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
     from falcopy.agent.rulecheck import capturable_event_types, disabled_sources, unavailable_fields
     from falcopy.operator.offline import is_manifest_file
