@@ -23,12 +23,17 @@ def unavailable_fields(config: AgentConfig) -> dict[str, str]:
     """Fields that never have a value with this configuration -> why: the registry behind
     the ``LOAD_UNAVAILABLE_FIELD`` warning.  Keys are field names or ``prefix.*``; a
     collector or resolver the configuration switches off adds its fields here."""
+    from falcopy.agent.fields import k8smeta
     from falcopy.agent.fields.fd import ADDRESS_OF
     from falcopy.agent.fields.syscall import ALWAYS_NONE
 
     out = dict(ALWAYS_NONE)
     if not config.falcopy.dns.enabled:
         out.update(dict.fromkeys(ADDRESS_OF, "falcopy.dns.enabled is false"))
+    if not config.falcopy.enrichment.k8smeta.enabled:
+        why = ("falcopy.enrichment.k8smeta.enabled is false: no workload metadata from the operator's "
+               "collector")
+        out.update(dict.fromkeys([*k8smeta.FIELDS, *k8smeta.WITH_ARG], why))
     return out
 
 

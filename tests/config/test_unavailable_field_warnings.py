@@ -74,3 +74,20 @@ def test_agent_logs_each_once(tmp_path: Path) -> None:
     assert res.stderr.count("LOAD_UNAVAILABLE_FIELD") == 2, res.stderr
     assert BUFFER_WARNING.removeprefix("warning ") in res.stderr
     assert DNS_WARNING.removeprefix("warning ") in res.stderr
+
+
+def test_workload_fields_without_the_collector(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("""\
+- rule: deployment shell
+  desc: reads the operator collector's workload metadata
+  condition: evt.type = execve and k8smeta.deployment.name = web and k8s.ns.label[team] = a
+  output: "%proc.name"
+  priority: WARNING
+""")
+    res = _run("validate", str(rules))
+    lines = [line for line in res.stdout.splitlines() if "LOAD_UNAVAILABLE_FIELD" in line]
+    why = "falcopy.enrichment.k8smeta.enabled is false: no workload metadata from the operator's collector"
+    assert lines == [f"{rules}:1:9: warning LOAD_UNAVAILABLE_FIELD: Rule reads field(s) that never have a "
+                     f"value here, they read as <NA>: k8s.ns.label ({why}); k8smeta.deployment.name ({why}) "
+                     "(rule 'deployment shell')"], res.stdout
