@@ -165,8 +165,14 @@ class Agent:
         self._reload_lock: asyncio.Lock | None = None
         self._startup_error: StartupError | None = None
         self._read_version = ""
+        self._read_serial = 0
         self.rules_version = ""
+        #: the serial of the operator bundle running (0: none); it never goes down
+        self.rules_serial = 0
+        #: the newest verified bundle from the API watch (falcopy.rules_api)
+        self.api_bundle: Any = None
         self.reporter: Any = None
+        self.link: Any = None
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_tasks: set[asyncio.Task[bool]] = set()
         self._incomplete_since: float | None = None
@@ -190,9 +196,13 @@ class Agent:
         from falcopy.distribution.bundle import load_bundle_rules
 
         cfg = config or self.config
-        # a rules ConfigMap volume (operator bundle) is loaded only once complete: docs/operator.md
-        result, self._read_version = load_bundle_rules(
+        # a rules ConfigMap volume (operator bundle) is loaded only once complete; the copy
+        # from the API watch stands in for it when newer: docs/operator.md
+        api = cfg.falcopy.rules_api
+        alternatives = {Path(api.volume): self.api_bundle} if api.enabled else None
+        result, read = load_bundle_rules(
             paths or self.rules_paths,
+            alternatives,
             sources=self.sources,
             selection=cfg.rule_selection(),
             min_priority=Priority.parse(cfg.priority),
@@ -200,6 +210,10 @@ class Agent:
             disabled_sources=disabled_sources(cfg),
             capturable=capturable_event_types(),
         )
+        self._read_version, self._read_serial = read.version, read.serial
+        if read.origins:
+            log.info("rules bundle %s (serial %d) read from %s", read.version, read.serial,
+                     ", ".join(read.origins))
         return result
 
     @staticmethod
@@ -527,6 +541,10 @@ class Agent:
             self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
             if not result.ok or result.ruleset is None:
                 return self._reload_failed(reason, [str(e) for e in result.errors])
+            if self._read_serial < self.rules_serial:
+                log.warning("rules bundle serial %d is older than the running %d: not loaded",
+                            self._read_serial, self.rules_serial)
+                return False
             self._report(result)  # the new set's warnings
             ruleset = result.ruleset
             kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
@@ -544,6 +562,7 @@ class Agent:
                 self._apply_pending_without_probe()
             self.rules_paths = paths
             self.rules_version = self._read_version
+            self.rules_serial = self._read_serial
             self.falco_metrics.rules_files = files_sha256(paths)
             self.falco_metrics.reload_ts_ns = time.time_ns()
             if self.reporter is not None:
@@ -704,7 +723,7 @@ class Agent:
             self.metrics.startup_seconds.set(ready_s)
             log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
                      " rules compiled, /healthz ok)", os.getpid(), ready_s)
-            self.reporter = self._start_reporter()
+            self.reporter, self.link = self._start_cluster_link(loop, reload_tasks)
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
             snapshots = self._snapshot_maker()
@@ -719,8 +738,8 @@ class Agent:
         finally:
             if watcher is not None:
                 watcher.stop()
-            if self.reporter is not None:
-                self.reporter.stop()
+            if self.link is not None:
+                self.link.stop()
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
@@ -770,19 +789,58 @@ class Agent:
         watcher.start()
         return watcher
 
-    def _start_reporter(self) -> Any:
-        """Lease falcopy-agent-<node> in $FALCOPY_NAMESPACE (set by the chart when the
-        operator is enabled): the rules version this node runs."""
-        namespace = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
-        if not namespace:
-            return None
+    def _start_cluster_link(
+        self, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[bool]]
+    ) -> tuple[Any, Any]:
+        """The agent's API connection (its own thread): Lease falcopy-agent-<node> in
+        $FALCOPY_NAMESPACE (set by the chart when the operator is enabled) with the
+        rules version this node runs, and the rules bundle watch (falcopy.rules_api)."""
+        api = self.config.falcopy.rules_api
+        namespace = (os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
+                     or api.namespace)
+        if not namespace and not api.enabled:
+            return None, None
+        from falcopy.agent.control.clusterlink import ClusterLink
         from falcopy.agent.control.lease import LeaseReporter
 
-        node = os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
-        reporter = LeaseReporter(node, namespace)
-        reporter.loaded(self.rules_version)
-        reporter.start()
-        return reporter
+        from falcopy.distribution.apiaccess import ApiAccess, ApiAccessError
+        from falcopy.distribution.bundlewatch import BundleWatch
+
+        try:
+            access = ApiAccess.discover()
+        except ApiAccessError as exc:
+            log.error("no API server access (%s): rules come from the mounted files only, no status Lease",
+                      exc)
+            return None, None
+        jobs = []
+        reporter = None
+        if namespace and (os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")):
+            node = (os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME")
+                    or socket.gethostname())
+            reporter = LeaseReporter(node, namespace)
+            reporter.loaded(self.rules_version)
+            jobs.append(reporter.run)
+        if api.enabled:
+            def on_bundle(bundle: Any) -> None:  # in the link's thread
+                self.api_bundle = bundle
+                loop.call_soon_threadsafe(delivered, bundle.serial)
+
+            def delivered(serial: int) -> None:
+                if serial <= self.rules_serial:
+                    return  # the volume delivered it first
+                task = loop.create_task(self.reload(f"rules bundle serial {serial} from the API"))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            ns = api.namespace or namespace
+            jobs.append(lambda client: BundleWatch(
+                client, ns, api.configmaps, on_bundle,
+                watch_timeout=(api.watch_timeout_s, 2.0 * api.watch_timeout_s)).run())
+            log.info("watching rules bundle ConfigMap %s/%s through %s (volume %s is the fallback)",
+                     ns, api.configmaps[0], access.server, api.volume)
+        link = ClusterLink(access, jobs)
+        link.start()
+        return reporter, link
 
     async def _start_audit(self) -> Any:
         from falcopy.agent.audit.webhook import AuditWebhook

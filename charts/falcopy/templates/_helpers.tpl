@@ -252,6 +252,10 @@ app.kubernetes.io/component: operator
 {{- end -}}
 {{- end -}}
 {{- $computed := dict "host" $host "enrichment" (dict "enabled" true "kubelet" $kubelet) "k8s_audit" $audit -}}
+{{- if and .Values.operator.enabled .Values.agent.rulesApi.enabled -}}
+{{- $names := include "falcopy.operatorRulesConfigMaps" . | fromYamlArray -}}
+{{- $_ := set $computed "rules_api" (dict "enabled" true "namespace" .Release.Namespace "configmaps" $names "volume" (include "falcopy.operatorRulesDir" .)) -}}
+{{- end -}}
 {{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict $cfg.falcopy))) -}}
 {{- toYaml $cfg -}}
 {{- end -}}
