@@ -168,10 +168,8 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
         wait_for(shards_without_nginx, what="deleted object unpublished")
         wait_for(lambda: bundles and all("nginx-debug" not in i.content for i in bundles[-1].inputs)
                  and watch[0].requests["get"] > 0, what="the agent's watch followed the bundle",
-                 describe=lambda: f"{len(bundles)} bundles, {watch[0].requests if watch else None}, "
-                 f"{watch[0].last_error if watch else ''}, denied {apiserver.store.denied[-3:]} "
-                 f"{[(c['metadata']['name'], sorted(c['data'] or {})) for c in apiserver.objects('configmaps')]}"
-                 f"{[b.serial for b in bundles]}")
+                 describe=lambda: f"serials {[b.serial for b in bundles]}, "
+                 f"{watch[0].requests if watch else None}, {watch[0].last_error if watch else ''}")
         ops = enforced["operator"]
         wait_for(lambda: _used(apiserver, lambda ua: ua not in (AGENT, DRIVER), ops) == set(ops),
                  timeout=30, what=f"every operator grant used: {set(ops)}")
