@@ -203,7 +203,10 @@ class Store:
     requests: list[tuple[str, str]] = field(default_factory=list)
     #: (verb, resource) -> requests served; watches open now
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
-    watching: int = 0
+    #: (verb, resource) -> request body bytes received (what writes cost)
+    bytes_in: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: resource -> watches open now
+    watching: Counter[str] = field(default_factory=Counter)
     #: (user agent, attributes) of every request the authorizer saw, and of those it denied
     authorized: list[tuple[str, RequestAttrs]] = field(default_factory=list)
     denied: list[tuple[str, RequestAttrs]] = field(default_factory=list)
@@ -332,7 +335,7 @@ class FakeApiServer:
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
         if parts == ["_test", "stats"]:
-            counts = [{"verb": v, "resource": r, "count": n}
+            counts = [{"verb": v, "resource": r, "count": n, "bytes": self.store.bytes_in[(v, r)]}
                       for (v, r), n in sorted(self.store.counts.items())]
             return web.json_response({"requests": counts, "watching": self.store.watching,
                                       "rv": self.store.rv})
@@ -369,6 +372,7 @@ class FakeApiServer:
             namespace = ""
         verb = request_verb(request.method, name, request.query)
         self.store.counts[(verb, res.plural + (f"/{sub}" if sub else ""))] += 1
+        self.store.bytes_in[(verb, res.plural + (f"/{sub}" if sub else ""))] += request.content_length or 0
         if self.authorizer is not None:
             agent = request.headers.get("User-Agent", "")
             # a list/watch by metadata.name is authorized for that name (RBAC resourceNames)
@@ -631,7 +635,7 @@ class FakeApiServer:
         cond = self._cond(res)
         history = self.store.history.setdefault(key, [])
         sent = 0
-        self.store.watching += 1
+        self.store.watching[res.plural] += 1
         try:
             if since and since < self.store.compacted:
                 gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
@@ -668,7 +672,7 @@ class FakeApiServer:
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
         finally:
-            self.store.watching -= 1
+            self.store.watching[res.plural] -= 1
         return resp
 
 
