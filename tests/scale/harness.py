@@ -9,6 +9,7 @@ of ConfigMap writes.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -137,7 +138,8 @@ class Simulation:
     def start(self) -> None:
         url_file = self.workdir / "apiserver.url"
         self.apiserver = self._spawn("apiserver", ["-m", "tests.operator.fake_apiserver", str(url_file)])
-        self.url = wait_for(lambda: url_file.exists() and url_file.read_text(), timeout=60, what="stand-in up")
+        self.url = wait_for(lambda: url_file.exists() and url_file.read_text(), timeout=60,
+                            what="stand-in up")
         self._client = httpx.Client(base_url=self.url, timeout=30)
         kubeconfig = self.workdir / "kubeconfig"
         kubeconfig.write_text(json.dumps({
@@ -196,7 +198,8 @@ class Simulation:
     def status(self, obj: dict[str, Any]) -> dict[str, Any]:
         assert self._client is not None
         meta = obj["metadata"]
-        r = self._client.get(f"/apis/falcopy.io/v1alpha1/namespaces/{meta['namespace']}/falcorules/{meta['name']}")
+        ns, name = meta["namespace"], meta["name"]
+        r = self._client.get(f"/apis/falcopy.io/v1alpha1/namespaces/{ns}/falcorules/{name}")
         return dict(r.json().get("status") or {})
 
     def _read_deliveries(self) -> None:
@@ -213,7 +216,7 @@ class Simulation:
     def regressions(self) -> int:
         """Deliveries whose serial is not above the agent's previous one (must stay 0)."""
         self._read_deliveries()
-        return sum(1 for h in self.held.values() for a, b in zip(h, h[1:], strict=False) if b[0] <= a[0])
+        return sum(1 for h in self.held.values() for a, b in itertools.pairwise(h) if b[0] <= a[0])
 
     # ------------------------------------------------------------------ the script
     def create(self, obj: dict[str, Any]) -> float:
