@@ -27,7 +27,7 @@ from falcopy.distribution.bundle import BundleDir
 from falcopy.distribution.bundlewatch import BundleWatch
 
 #: agents started per step: a DaemonSet rolls out gradually too, and the stand-in's accept queue is finite
-RAMP = 250
+RAMP = 100
 
 
 async def simulate(url: str, namespace: str, configmaps: list[str], first: int, count: int, out: Path,
@@ -51,7 +51,7 @@ async def simulate(url: str, namespace: str, configmaps: list[str], first: int, 
     with out.open("a") as fh:
         for start in range(first, first + count, RAMP):
             tasks += [agent(i) for i in range(start, min(first + count, start + RAMP))]
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(0.5)
         while True:
             await asyncio.sleep(0.05)
             if lines:
