@@ -60,6 +60,8 @@ class ApiAccess:
     #: kubeconfig ``insecure-skip-tls-verify`` only; never the in-cluster default
     verify: bool = True
     user_agent: str = "falcopy-agent"
+    #: seconds per request (connect, read); the watch sets its own read timeout
+    timeout: float = 10.0
     _ssl: list[ssl.SSLContext] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
@@ -121,7 +123,7 @@ class ApiAccess:
                              else ssl.create_default_context())
         return self._ssl[0]
 
-    def client(self, timeout: float = 10.0) -> httpx.AsyncClient:
+    def client(self) -> httpx.AsyncClient:
         auth: httpx.Auth | None = None
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if self.token_file is not None:
@@ -129,4 +131,4 @@ class ApiAccess:
         elif self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return httpx.AsyncClient(base_url=self.server, headers=headers, auth=auth,
-                                 verify=self.ssl_context(), timeout=timeout, trust_env=False)
+                                 verify=self.ssl_context(), timeout=self.timeout, trust_env=False)

@@ -26,13 +26,16 @@ from falcopy.distribution.apiaccess import ApiAccess
 from falcopy.distribution.bundle import BundleDir
 from falcopy.distribution.bundlewatch import BundleWatch
 
-#: agents started per step: a DaemonSet rolls out gradually too, and the stand-in's accept queue is finite
-RAMP = 100
+#: agents started per second: a DaemonSet rolls out gradually too, and on this shared 2-core machine
+#: faster starts only time out and retry
+RAMP = 50
+#: request timeout: the simulated agents share two cores with everything else here
+TIMEOUT_S = 60.0
 
 
 async def simulate(url: str, namespace: str, configmaps: list[str], first: int, count: int, out: Path,
                    lease_period: float) -> None:
-    access = ApiAccess(url, token="simulated-agent", user_agent="falcopy-sim-agent")
+    access = ApiAccess(url, token="simulated-agent", user_agent="falcopy-sim-agent", timeout=TIMEOUT_S)
     lines: list[str] = []
 
     def agent(i: int) -> asyncio.Task[None]:
@@ -51,7 +54,7 @@ async def simulate(url: str, namespace: str, configmaps: list[str], first: int, 
     with out.open("a") as fh:
         for start in range(first, first + count, RAMP):
             tasks += [agent(i) for i in range(start, min(first + count, start + RAMP))]
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.0)
         while True:
             await asyncio.sleep(0.05)
             if lines:
