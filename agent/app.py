@@ -796,9 +796,8 @@ class Agent:
         $FALCOPY_NAMESPACE (set by the chart when the operator is enabled) with the
         rules version this node runs, and the rules bundle watch (falcopy.rules_api)."""
         api = self.config.falcopy.rules_api
-        namespace = (os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
-                     or api.namespace)
-        if not namespace and not api.enabled:
+        status_ns = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
+        if not status_ns and not api.enabled:
             return None, None
         from falcopy.agent.control.clusterlink import ClusterLink
         from falcopy.agent.control.lease import LeaseReporter
@@ -814,13 +813,17 @@ class Agent:
             return None, None
         jobs = []
         reporter = None
-        if namespace and (os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")):
+        if status_ns:
             node = (os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME")
                     or socket.gethostname())
-            reporter = LeaseReporter(node, namespace)
+            reporter = LeaseReporter(node, status_ns)
             reporter.loaded(self.rules_version)
             jobs.append(reporter.run)
-        if api.enabled:
+        ns = api.namespace or status_ns
+        if api.enabled and not ns:
+            log.error("falcopy.rules_api: no namespace (set falcopy.rules_api.namespace or "
+                      "$FALCOPY_NAMESPACE): rules come from the mounted files only")
+        elif api.enabled:
             def on_bundle(bundle: Any) -> None:  # in the link's thread
                 self.api_bundle = bundle
                 loop.call_soon_threadsafe(delivered, bundle.serial)
@@ -832,7 +835,6 @@ class Agent:
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
-            ns = api.namespace or namespace
             jobs.append(lambda client: BundleWatch(
                 client, ns, api.configmaps, on_bundle,
                 watch_timeout=(api.watch_timeout_s, 2.0 * api.watch_timeout_s)).run())
