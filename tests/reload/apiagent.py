@@ -90,18 +90,32 @@ def marker_rule(tag: str) -> tuple[dict[str, Any], str, str]:
 
 
 def create_to_fire(cluster: ApiCluster, agent: AgentProcess, workdir: Path, tag: str,
-                   timeout: float = 60.0) -> float:
+                   timeout: float = 60.0, published: list[float] | None = None) -> float:
     """Seconds from the ClusterFalcoRule create request to the event that fired it (a mkdir
-    of a unique directory, repeated every 50 ms until the rule fires)."""
+    of a unique directory, repeated every 50 ms until the rule fires).  ``published`` gets
+    the seconds until the operator's shard 0 named the object (the operator's share)."""
     body, rule, prefix = marker_rule(tag)
     n = [0]
+    name = body["metadata"]["name"]
 
     def mkdir() -> None:
         n[0] += 1
         d = workdir / f"{prefix}{n[0]}"
         d.mkdir()
         d.rmdir()
+        if published is not None and not published and _names(cluster, name):
+            published.append(time.time() - t0)
 
     t0 = time.time()
     cluster.api.create_cluster_custom_object("falcopy.io", "v1alpha1", "clusterfalcorules", body)
-    return until_fired(agent, rule, mkdir, t0, timeout) - t0
+    if published is not None:
+        published.clear()
+    fired = until_fired(agent, rule, mkdir, t0, timeout) - t0
+    if published is not None and not published:
+        published.append(fired)
+    return fired
+
+
+def _names(cluster: ApiCluster, name: str) -> bool:
+    shard = cluster.server.get("configmaps", RELEASE_NS, CONFIGMAPS[0]) or {}
+    return f'"object":"{name}"' in (shard.get("data") or {}).get("falcopy-manifest.json", "")

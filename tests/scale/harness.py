@@ -164,7 +164,7 @@ class Simulation:
                 "-m", "tests.scale.sim_agents", self.url, NS, ",".join(CONFIGMAPS), str(first), str(count),
                 str(out), str(self.lease_period)]))
         wait_for(lambda: self.stats()["watching"].get("configmaps", 0) >= self.n,
-                 timeout=120 + self.n / 10, what=f"{self.n} agents watching",
+                 timeout=300 + self.n / 2, what=f"{self.n} agents watching",
                  describe=lambda: f"{self.stats()['watching']}; {self._dead()}")
 
     def _dead(self) -> str:
