@@ -1,14 +1,19 @@
-"""The running agent: configuration -> rules -> probe -> state -> engine -> outputs.
+"""The running agent's wiring: configuration -> rules -> probe -> state -> engine -> outputs.
 
-Size (~660 lines): the split into event loop, rules reloader and wiring is planned
-(issue 18) and waits for the work in flight on this file to land.
+Builds the parts and starts and stops them in order; the parts themselves live in
+:mod:`falcopy.agent.runtime` (the event thread, the rules reloader, what to capture,
+the live metrics).  Size (~670 lines): the start and stop order of every part (probe,
+pipeline, listeners, watcher, cluster link: Lease and rules bundle watch, outputs) is
+kept in one place on purpose.
 
 Threads:
-- the *event thread* polls the probe and runs the pipeline (state update, rule
-  evaluation, alert building); its only contact with the outputs is a
-  non-blocking ``put`` per sink queue;
+- the *event thread* (:mod:`falcopy.agent.runtime.event_loop`) polls the probe and
+  runs the pipeline (state update, rule evaluation, alert building); its only
+  contact with the outputs is a non-blocking ``put`` per sink queue;
 - the *main thread* runs asyncio: web server, k8s audit webhook, signals, the
-  reload worker (rules are compiled in a thread executor, off the event path);
+  reloader (rules are compiled in a thread executor, off the event path);
+- the audit webhook's worker evaluates k8s audit events through the same
+  :class:`~falcopy.agent.pipeline.Pipeline`;
 - each sink has its own worker (see :mod:`falcopy.agent.outputs.dispatch`);
 - the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`).
 
@@ -20,10 +25,8 @@ against one ruleset.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
-import operator
 import os
 import signal
 import socket
@@ -33,40 +36,26 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
-from falcopy.agent.control.drops import DROP_RULE, DropMonitor
-from falcopy.agent.control.falco_metrics import FalcoMetricsCollector, FalcoMetricsSource, files_sha256
+from falcopy.agent.control.config import AgentConfig, load_config
+from falcopy.agent.control.falco_metrics import files_sha256
 from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.control.web import Readiness, WebServer, create_app
 from falcopy.agent.outputs.aggregate import AggregationSettings, AlertStage
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
 from falcopy.agent.preflight import StartupError, check_capture, port_in_use_error
+from falcopy.agent.runtime.event_loop import EventLoop, RulesetHandover
+from falcopy.agent.runtime.live_metrics import collect_runtime, register_falco_metrics
+from falcopy.agent.runtime.reloader import RulesReloader
+from falcopy.agent.runtime.selection import default_rules_paths, derive_kernel_filter, wanted_types
 
-from falcopy import __version__
 from falcopy.engine import LoadResult, Priority, Ruleset, default_sources
 from falcopy.engine.fields.static import add_static_fields
 
+__all__ = ["Agent", "StartupError", "build_agent", "default_rules_paths", "derive_kernel_filter",
+           "wanted_types"]
+
 log = logging.getLogger("falcopy.agent")
-
-RELOAD_FAILURE_RULE = "Falco internal: hot restart failure"
-#: a rules bundle still mid-update after this long is reported as a reload failure
-BUNDLE_STALE_S = 60.0
-
-
-
-
-def default_rules_paths() -> list[Path]:
-    """``$FALCOPY_RULES`` (colon-separated), else the rules shipped with falcopy."""
-    env = os.environ.get("FALCOPY_RULES")
-    if env:
-        return [Path(p) for p in env.split(":") if p]
-    from falcopy.distribution.shipped import shipped_rules
-
-    found = shipped_rules(Path("/etc/falcopy/rules.d"))
-    if not found:
-        raise StartupError("no rules given (-r / rules_files) and no default rules directory found")
-    return found
 
 
 def seconds_since_process_start() -> float:
@@ -75,53 +64,6 @@ def seconds_since_process_start() -> float:
     return time.clock_gettime(time.CLOCK_BOOTTIME) - int(stat[19]) / os.sysconf("SC_CLK_TCK")
 
 
-# per-type counting runs over every batch: attrgetter keeps it in C
-_record_type = operator.attrgetter("type")
-
-
-def wanted_types(ruleset: Ruleset, config: AgentConfig) -> set[str] | None:
-    """The syscall event types to capture (None = all), as Falco's ``base_syscalls``.
-
-    The rules' types, plus the state set the process/fd tables need (``STATE_EVENT_TYPES``)
-    unless ``custom_set`` is given, which then replaces it (``repair: true`` adds it back);
-    ``!name`` removes a type; ``all: true`` captures everything.  The probe always adds the
-    process lifecycle.
-    """
-    from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
-    from falcopy.agent.state import STATE_EVENT_TYPES
-
-    base = config.base_syscalls
-    if base.all:
-        return None
-    types = ruleset.evttypes("syscall")
-    if types is None:
-        return None
-    out = set(types)
-    if not base.custom_set or base.repair:
-        out |= STATE_EVENT_TYPES
-    for name in base.custom_set:
-        if name.startswith("!"):
-            out.discard(name[1:])
-        else:
-            out.add(name)
-    from falcopy.agent.capture.service import recorded_types
-
-    out |= recorded_types(config)
-    # the agent makes these itself (the container event): the probe is not asked for them
-    return out - SYNTHETIC_EVENT_TYPES
-
-
-def derive_kernel_filter(ruleset: Ruleset, config: AgentConfig) -> Any:
-    """The in-kernel interest filter for ``ruleset`` (None: switched off by
-    ``falcopy.kernel_filter.enabled``, or by capture: the flight recorder keeps what a
-    process did whether or not a rule could match it, so every record must reach it).
-    Types ``base_syscalls.custom_set`` names pass whole: the user asked for them."""
-    from falcopy.agent.pipeline import kernel_filter
-
-    if not config.falcopy.kernel_filter.enabled or config.capture.enabled:
-        return None
-    extra = [n for n in config.base_syscalls.custom_set if not n.startswith("!")]
-    return kernel_filter(ruleset, always=extra)
 
 
 class Agent:
@@ -140,8 +82,8 @@ class Agent:
         self.overrides = list(overrides)
         self.cli_rules = cli_rules
         self.metrics = AgentMetrics()
-        self.metrics.add_collector(self._collect_runtime)
-        self.falco_metrics = self._register_falco_metrics()
+        self.metrics.add_collector(lambda: collect_runtime(self))
+        self.falco_metrics = register_falco_metrics(self)
         self.readiness = Readiness()
         self.sources: dict[str, Any] = {}
         self.ruleset: Ruleset | None = None
@@ -155,17 +97,21 @@ class Agent:
         self.capture: Any = None
         self._stop = threading.Event()
         self._exit_code = 0
-        self._pending: tuple[Ruleset, set[str] | None, Any] | None = None
-        #: the kernel filter in force (None: off)
+        #: a reloaded ruleset on its way to the event thread
+        self.handover = RulesetHandover()
+        #: the kernel filter set at start (the event loop keeps the one in force)
         self.kernel_filter: Any = None
-        self._pending_lock = threading.Lock()
+        self.events: EventLoop | None = None
+        self.reloader = RulesReloader(self)
+        #: set once the pipeline exists (audit events wait for it)
+        self._pipeline_ready = threading.Event()
         self._event_thread: threading.Thread | None = None
         self._event_error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._reload_lock: asyncio.Lock | None = None
         self._startup_error: StartupError | None = None
-        self._read_version = ""
-        self._read_serial = 0
+        #: the version and serial of the rules bundle the last load read
+        self.read_version = ""
+        self.read_serial = 0
         self.rules_version = ""
         #: the serial of the operator bundle running (0: none); it never goes down
         self.rules_serial = 0
@@ -173,10 +119,6 @@ class Agent:
         self.api_bundle: Any = None
         self.reporter: Any = None
         self.link: Any = None
-        self._retry_handle: asyncio.TimerHandle | None = None
-        self._retry_tasks: set[asyncio.Task[bool]] = set()
-        self._incomplete_since: float | None = None
-        self._incomplete_reported = False
         self._rule_counts: dict[str, int] = {}
         self._probe_loader: threading.Thread | None = None
         self._probe_error: BaseException | None = None
@@ -210,14 +152,14 @@ class Agent:
             disabled_sources=disabled_sources(cfg),
             capturable=capturable_event_types(),
         )
-        self._read_version, self._read_serial = read.version, read.serial
+        self.read_version, self.read_serial = read.version, read.serial
         if read.origins:
             log.info("rules bundle %s (serial %d) read from %s", read.version, read.serial,
                      ", ".join(read.origins))
         return result
 
     @staticmethod
-    def _report(result: LoadResult) -> None:
+    def report(result: LoadResult) -> None:
         for w in result.warnings:
             log.warning("%s", w)
         for e in result.errors:
@@ -274,11 +216,11 @@ class Agent:
         for note in self.config.inactive_falco_keys():
             log.info("config: %s", note)
         result = self._load_complete_rules()
-        self._report(result)
+        self.report(result)
         if not result.ok or result.ruleset is None:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
-        self.rules_version = self._read_version
+        self.rules_version, self.rules_serial = self.read_version, self.read_serial
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
         self._rule_counts = dict(result.counts, enabled=enabled)
@@ -341,6 +283,7 @@ class Agent:
         resolver = container_resolver(self.store, ContainerIdResolver(proc_root=fc.host.proc))
         state = ProcessTable(fc.host, container_resolver=resolver)
         self.pipeline = Pipeline(self.ruleset, state, metadata=self.store, on_alert=self._on_alert)
+        self._pipeline_ready.set()
         if self.config.capture.enabled:
             from falcopy.agent.capture.service import CaptureService
 
@@ -380,7 +323,7 @@ class Agent:
         )
 
     # ------------------------------------------------------------------ event path
-    def _wake_event_thread(self) -> None:
+    def wake_event_thread(self) -> None:
         """Control work for the event thread (a new ruleset, a container to announce,
         stop): it sleeps in the probe's poll as long as no record arrives."""
         probe = self.probe
@@ -393,7 +336,7 @@ class Agent:
         assert self.announcer is not None
         self.announcer.offer(info)
         if self.announcer.pending():
-            self._wake_event_thread()
+            self.wake_event_thread()
 
     def _on_alert(self, rule: Any, event: Any) -> None:
         assert self.stage is not None
@@ -414,225 +357,35 @@ class Agent:
             return
         self.dispatcher.submit(self.builder.internal(rule, priority, message, fields, time.time_ns()))
 
-    def _event_loop(self) -> None:
-        probe, pipeline, stats = self.probe, self.pipeline, self.metrics.events
-        announcer = self.announcer
-        recorder = self.capture.recorder if self.capture is not None else None
-        stage = self.stage
-        assert stage is not None
-        drops = DropMonitor(
-            self.config.syscall_event_drops,
-            emit_alert=lambda msg, fields: self.emit_internal(DROP_RULE, "Debug", msg, fields),
-            request_exit=self._exit_on_drops,
-        )
-        counter: collections.Counter[str] = collections.Counter()
-        last_drop_read = 0.0
-        perf = time.perf_counter
-        # a record wakes the thread at once; the timeout only paces the drop check and
-        # closes the next aggregation window on time when nothing arrives
-        idle_poll_ms = self.config.falcopy.event_reader.idle_poll_ms
+    def swap_outputs(self, ruleset: Ruleset) -> None:
+        """The outputs' side of a ruleset swap (event thread, between two batches): open
+        aggregation windows are summarised under the rules that opened them."""
+        assert self.builder is not None and self.stage is not None
+        self.stage.flush("reload")
+        self.builder.set_ruleset(ruleset)
+        self.ruleset = ruleset
+        if self.capture is not None:
+            self.capture.recorder.ruleset = ruleset
+
+    def _run_events(self) -> None:
+        assert self.events is not None
         try:
-            while not self._stop.is_set():
-                self._apply_pending()
-                timeout = idle_poll_ms
-                window_end = stage.next_end()
-                if window_end is not None:
-                    timeout = max(0, min(timeout, (window_end - time.time_ns()) // 1_000_000 + 1))
-                records = probe.poll(timeout)
-                if records:
-                    t0 = perf()
-                    pipeline.process(records)
-                    stats.engine_seconds += perf() - t0
-                    stats.events += len(records)
-                    stats.ring_wakeups = probe.wakeups
-                    counter.update(map(_record_type, records))
-                if announcer is not None and announcer.pending():
-                    pipeline.process_containers(announcer.drain())
-                # aggregation windows close on the events' clock while records flow, on the
-                # wall clock once the ring is drained: a lagging agent closes no window early
-                stage.tick(records[-1].ts if records else time.time_ns())
-                if recorder is not None:
-                    recorder.tick()
-                now = time.monotonic()
-                if now - last_drop_read >= 1.0:
-                    last_drop_read = now
-                    for t, n in counter.items():
-                        stats.count("syscall", t, n)
-                    counter.clear()
-                    stats.kernel_drops = probe.drops()
-                    drops.check(stats.events, stats.kernel_drops)
+            self.events.run()
         except BaseException as exc:  # the agent must not keep serving /healthz without detection
             self._event_error = exc
             log.exception("event loop failed")
             self._exit_code = 1
             self.request_stop()
-        finally:
-            for t, n in counter.items():
-                stats.count("syscall", t, n)
 
     def _exit_on_drops(self, message: str) -> None:
         log.critical("%s; exiting (syscall_event_drops.actions contains exit)", message)
         self._exit_code = 1
         self.request_stop()
 
-    def _apply_pending(self) -> None:
-        if self._pending is None:
-            return
-        with self._pending_lock:
-            pending, self._pending = self._pending, None
-        if pending is None:
-            return
-        ruleset, types, kf = pending
-        probe, pipeline = self.probe, self.pipeline
-        # widen: the kernel delivers what either ruleset needs...
-        old_types = probe.enabled_events
-        probe.set_event_filter(None if types is None else old_types | types)
-        old_kf = self.kernel_filter
-        if old_kf is not None and kf is not None:
-            from falcopy.engine.kernel_filter import union
-
-            probe.set_kernel_filter(union(old_kf, kf))
-        else:
-            probe.set_kernel_filter(None)
-        # ...the records filtered by the old filter go to the old rules...
-        while True:
-            records = probe.poll(0)
-            if records:
-                pipeline.process(records)
-                self.metrics.events.events += len(records)
-            if len(records) < probe.batch_limit:
-                break
-        # ...swap, then narrow to what the new rules need
-        pipeline.set_ruleset(ruleset)
-        assert self.builder is not None and self.stage is not None
-        # open windows are summarised under the rules that opened them
-        self.stage.flush("reload")
-        self.builder.set_ruleset(ruleset)
-        self.ruleset = ruleset
-        if self.capture is not None:
-            self.capture.recorder.ruleset = ruleset
-        probe.set_event_filter(types)
-        probe.set_kernel_filter(kf)
-        self.kernel_filter = kf
-
-    # ------------------------------------------------------------------ reload
-    async def reload(self, reason: str) -> bool:
-        """Compile the rules again off the event path; swap only if they load cleanly."""
-        from falcopy.distribution.bundle import BundleIncomplete
-
-        assert self._reload_lock is not None
-        async with self._reload_lock:
-            loop = asyncio.get_running_loop()
-            config = self.config
-            paths = self.rules_paths
-            try:
-                if self.config_path is not None:
-                    config = await loop.run_in_executor(None, load_config, self.config_path, self.overrides)
-                    if not self.cli_rules and config.rules_files:
-                        paths = [Path(p) for p in config.rules_files]
-                result = await loop.run_in_executor(None, self.load_rules, config, paths)
-            except BundleIncomplete as exc:
-                return self._reload_deferred(str(exc))
-            except ConfigError as exc:
-                return self._reload_failed(reason, list(exc.messages))
-            except Exception as exc:  # a reload must never take the running agent down
-                log.exception("reload failed")
-                return self._reload_failed(reason, [f"{type(exc).__name__}: {exc}"])
-            self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
-            if not result.ok or result.ruleset is None:
-                return self._reload_failed(reason, [str(e) for e in result.errors])
-            if self._read_serial < self.rules_serial:
-                log.warning("rules bundle serial %d is older than the running %d: not loaded",
-                            self._read_serial, self.rules_serial)
-                return False
-            self._report(result)  # the new set's warnings
-            ruleset = result.ruleset
-            kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
-            types = wanted_types(ruleset, config)
-            if self.probe is not None:
-                # verifying newly needed programs takes a while: here, not on the event thread
-                try:
-                    await loop.run_in_executor(None, self.probe.preload, types)
-                except OSError as exc:
-                    return self._reload_failed(reason, [f"loading probe programs: {exc}"])
-            with self._pending_lock:
-                self._pending = (ruleset, types, kf)
-            self._wake_event_thread()
-            if self.pipeline is None:  # no event thread (tests without capture)
-                self._apply_pending_without_probe()
-            self.rules_paths = paths
-            self.rules_version = self._read_version
-            self.rules_serial = self._read_serial
-            self.falco_metrics.rules_files = files_sha256(paths)
-            self.falco_metrics.reload_ts_ns = time.time_ns()
-            if self.reporter is not None:
-                self.reporter.loaded(self.rules_version)
-            enabled = sum(1 for r in ruleset.rules if r.enabled)
-            self.metrics.rules_loaded.set(enabled)
-            self.metrics.rule_reloads.labels(result="success").inc()
-            log.info("rules reloaded (%s): %d rules", reason, enabled)
-            return True
-
-    def _reload_deferred(self, why: str) -> bool:
-        """A rules bundle is mid-update (kubelet synced some shards): keep the running
-        rules and retry shortly (the next swap also triggers).  Still incomplete after
-        BUNDLE_STALE_S (a hand-edited ConfigMap?): reported once as a failure, retried slower."""
-        loop = asyncio.get_running_loop()
-        now = time.monotonic()
-        if self._incomplete_since is None:
-            self._incomplete_since = now
-            log.info("rules bundle mid-update (%s): keeping the running rules", why)
-        stale = now - self._incomplete_since > BUNDLE_STALE_S
-        if stale and not self._incomplete_reported:
-            self._incomplete_reported = True
-            stale_msg = f"rules bundle incomplete for {BUNDLE_STALE_S:.0f}s: {why}"
-            self._reload_failed("rules bundle", [stale_msg])
-        if self._retry_handle is not None and not self._retry_handle.cancelled():
-            return False
-
-        def retry() -> None:
-            self._retry_handle = None
-            task = loop.create_task(self.reload("rules bundle retry"))
-            self._retry_tasks.add(task)
-            task.add_done_callback(self._retry_tasks.discard)
-
-        self._retry_handle = loop.call_later(5.0 if stale else 1.0, retry)
-        return False
-
-    def _apply_pending_without_probe(self) -> None:
-        with self._pending_lock:
-            pending, self._pending = self._pending, None
-        if pending is not None and self.builder is not None:
-            if self.stage is not None:
-                self.stage.flush("reload")
-            self.ruleset = pending[0]
-            self.builder.set_ruleset(pending[0])
-
-    def _reload_failed(self, reason: str, errors: list[str]) -> bool:
-        self.metrics.rule_reloads.labels(result="failure").inc()
-        for e in errors:
-            log.error("%s", e)
-        log.error("rules reload (%s) failed with %d error(s): keeping the rules that are running",
-                  reason, len(errors))
-        first = errors[0] if errors else "unknown error"
-        if self.reporter is not None:
-            self.reporter.failed(first)
-        self.emit_internal(
-            RELOAD_FAILURE_RULE,
-            "Critical",
-            f"Falco internal: hot restart failure: {first}",
-            {
-                "reload.errors": len(errors),
-                "reload.error": first,
-                "reload.files": [str(p) for p in self.rules_paths],
-            },
-        )
-        return False
-
     # ------------------------------------------------------------------ run
     def request_stop(self) -> None:
         self._stop.set()
-        self._wake_event_thread()
+        self.wake_event_thread()
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
@@ -658,7 +411,15 @@ class Agent:
         except Exception as exc:
             raise StartupError(f"cannot start the kernel capture: {exc}") from exc
         self.readiness.rules_loaded = self.ruleset is not None
-        self._event_thread = threading.Thread(target=self._event_loop, name="falcopy-events", daemon=True)
+        assert self.stage is not None
+        self.events = EventLoop(
+            self.config, self.probe, self.pipeline, self.stage, self.metrics.events,
+            stop=self._stop, handover=self.handover, kernel_filter=self.kernel_filter,
+            on_swap=self.swap_outputs, emit_internal=self.emit_internal,
+            request_exit=self._exit_on_drops, announcer=self.announcer,
+            recorder=self.capture.recorder if self.capture is not None else None,
+        )
+        self._event_thread = threading.Thread(target=self._run_events, name="falcopy-events", daemon=True)
         self._event_thread.start()
         self.readiness.probe_attached = True
         self.metrics.ready.set(1)
@@ -691,7 +452,6 @@ class Agent:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._reload_lock = asyncio.Lock()
         loop = self._loop
         servers: list[Any] = []
         watcher = None
@@ -707,7 +467,7 @@ class Agent:
             def on_hup() -> None:
                 assert self.dispatcher is not None
                 self.dispatcher.reopen()
-                task = loop.create_task(self.reload("SIGHUP"))
+                task = loop.create_task(self.reloader.reload("SIGHUP"))
                 reload_tasks.add(task)
                 task.add_done_callback(reload_tasks.discard)
 
@@ -776,7 +536,7 @@ class Agent:
         from falcopy.agent.control.watch import RulesWatcher
 
         def changed() -> None:
-            task = loop.create_task(self.reload("rules or configuration changed"))
+            task = loop.create_task(self.reloader.reload("rules or configuration changed"))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
 
@@ -831,7 +591,7 @@ class Agent:
             def delivered(serial: int) -> None:
                 if serial <= self.rules_serial:
                     return  # the volume delivered it first
-                task = loop.create_task(self.reload(f"rules bundle serial {serial} from the API"))
+                task = loop.create_task(self.reloader.reload(f"rules bundle serial {serial} from the API"))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
 
@@ -848,12 +608,14 @@ class Agent:
         from falcopy.agent.audit.webhook import AuditWebhook
 
         def on_event(event: Any) -> None:
-            ruleset = self.ruleset
-            if ruleset is None:
-                return
+            # the webhook listens before detection starts: its events wait (in the
+            # intake's bounded queue) for the pipeline rather than being dropped
+            while not self._pipeline_ready.wait(0.5):
+                if self._stop.is_set():
+                    return
+            assert self.pipeline is not None
             self.metrics.events.count("k8s_audit", "audit")
-            for rule in ruleset.evaluate(event):
-                self._on_alert(rule, event)
+            self.pipeline.process_event(event)
 
         from falcopy.agent.audit.stats import WebhookStatsCollector
 
@@ -863,87 +625,12 @@ class Agent:
             WebhookStatsCollector(hook.stats, pending_bytes=lambda: hook.intake.reserved_bytes))
         return hook
 
-    def _collect_runtime(self) -> Iterable[Any]:
-        """Scrape-time numbers of the pipeline, process table and metadata store."""
-        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-        pipeline, store, probe = self.pipeline, self.store, self.probe
-        if probe is not None:
-            try:
-                by_class = probe.drops_by_class()
-                stats = probe.filter_stats()
-            except OSError:
-                by_class, stats = {}, {}
-            drops = CounterMetricFamily(
-                "falcopy_kernel_drops_by_class",
-                "Records lost because the ring was full (bulk: also when only the critical reserve was left)",
-                labels=["class"],
-            )
-            for cls, n in by_class.items():
-                drops.add_metric([cls], n)
-            yield drops
-            recs = CounterMetricFamily(
-                "falcopy_kernel_records",
-                "Records per event type: put in the ring (passed) or kept in the kernel (filtered)",
-                labels=["type", "verdict"],
-            )
-            for t, (passed, filtered) in sorted(stats.items()):
-                recs.add_metric([t, "passed"], passed)
-                recs.add_metric([t, "filtered"], filtered)
-            yield recs
-            yield GaugeMetricFamily(
-                "falcopy_kernel_filter_enabled", "1 when the rule-derived kernel filter is in force",
-                value=1 if probe.kernel_filter_enabled else 0,
-            )
-        if pipeline is not None:
-            yield CounterMetricFamily(
-                "falcopy_pipeline_errors", "Records or rules that raised an error", value=pipeline.errors
-            )
-            yield GaugeMetricFamily(
-                "falcopy_process_table_size",
-                "Threads in the process table",
-                value=len(pipeline.state.threads),
-            )
-        if store is not None:
-            st = store.stats
-            fam = CounterMetricFamily(
-                "falcopy_enrichment", "Container metadata store activity", labels=["what"]
-            )
-            for what in ("misses", "runtime_lookups", "kubelet_refreshes", "published"):
-                fam.add_metric([what], getattr(st, what, 0))
-            yield fam
-
-    def _register_falco_metrics(self) -> FalcoMetricsSource:
-        """Falco's metric names (docs/outputs.md), read from the live objects at scrape time."""
-
-        def drops_per_cpu() -> list[int]:
-            return self.probe.drops_per_cpu() if self.probe is not None else []
-
-        def n_threads() -> int | None:
-            return len(self.pipeline.state.threads) if self.pipeline is not None else None
-
-        def n_containers() -> int | None:
-            return len(self.store.snapshot()) if self.store is not None else None
-
-        src = FalcoMetricsSource(
-            version=__version__,
-            config_files=files_sha256([self.config_path]) if self.config_path else {},
-            rule_matches=lambda: self.metrics.events.rule_matches,
-            outputs_queue_drops=lambda: self.dispatcher.total_dropped() if self.dispatcher else 0,
-            n_evts=lambda: self.metrics.events.events,
-            drops_per_cpu=drops_per_cpu,
-            n_threads=n_threads,
-            n_containers=n_containers,
-        )
-        self.metrics.registry.register(FalcoMetricsCollector(src))
-        return src
-
     def _versions_extra(self) -> dict[str, Any]:
         return {"rules_files": [str(p) for p in self.rules_paths], "rules_version": self.rules_version}
 
     def _shutdown(self) -> None:
         self._stop.set()
-        self._wake_event_thread()
+        self.wake_event_thread()
         self.readiness.shutting_down = True
         self.metrics.ready.set(0)
         if self._event_thread is not None:

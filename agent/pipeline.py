@@ -5,11 +5,13 @@ new image, an open with its new fd), the event is evaluated against the
 current ruleset, then deferred removals are applied (a close is evaluated
 with the fd it closes, a procexit with the exiting process), as libsinsp does.
 A batch is evaluated wholly against one ruleset: :meth:`Pipeline.set_ruleset`
-swaps the reference between batches.
+swaps the reference between batches.  Events of other sources (k8s audit) take
+the same rules and the same alert path through :meth:`Pipeline.process_event`.
 """
 
 from __future__ import annotations
 
+import collections
 import gc
 import logging
 import threading
@@ -85,6 +87,9 @@ class Pipeline:
         self.evaluated = 0
         self.alerts = 0
         self.errors = 0
+        #: events of other sources (k8s_audit) per source; kept apart from ``events``,
+        #: the syscall event number, which only the event thread advances
+        self.source_events: collections.Counter[str] = collections.Counter()
         self.set_ruleset(ruleset)
 
     @property
@@ -197,3 +202,25 @@ class Pipeline:
                     log.exception("alert callback failed for rule %r", getattr(rule, "name", rule))
         self.alerts += alerts
         return alerts
+
+    def process_event(self, event: Any) -> int:
+        """Evaluate one event of another source (a k8s audit event, from the webhook's
+        worker thread) against the current ruleset; returns the number of alerts raised.
+        A failing rule or alert callback is counted and logged, like a syscall event's."""
+        ruleset = self._ruleset
+        if ruleset is None:
+            return 0
+        self.source_events[event.source] += 1
+        try:
+            matched = ruleset.evaluate(event)
+        except Exception:
+            self.errors += 1
+            log.exception("rule evaluation failed on a %s event", event.source)
+            return 0
+        for rule in matched:
+            try:
+                self.on_alert(rule, event)
+            except Exception:
+                self.errors += 1
+                log.exception("alert callback failed for rule %r", getattr(rule, "name", rule))
+        return len(matched)

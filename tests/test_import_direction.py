@@ -41,8 +41,9 @@ AGENT_LAYERS = {
     "control": 5,
     "outputs": 6,
     "capture": 7,  # the flight recorder and capture files: on top of the pipeline and the outputs
-    "app": 8,
-    "cli": 9,
+    "runtime": 8,  # the running agent's parts: event thread, reloader, capture selection
+    "app": 9,
+    "cli": 10,
 }
 
 

@@ -15,21 +15,15 @@ import time
 from collections.abc import Callable
 
 from falcopy.agent.events.record import SyscallRecord
-from falcopy.agent.events.text import decode, split_nul
-from falcopy.agent.state import cgroup, fdops
-from falcopy.agent.state.coerce import as_int
+from falcopy.agent.state import cgroup, fdops, lifecycle
+from falcopy.agent.state.lifecycle import CLONE_TYPES, EXEC_TYPES
 from falcopy.agent.state.model import FdInfo, ThreadInfo
-from falcopy.agent.state.overlay import exe_layer
 from falcopy.agent.state.procfs import HostPaths, ProcReader
 from falcopy.agent.state.sockets import SockEntry, inventory, proc_net_inventory
 from falcopy.agent.state.users import UserDirectory
 
 log = logging.getLogger(__name__)
 
-CLONE_TYPES = frozenset({"clone", "clone3", "fork", "vfork"})
-EXEC_TYPES = frozenset({"execve", "execveat"})
-CLONE_THREAD = 0x00010000
-CLONE_FILES = 0x00000400
 _UNSET_LOGINUID = 0xFFFFFFFF
 
 _HANDLERS_GET = fdops.HANDLERS.get
@@ -60,7 +54,7 @@ class ProcessTable:
         self.users = UserDirectory(self.paths.host_file("/etc"))
         #: tid -> process (every thread id of a group maps to the same ThreadInfo)
         self.threads: dict[int, ThreadInfo] = {}
-        self._resolve_container = container_resolver or self._container_from_proc
+        self.resolve_container = container_resolver or self._container_from_proc
         self.max_processes = max_processes
         self.purge_interval_s = purge_interval_s
         self._last_purge = time.monotonic()
@@ -75,7 +69,7 @@ class ProcessTable:
         #: pids recently looked up in /proc and not found (monotonic time of the miss)
         self._missing: dict[int, float] = {}
         #: cgroup lists of execve records -> container id ("" when none matched)
-        self._cgroup_ids: dict[tuple[object, ...], str] = {}
+        self.cgroup_ids: dict[tuple[object, ...], str] = {}
 
     # ------------------------------------------------------------ bootstrap
     def bootstrap(self, with_fds: bool = True) -> int:
@@ -119,7 +113,7 @@ class ProcessTable:
         info = self.reader.read_thread(pid)
         if info is None:
             return None
-        info.container_id = self._resolve_container(pid, 0) or "host"
+        info.container_id = self.resolve_container(pid, 0) or "host"
         if with_fds:
             info.fds = self.reader.read_fds(pid)
             if socks:
@@ -187,7 +181,7 @@ class ProcessTable:
             self.threads[tid] = existing
         return existing
 
-    def _from_record(self, rec: SyscallRecord) -> ThreadInfo:
+    def from_record(self, rec: SyscallRecord) -> ThreadInfo:
         """The thread of a record, created from /proc or, when already gone, from the record."""
         info = self.threads.get(rec.pid)
         if info is None:
@@ -197,7 +191,7 @@ class ProcessTable:
                               comm=rec.comm, exe=rec.comm, start_ts=rec.ts, exec_ts=rec.ts, partial=True)
             parent = self.threads.get(rec.ppid)
             if parent is not None:
-                _inherit(info, parent, share_fds=False)
+                lifecycle.inherit(info, parent, share_fds=False)
                 info.comm = rec.comm
             self.threads[rec.pid] = info
         if rec.tid != rec.pid:
@@ -216,12 +210,12 @@ class ProcessTable:
             self.after()
         etype = rec.type
         if etype in CLONE_TYPES:
-            info = self._on_clone(rec)
+            info = lifecycle.on_clone(self, rec)
         else:
             info = self.threads.get(rec.tid)
             if info is None or info.pid != rec.pid:
                 # unknown, or a thread id reused by another process since
-                info = self._from_record(rec)
+                info = self.from_record(rec)
         # credentials and names as the kernel saw them for this very event
         info.uid = rec.euid
         info.gid = rec.egid
@@ -241,7 +235,7 @@ class ProcessTable:
             return info, fd
         if etype in EXEC_TYPES:
             if rec.res == 0:
-                self._on_exec(rec, info)
+                lifecycle.on_exec(self, rec, info)
             return info, None
         if etype == "procexit":
             self._pending_exit = info
@@ -256,10 +250,10 @@ class ProcessTable:
             info.fds.pop(num, None)
             self._pending_fd_close = None
         if self._pending_exit is not None:
-            self._remove(self._pending_exit, self._pending_exit_tid)
+            self.remove(self._pending_exit, self._pending_exit_tid)
             self._pending_exit = None
 
-    def _remove(self, info: ThreadInfo, tid: int) -> None:
+    def remove(self, info: ThreadInfo, tid: int) -> None:
         if tid != info.pid:
             info.threads.discard(tid)
             if self.threads.get(tid) is info:
@@ -271,152 +265,7 @@ class ProcessTable:
         if self.threads.get(info.pid) is info:
             del self.threads[info.pid]
 
-    def _on_clone(self, rec: SyscallRecord) -> ThreadInfo:
-        flags = as_int(rec.args.get("flags"))
-        if rec.res > 0:
-            # parent side: res is the child's tid (host pid namespace)
-            parent = self.threads.get(rec.tid) or self._from_record(rec)
-            child_tid = rec.res
-            if child_tid not in self.threads:
-                if flags & CLONE_THREAD:
-                    parent.threads.add(child_tid)
-                    self.threads[child_tid] = parent
-                else:
-                    self._new_child(parent, child_tid, rec.ts, flags, rec)
-            return parent
-        if rec.res == 0:
-            # child side: the record's tid is the child
-            known = self.threads.get(rec.tid)
-            # an entry read from /proc after this fork already is this child (/proc start
-            # times have btime's one-second precision); any other entry is a reused pid
-            if known is not None and (rec.tid != rec.pid or (
-                    known.from_proc and known.start_ts >= rec.ts - 2_000_000_000)):
-                return known
-            if known is not None:
-                # a pid reused after an exit we did not see: the old entry is stale
-                self._remove(known, rec.tid)
-            if rec.tid != rec.pid:
-                group = self.threads.get(rec.pid) or self._from_record(rec)
-                group.threads.add(rec.tid)
-                self.threads[rec.tid] = group
-                return group
-            parent = self.threads.get(rec.ppid)
-            if parent is None:
-                return self._from_record(rec)
-            child = self._new_child(parent, rec.pid, rec.ts, flags, rec)
-            child.vpid = rec.vpid
-            child.vtid = rec.vtid
-            return child
-        return self.threads.get(rec.tid) or self._from_record(rec)
-
-    def _new_child(self, parent: ThreadInfo, pid: int, ts: int, flags: int,
-                   rec: SyscallRecord) -> ThreadInfo:
-        child = ThreadInfo(pid=pid, tid=pid, ptid=parent.pid, start_ts=ts, exec_ts=ts)
-        _inherit(child, parent, share_fds=bool(flags & CLONE_FILES))
-        child.vpid = child.vtid = as_int(rec.args.get("vpid")) or pid
-        self.threads[pid] = child
-        if len(self.threads) > self.max_processes:
-            self.purge(force=True)
-        return child
-
-    def _on_exec(self, rec: SyscallRecord, info: ThreadInfo) -> None:
-        args = rec.args
-        if rec.tid != info.pid:
-            # the exec'ing thread becomes the group leader; the other threads are gone
-            self._remove_threads(info)
-        info.exec_ts = rec.ts
-        argv = _argv(args.get("args"))
-        exe = args.get("exe")
-        from_kernel = exe is not None or argv is not None
-        if not from_kernel:
-            # a probe that could not read the new image's argv: /proc still can, if alive
-            cmdline = self.reader.read_cmdline(info.pid) or []
-            exe = cmdline[0] if cmdline else None
-            argv = cmdline[1:]
-        info.exe = _text(exe) if exe is not None else rec.comm
-        info.args = argv or []
-        env = args.get("env")
-        info.env = _argv(env) if env is not None else None
-        cwd = args.get("cwd")
-        if isinstance(cwd, str) and cwd:
-            info.cwd = cwd
-        for key in ("pgid", "sid", "vpgid"):
-            value = args.get(key)
-            if isinstance(value, int) and value > 0:
-                setattr(info, key, value)
-        if isinstance(args.get("tty"), int):
-            info.tty = args["tty"]
-        for key in ("cap_inheritable", "cap_permitted", "cap_effective", "exe_ino", "exe_ino_ctime",
-                    "exe_ino_mtime"):
-            value = args.get(key)
-            if isinstance(value, int):
-                setattr(info, key, value)
-        trusted = args.get("trusted_exepath")
-        alive = True
-        if trusted:
-            # as the kernel's d_path shows it (Falco's trusted_exepath): an unlinked file,
-            # a memfd among them, keeps its " (deleted)" mark
-            info.exepath = _text(trusted)
-        else:
-            alive = self.reader.refresh_exec(info)
-            if not alive:
-                target = _text(args.get("filename", args.get("pathname", info.exe)))
-                info.exepath = fdops.resolve(info, target, as_int(args.get("dirfd"), fdops.AT_FDCWD))
-        memfd_flag = args.get("exe_from_memfd")
-        info.exe_from_memfd = (bool(memfd_flag) if memfd_flag is not None
-                               else info.exepath.startswith("/memfd:"))
-        info.exe_writable = bool(args.get("exe_writable", False))
-        self._exec_container(info, rec, alive)
-        upper = args.get("exe_upper_layer")
-        if upper is not None:
-            info.exe_upper_layer = bool(upper)
-            info.exe_lower_layer = bool(args.get("exe_lower_layer", False))
-        elif alive and info.container_id != "host":
-            info.exe_upper_layer, info.exe_lower_layer = exe_layer(
-                self.paths, info.pid, info.exepath.removesuffix(" (deleted)"))
-        else:
-            info.exe_upper_layer = info.exe_lower_layer = False
-        # fds opened with O_CLOEXEC are gone after a successful exec
-        for num in [n for n, fd in info.fds.items() if fd.flags & fdops.O_CLOEXEC]:
-            del info.fds[num]
-
-    def _exec_container(self, info: ThreadInfo, rec: SyscallRecord, alive: bool) -> None:
-        """Container of the new image: from the record's cgroup data when the probe sends
-        it, else from /proc while the process is alive; a process already gone keeps the
-        container it inherited at fork (its cgroup cannot have changed since)."""
-        cgroups = rec.args.get("cgroups", rec.args.get("cgroup"))
-        if isinstance(cgroups, list) and cgroups:
-            # the same few cgroup sets recur on every exec: match each set once
-            key: tuple[object, ...] | None = tuple(cgroups)
-            try:
-                found = self._cgroup_ids.get(key)  # type: ignore[arg-type]
-            except TypeError:  # odd, unhashable entries: no caching
-                key, found = None, None
-            if found is None:
-                # the probe sends Falco's "controller=/path" entries: shaped as
-                # /proc/PID/cgroup lines they go through the same matcher
-                entries = [_text(e).partition("=") for e in cgroups]
-                lines = [f"0:{ctrl}:{path}" for ctrl, sep, path in entries if sep]
-                found = cgroup.container_id("\n".join(lines)) if lines else ""
-                if key is not None:
-                    if len(self._cgroup_ids) >= 4096:
-                        self._cgroup_ids.clear()
-                    self._cgroup_ids[key] = found
-            if found:
-                info.container_id = found
-                return
-        if isinstance(cgroups, str | bytes) and cgroups:
-            text = _text(cgroups)
-            # a bare path or leaf name is matched like one /proc/PID/cgroup line
-            info.container_id = cgroup.container_id(text if ":" in text else f"0::/{text.lstrip('/')}")
-            return
-        if not alive:
-            return
-        found = self._resolve_container(info.pid, rec.cgroup_id)
-        if found:
-            info.container_id = found
-
-    def _remove_threads(self, info: ThreadInfo) -> None:
+    def remove_threads(self, info: ThreadInfo) -> None:
         for other in info.threads:
             if self.threads.get(other) is info:
                 del self.threads[other]
@@ -444,51 +293,3 @@ class ProcessTable:
     def __len__(self) -> int:
         return len({id(v) for v in self.threads.values()})
 
-
-def _inherit(child: ThreadInfo, parent: ThreadInfo, share_fds: bool) -> None:
-    child.comm = parent.comm
-    child.exe = parent.exe
-    child.exepath = parent.exepath
-    child.args = parent.args
-    child.cwd = parent.cwd
-    child.root = parent.root
-    child.tty = parent.tty
-    child.sid = parent.sid
-    child.pgid = parent.pgid
-    child.vpgid = parent.vpgid
-    child.uid = parent.uid
-    child.gid = parent.gid
-    child.loginuid = parent.loginuid
-    child.cap_inheritable = parent.cap_inheritable
-    child.cap_permitted = parent.cap_permitted
-    child.cap_effective = parent.cap_effective
-    child.env = parent.env
-    child.exe_ino = parent.exe_ino
-    child.exe_ino_ctime = parent.exe_ino_ctime
-    child.exe_ino_mtime = parent.exe_ino_mtime
-    child.exe_from_memfd = parent.exe_from_memfd
-    child.exe_upper_layer = parent.exe_upper_layer
-    child.exe_lower_layer = parent.exe_lower_layer
-    child.exe_writable = parent.exe_writable
-    child.container_id = parent.container_id
-    child.pidns_init_start_ts = parent.pidns_init_start_ts
-    # a forked child gets a copy of the table whose entries point at the same
-    # open file descriptions; CLONE_FILES shares the table itself
-    child.fds = parent.fds if share_fds else dict(parent.fds)
-
-
-def _text(value: object) -> str:
-    if isinstance(value, bytes):
-        return decode(value)
-    return str(value)
-
-
-def _argv(value: object) -> list[str] | None:
-    """argv/env from the record: the decoder's list of text; odd items are made text."""
-    if value.__class__ is list and all(v.__class__ is str for v in value):
-        return value  # the decoder's lists: already text (shared, never mutated in place)
-    if isinstance(value, list | tuple):
-        return [_text(v) for v in value]
-    if isinstance(value, bytes):
-        return split_nul(value)
-    return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 from falcopy.agent.app import Agent
 from falcopy.agent.control.config import AgentConfig
+from falcopy.agent.runtime.event_loop import EventLoop
 
 from falcopy.engine.kernel_filter import Facts
 from tests.engine.helpers import ruleset
@@ -90,11 +92,15 @@ def test_swap_widens_drains_swaps_then_narrows() -> None:
     new = ruleset(RULE.format(name="new", path="/new", comm="x"))
     log: list[str] = []
     agent = Agent(config, [])
-    agent.probe, agent.pipeline, agent.builder = FakeProbe(log), FakePipeline(log), FakeBuilder()
+    agent.builder = FakeBuilder()  # type: ignore[assignment]
     agent.stage = FakeStage(log)  # type: ignore[assignment]
-    agent.kernel_filter = derive_kernel_filter(old, config)
-    agent._pending = (new, {"openat", "open"}, derive_kernel_filter(new, config))
-    agent._apply_pending()
+    events = EventLoop(
+        config, FakeProbe(log), FakePipeline(log), agent.stage, agent.metrics.events,
+        stop=threading.Event(), handover=agent.handover, kernel_filter=derive_kernel_filter(old, config),
+        on_swap=agent.swap_outputs, emit_internal=agent.emit_internal, request_exit=print,
+    )
+    agent.handover.offer(new, {"openat", "open"}, derive_kernel_filter(new, config))
+    events.apply_pending()
     assert log == [
         "types ['close', 'open', 'openat']",
         "kernel filter admits ['/old', '/new']",   # widened: both rulesets' needs
