@@ -15,7 +15,9 @@ Threads:
 - the audit webhook's worker evaluates k8s audit events through the same
   :class:`~falcopy.agent.pipeline.Pipeline`;
 - each sink has its own worker (see :mod:`falcopy.agent.outputs.dispatch`);
-- the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`).
+- the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`);
+- the cluster link runs its own loop: the status Lease and the rules bundle watch
+  (see :mod:`falcopy.agent.control.clusterlink`).
 
 A new ruleset is handed to the event thread, which swaps it between two
 batches together with the probe's event filter, so a batch is always evaluated
