@@ -23,8 +23,9 @@ CHANGES = 20
 
 
 def test_create_to_fire(tmp_path: Path, require_root: None, api_cluster: ApiCluster) -> None:  # noqa: F811
-    agent = api_agent(tmp_path, api_cluster.kubeconfig, tmp_path / "no-volume").start(timeout=300)
+    agent = api_agent(tmp_path, api_cluster.kubeconfig, tmp_path / "no-volume")
     try:
+        agent.start(timeout=300)
         create_to_fire(api_cluster, agent, tmp_path, "warmup")
         seconds, operator = [], []
         for i in range(CHANGES):

@@ -30,8 +30,9 @@ pytestmark = pytest.mark.kernel
 def test_falcorule_from_the_api_fires_without_the_volume(
         tmp_path: Path, require_root: None, api_cluster: ApiCluster) -> None:  # noqa: F811
     volume = tmp_path / "operator-rules"  # never created: the projected volume is disabled
-    agent = api_agent(tmp_path, api_cluster.kubeconfig, volume).start()
+    agent = api_agent(tmp_path, api_cluster.kubeconfig, volume)
     try:
+        agent.start()
         seconds = create_to_fire(api_cluster, agent, tmp_path, "live1")
         assert seconds > 0
         # the agent says where the rules came from, and reports the version in its Lease
@@ -62,8 +63,8 @@ def test_api_unreachable_the_volume_still_delivers(tmp_path: Path, require_root:
     volume = KubeletVolume(tmp_path / "operator-rules")
     agent = api_agent(tmp_path / "agent", kubeconfig, volume.root)
     agent.workdir.mkdir()
-    agent.start()
     try:
+        agent.start()
         assert wait_until(lambda: "rules bundle watch on falcopy/falcopy-rules-0" in agent.log()), agent.log()
         # kubelet syncs the operator's bundle into the volume
         body, rule, prefix = marker_rule("vol")
