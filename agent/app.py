@@ -48,6 +48,7 @@ from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
 from falcopy.agent.preflight import StartupError, check_capture, port_in_use_error
 from falcopy.agent.runtime.event_loop import EventLoop, RulesetHandover
 from falcopy.agent.runtime.live_metrics import collect_runtime, register_falco_metrics
+from falcopy.agent.runtime.probe_loader import ProbeLoader, ProbeSettings
 from falcopy.agent.runtime.reloader import RulesReloader
 from falcopy.agent.runtime.selection import default_rules_paths, derive_kernel_filter, wanted_types
 
@@ -97,6 +98,15 @@ class Agent:
         self.store: Any = None
         self.announcer: Any = None
         self.capture: Any = None
+        #: stop asked for (SIGTERM/SIGINT, a fatal error): the main loop winds down
+        self._stopping = threading.Event()
+        self._stopping_async: asyncio.Event | None = None
+        self._stop_lock = threading.Lock()
+        #: detaches the probe as soon as a stop is asked for (see request_stop)
+        self._detacher: threading.Thread | None = None
+        self._detach_s = 0.0
+        self._stop_asked = 0.0
+        #: the event thread's stop: set once the probe is detached
         self._stop = threading.Event()
         self._exit_code = 0
         #: a reloaded ruleset on its way to the event thread
@@ -122,8 +132,9 @@ class Agent:
         self.reporter: Any = None
         self.link: Any = None
         self._rule_counts: dict[str, int] = {}
-        self._probe_loader: threading.Thread | None = None
-        self._probe_error: BaseException | None = None
+        self._probe_loader: ProbeLoader | None = None
+        #: seconds since process start at each step of start-up (the "running" log line)
+        self.startup: dict[str, float] = {"configured": seconds_since_process_start()}
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -168,48 +179,30 @@ class Agent:
             log.error("%s", e)
 
     # ------------------------------------------------------------------ set-up
-    def preload_probe(self) -> None:
-        """Load the BPF object in a thread while the rules compile: the kernel's
-        verifier is the longest step of start-up and runs outside the GIL.  Nothing
-        is attached (and nothing captured) until ``_start_capture``."""
-        self.probe = self._new_probe()
-
-        def load() -> None:
-            try:
-                self.probe.load()
-            except BaseException as exc:  # re-raised by _start_capture, on the caller's thread
-                self._probe_error = exc
-
-        self._probe_loader = threading.Thread(target=load, name="falcopy-probe-load", daemon=True)
-        self._probe_loader.start()
+    def preload_probe(self, early: ProbeLoader | None = None) -> None:
+        """Load the BPF object in a thread while the rules compile (see
+        :mod:`falcopy.agent.runtime.probe_loader`); ``early``: a load started before the
+        configuration was read, kept if it fits it.  Nothing is attached (and nothing
+        captured) until ``_start_capture``."""
+        settings = ProbeSettings.of(self.config)
+        self._probe_loader = early.for_settings(settings) if early is not None else ProbeLoader(settings)
 
     def discard_probe(self) -> None:
         """Start-up failed before capture: unload a preloaded probe."""
         if self._probe_loader is not None:
-            self._probe_loader.join()
+            self._probe_loader.discard()
             self._probe_loader = None
         if self.probe is not None:
             self.probe.close()
             self.probe = None
 
-    def _new_probe(self) -> Any:
-        from falcopy.agent.kernel import Probe
-
-        fc = self.config.falcopy
-        return Probe(fc.bpf_object or None, ring_size=self.config.engine.ring_buffer_bytes(),
-                     batch_window=fc.event_reader.batch_window_us / 1e6,
-                     critical_reserve=fc.kernel_filter.critical_reserve_bytes or None)
-
     def _loaded_probe(self) -> Any:
-        if self._probe_loader is None:
-            self.probe = self._new_probe()
-            self.probe.load()
-            return self.probe
-        self._probe_loader.join()
-        self._probe_loader = None
-        if self._probe_error is not None:
-            self.probe = None
-            raise self._probe_error
+        loader, self._probe_loader = self._probe_loader, None
+        loader = loader or ProbeLoader(ProbeSettings.of(self.config))
+        self.probe = loader.result()
+        if loader.verify_began is not None:
+            since = time.monotonic() - loader.verify_began
+            self.startup["probe verifying"] = seconds_since_process_start() - since
         return self.probe
 
     def prepare(self) -> None:
@@ -222,6 +215,7 @@ class Agent:
         if not result.ok or result.ruleset is None:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
+        self.startup["rules compiled"] = seconds_since_process_start()
         self.rules_version, self.rules_serial = self.read_version, self.read_serial
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
@@ -295,6 +289,7 @@ class Agent:
             self.metrics.add_collector(self.capture.collect)
             self.capture.start()
         probe = self._loaded_probe()
+        self.startup["probe loaded"] = seconds_since_process_start()
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
         self.kernel_filter = derive_kernel_filter(self.ruleset, self.config)
         probe.set_kernel_filter(self.kernel_filter)
@@ -305,10 +300,12 @@ class Agent:
             )
         probe.ignore_pid(os.getpid())
         probe.attach()
+        self.startup["attached"] = seconds_since_process_start()
         if probe.generic_attached:
             log.info("raw sys_exit hook attached (a cost on every syscall) for the syscalls without a "
                      "dedicated program here: %s", " ".join(sorted(probe.generic_events)))
         n = state.bootstrap()
+        self.startup["/proc read"] = seconds_since_process_start()
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
         tune_gc()
@@ -386,12 +383,34 @@ class Agent:
 
     # ------------------------------------------------------------------ run
     def request_stop(self) -> None:
+        """Begin the shutdown (any thread; idempotent).  The probe is detached at once, in a
+        thread: each tracepoint detach waits for a kernel grace period, so the detach runs
+        while the listeners, watcher and cluster link stop.  The event thread keeps reading
+        until the detach is done and then drains the ring: what was captured is processed."""
+        with self._stop_lock:
+            if self._stopping.is_set():
+                return
+            self._stopping.set()
+            self._stop_asked = time.monotonic()
+            self._detacher = threading.Thread(target=self._detach_then_stop_events,
+                                              name="falcopy-stop", daemon=True)
+            self._detacher.start()
+        loop, stopping = self._loop, self._stopping_async
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)  # wake the main loop
+
+    def _detach_then_stop_events(self) -> None:
+        t0 = time.monotonic()
+        probe, thread = self.probe, self._event_thread
+        if probe is not None and probe.loaded and thread is not None and thread.is_alive():
+            try:
+                probe.detach()
+            except (OSError, RuntimeError) as exc:  # BpfError included; closed meanwhile
+                log.error("probe detach failed: %s", exc)
+        self._detach_s = time.monotonic() - t0
         self._stop.set()
         self.wake_event_thread()
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(lambda: None)  # wake the main loop
 
     def run(self) -> int:
         """Start everything, run until SIGTERM/SIGINT, stop cleanly; returns the exit code."""
@@ -454,6 +473,7 @@ class Agent:
 
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping_async = asyncio.Event()
         loop = self._loop
         servers: list[Any] = []
         watcher = None
@@ -483,15 +503,19 @@ class Agent:
                 return
             ready_s = seconds_since_process_start()
             self.metrics.startup_seconds.set(ready_s)
+            steps = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
             log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
-                     " rules compiled, /healthz ok)", os.getpid(), ready_s)
+                     " rules compiled, /healthz ok; %s)", os.getpid(), ready_s, steps)
             self.reporter, self.link = self._start_cluster_link(loop, reload_tasks)
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
             snapshots = self._snapshot_maker()
             next_snapshot = time.monotonic() + self.config.metrics.interval
-            while not self._stop.is_set():
-                await asyncio.sleep(0.2)
+            stopping = self._stopping_async
+            while not self._stopping.is_set():
+                timeout = None if snapshots is None else max(0.0, next_snapshot - time.monotonic())
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), timeout)
                 if snapshots is not None and time.monotonic() >= next_snapshot:
                     next_snapshot += self.config.metrics.interval
                     self._emit_snapshot(snapshots)
@@ -613,7 +637,7 @@ class Agent:
             # the webhook listens before detection starts: its events wait (in the
             # intake's bounded queue) for the pipeline rather than being dropped
             while not self._pipeline_ready.wait(0.5):
-                if self._stop.is_set():
+                if self._stopping.is_set():
                     return
             assert self.pipeline is not None
             self.metrics.events.count("k8s_audit", "audit")
@@ -631,8 +655,9 @@ class Agent:
         return {"rules_files": [str(p) for p in self.rules_paths], "rules_version": self.rules_version}
 
     def _shutdown(self) -> None:
-        self._stop.set()
-        self.wake_event_thread()
+        self.request_stop()  # a no-op after SIGTERM: the probe is being detached already
+        assert self._detacher is not None
+        self._detacher.join()
         self.readiness.shutting_down = True
         self.metrics.ready.set(0)
         if self._event_thread is not None:
@@ -640,7 +665,8 @@ class Agent:
         if self.capture is not None:
             self.capture.stop()
         if self._probe_loader is not None:  # start-up stopped before capture began
-            self._probe_loader.join()
+            self._probe_loader.discard()
+            self._probe_loader = None
         if self.probe is not None:
             try:
                 if self.probe.loaded:  # a preloaded probe may never have finished loading
@@ -660,6 +686,8 @@ class Agent:
         ev = self.metrics.events
         alerts = self.dispatcher.alerts_total if self.dispatcher is not None else 0
         output_drops = self.dispatcher.total_dropped() if self.dispatcher is not None else 0
+        log.info("shut down %.2f s after the stop request (probe detached in %.2f s)",
+                 time.monotonic() - self._stop_asked, self._detach_s)
         log.info("stopped: %d events, %d alerts, %d kernel drops, %d output drops",
                  ev.events, alerts, ev.kernel_drops, output_drops)
 
@@ -670,26 +698,34 @@ def build_agent(
     overrides: Iterable[str],
     *,
     preload_probe: bool = False,
+    early_probe: ProbeLoader | None = None,
 ) -> Agent:
-    """Parse and validate everything; raises ConfigError / StartupError before anything starts."""
+    """Parse and validate everything; raises ConfigError / StartupError before anything starts.
+    ``preload_probe``: load the BPF object while the rules compile; ``early_probe``: a load
+    already under way (started before the configuration was read), adopted or replaced."""
     from falcopy.agent.control.config import find_default_config
 
-    overrides = list(overrides)
-    path = Path(config_path) if config_path else find_default_config()
-    config = load_config(path, overrides)
-    cli_rules = [Path(r) for r in rules]
-    if cli_rules:
-        paths = cli_rules
-    elif config.rules_files:
-        paths = [Path(p) for p in config.rules_files]
-    else:
-        paths = default_rules_paths()
-    agent = Agent(config, paths, config_path=path, overrides=overrides, cli_rules=bool(cli_rules))
-    if preload_probe:
-        agent.preload_probe()
+    agent: Agent | None = None
     try:
+        overrides = list(overrides)
+        path = Path(config_path) if config_path else find_default_config()
+        config = load_config(path, overrides)
+        cli_rules = [Path(r) for r in rules]
+        if cli_rules:
+            paths = cli_rules
+        elif config.rules_files:
+            paths = [Path(p) for p in config.rules_files]
+        else:
+            paths = default_rules_paths()
+        agent = Agent(config, paths, config_path=path, overrides=overrides, cli_rules=bool(cli_rules))
+        if preload_probe or early_probe is not None:
+            agent.preload_probe(early_probe)
+            early_probe = None  # the agent owns it now
         agent.prepare()
     except BaseException:
-        agent.discard_probe()
+        if agent is not None:
+            agent.discard_probe()
+        if early_probe is not None:
+            early_probe.discard()
         raise
     return agent

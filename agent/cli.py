@@ -78,6 +78,15 @@ def agent_command(
     config_path: str | None, rules: tuple[str, ...], options: tuple[str, ...], dry_run: bool
 ) -> None:
     """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
+    early_probe = None
+    if not dry_run:
+        # first thing: the kernel verifies the BPF object (the longest step of start-up,
+        # outside the GIL) while the agent imports and reads its configuration
+        from falcopy.agent.runtime.probe_loader import ProbeLoader, ProbeSettings
+
+        early_probe = ProbeLoader(ProbeSettings())
+        # its Python part first (the GIL), then our imports beside the kernel's verifier
+        early_probe.wait_verifying(timeout=10.0)
     from falcopy.agent.app import StartupError, build_agent
     from falcopy.agent.control.config import ConfigError
     from falcopy.agent.outputs.sinks.base import SinkError
@@ -85,7 +94,7 @@ def agent_command(
     setup_logging()
     log = logging.getLogger("falcopy.agent")
     try:
-        agent = build_agent(config_path, rules, options, preload_probe=not dry_run)
+        agent = build_agent(config_path, rules, options, early_probe=early_probe)
     except ConfigError as exc:
         for msg in exc.messages:
             click.echo(f"Error: {msg}", err=True)

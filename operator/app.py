@@ -10,6 +10,7 @@ from typing import Any
 import kopf
 from falcopy.operator.admission import Admission, ClientAwareWebhookServer
 from falcopy.operator.crd import GROUP, KINDS, VERSION
+from falcopy.operator.k8smeta.collector import Collector, token_reviewer
 from falcopy.operator.kube import Kube, connection_info
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
@@ -28,7 +29,8 @@ def _index(body: Any, **_: Any) -> dict[Any, RuleObject]:
     return {obj.key: obj}
 
 
-def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegistry:
+def build_registry(state: State, *, webhook: bool = False, collector: Collector | None = None
+                   ) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
 
     @kopf.on.login(registry=registry)
@@ -72,6 +74,8 @@ def build_registry(state: State, *, webhook: bool = False) -> kopf.OperatorRegis
             if not verdict.valid:
                 raise kopf.AdmissionError(admission_denial(candidate, verdict), code=422)
 
+    if collector is not None:
+        collector.register(registry)
     # The apiserver-side Lease changes are picked up by the periodic resync.
     return registry
 
@@ -105,10 +109,14 @@ async def run_operator(
     state: State | None = None,
     stop_flag: asyncio.Event | threading.Event | None = None,
     ready_flag: asyncio.Event | threading.Event | None = None,
+    collector: Collector | None = None,
 ) -> None:
+    """``collector``: the metadata collector to run (default: from ``settings.collector``)."""
     state = state or build_state(settings)
+    if collector is None and settings.collector is not None:
+        collector = Collector(settings.collector, token_reviewer(api_client()))
     await kopf.operator(
-        registry=build_registry(state, webhook=settings.webhook is not None),
+        registry=build_registry(state, webhook=settings.webhook is not None, collector=collector),
         settings=kopf_settings(settings),
         clusterwide=True,
         standalone=True,

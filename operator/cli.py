@@ -120,6 +120,32 @@ from pydantic import ValidationError
     help="plain HTTP admission server (TLS terminated elsewhere)",
 )
 @click.option(
+    "--k8smeta-port",
+    envvar="FALCOPY_OPERATOR_K8SMETA_PORT",
+    type=int,
+    default=None,
+    help="collect Kubernetes workload metadata and stream each node's share to its agent on this port",
+)
+@click.option("--k8smeta-cert", envvar="FALCOPY_OPERATOR_K8SMETA_CERT", type=click.Path(path_type=Path))
+@click.option("--k8smeta-key", envvar="FALCOPY_OPERATOR_K8SMETA_KEY", type=click.Path(path_type=Path))
+@click.option(
+    "--k8smeta-agent",
+    "k8smeta_agents",
+    envvar="FALCOPY_OPERATOR_K8SMETA_AGENTS",
+    multiple=True,
+    help="service account allowed to subscribe (system:serviceaccount:<ns>:<name>); repeatable",
+)
+@click.option("--k8smeta-heartbeat", envvar="FALCOPY_OPERATOR_K8SMETA_HEARTBEAT", type=float, default=15.0,
+              show_default=True, help="seconds between bookmarks on an idle metadata stream")
+@click.option("--k8smeta-backlog", envvar="FALCOPY_OPERATOR_K8SMETA_BACKLOG", type=int, default=1024,
+              show_default=True, help="changes kept per node for reconnecting agents")
+@click.option(
+    "--k8smeta-insecure",
+    is_flag=True,
+    envvar="FALCOPY_OPERATOR_K8SMETA_INSECURE",
+    help="plain HTTP metadata stream (TLS terminated elsewhere)",
+)
+@click.option(
     "--write-crds",
     type=click.Path(file_okay=False, path_type=Path),
     help="write the CRD manifests into this directory and exit",
@@ -144,6 +170,13 @@ def operator_cmd(
     webhook_cert: Path | None,
     webhook_key: Path | None,
     webhook_insecure: bool,
+    k8smeta_port: int | None,
+    k8smeta_cert: Path | None,
+    k8smeta_key: Path | None,
+    k8smeta_agents: tuple[str, ...],
+    k8smeta_heartbeat: float,
+    k8smeta_backlog: int,
+    k8smeta_insecure: bool,
     write_crds: Path | None,
     verbose: bool,
 ) -> None:
@@ -180,6 +213,16 @@ def operator_cmd(
             "certfile": webhook_cert,
             "pkeyfile": webhook_key,
             "insecure": webhook_insecure,
+        }
+    if k8smeta_port is not None:
+        raw["collector"] = {
+            "port": k8smeta_port,
+            "certfile": k8smeta_cert,
+            "keyfile": k8smeta_key,
+            "agents": list(k8smeta_agents),
+            "insecure": k8smeta_insecure,
+            "heartbeat_s": k8smeta_heartbeat,
+            "backlog": k8smeta_backlog,
         }
     try:
         settings = OperatorSettings.model_validate(raw)

@@ -30,6 +30,31 @@ class WebhookSettings(BaseModel):
         return self
 
 
+class CollectorSettings(BaseModel):
+    """The Kubernetes metadata collector (docs/enrichment.md, "Workload metadata")."""
+
+    host: str = "0.0.0.0"
+    port: int = Field(8444, ge=0, le=65535)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    #: plain HTTP (tests, or TLS terminated elsewhere); never the default
+    insecure: bool = False
+    #: service accounts (``system:serviceaccount:<ns>:<name>``) whose tokens may subscribe
+    agents: list[str] = Field(default_factory=list)
+    #: a bookmark line on an idle stream this often (agents treat 3 missed ones as a dead link)
+    heartbeat_s: float = Field(15.0, gt=0)
+    #: lines kept per node for resuming subscribers; an older resume point gets a snapshot
+    backlog: int = Field(1024, ge=1)
+
+    @model_validator(mode="after")
+    def _tls(self) -> CollectorSettings:
+        if not self.insecure and (self.certfile is None or self.keyfile is None):
+            raise ValueError("the k8smeta collector needs certfile and keyfile (or insecure for plain HTTP)")
+        if not self.agents:
+            raise ValueError("the k8smeta collector needs the agents' service account (agents)")
+        return self
+
+
 class Quotas(BaseModel):
     """What the FalcoRules of one namespace may spend, together (0: no limit)."""
 
@@ -59,6 +84,8 @@ class OperatorSettings(BaseModel):
     #: changes arriving within this window are published together
     debounce: float = Field(0.2, ge=0)
     webhook: WebhookSettings | None = None
+    #: the Kubernetes metadata collector; None: off
+    collector: CollectorSettings | None = None
     #: per-namespace limits for FalcoRules
     quotas: Quotas = Field(default_factory=Quotas)
     #: share of the rules ConfigMaps' capacity that only ClusterFalcoRules may use

@@ -20,7 +20,7 @@ from falcopy.agent.capture.fileformat import (
     decode_thread,
     is_header,
 )
-from falcopy.agent.enrichment.model import ContainerInfo, Mount
+from falcopy.agent.enrichment.model import ContainerInfo, Mount, PodMeta
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.state.procfs import HostPaths
@@ -119,6 +119,8 @@ class SnapshotMetadata:
         for cid, values in containers.items():
             values = dict(values)
             values["mounts"] = [Mount(**m) for m in values.get("mounts") or []]
+            if values.get("k8smeta"):
+                values["k8smeta"] = PodMeta.from_dict(values["k8smeta"])
             self._infos[cid] = ContainerInfo(**values)
 
     def get(self, container_id: str) -> ContainerInfo | None:

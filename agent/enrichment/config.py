@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 
+from falcopy.agent.enrichment.k8smeta import K8sMetaConfig
 from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from pydantic import BaseModel, Field
 
@@ -54,6 +55,8 @@ class EnrichmentConfig(BaseModel):
     host_root: str = Field(default_factory=lambda: os.environ.get("HOST_ROOT", ""))
     engines: dict[str, EngineConfig] = Field(default_factory=_default_engines)
     kubelet: KubeletConfig = Field(default_factory=KubeletConfig)
+    #: workload metadata (k8smeta.*, k8s.deployment.* ...) from the operator's collector
+    k8smeta: K8sMetaConfig = Field(default_factory=K8sMetaConfig)
     runtime_timeout_s: float = 5.0
     #: retry backoff for a container whose lookup failed: base, doubling, cap
     retry_base_s: float = 0.5

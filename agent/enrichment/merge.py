@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 
 from falcopy.agent.enrichment.kubelet import PodContainer
-from falcopy.agent.enrichment.model import HOST_CONTAINER_ID, ContainerInfo
+from falcopy.agent.enrichment.model import HOST_CONTAINER_ID, ContainerInfo, PodMeta
 
 
 def host_info() -> ContainerInfo:
@@ -15,12 +15,14 @@ def host_info() -> ContainerInfo:
 
 
 def merge(container_id: str, full_id: str, runtime_type: str, runtime: ContainerInfo | None,
-          pod: PodContainer | None, complete: bool) -> ContainerInfo:
+          pod: PodContainer | None, complete: bool, k8smeta: PodMeta | None = None) -> ContainerInfo:
     """A new ContainerInfo; inputs are not modified (published objects stay immutable).
 
     The runtime is authoritative for container.*; the kubelet for k8s.* (the
     runtime's io.kubernetes.* labels are the fallback) and it names the
-    container and image when no runtime socket answered."""
+    container and image when no runtime socket answered.  The operator's collector
+    (``k8smeta``) adds the workload objects and fills the pod facts the kubelet did
+    not give (a kubelet that is unreachable or has not listed the pod yet)."""
     if runtime is not None:
         info = copy.copy(runtime)
         info.mounts = list(runtime.mounts)
@@ -53,5 +55,13 @@ def merge(container_id: str, full_id: str, runtime_type: str, runtime: Container
             info.image_id = pod.image_id
         if info.image_digest is None:
             info.image_digest = pod.image_digest
+    if k8smeta is not None:
+        info.k8smeta = k8smeta
+        info.k8s_pod_name = info.k8s_pod_name or k8smeta.pod.name
+        info.k8s_pod_uid = info.k8s_pod_uid or k8smeta.pod.uid
+        info.k8s_ns_name = info.k8s_ns_name or k8smeta.ns_name
+        info.k8s_pod_ip = info.k8s_pod_ip or k8smeta.ip or None
+        if not info.k8s_pod_labels:
+            info.k8s_pod_labels = dict(k8smeta.pod.labels)
     info.complete = complete
     return info

@@ -9,7 +9,7 @@ the enrichment layer fetch the rest in the background.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from falcopy.agent.state.cgroup import HOST_CONTAINER_ID as HOST_CONTAINER_ID
 
@@ -21,6 +21,41 @@ class Mount:
     mode: str = ""
     rw: bool = True
     propagation: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjMeta:
+    """One Kubernetes object as the k8smeta fields show it."""
+
+    name: str
+    uid: str
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class PodMeta:
+    """A pod and the objects it relates to, from the operator's collector (k8smeta.*)."""
+
+    pod: ObjMeta
+    ns_name: str
+    ip: str = ""
+    ns: ObjMeta | None = None
+    rs: ObjMeta | None = None
+    deployment: ObjMeta | None = None
+    rc: ObjMeta | None = None
+    #: the first of the Services selecting the pod, by name (Falco's k8smeta.svc.* show one)
+    svc: ObjMeta | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PodMeta:
+        """The inverse of ``dataclasses.asdict`` (capture files store it that way)."""
+        def obj(v: Any) -> ObjMeta | None:
+            return ObjMeta(**v) if isinstance(v, dict) else None
+
+        return cls(pod=ObjMeta(**values["pod"]), ns_name=values.get("ns_name", ""), ip=values.get("ip", ""),
+                   ns=obj(values.get("ns")), rs=obj(values.get("rs")),
+                   deployment=obj(values.get("deployment")), rc=obj(values.get("rc")),
+                   svc=obj(values.get("svc")))
 
 
 @dataclass(slots=True)
@@ -52,6 +87,8 @@ class ContainerInfo:
     k8s_pod_uid: str | None = None
     k8s_pod_ip: str | None = None
     k8s_pod_labels: dict[str, str] = field(default_factory=dict)
+    #: the pod's workload metadata from the operator's collector (None: not known, or off)
+    k8smeta: PodMeta | None = None
     #: False while metadata is still being fetched
     complete: bool = False
 

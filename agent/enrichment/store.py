@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from falcopy.agent.enrichment.config import EnrichmentConfig
 from falcopy.agent.enrichment.docker import DockerClient, SourceFault
 from falcopy.agent.enrichment.faults import Backoff, FaultLog
+from falcopy.agent.enrichment.k8smeta import K8sMetaSubscriber
 from falcopy.agent.enrichment.kubelet import KubeletClient, PodContainer, PodIndex, default_kubelet_url
 from falcopy.agent.enrichment.merge import host_info, merge
-from falcopy.agent.enrichment.model import HOST_CONTAINER_ID, ContainerInfo
+from falcopy.agent.enrichment.model import HOST_CONTAINER_ID, ContainerInfo, PodMeta
 
 log = logging.getLogger("falcopy.agent.enrichment")
 
@@ -67,7 +68,8 @@ class MetadataStore:
                  runtimes: list[DockerClient] | None = None,
                  kubelet: KubeletClient | None = None,
                  use_config_kubelet: bool = True,
-                 fault_log: FaultLog | None = None) -> None:
+                 fault_log: FaultLog | None = None,
+                 node_name: str | None = None) -> None:
         self.config = config or EnrichmentConfig()
         self.faults = fault_log or FaultLog()
         self.stats = StoreStats()
@@ -75,6 +77,7 @@ class MetadataStore:
         self._kubelet = kubelet
         if kubelet is None and use_config_kubelet:
             self._kubelet = self._kubelet_from_config()
+        self.k8smeta = self._k8smeta_from_config(node_name)
         self._cri_sockets = self.config.socket_paths("cri")
         self._cache: dict[str, ContainerInfo] = {HOST_CONTAINER_ID: host_info()}
         self._hints: dict[str, tuple[str, str, str | None]] = {}
@@ -114,6 +117,17 @@ class MetadataStore:
             return None
         return KubeletClient(url, token_file=kcfg.token_file, ca_file=kcfg.ca_file,
                              insecure=kcfg.insecure, timeout_s=kcfg.timeout_s)
+
+    def _k8smeta_from_config(self, node_name: str | None) -> K8sMetaSubscriber | None:
+        mcfg = self.config.k8smeta
+        if not (self.config.enabled and mcfg.enabled):
+            return None
+        node = node_name or mcfg.node_name or os.environ.get("NODE_NAME")
+        if not node:
+            log.warning("container metadata: k8smeta disabled (no node name: set NODE_NAME or "
+                        "enrichment.k8smeta.node_name)")
+            return None
+        return K8sMetaSubscriber(mcfg, node, self.faults, on_change=self._k8smeta_changed)
 
     # -- event-thread API ------------------------------------------------------------
     def get(self, container_id: str) -> ContainerInfo | None:
@@ -217,6 +231,8 @@ class MetadataStore:
         if self._kubelet is not None:
             self._spawn(self._kubelet_loop())
         self._spawn(self._sweep_loop())
+        if self.k8smeta is not None:
+            self._spawn(self.k8smeta.run(lambda: self._stopping))
         if self.config.watch_events:
             for client in self._runtimes:
                 self._spawn(self._watch_runtime(client))
@@ -311,9 +327,26 @@ class MetadataStore:
             return True
         return self._pods_fetched_at >= entry.first_seen
 
+    def _k8smeta_of(self, container_id: str, entry: _Entry, pod: PodContainer | None) -> PodMeta | None:
+        if self.k8smeta is None:
+            return None
+        return self.k8smeta.lookup(entry.full_id or (pod.full_id if pod else "") or container_id,
+                                   (pod.pod_uid if pod else None) or entry.pod_uid)
+
+    def _k8smeta_changed(self) -> None:
+        # loop thread: republish the containers whose pod metadata is another object now
+        # (a pod that arrived late included: a missing answer is never kept)
+        for cid, entry in list(self._entries.items()):
+            current = self._cache.get(cid)
+            if current is None:
+                continue
+            pod = self._pods.lookup(cid, entry.pod_uid)
+            if self._k8smeta_of(cid, entry, pod) is not current.k8smeta:
+                self._publish(cid, entry, pod)
+
     def _publish(self, container_id: str, entry: _Entry, pod: PodContainer | None) -> None:
         info = merge(container_id, entry.full_id, entry.runtime_type, entry.runtime, pod,
-                     self._complete(container_id, entry, pod))
+                     self._complete(container_id, entry, pod), self._k8smeta_of(container_id, entry, pod))
         with self._published:
             if container_id not in self._cache:
                 return  # evicted meanwhile

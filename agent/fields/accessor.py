@@ -1,5 +1,5 @@
 """What a live field accessor is, shared by the field-class modules
-(:mod:`.evt`, :mod:`.proc`, :mod:`.fd`, :mod:`.user`, :mod:`.container`).
+(:mod:`.evt`, :mod:`.proc`, :mod:`.fd`, :mod:`.user`, :mod:`.container`, :mod:`.k8smeta`).
 
 Each of those modules exports, for its field class:
 

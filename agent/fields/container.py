@@ -1,4 +1,5 @@
-"""container.*, k8s.* and k8smeta.* fields of live syscall events, and the
+"""container.*, k8s.pod.*/k8s.ns.name and k8smeta.pod.*/k8smeta.ns.name fields of live
+syscall events (the workload objects are in :mod:`.k8smeta`), and the
 proc.is_container_* probe checks: the event's container as the enrichment layer knows
 it (:meth:`SyscallEvent.container`)."""
 
@@ -22,16 +23,6 @@ UNAVAILABLE: dict[str, str] = {
     "k8s.pod.cni.json": "CNI results are not read",
     "k8smeta.pod.sandbox_id": "the kubelet /pods data carries no sandbox id",
 }
-#: k8s objects other than pods and namespaces (deprecated k8s.* aliases and the
-#: k8smeta plugin's deployment/svc/rs/rc): no API watch for them in the agent
-_K8S_UNKNOWN_KINDS = ("k8s.rc.", "k8s.svc.", "k8s.rs.", "k8s.deployment.", "k8smeta.deployment.",
-                      "k8smeta.svc.", "k8smeta.rs.", "k8smeta.rc.")
-
-
-def unknown_k8s_kind(name: str) -> bool:
-    """A k8s field of an object kind the agent does not watch: always None."""
-    return name.startswith(_K8S_UNKNOWN_KINDS) or (name.startswith("k8s.ns.") and name != "k8s.ns.name") \
-        or (name.startswith("k8smeta.ns.") and name != "k8smeta.ns.name")
 
 
 def _c(attr: str) -> Simple:

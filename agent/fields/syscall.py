@@ -5,16 +5,17 @@ container metadata).
 Every FieldDef of ``falcopy.engine.fields.syscall`` resolves to one accessor of one
 field-class module: :mod:`.evt` (evt.*, fs.path.*), :mod:`.proc` (proc.*, thread.*),
 :mod:`.fd` (fd.*), :mod:`.user` (user.*, group.*), :mod:`.container` (container.*,
-k8s.*).  The few fields whose data the agent never has return None (rendered
-``<NA>``); they are listed in :data:`ALWAYS_NONE` with the reason, gathered from the
-modules' ``UNAVAILABLE``.
+k8s.pod.*), :mod:`.k8smeta` (workload objects: k8smeta.*, k8s.deployment.* ...).
+The few fields whose data the agent never has return None (rendered ``<NA>``); they
+are listed in :data:`ALWAYS_NONE` with the reason, gathered from the modules'
+``UNAVAILABLE``.
 """
 
 from __future__ import annotations
 
 import logging
 
-from falcopy.agent.fields import container, evt, fd, proc, user
+from falcopy.agent.fields import container, evt, fd, k8smeta, proc, user
 from falcopy.agent.fields.accessor import Factory, Simple, none
 
 from falcopy.engine.fields.base import Accessor, FieldDef, FieldSource
@@ -22,7 +23,7 @@ from falcopy.engine.fields.syscall import SYSCALL_FIELDS
 
 log = logging.getLogger(__name__)
 
-_MODULES = (evt, proc, fd, user, container)
+_MODULES = (evt, proc, fd, user, container, k8smeta)
 
 
 def _merged(attr: str) -> dict:
@@ -76,8 +77,6 @@ class AgentSyscallSource(FieldSource):
         simple = SIMPLE.get(name)
         if simple is not None:
             return simple
-        if container.unknown_k8s_kind(name):
-            return none
         raise KeyError(f"no accessor for syscall field {name!r}")
 
 

@@ -9,7 +9,6 @@ libbpf's own log lines (verifier output included) captured through
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import threading
 from collections import deque
@@ -41,7 +40,9 @@ class LibBpf:
 
     def __init__(self) -> None:
         self.lib = ctypes.CDLL(_LIBBPF_NAME, use_errno=True)
-        self.libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        # the process's own symbols include libc's: no `ldconfig -p` subprocess (find_library)
+        # on the start-up path
+        self.libc = ctypes.CDLL(None, use_errno=True)
         self.log: deque[str] = deque(maxlen=400)
         self._declare()
         # Kept referenced: libbpf calls it for as long as the process lives.

@@ -28,6 +28,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
@@ -102,8 +103,12 @@ def kernel_events(tracefs: Path) -> set[str]:
             if ev == "procexit" or (syscalls / f"sys_exit_{TRACEPOINTS.get(ev, ev)}").is_dir()}
 
 
+#: the ring's size unless told (Falco's default buf_size_preset)
+DEFAULT_RING_SIZE = 8 << 20
+
+
 class Probe:
-    def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = 8 << 20,
+    def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = DEFAULT_RING_SIZE,
                  wake_threshold: int | None = None, batch_limit: int = 8192,
                  batch_window: float = 0.005, critical_reserve: int | None = None) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
@@ -153,7 +158,10 @@ class Probe:
         return self.dedicated_events | (self.syscalls.event_names() - NO_EXIT)
 
     # --- lifecycle -------------------------------------------------------
-    def load(self) -> None:
+    def load(self, *, before_verify: Callable[[], None] | None = None) -> None:
+        """Open the object, load and verify its programs, set up the maps and the ring.
+        ``before_verify`` is called just before the kernel verifies the programs (the
+        long step, which releases the GIL)."""
         if self._obj is not None:
             return
         if not self.obj_path.is_file():
@@ -176,6 +184,8 @@ class Probe:
             rc = lib.lib.bpf_map__set_max_entries(ring, self.ring_size)
             if rc:
                 raise lib.error("setting the ring size", rc)
+            if before_verify is not None:
+                before_verify()
             rc = lib.lib.bpf_object__load(obj)
             if rc:
                 raise lib.error(f"loading {self.obj_path}", rc)
@@ -202,6 +212,17 @@ class Probe:
     @property
     def loaded(self) -> bool:
         return self._obj is not None
+
+    def tune(self, *, batch_window: float, critical_reserve: int | None) -> None:
+        """Reading pace and the critical reserve, changeable after load (the object path
+        and the ring size are fixed by it): a probe loaded before the configuration
+        was read takes the configured values here."""
+        self.batch_window = batch_window
+        self.critical_reserve = critical_reserve if critical_reserve is not None else self.ring_size // 4
+        if self._ring is not None:
+            self._ring.batch_window = batch_window
+        if self._filter_maps is not None:
+            self._filter_maps.reserve = self.critical_reserve  # written with the next filter
 
     def attach(self) -> None:
         self._need_loaded()

@@ -128,6 +128,16 @@ class EventLoop:
                     counter.clear()
                     stats.kernel_drops = probe.drops()
                     drops.check(stats.events, stats.kernel_drops)
+            # stopped once the probe is detached: what it captured until then is still
+            # processed (bounded: a probe whose detach failed keeps filling the ring)
+            for _ in range(64):
+                records = probe.poll(0)
+                pipeline.process(records)
+                stats.events += len(records)
+                counter.update(map(_record_type, records))
+                if len(records) < probe.batch_limit:
+                    break
+            stage.tick(time.time_ns())
         finally:
             for t, n in counter.items():
                 stats.count("syscall", t, n)

@@ -62,6 +62,18 @@ def collect_runtime(agent: Any) -> Iterable[Any]:
         for what in ("misses", "runtime_lookups", "kubelet_refreshes", "published"):
             fam.add_metric([what], getattr(st, what, 0))
         yield fam
+        meta = store.k8smeta
+        if meta is not None:
+            k8s = CounterMetricFamily(
+                "falcopy_k8smeta", "Workload-metadata stream from the operator's collector", labels=["what"]
+            )
+            for what in ("connects", "snapshots", "lines", "failures"):
+                k8s.add_metric([what], getattr(meta.stats, what))
+            yield k8s
+            yield GaugeMetricFamily("falcopy_k8smeta_connected", "1 while the stream is open",
+                                    value=1 if meta.connected else 0)
+            yield GaugeMetricFamily("falcopy_k8smeta_pods", "Pods of this node known from the collector",
+                                    value=len(meta.meta.by_pod))
 
 
 def register_falco_metrics(agent: Any) -> FalcoMetricsSource:

@@ -1,20 +1,16 @@
-"""Inventory of the sockets that exist when the agent starts (netlink sock_diag).
+"""Inventory of the sockets that exist when the agent starts (``/proc/PID/net``).
 
-/proc/PID/fd only shows ``socket:[inode]``; sock_diag maps each inode to its
-family, protocol and addresses, so that connections opened before the agent
-started have ``fd.*`` values on their later events.  Only the agent's network
-namespace is visible to sock_diag (the host's, when it runs with host
-networking); sockets of other namespaces keep their ``socket:[inode]`` name.
+/proc/PID/fd only shows ``socket:[inode]``; ``/proc/PID/net/{tcp,tcp6,udp,udp6,unix}``
+map each inode of that process's network namespace to its family, protocol and
+addresses, so that connections opened before the agent started have ``fd.*`` values
+on their later events.
 """
 
 from __future__ import annotations
 
-import logging
 import socket
 import struct
 from dataclasses import dataclass
-
-log = logging.getLogger(__name__)
 
 _LISTEN = 10  # TCP_LISTEN
 
@@ -32,57 +28,15 @@ class SockEntry:
     path: str = ""
 
 
-def _inet(ds: object, family: int, proto: int, name: str, out: dict[int, SockEntry]) -> None:
-    try:
-        rows = ds.get_sock_stats(family=family, protocol=proto, states=0xFFFFFFFF)  # type: ignore[attr-defined]
-    except Exception as exc:  # a kernel without inet_diag for this protocol (pyroute2 errors)
-        log.debug("sock_diag %s/%s: %s", family, name, exc)
-        return
-    for row in rows:
-        ino = row.get("idiag_inode")
-        if not ino:
-            continue
-        out[ino] = SockEntry(
-            family=family, l4proto=name,
-            laddr=str(row.get("idiag_src")), lport=int(row.get("idiag_sport", 0)),
-            raddr=str(row.get("idiag_dst")), rport=int(row.get("idiag_dport", 0)),
-            listening=row.get("idiag_state") == _LISTEN,
-        )
-
-
 def inventory() -> dict[int, SockEntry]:
-    """inode -> socket entry for TCP/UDP (v4, v6) and unix sockets; {} when netlink fails."""
-    out: dict[int, SockEntry] = {}
-    try:
-        from pyroute2 import DiagSocket
-    except ImportError:  # pragma: no cover - pyroute2 is a pinned dependency
-        return out
-    try:
-        with DiagSocket() as ds:
-            ds.bind()
-            for family in (socket.AF_INET, socket.AF_INET6):
-                _inet(ds, family, socket.IPPROTO_TCP, "tcp", out)
-                _inet(ds, family, socket.IPPROTO_UDP, "udp", out)
-            try:
-                rows = ds.get_sock_stats(family=socket.AF_UNIX, states=0xFFFFFFFF)
-            except Exception as exc:  # pyroute2 errors
-                log.debug("sock_diag unix: %s", exc)
-                rows = []
-            for row in rows:
-                ino = row.get("udiag_ino")
-                if not ino:
-                    continue
-                path = ""
-                for key, value in row.get("attrs", ()):
-                    if key == "UNIX_DIAG_NAME" and isinstance(value, str):
-                        path = value
-                out[ino] = SockEntry(
-                    family=socket.AF_UNIX, l4proto="", laddr="", lport=0, raddr="", rport=0,
-                    listening=row.get("udiag_state") == _LISTEN, path=path,
-                )
-    except OSError as exc:
-        log.warning("socket inventory unavailable (sock_diag): %s", exc)
-    return out
+    """inode -> socket entry for TCP/UDP (v4, v6) and unix sockets of the agent's network
+    namespace (the host's, with host networking).
+
+    Read from ``/proc/self/net`` rather than netlink sock_diag: a node's thousands of
+    connections (and TIME-WAIT entries, which have no inode) parse ten times faster as
+    text than as sock_diag messages through pyroute2, and this runs on the start-up path;
+    abstract unix names come with their ``@`` as the decoder writes them."""
+    return proc_net_inventory("/proc/self")
 
 
 def _hex_addr(text: str, family: int) -> tuple[str, int]:
@@ -98,8 +52,31 @@ def _hex_addr(text: str, family: int) -> tuple[str, int]:
 
 def proc_net_inventory(pid_dir: str) -> dict[int, SockEntry]:
     """inode -> socket entry from ``<pid_dir>/net/{tcp,tcp6,udp,udp6,unix}``: the sockets of
-    that process's network namespace (containers), which sock_diag from the agent's
-    namespace cannot see."""
+    that process's network namespace."""
+    out = _proc_inet(pid_dir)
+    try:
+        with open(f"{pid_dir}/net/unix", "rb") as fh:
+            lines = fh.read(8 << 20).decode("utf-8", "surrogateescape").splitlines()[1:]
+    except OSError:
+        lines = []
+    for line in lines:
+        cols = line.split(None, 7)
+        if len(cols) < 7:
+            continue
+        try:
+            ino = int(cols[6])
+        except ValueError:
+            continue
+        if ino:
+            out[ino] = SockEntry(family=socket.AF_UNIX, l4proto="", laddr="", lport=0, raddr="", rport=0,
+                                 listening=cols[5] == "01" and cols[3] == "00010000",
+                                 path=cols[7] if len(cols) > 7 else "")
+    return out
+
+
+def _proc_inet(pid_dir: str) -> dict[int, SockEntry]:
+    """inode -> entry from ``<pid_dir>/net/{tcp,tcp6,udp,udp6}`` (sockets without an inode,
+    e.g. TIME-WAIT, are left out)."""
     out: dict[int, SockEntry] = {}
     for name, family, l4 in (("tcp", socket.AF_INET, "tcp"), ("tcp6", socket.AF_INET6, "tcp"),
                              ("udp", socket.AF_INET, "udp"), ("udp6", socket.AF_INET6, "udp")):
@@ -122,21 +99,4 @@ def proc_net_inventory(pid_dir: str) -> dict[int, SockEntry]:
             if ino:
                 out[ino] = SockEntry(family=family, l4proto=l4, laddr=laddr, lport=lport, raddr=raddr,
                                      rport=rport, listening=l4 == "tcp" and state == _LISTEN)
-    try:
-        with open(f"{pid_dir}/net/unix", "rb") as fh:
-            lines = fh.read(8 << 20).decode("utf-8", "surrogateescape").splitlines()[1:]
-    except OSError:
-        lines = []
-    for line in lines:
-        cols = line.split(None, 7)
-        if len(cols) < 7:
-            continue
-        try:
-            ino = int(cols[6])
-        except ValueError:
-            continue
-        if ino:
-            out[ino] = SockEntry(family=socket.AF_UNIX, l4proto="", laddr="", lport=0, raddr="", rport=0,
-                                 listening=cols[5] == "01" and cols[3] == "00010000",
-                                 path=cols[7] if len(cols) > 7 else "")
     return out

@@ -1,6 +1,7 @@
 """Real-time behaviour of the real agent (`python -m falcopy agent`, Falco's stable rules,
-JSON file output): time to ready and to the first alert from process start, alert latency
-(p50/p99/max) at idle and during the mixed workload, idle CPU.  Measured, not asserted:
+JSON file output): time to ready and to the first alert from process start (with the
+agent's own seconds-since-start of each start-up step), alert latency (p50/p99/max) at
+idle and during the mixed workload, idle CPU, and shutdown (SIGTERM -> exit).  Measured, not asserted:
 `make bench` prints the table (run with -s); the numbers are in docs/performance.md.
 
 Latency is the time from just before the exec of a copied ``cat`` reading /etc/shadow
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -133,9 +136,18 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
         cpu0, w0 = _cpu_seconds(proc.pid), time.monotonic()
         time.sleep(IDLE_CPU_S)
         row["idle_cpu_pct"] = 100 * (_cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - w0)
+        row["load_avg"] = os.getloadavg()[0]
+        t_term = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=120)
+        row["shutdown_s"] = time.monotonic() - t_term
     finally:
         stop.set()
         agent.stop()
+    log = agent.log_path.read_text(errors="replace")
+    steps = re.search(r"/healthz ok; ([^)]*)\)", log)
+    detach = re.search(r"probe detached in ([0-9.]+) s", log)
+    assert "stopped: " in log, log[-2000:]
     for label, values in (("idle", idle), ("mixed", busy)):
         row[f"{label}_p50_ms"] = 1000 * _pct(values, 0.5)
         row[f"{label}_p99_ms"] = 1000 * _pct(values, 0.99)
@@ -149,6 +161,9 @@ def test_alert_latency_and_start_up(tmp_path: Path, require_root: None, compat_d
               f"  ({SAMPLES} samples)")
     print(f"  agent CPU: idle {row['idle_cpu_pct']:.2f} % of a core (over {IDLE_CPU_S:.0f} s),"
           f" during the mixed workload {row['mixed_agent_cpu_pct']:.1f} %")
+    print(f"  start-up steps (s since process start): {steps.group(1) if steps else '?'}")
+    print(f"  shutdown (SIGTERM -> exit, final line written) {row['shutdown_s']:.2f} s"
+          f" (probe detach {detach.group(1) if detach else '?'} s); load average {row['load_avg']:.1f}")
     (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / "falcopy-latency-bench.json").write_text(
         json.dumps(row, indent=1))
     assert len(idle) == len(busy) == SAMPLES

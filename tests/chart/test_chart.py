@@ -435,7 +435,8 @@ def test_operator_deployment(default: Rendered) -> None:
     assert c["readinessProbe"]["tcpSocket"]["port"] == "webhook"
     off = render({"operator": {"webhook": {"enabled": False}}}).one("Deployment")
     c_off = off["spec"]["template"]["spec"]["containers"][0]
-    assert "FALCOPY_OPERATOR_WEBHOOK_PORT" not in _env(c_off) and "ports" not in c_off
+    assert "FALCOPY_OPERATOR_WEBHOOK_PORT" not in _env(c_off) and "readinessProbe" not in c_off
+    assert [p["name"] for p in c_off["ports"]] == ["k8smeta"]  # the metadata collector's only
 
 
 def test_operator_cli_accepts_chart_env(default: Rendered) -> None:
@@ -497,7 +498,8 @@ def test_webhook_certificate(default: Rendered, tmp_path: Path) -> None:
 
 def test_webhook_existing_secret() -> None:
     r = render({"operator": {"webhook": {"existingSecret": "my-tls", "caBundle": "Q0E="}}})
-    assert not r.has("Secret")
+    # no webhook certificate made (the metadata collector's own is the only one)
+    assert [s["metadata"]["name"] for s in r.all("Secret")] == ["falcopy-operator-collector-tls"]
     assert r.one("ValidatingWebhookConfiguration")["webhooks"][0]["clientConfig"]["caBundle"] == "Q0E="
     with helm.Chart.load(str(CHART_DIR)) as chart, pytest.raises(helm.HelmError) as err:
         chart.render({"operator": {"webhook": {"existingSecret": "my-tls"}}}, name="falcopy", namespace="x")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from falcopy.operator.app import run_operator
+from falcopy.operator.k8smeta.collector import Collector, token_reviewer
 from falcopy.operator.kube import Kube
 from falcopy.operator.reconcile import State
 from falcopy.operator.settings import OperatorSettings, WebhookSettings
@@ -58,6 +59,9 @@ class OperatorRun:
             Kube(client.ApiClient()),
             Validator.from_settings(settings),
         )
+        #: the metadata collector, when the settings turn it on (its index is inspectable)
+        self.collector = (Collector(settings.collector, token_reviewer(client.ApiClient()))
+                          if settings.collector is not None else None)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()
         self.error: BaseException | None = None
@@ -67,7 +71,8 @@ class OperatorRun:
         try:
             asyncio.run(
                 run_operator(
-                    self.settings, state=self.state, stop_flag=self.stop_flag, ready_flag=self.ready_flag
+                    self.settings, state=self.state, stop_flag=self.stop_flag, ready_flag=self.ready_flag,
+                    collector=self.collector,
                 )
             )
         except BaseException as exc:  # reported by the fixture

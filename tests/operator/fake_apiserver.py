@@ -61,6 +61,13 @@ RESOURCES = [
     Res("falcopy.io", "v1alpha1", "clusterfalcorules", "ClusterFalcoRule", False, status=True),
     Res("coordination.k8s.io", "v1", "leases", "Lease", True),
     Res("events.k8s.io", "v1", "events", "Event", True),
+    # the workload kinds the metadata collector watches
+    Res("", "v1", "pods", "Pod", True),
+    Res("", "v1", "services", "Service", True),
+    Res("", "v1", "replicationcontrollers", "ReplicationController", True),
+    Res("apps", "v1", "replicasets", "ReplicaSet", True),
+    Res("apps", "v1", "deployments", "Deployment", True),
+    Res("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=("create",)),
 ]
 
 
@@ -246,6 +253,9 @@ class FakeApiServer:
         self.port = 0
         #: (user agent, attributes) -> allowed?; None = everything is allowed
         self.authorizer: Callable[[str, RequestAttrs], bool | None] | None = None
+        #: bearer token -> TokenReview ``status.user`` (tokens not listed are not authenticated)
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.token_reviews = 0
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> str:
@@ -441,6 +451,8 @@ class FakeApiServer:
     ) -> web.StreamResponse:
         objs = self.store.objects.setdefault((res.gv, res.plural), {})
         method = request.method
+        if res.plural == "tokenreviews":
+            return await self._token_review(request)
         if name is None:
             if method == "GET":
                 if request.query.get("watch") in ("true", "1"):
@@ -481,6 +493,18 @@ class FakeApiServer:
         else:
             return _status(405, "MethodNotAllowed", method)
         return await self._update(res, key, current, new, sub)
+
+    async def _token_review(self, request: web.Request) -> web.Response:
+        if request.method != "POST":
+            return _status(405, "MethodNotAllowed", request.method)
+        body = await request.json()
+        self.token_reviews += 1
+        user = self.tokens.get(str((body.get("spec") or {}).get("token") or ""))
+        status: dict[str, Any] = (
+            {"authenticated": True, "user": user} if user is not None
+            else {"authenticated": False, "error": "invalid bearer token"}
+        )
+        return web.json_response({**body, "status": status}, status=201)
 
     def _list(self, request: web.Request, res: Res, namespace: str) -> web.Response:
         objs = self.store.objects.get((res.gv, res.plural), {})

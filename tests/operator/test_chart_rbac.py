@@ -12,10 +12,12 @@ nothing granted for nothing.
 from __future__ import annotations
 
 import copy
+import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from falcopy.agent.control.clusterlink import ClusterLink
 from falcopy.agent.control.lease import LeaseReporter
@@ -104,6 +106,12 @@ def enforced(apiserver: FakeApiServer, chart: Rendered) -> Iterator[dict[str, li
     apiserver.authorizer = None
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _used(apiserver: FakeApiServer, who: Callable[[str], bool], roles: list[Grant]) -> set[Grant]:
     return {g for agent, attrs in apiserver.store.authorized if who(agent) for g in roles if g.allows(attrs)}
 
@@ -113,9 +121,19 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
         chart: Rendered) -> None:
     env = {e["name"]: e.get("value") for e in
            chart.one("Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]}
+    agent_sa = f"system:serviceaccount:{RELEASE_NS}:{_sa(chart, 'DaemonSet')}"
+    assert env["FALCOPY_OPERATOR_K8SMETA_AGENTS"] == agent_sa  # only the agents may subscribe
+    port = _free_port()
     # small shards: the objects spread over several, so the agent also fetches shards by name
     make_operator(configmap_prefix=env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"],
-                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]), shard_budget=4096, cluster_reserve=0)
+                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]), shard_budget=4096, cluster_reserve=0,
+                  collector={"host": "127.0.0.1", "port": port, "insecure": True, "agents": [agent_sa]})
+    # an agent subscribes to the metadata stream: the operator reviews its token
+    apiserver.tokens["agent-token"] = {"username": agent_sa}
+    with httpx.stream("GET", f"http://127.0.0.1:{port}/v1/k8smeta", params={"node": "node-a"},
+                      headers={"Authorization": "Bearer agent-token"}, timeout=30) as resp:
+        assert resp.status_code == 200
+        assert next(resp.iter_lines()).startswith('{"type":"snapshot"')
     driver = client.ApiClient()
     driver.user_agent = DRIVER
     api = client.CustomObjectsApi(driver)

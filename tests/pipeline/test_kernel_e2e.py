@@ -29,7 +29,7 @@ def _comm(pid: int) -> str:
 
 CUSTOM_RULES = """
 - rule: send on a connection older than the agent
-  desc: fd state of sockets that existed before start-up (sock_diag inventory)
+  desc: fd state of sockets that existed before start-up (the /proc/self/net inventory)
   condition: evt.type in (sendto, sendmsg) and proc.name = fpsender
   output: sent on %fd.name
   priority: NOTICE

@@ -325,7 +325,8 @@ def test_fuzzed_records_never_crash() -> None:
 
 def test_sockets_of_another_network_namespace(require_root, tmp_path) -> None:
     """A connection made in another netns (a container's) before start-up gets its tuple
-    from /proc/PID/net (sock_diag only sees the agent's namespace)."""
+    from /proc/PID/net of a process of that namespace (the agent's own /proc/self/net does not
+    show it)."""
     code = textwrap.dedent("""
         import socket, subprocess, sys, time
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True)

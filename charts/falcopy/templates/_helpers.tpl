@@ -104,6 +104,15 @@ app.kubernetes.io/component: operator
 {{- toYaml $names -}}
 {{- end -}}
 
+{{/* The workload-metadata collector runs in the operator (docs/enrichment.md). */}}
+{{- define "falcopy.collectorEnabled" -}}
+{{- if and .Values.operator.enabled .Values.operator.collector.enabled -}}true{{- end -}}
+{{- end -}}
+{{- define "falcopy.collectorName" -}}
+{{- printf "%s-collector" (include "falcopy.operatorName" .) -}}
+{{- end -}}
+{{- define "falcopy.collectorCADir" -}}/etc/falcopy/k8smeta{{- end -}}
+
 {{- define "falcopy.webhookSecret" -}}
 {{- default (printf "%s-webhook-tls" (include "falcopy.operatorName" .)) .Values.operator.webhook.existingSecret -}}
 {{- end -}}
@@ -251,7 +260,13 @@ app.kubernetes.io/component: operator
 {{- $_ := set $audit "ssl_client_ca" (printf "%s/ca.crt" (include "falcopy.k8sAuditClientCADir" .)) -}}
 {{- end -}}
 {{- end -}}
-{{- $computed := dict "host" $host "enrichment" (dict "enabled" true "kubelet" $kubelet) "k8s_audit" $audit -}}
+{{- $enrichment := dict "enabled" true "kubelet" $kubelet -}}
+{{- if include "falcopy.collectorEnabled" . -}}
+{{- $url := printf "https://%s.%s.svc:%d" (include "falcopy.collectorName" .) .Release.Namespace (int .Values.operator.collector.port) -}}
+{{- $idle := mul 4 (int .Values.operator.collector.heartbeatSeconds) -}}
+{{- $_ := set $enrichment "k8smeta" (dict "enabled" true "url" $url "ca_file" (printf "%s/ca.crt" (include "falcopy.collectorCADir" .)) "idle_timeout_s" $idle) -}}
+{{- end -}}
+{{- $computed := dict "host" $host "enrichment" $enrichment "k8s_audit" $audit -}}
 {{- if and .Values.operator.enabled .Values.agent.rulesApi.enabled -}}
 {{- $names := include "falcopy.operatorRulesConfigMaps" . | fromYamlArray -}}
 {{- $_ := set $computed "rules_api" (dict "enabled" true "namespace" .Release.Namespace "configmaps" $names "volume" (include "falcopy.operatorRulesDir" .)) -}}

@@ -312,8 +312,8 @@ K8S_FIELDS: list[_Row] = [
     _r("k8s.pod.ip", S, "pod IP address"),
     _r("k8s.pod.cni.json", S, "CNI result of the pod as JSON"),
     _r("k8s.ns.name", S, "Kubernetes namespace of the pod"),
-    # Served by the removed in-process Kubernetes client; kept so older rules
-    # load (with a deprecation warning) and render <NA>.
+    # Falco's removed in-process Kubernetes client served these; deprecated aliases of
+    # the k8smeta.* fields below, with the same values (the operator's collector).
     _r("k8s.ns.id", S, "namespace UID", deprecated=True),
     _r("k8s.ns.uid", S, "namespace UID", deprecated=True),
     _r("k8s.ns.label", S, "one namespace label", KEY, deprecated=True),
@@ -341,7 +341,7 @@ K8S_FIELDS: list[_Row] = [
 ]
 
 #: k8smeta plugin fields (cluster-wide metadata); the agent fills them from the
-#: kubelet/API when it can, <NA> otherwise.
+#: kubelet and the operator's collector, <NA> otherwise.
 K8SMETA_FIELDS: list[_Row] = [
     row
     for kind, what in (("pod", "pod"), ("ns", "namespace"), ("deployment", "deployment"),
