@@ -24,6 +24,7 @@ from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
 from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import layout
+from falcopy.agent.prefilter import OpenCheck, open_checks
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine.kernel_filter import KernelFilter, derive
@@ -74,8 +75,11 @@ def kernel_filter(ruleset: Any, *, always: Iterable[str] = ()) -> KernelFilter:
 class Pipeline:
     def __init__(self, ruleset: RulesetLike | None, state: ProcessTable, *,
                  metadata: MetadataLookup | None = None,
-                 on_alert: AlertCallback | None = None, recorder: RecorderLike | None = None) -> None:
+                 on_alert: AlertCallback | None = None, recorder: RecorderLike | None = None,
+                 prefilter: bool = True) -> None:
         self.state = state
+        #: skip the opens no rule can match before building their event (agent.prefilter)
+        self.prefilter = prefilter
         #: the flight recorder (capture on alert); None when capture is off
         self.recorder = recorder
         self.metadata = metadata
@@ -83,6 +87,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._ruleset: RulesetLike | None = None
         self._types: frozenset[str] | None = frozenset()
+        self._checks: dict[str, OpenCheck] = {}
         self.events = 0
         self.evaluated = 0
         self.alerts = 0
@@ -104,9 +109,11 @@ class Pipeline:
         else:
             wanted = ruleset.evttypes("syscall")
             types = None if wanted is None else frozenset(wanted)
+        checks = open_checks(ruleset) if ruleset is not None and self.prefilter else {}
         with self._lock:
             self._ruleset = ruleset
             self._types = types
+            self._checks = checks
 
     def wanted_types(self) -> frozenset[str] | None:
         """Event types the current rules need (None: all)."""
@@ -122,9 +129,10 @@ class Pipeline:
     def process(self, records: Iterable[SyscallRecord]) -> int:
         """Handle one batch; returns the number of alerts raised."""
         with self._lock:
-            ruleset, types = self._ruleset, self._types
+            ruleset, types, checks = self._ruleset, self._types, self._checks
         state = self.state
         apply = state.apply
+        check_of = checks.get
         meta = self.metadata
         on_alert = self.on_alert
         alerts = 0
@@ -150,7 +158,9 @@ class Pipeline:
                 except Exception:  # capture is an extra: detection goes on without it
                     self.errors += 1
                     log.exception("flight recorder failed on %s record", rec.type)
-            if evaluate is not None and wanted(rec.type):
+            etype = rec.type
+            if evaluate is not None and wanted(etype) and (
+                    (check := check_of(etype)) is None or check(rec, fd)):
                 event = SyscallEvent(rec, thread, fd, state, meta, num)
                 evaluated += 1
                 try:

@@ -37,6 +37,7 @@ AGENT_LAYERS = {
     "enrichment": 2,
     "rulecheck": 6,  # which rules can never fire with this configuration on this kernel
     "fields": 3,
+    "prefilter": 3,  # which open records no rule can match (from the kernel filter derivation)
     "pipeline": 4,
     "control": 5,
     "outputs": 6,

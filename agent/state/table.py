@@ -86,7 +86,7 @@ class ProcessTable:
         return count
 
     def _resolve_other_netns_sockets(self) -> None:
-        """Sockets sock_diag did not know live in other network namespaces (containers):
+        """Sockets the agent's namespace did not list live in other network namespaces (containers):
         read them from /proc/PID/net of one process per namespace."""
         parsed: set[int] = set()
         for info in {id(i): i for i in self.threads.values()}.values():

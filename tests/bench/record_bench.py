@@ -1,0 +1,237 @@
+"""Per-record user-space cost of the event path, stage by stage (issue "Event path").
+
+Records are captured once from the real probe while a workload runs (the raw bytes of
+each ring record, exactly as the probe lays them out), then replayed from memory through
+the agent's own code, without the kernel:
+
+- ``decode``: :meth:`Decoder.decode_at` over the raw bytes;
+- ``state``: decode + :class:`Pipeline` without rules (process/fd tables);
+- ``rules``: decode + the pipeline with the rules (fields, compiled conditions);
+- ``output``: the same with every alert formatted (Falco's output line and fields).
+
+Besides CPU µs, each stage's Python-level function calls per record (cProfile's count:
+deterministic, so before/after comparisons hold on a machine too busy for timings).
+
+Each stage is timed in CPU time (``time.process_time``: robust to neighbours on a shared
+machine), best of ``--rounds`` passes over the whole recording; the difference between
+stages is that stage's cost per record.  ``--profile`` prints a cProfile of the full path.
+
+    python -m tests.bench.record_bench record WORKLOAD SECONDS OUT [RULES...]   (root)
+    python -m tests.bench.record_bench replay IN [--rounds N] [--profile] RULES...
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import gc
+import json
+import os
+import pstats
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_LEN = struct.Struct("<I")
+
+
+def _rules_types(rules: list[str]) -> set[str] | None:
+    from falcopy.agent.fields.syscall import AgentSyscallSource
+
+    from falcopy.engine import default_sources, load_rules_files
+
+    sources = default_sources()
+    sources["syscall"] = AgentSyscallSource()
+    result = load_rules_files(rules, sources=sources)
+    assert result.ok and result.ruleset is not None, [str(m) for m in result.errors]
+    types = result.ruleset.evttypes("syscall")
+    return set(types) if types is not None else None
+
+
+def record(workload: Path, mode: str, seconds: float, out: Path, rules: list[str]) -> dict[str, Any]:
+    """Run ``workload MODE SECONDS`` with the probe attached (filter off, the event types
+    the rules and the tables need) and store every record the workload's process made."""
+    from falcopy.agent.kernel.probe import SUPPORTED_EVENTS, Probe
+    from falcopy.agent.state import STATE_EVENT_TYPES
+
+    types = _rules_types(rules)
+    wanted = (types if types is not None else set(SUPPORTED_EVENTS)) | STATE_EVENT_TYPES
+    # a uniquely named copy: its records are told from the neighbours' by its pid
+    with tempfile.TemporaryDirectory() as tmp:
+        binary = Path(tmp) / f"falcopy-recbench-{os.getpid()}"
+        binary.write_bytes(workload.read_bytes())
+        binary.chmod(0o755)
+        raw: list[bytes] = []
+        with Probe() as probe:
+            probe.load()
+            probe.set_event_filter(wanted & SUPPORTED_EVENTS)
+            probe.ignore_pid(os.getpid())
+            probe.attach()
+            ring = probe._need_ring()  # the raw records, before decoding
+            proc = subprocess.Popen([str(binary), mode, str(seconds)], stdout=subprocess.PIPE)
+            pid = proc.pid
+            kept: list[tuple[bytes, int]] = []
+
+            def keep(buf: Any, off: int, size: int) -> None:
+                # tgid at header offset 36 (record.h: ts, cgroup_id, res, len/type/flags, tid, pid)
+                kept.append((bytes(buf[off:off + size]), _LEN.unpack_from(buf, off + 36)[0]))
+
+            while proc.poll() is None:
+                ring.wait(50)
+                ring.drain(keep, 1 << 20)
+            for _ in range(20):
+                ring.drain(keep, 1 << 20)
+            drops = probe.drops()
+        raw = [b for b, tgid in kept if tgid == pid]
+    with out.open("wb") as fh:
+        for b in raw:
+            fh.write(_LEN.pack(len(b)))
+            fh.write(b)
+    return {"records": len(raw), "all_records": len(kept), "drops": drops}
+
+
+def load(path: Path) -> tuple[bytes, list[tuple[int, int]]]:
+    """The recording as one buffer and the (offset, size) of each record in it."""
+    data = path.read_bytes()
+    spans: list[tuple[int, int]] = []
+    pos = 0
+    buf = bytearray()
+    while pos < len(data):
+        (n,) = _LEN.unpack_from(data, pos)
+        pos += 4
+        spans.append((len(buf), n))
+        buf += data[pos:pos + n]
+        pos += n
+    return bytes(buf), spans
+
+
+def _cpu(fn: Callable[[], Any]) -> float:
+    t0 = time.process_time()
+    fn()
+    return time.process_time() - t0
+
+
+def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
+           repeat: int = 1) -> dict[str, Any]:
+    from falcopy.agent.fields.syscall import AgentSyscallSource
+    from falcopy.agent.kernel.decoder import Decoder
+    from falcopy.agent.pipeline import Pipeline, tune_gc
+    from falcopy.agent.state import ProcessTable
+
+    from falcopy.engine import default_sources, load_rules_files
+
+    buf, spans = load(path)
+    spans = spans * repeat
+    sources = default_sources()
+    sources["syscall"] = AgentSyscallSource()
+    result = load_rules_files(rules, sources=sources)
+    assert result.ok and result.ruleset is not None
+    ruleset = result.ruleset
+    decoder = Decoder()
+    decoder.ts_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    decode_at = decoder.decode_at
+
+    def decode_all() -> list[Any]:
+        return [r for off, size in spans if (r := decode_at(buf, off, size)) is not None]
+
+    alerts = {"n": 0}
+
+    def count(rule: Any, event: Any) -> None:
+        alerts["n"] += 1
+
+    def fmt(rule: Any, event: Any) -> None:
+        alerts["n"] += 1
+        ruleset.format(rule, event)
+
+    pipes = {
+        "state": Pipeline(None, ProcessTable()),
+        "rules": Pipeline(ruleset, ProcessTable(), on_alert=count),
+        "output": Pipeline(ruleset, ProcessTable(), on_alert=fmt),
+    }
+    # the first pass loads the recorded processes (gone by now) from their records
+    for p in pipes.values():
+        p.process(decode_all())
+    tune_gc()
+    n = len(spans)
+    # stages interleaved within each round, best of the rounds: a neighbour's burst
+    # inflates one round of every stage rather than all rounds of one stage
+    runs: dict[str, Callable[[], Any]] = {"decode": decode_all}
+    for name, p in pipes.items():
+        runs[name] = lambda p=p: p.process(decode_all())
+    cpu = dict.fromkeys(runs, float("inf"))
+    alerts["n"] = 0
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            cpu[name] = min(cpu[name], _cpu(fn))
+    per_alerts = alerts["n"] / (2 * rounds)
+    us = {k: v / n * 1e6 for k, v in cpu.items()}
+    stages = {
+        "decode": us["decode"],
+        "state": us["state"] - us["decode"],
+        "fields+rules": us["rules"] - us["state"],
+        "output": us["output"] - us["rules"],
+        "total": us["output"],
+    }
+    # Python-level calls per record, per stage: deterministic, so comparable between runs
+    # on a machine too busy for CPU times to be
+    calls = {}
+    for name, fn in runs.items():
+        prof = cProfile.Profile()
+        prof.enable()
+        fn()
+        prof.disable()
+        calls[name] = pstats.Stats(prof).total_calls / n  # type: ignore[attr-defined]
+    calls_per_record = {
+        "decode": calls["decode"], "state": calls["state"] - calls["decode"],
+        "fields+rules": calls["rules"] - calls["state"], "output": calls["output"] - calls["rules"],
+        "total": calls["output"],
+    }
+    types: dict[str, int] = {}
+    for r in decode_all()[:len(spans) // repeat]:
+        types[r.type] = types.get(r.type, 0) + 1
+    out = {"records": n, "types": types, "alerts_per_pass": per_alerts, "us_per_record": stages,
+           "calls_per_record": calls_per_record,
+           "errors": sum(p.errors for p in pipes.values())}
+    if profile:
+        prof = cProfile.Profile()
+        p = Pipeline(ruleset, ProcessTable(), on_alert=fmt)
+        p.process(decode_all())
+        gc.collect()
+        prof.enable()
+        for _ in range(rounds):
+            p.process(decode_all())
+        prof.disable()
+        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+    return out
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    rec = sub.add_parser("record")
+    rec.add_argument("workload", type=Path)
+    rec.add_argument("mode")
+    rec.add_argument("seconds", type=float)
+    rec.add_argument("out", type=Path)
+    rec.add_argument("rules", nargs="+")
+    rep = sub.add_parser("replay")
+    rep.add_argument("path", type=Path)
+    rep.add_argument("rules", nargs="+")
+    rep.add_argument("--rounds", type=int, default=5)
+    rep.add_argument("--repeat", type=int, default=1)
+    rep.add_argument("--profile", action="store_true")
+    args = ap.parse_args(argv)
+    if args.cmd == "record":
+        print(json.dumps(record(args.workload, args.mode, args.seconds, args.out, args.rules)))
+    else:
+        print(json.dumps(replay(args.path, args.rules, args.rounds, args.profile, args.repeat), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
