@@ -96,6 +96,10 @@ class Agent:
         self.probe: Any = None
         self.pipeline: Any = None
         self.store: Any = None
+        #: resolver of the names the rules compare fd.*ip.name with (None: falcopy.dns off),
+        #: and the names of the running rules
+        self.dns: Any = None
+        self.dns_names: set[str] = set()
         self.announcer: Any = None
         self.capture: Any = None
         #: stop asked for (SIGTERM/SIGINT, a fatal error): the main loop winds down
@@ -140,13 +144,30 @@ class Agent:
     def _make_sources(self) -> dict[str, Any]:
         from falcopy.agent.fields.syscall import AgentSyscallSource
 
+        if self.config.falcopy.dns.enabled and self.dns is None:
+            from falcopy.agent.enrichment.dns import DnsNames
+
+            self.dns = DnsNames(self.config.falcopy.dns)
+            self.metrics.add_collector(self.dns.metric_families)
         sources = dict(default_sources())
-        sources["syscall"] = AgentSyscallSource()
+        sources["syscall"] = AgentSyscallSource(dns=self.dns)
         add_static_fields(sources, self.config.static_fields)
         return sources
 
+    def watch_names(self, ruleset: Ruleset) -> set[str]:
+        """Start resolving the names ``ruleset`` compares fd.*ip.name with, keeping those
+        of the running rules; returns the new set."""
+        from falcopy.engine.fieldrefs import compared_names
+
+        names = compared_names(ruleset)
+        if self.dns is not None:
+            self.dns.watch(self.dns_names | names)
+            if names:       # no thread for rules that compare no name
+                self.dns.start()
+        return names
+
     def load_rules(self, config: AgentConfig | None = None, paths: list[Path] | None = None) -> LoadResult:
-        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
+        from falcopy.agent.rulecheck import capturable_event_types, disabled_sources, unavailable_fields
 
         from falcopy.distribution.bundle import load_bundle_rules
 
@@ -164,6 +185,7 @@ class Agent:
             rule_matching=cfg.rule_matching,
             disabled_sources=disabled_sources(cfg),
             capturable=capturable_event_types(),
+            unavailable_fields=unavailable_fields(cfg),
         )
         self.read_version, self.read_serial = read.version, read.serial
         if read.origins:
@@ -215,6 +237,8 @@ class Agent:
         if not result.ok or result.ruleset is None:
             raise StartupError(f"rules failed to load ({len(result.errors)} error(s)); not starting")
         self.ruleset = result.ruleset
+        # resolved while the probe loads: never waited for, a name's first answer just comes later
+        self.dns_names = self.watch_names(self.ruleset)
         self.startup["rules compiled"] = seconds_since_process_start()
         self.rules_version, self.rules_serial = self.read_version, self.read_serial
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
@@ -679,6 +703,8 @@ class Agent:
             with contextlib.suppress(Exception):
                 self.store.stop()
             self.store = None
+        if self.dns is not None:
+            self.dns.stop()
         if self.stage is not None:
             self.stage.flush("shutdown")
         if self.dispatcher is not None:

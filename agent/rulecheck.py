@@ -1,7 +1,7 @@
-"""What a rule needs from this node to ever fire: its event source switched on and
-its event types capturable by the probe.  The engine turns what is missing into one
-warning per rule (``load_rules(disabled_sources=..., capturable=...)``), in the
-agent's log and in ``falcopy validate``."""
+"""What a rule needs from this node to ever fire: its event source switched on, its
+event types capturable by the probe, the fields it reads filled.  The engine turns what
+is missing into one warning per rule (``load_rules(disabled_sources=..., capturable=...,
+unavailable_fields=...)``), in the agent's log and in ``falcopy validate``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,24 @@ def disabled_sources(config: AgentConfig) -> dict[str, str]:
     out: dict[str, str] = {}
     if not config.falcopy.k8s_audit.enabled:
         out["k8s_audit"] = "falcopy.k8s_audit.enabled is false"
+    return out
+
+
+def unavailable_fields(config: AgentConfig) -> dict[str, str]:
+    """Fields that never have a value with this configuration -> why: the registry behind
+    the ``LOAD_UNAVAILABLE_FIELD`` warning.  Keys are field names or ``prefix.*``; a
+    collector or resolver the configuration switches off adds its fields here."""
+    from falcopy.agent.fields import k8smeta
+    from falcopy.agent.fields.fd import ADDRESS_OF
+    from falcopy.agent.fields.syscall import ALWAYS_NONE
+
+    out = dict(ALWAYS_NONE)
+    if not config.falcopy.dns.enabled:
+        out.update(dict.fromkeys(ADDRESS_OF, "falcopy.dns.enabled is false"))
+    if not config.falcopy.enrichment.k8smeta.enabled:
+        why = ("falcopy.enrichment.k8smeta.enabled is false: no workload metadata from the operator's "
+               "collector")
+        out.update(dict.fromkeys([*k8smeta.FIELDS, *k8smeta.WITH_ARG], why))
     return out
 
 

@@ -48,8 +48,10 @@ def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: 
     manifests (the admission webhook's answers): exit 0 when valid.  Every error is reported.
 
     Also warns about each rule that can never fire on this system: its source is
-    switched off or unknown, or the running kernel cannot produce its event types."""
-    from falcopy.agent.rulecheck import capturable_event_types, disabled_sources
+    switched off or unknown, or the running kernel cannot produce its event types; and
+    about each rule reading fields that never have a value in the configuration (-c)."""
+    from falcopy.agent.control.config import AgentConfig, ConfigError, load_config
+    from falcopy.agent.rulecheck import capturable_event_types, disabled_sources, unavailable_fields
     from falcopy.operator.offline import is_manifest_file
 
     manifests = [f for f in files if is_manifest_file(f)]
@@ -58,17 +60,18 @@ def validate(files: tuple[Path, ...], as_json: bool, strict: bool, config_path: 
     if not rules_files:
         sys.exit(0 if ok else 1)
     disabled = {name: "--disable-source" for name in disable_source}
+    config = AgentConfig()
     if config_path is not None:
-        from falcopy.agent.control.config import ConfigError, load_config
-
         try:
-            disabled.update(disabled_sources(load_config(config_path, [])))
+            config = load_config(config_path, [])
         except ConfigError as exc:
             for msg in exc.messages:
                 click.echo(f"Error: {msg}", err=True)
             sys.exit(1)
+        disabled.update(disabled_sources(config))
     result = load_rules_files(rules_files, keep_going=True, disabled_sources=disabled,
-                              capturable=capturable_event_types())
+                              capturable=capturable_event_types(),
+                              unavailable_fields=unavailable_fields(config))
     if strict:
         result = result.strict()
     if as_json:

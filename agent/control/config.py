@@ -23,6 +23,7 @@ from falcopy.agent.control.capture_config import CaptureConfig, RecorderConfig
 from falcopy.agent.control.overrides import apply_override
 from falcopy.agent.control.yamlsource import ConfigError, RawConfig, merge_into, read_yaml_file
 from falcopy.agent.enrichment.config import EnrichmentConfig
+from falcopy.agent.enrichment.dns import DnsConfig
 from falcopy.agent.state.procfs import HostPaths
 from pydantic import (
     BaseModel,
@@ -385,6 +386,8 @@ class FalcopySection(_Section):
     #: container runtimes and kubelet (owned by falcopy.agent.enrichment)
     enrichment: EnrichmentConfig = Field(default_factory=EnrichmentConfig)
     k8s_audit: AuditWebhookConfig = Field(default_factory=AuditWebhookConfig)
+    #: the names rules compare fd.*ip.name with: resolution, refresh, expiry (docs/enrichment.md)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
     #: the local syslog socket used by syslog_output (mount the host's /dev/log in a container)
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced

@@ -7,18 +7,12 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from falcopy.agent.fields.accessor import Factory, Simple
+from falcopy.agent.fields.accessor import Factory, Simple, none
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.state.constants import FD_TYPECHARS
 from falcopy.agent.state.model import FdInfo
 
-# fd.*ip.name: the DNS names of the socket's addresses
-UNAVAILABLE: dict[str, str] = {
-    "fd.cip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.sip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.lip.name": "DNS names of addresses need DNS interception, not done",
-    "fd.rip.name": "DNS names of addresses need DNS interception, not done",
-}
+UNAVAILABLE: dict[str, str] = {}
 
 _SOCK_TYPES = ("ipv4", "ipv6")
 
@@ -202,6 +196,20 @@ FIELDS: dict[str, Simple] = {
     "fd.dev.minor": _fd(lambda fd: (fd.dev & 0xFF) | ((fd.dev >> 12) & 0xFFF00)),
     "fd.ino": _fd(lambda fd: fd.ino),
     "fd.nameraw": _fd_nameraw,
+    # without a resolver (validate, replay) no name is known; with one, the agent's source
+    # reads them through falcopy.agent.fields.dnsnames and ADDRESS_OF
+    "fd.cip.name": none,
+    "fd.sip.name": none,
+    "fd.lip.name": none,
+    "fd.rip.name": none,
+}
+
+#: fd.*ip.name: the address each one names
+ADDRESS_OF: dict[str, Callable[[FdInfo], Any]] = {
+    "fd.cip.name": _cip,
+    "fd.sip.name": _sip,
+    "fd.lip.name": _laddr,
+    "fd.rip.name": _raddr,
 }
 
 WITH_ARG: dict[str, Factory] = {

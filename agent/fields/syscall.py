@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import logging
 
-from falcopy.agent.fields import container, evt, fd, k8smeta, proc, user
+from falcopy.agent.enrichment.dns import DnsNames
+from falcopy.agent.fields import container, dnsnames, evt, fd, k8smeta, proc, user
 from falcopy.agent.fields.accessor import Factory, Simple, none
 
 from falcopy.engine.fields.base import Accessor, FieldDef, FieldSource
@@ -52,14 +53,26 @@ class AgentSyscallSource(FieldSource):
     Replay and tests with DictEvents use the engine's default syscall source;
     this one is built for the hot path (no per-access type dispatch)."""
 
-    def __init__(self, fields: dict[str, FieldDef] | None = None) -> None:
+    def __init__(self, fields: dict[str, FieldDef] | None = None, *, dns: DnsNames | None = None) -> None:
         super().__init__("syscall", fields if fields is not None else SYSCALL_FIELDS)
+        #: the names the rules compare fd.*ip.name with, and their addresses (None: no resolver)
+        self.dns = dns
+
+    def name_matcher(self, fdef: FieldDef, arg: str | None) -> dnsnames.Matcher | None:
+        """Engine hook: fd.*ip.name compared with names tests the address's membership."""
+        address_of = fd.ADDRESS_OF.get(fdef.name)
+        if address_of is None or self.dns is None:
+            return None
+        return dnsnames.name_matcher(self.dns, address_of)
 
     def memoize(self, fdef: FieldDef, arg: str | None) -> bool:
         """Engine hook: False for plain attribute reads, cheaper than the memo."""
         return not (arg is None and fdef.name in DIRECT)
 
     def accessor(self, fdef: FieldDef, arg: str | None) -> Accessor:
+        address_of = fd.ADDRESS_OF.get(fdef.name)
+        if address_of is not None and self.dns is not None:
+            return dnsnames.name_accessor(self.dns, address_of)
         try:
             return self.live_accessor(fdef, arg)
         except KeyError:

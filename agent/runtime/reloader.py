@@ -65,6 +65,17 @@ class RulesReloader:
                 return False
             agent.report(result)  # the new set's warnings
             ruleset = result.ruleset
+            names = agent.watch_names(ruleset)
+            dns = agent.dns
+            if dns is not None:
+                # the new rules go live knowing their new names' addresses, or after a bounded wait;
+                # the running rules keep detecting meanwhile
+                late = await loop.run_in_executor(None, dns.wait_resolved, names - agent.dns_names,
+                                                  dns.config.reload_wait_s)
+                if late:
+                    log.warning("rules reload: no DNS answer yet for %s after %.1f s; the new rules go live "
+                                "and match these names once they resolve", ", ".join(late),
+                                dns.config.reload_wait_s)
             kf = await loop.run_in_executor(None, derive_kernel_filter, ruleset, config)
             types = wanted_types(ruleset, config)
             if agent.probe is not None:
@@ -80,6 +91,9 @@ class RulesReloader:
                 if pending is not None:
                     agent.swap_outputs(pending[0])
             agent.rules_paths = paths
+            if dns is not None:
+                dns.watch(names)    # the old rules' other names retire after their refresh
+            agent.dns_names = names
             agent.rules_version, agent.rules_serial = agent.read_version, agent.read_serial
             agent.falco_metrics.rules_files = files_sha256(paths)
             agent.falco_metrics.reload_ts_ns = time.time_ns()

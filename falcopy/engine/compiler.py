@@ -204,6 +204,9 @@ class CheckCompiler:
         if op == "exists":
             get = lhs.get
             return lambda ev, c: get(ev, c) is not None
+        named = self._name_match(left, lhs, node)
+        if named is not None:
+            return named
         try:
             operators.check_operator(op, lhs.ftype, lhs.name)
         except operators.OperatorError as e:
@@ -238,6 +241,35 @@ class CheckCompiler:
         self._na_check(lhs, op, [right.value], node)
         rhs = self._convert_all([right.value], lhs.ftype, op, right)[0]
         return self._scalar(lhs, op, rhs)
+
+    def _name_match(self, left: ast.Node, lhs: FieldInfo, node: ast.Check) -> Pred | None:
+        """``fd.sip.name = example.com`` / ``!=`` / ``in``: true when the event's address is
+        one of the name's (libsinsp's compare_domain), not a comparison of the field's
+        text.  Offered by a source through the optional ``name_matcher(fdef, arg)`` hook:
+        a ``(event, name) -> True/False, or None when the event has no address``."""
+        hook = getattr(self.source, "name_matcher", None)
+        if hook is None or lhs.fdef is None or not isinstance(left, ast.FieldRef) or node.modifier:
+            return None
+        if node.op not in NAME_OPS or not isinstance(node.right, ast.Value | ast.ListValue):
+            return None
+        match = hook(lhs.fdef, left.arg)
+        if match is None:
+            return None
+        right = node.right
+        names = tuple(right.values) if isinstance(right, ast.ListValue) else (right.value,)
+        if node.op == "in":
+            def any_of(ev: Any, c: dict[Any, Any]) -> bool:
+                for n in names:
+                    if match(ev, n):
+                        return True
+                return False
+            return any_of
+        if len(names) != 1:
+            raise CompileError(f"operator '{node.op}' needs a single value", right)
+        name = names[0]
+        if node.op == "!=":
+            return lambda ev, c: match(ev, name) is False
+        return lambda ev, c: match(ev, name) is True
 
     def _evt_dir(self, node: ast.Check) -> bool | None:
         """Since Falco 0.42 only exit events exist: '<' always, '>' never."""
@@ -390,6 +422,8 @@ class CheckCompiler:
 
 
 _INT_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">="})
+#: the operators a name-matched field (``name_matcher``) answers by address membership
+NAME_OPS = frozenset({"=", "==", "!=", "in"})
 
 
 def _int_check(get: Getter, op: str, rhs: Any, slow: Callable[[Any], bool]) -> Pred:

@@ -29,6 +29,7 @@ from falcopy.engine.evttypes import (
     event_types,
     fold_for_type,
 )
+from falcopy.engine.fieldrefs import canonical_names, field_refs, unavailable_reads
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldSource
 from falcopy.engine.limits import DEFAULT_CAPS, Budget, BudgetExceeded, Caps
@@ -126,7 +127,8 @@ class Loader:
     def __init__(self, sources: dict[str, FieldSource], optimize: bool = True,
                  keep_going: bool = False, *, caps: Caps = DEFAULT_CAPS, budget: Budget | None = None,
                  disabled_sources: Mapping[str, str] | None = None,
-                 capturable: frozenset[str] | None = None) -> None:
+                 capturable: frozenset[str] | None = None,
+                 unavailable_fields: Mapping[str, str] | None = None) -> None:
         self.sources = sources
         self.optimize = optimize
         self.keep_going = keep_going
@@ -136,6 +138,8 @@ class Loader:
         self.disabled_sources = dict(disabled_sources or {})
         #: the syscall event types this system can produce (None: not checked)
         self.capturable = capturable
+        #: field (or ``prefix.*``) -> why it never has a value here: rules reading one are told
+        self.unavailable_fields = dict(unavailable_fields or {})
         self.table = FileTable()
         self.errors: list[LoadMessage] = []
         self.warnings: list[LoadMessage] = []
@@ -430,6 +434,8 @@ class Loader:
         except OutputError as e:
             self._error_loc(LoadCode.ERR_VALIDATE, e.message, r.loc, "rule", r.name)
             return None
+        if self.unavailable_fields:
+            self._warn_unavailable(r, tree, fmt)
         ex_fields = sorted({f for ex in r.exceptions for f in
                             (ex.fields if isinstance(ex.fields, list) else [ex.fields] if ex.fields else [])})
         return CompiledRule(name=r.name, desc=r.desc, priority=r.priority, tags=list(r.tags), source=r.source,
@@ -454,6 +460,18 @@ class Loader:
             message = f"Event type(s) {names} cannot be captured on this system: the rule only fires on " \
                       f"{', '.join(sorted(types & self.capturable))}"
         self._warn_loc(LoadCode.UNCAPTURABLE_EVTTYPE, message, r.loc, "rule", r.name)
+
+    def _warn_unavailable(self, r: RuleInfo, tree: ast.Node, fmt: Any) -> None:
+        """One warning per rule naming each field it reads (condition or output) that is
+        empty in the running configuration, and why."""
+        read = canonical_names(field_refs(tree), self.sources[r.source])
+        read.update(fmt.field_names())
+        found = unavailable_reads(read, self.unavailable_fields)
+        if not found:
+            return
+        what = "; ".join(f"{f} ({why})" for f, why in found)
+        self._warn_loc(LoadCode.UNAVAILABLE_FIELD, f"Rule reads field(s) that never have a value here, "
+                       f"they read as <NA>: {what}", r.loc, "rule", r.name)
 
     def _specialise(self, r: RuleInfo, tree: ast.Node, types: frozenset[str], macro_uses: dict[str, int],
                     per_type: dict[str, TreeCompiler]) -> dict[str, tuple[Any, Any, object]]:
@@ -551,17 +569,21 @@ def load_rules(inputs: Iterable[RulesInput], *, sources: dict[str, FieldSource] 
                rule_matching: str = "first", keep_going: bool = False, caps: Caps = DEFAULT_CAPS,
                budget: Budget | None = None, tenant_precedence: bool = False,
                disabled_sources: Mapping[str, str] | None = None,
-               capturable: frozenset[str] | None = None) -> LoadResult:
+               capturable: frozenset[str] | None = None,
+               unavailable_fields: Mapping[str, str] | None = None) -> LoadResult:
     """``caps`` bound what one load may expand; ``budget`` adds a deadline and
     cancellation (an error at the item being worked on).  ``tenant_precedence``:
     a namespaced rule may take the first-match slot from a cluster rule for
     events of its namespace (by load order); by default cluster rules go first.
     ``disabled_sources`` (source -> reason) and ``capturable`` (the syscall event types
-    this system can produce) turn rules that can never fire into warnings."""
+    this system can produce) turn rules that can never fire into warnings;
+    ``unavailable_fields`` (field or ``prefix.*`` -> reason) does the same for the fields
+    that never have a value in the running configuration."""
     inputs = list(inputs)
     sources = sources if sources is not None else default_sources()
     loader = Loader(sources, keep_going=keep_going, caps=caps, budget=budget,
-                    disabled_sources=disabled_sources, capturable=capturable)
+                    disabled_sources=disabled_sources, capturable=capturable,
+                    unavailable_fields=unavailable_fields)
     result = LoadResult(names=[i.name for i in inputs])
     loader.collect(inputs)
     rules: list[CompiledRule] = []

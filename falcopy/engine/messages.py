@@ -53,6 +53,7 @@ class LoadCode(StrEnum):
     UNKNOWN_KEY = ("LOAD_UNKNOWN_KEY", "Unknown key")
     # falcopy's own (Falco captures every syscall through its raw hooks and has no such case)
     UNCAPTURABLE_EVTTYPE = ("LOAD_UNCAPTURABLE_EVTTYPE", "Event type cannot be captured on this system")
+    UNAVAILABLE_FIELD = ("LOAD_UNAVAILABLE_FIELD", "Field never has a value in this configuration")
 
 #: warnings meaning a rule can never (or only partly) fire here: ``validate --strict`` fails on them
 NEVER_FIRES_CODES: frozenset[str] = frozenset({LoadCode.UNKNOWN_SOURCE, LoadCode.UNCAPTURABLE_EVTTYPE})

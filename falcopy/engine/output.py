@@ -101,6 +101,10 @@ class OutputFormat:
         self.parts = parts
         self.fields = [p.name for p in parts if isinstance(p, _Token)]
 
+    def field_names(self) -> list[str]:
+        """The defined names of the fields printed (``k8s.pod.label`` for ``%k8s.pod.label[app]``)."""
+        return [p.info.fdef.name for p in self.parts if isinstance(p, _Token) and p.info.fdef is not None]
+
     def render(self, event: Any, cache: dict[Any, Any] | None = None) -> tuple[str, dict[str, Any]]:
         c: dict[Any, Any] = {} if cache is None else cache
         out: list[str] = []

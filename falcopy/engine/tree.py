@@ -229,6 +229,9 @@ def _mergeable(node: ast.Node, source: FieldSource) -> str | None:
         return None
     if fdef.arg is ArgMode.INDEX_OPTIONAL and arg is None:
         return None
+    matcher = getattr(source, "name_matcher", None)
+    if matcher is not None and matcher(fdef, arg) is not None:
+        return None     # compared by address membership, not by its text
     return left.name if left.arg is None else f"{left.name}[{left.arg}]"
 
 

@@ -27,7 +27,8 @@ def free_port() -> int:
 
 class AgentProcess:
     def __init__(self, workdir: Path, rules: list[Path], *, env: dict[str, str] | None = None,
-                 falcopy_config: str = "", top_config: str = "", cwd: Path = REPO) -> None:
+                 falcopy_config: str = "", top_config: str = "", cwd: Path = REPO,
+                 prefix: list[str] | None = None) -> None:
         self.workdir = workdir
         self.rules = rules
         self.port = free_port()
@@ -40,6 +41,8 @@ class AgentProcess:
         #: more top-level keys, as YAML
         self.top_config = top_config
         self.cwd = cwd  # `python -m falcopy` imports the falcopy package found there first
+        #: a command the agent runs under (``unshare ...``): it must exec the rest of its arguments
+        self.prefix = list(prefix or [])
         self.proc: subprocess.Popen[bytes] | None = None
         self._offset = 0
         self._alerts: list[dict[str, Any]] = []
@@ -71,7 +74,7 @@ class AgentProcess:
             + self.top_config
             + "falcopy:\n  enrichment:\n    enabled: false\n" + self.falcopy_config
         )
-        args = [sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
+        args = [*self.prefix, sys.executable, "-m", "falcopy", "agent", "-c", str(self.config)]
         for r in self.rules:
             args += ["-r", str(r)]
         log = self.log_path.open("wb")
