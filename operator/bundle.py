@@ -64,6 +64,17 @@ class Bundle:
     def file_of(self, key: ObjKey) -> BundleFile | None:
         return next((f for f in self.files if f.key == key), None)
 
+    def stamped(self, serial: int) -> Bundle:
+        """This bundle with ``serial`` in its manifest: the agents order two copies of the
+        bundle (API watch, projected volume) by it, so it only ever grows."""
+        doc = json.loads(self.shards[0][MANIFEST_KEY])
+        if doc.get("serial") == serial:
+            return self
+        doc["serial"] = serial
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n"
+        first = {**self.shards[0], MANIFEST_KEY: text}
+        return Bundle(self.version, self.files, [first, *self.shards[1:]], self.overflow)
+
 
 def plan_bundle(
     active: list[Rendered],

@@ -57,6 +57,9 @@ class State:
     plan: Plan | None = None
     bundle: Bundle | None = None
     reconciles: int = 0
+    #: the serial and version of the bundle last published (seeded from shard 0)
+    serial: int = 0
+    published_version: str = ""
     #: the admission webhook's checks (falcopy.operator.admission), set when serving it
     admission: Any = None
     #: None: a single replica, always leading (see falcopy.operator.leader)
@@ -153,6 +156,7 @@ class State:
         if MANIFEST_KEY not in first:
             return
         doc = json.loads(first[MANIFEST_KEY])
+        self.serial, self.published_version = int(doc.get("serial") or 0), str(doc.get("version"))
         files = {name: text for data in self.shards.values() if data for name, text in data.items()}
         contents = {}
         for entry in doc.get("files", []):
@@ -280,6 +284,9 @@ class State:
 
     def publish(self, bundle: Bundle) -> None:
         """Shards 1.. first, shard 0 (the manifest) last: see bundle.py."""
+        if bundle.version != self.published_version:
+            self.serial += 1
+        bundle = bundle.stamped(self.serial)
         names = self.shard_names()
         labels = {**LABELS, BUNDLE_LABEL: self.settings.configmap_prefix}
         for i in [*range(1, len(names)), 0]:
@@ -292,6 +299,7 @@ class State:
             )
             self.shards[name] = dict(data)
             log.info("published %s (%d files, bundle %s)", name, len(data) - (i == 0), bundle.version)
+        self.published_version = bundle.version
 
 
 class NotLeading(Exception):

@@ -356,10 +356,13 @@ def test_agent_rbac(default: Rendered) -> None:
     # the kubelet's /pods through its fine-grained check (Kubernetes >= 1.33), not nodes/proxy
     role = default.one("ClusterRole", "falcopy-agent")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}]
-    # its status Lease for the operator, in the release namespace only (written, never read)
+    # its status Lease for the operator, in the release namespace only (written, never read), and
+    # the operator's rules bundle, those ConfigMaps by name only (tests/chart/test_agent_rules_api.py)
     ns_role = default.one("Role", "falcopy-agent")
-    assert ns_role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                                 "verbs": ["create", "update"]}]
+    assert ns_role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+         "resourceNames": [f"falcopy-falcorules-{i}" for i in range(4)]}]
     assert _env(default.agent_container)["FALCOPY_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.namespace"
     binding = default.one("ClusterRoleBinding", "falcopy-agent")

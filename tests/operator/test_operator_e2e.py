@@ -295,16 +295,15 @@ def test_node_status_from_agent_leases(make_operator, api, apiserver):
     create(api, load_example(NGINX))
     wait_for(lambda: objects_in_bundle(apiserver))
     version = manifest(apiserver)["version"]
-    coordination = client.CoordinationV1Api(client.ApiClient())
     node_a, node_b = LeaseReporter("node-a", RELEASE_NS), LeaseReporter("node-b", RELEASE_NS)
     node_a.loaded(version)
     node_b.loaded("0123456789abcdef")  # still on a bundle without the object
-    node_a.write(coordination)
-    node_b.write(coordination)
+    node_a.write_now()
+    node_b.write_now()
     nodes = lambda: apiserver.get("falcorules", "web", "nginx-unauthorized-process")["status"]["nodes"]  # noqa: E731
     wait_for(lambda: nodes() == "1/2", what="1/2 nodes")
     node_b.loaded(version)
-    node_b.write(coordination)
+    node_b.write_now()
     wait_for(lambda: nodes() == "2/2", what="2/2 nodes")
     lease = apiserver.get("leases", RELEASE_NS, "falcopy-agent-node-b")
     assert lease["spec"]["holderIdentity"] == "node-b"
