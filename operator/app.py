@@ -77,8 +77,9 @@ def build_registry(state: State, *, webhook: bool = False, collector: Collector 
         kopf.index(GROUP, VERSION, plural, id=f"{plural}_index", registry=registry)(_index)
 
         @kopf.on.event(GROUP, VERSION, plural, registry=registry)
-        def changed(**_: Any) -> None:
-            state.poke()
+        def changed(type: str | None, body: Any, **_: Any) -> None:
+            deleting = bool(body.get("metadata", {}).get("deletionTimestamp"))
+            state.changed(type, RuleObject.from_body(body), deleting)
 
         if not webhook:
             continue

@@ -72,6 +72,13 @@ class State:
     _placed: dict[ObjKey, int] = field(default_factory=dict)
     #: when the node counts of each object's status were last written (monotonic)
     _counted: dict[ObjKey, float] = field(default_factory=dict)
+    #: the generation of every object seen by :meth:`changed` (status writes do not bump it)
+    _generations: dict[ObjKey, int] = field(default_factory=dict)
+    #: the agents' Lease reports, listed at most once per ``resync`` (monotonic time of the list)
+    _reports: list[Any] = field(default_factory=list)
+    _reports_at: float | None = None
+    #: when the shards were last read back (monotonic)
+    _shards_at: float = 0.0
 
     # ---------------------------------------------------------------- objects
     def objects(self) -> list[RuleObject]:
@@ -84,6 +91,19 @@ class State:
     def poke(self) -> None:
         if self._trigger is not None:
             self._trigger.set()
+
+    def changed(self, event: str | None, obj: RuleObject, deleting: bool) -> None:
+        """A watch event on a FalcoRule: a pass only when what is rendered may have changed.
+        The operator's own status patches come back as MODIFIED events with the same
+        generation; a pass for each of them would re-read and re-count for nothing."""
+        key = obj.key
+        if event == "DELETED" or deleting:
+            self._generations.pop(key, None)
+            self.poke()
+            return
+        if self._generations.get(key) != obj.generation:
+            self._generations[key] = obj.generation
+            self.poke()
 
     def shard_names(self) -> list[str]:
         return [f"{self.settings.configmap_prefix}-{i}" for i in range(self.settings.shards)]
@@ -152,6 +172,7 @@ class State:
         self.written = {o.key: o.status for o in objects if o.status}
         self.fallback = {}
         self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
+        self._shards_at = time.monotonic()
         first = self.shards.get(self.shard_names()[0]) or {}
         if MANIFEST_KEY not in first:
             return
@@ -180,9 +201,11 @@ class State:
             sorted((k, r.digest) for k, r in self.fallback.items()),
         )
         if signature == self._signature and self.plan is not None and self.bundle is not None:
-            plan, bundle = self.plan, self.bundle  # a resync or our own status writes
-            # re-read the shards: a deleted or hand-edited ConfigMap is put back
-            self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
+            plan, bundle = self.plan, self.bundle  # a resync
+            if time.monotonic() - self._shards_at >= self.settings.resync:
+                # read back once per resync period: a deleted or hand-edited ConfigMap is put back
+                self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
+                self._shards_at = time.monotonic()
         else:
             plan = self.validator.plan(objects, self.fallback)
             bundle = plan_bundle(
@@ -200,10 +223,7 @@ class State:
         published = {f.key for f in bundle.files}
         self.fallback = {r.key: r for r in plan.active if r.key in published}
         self.history.add(bundle.version, {f.key: f.sha256 for f in bundle.files})
-        reports = live(
-            [parse_lease(x) for x in self.kube.leases(self.settings.namespace, self.settings.lease_selector)],
-            self.settings.node_ttl,
-        )
+        reports = live(self._leases(), self.settings.node_ttl)
         nodes = node_counts(reports, self.history, {f.key: f.sha256 for f in bundle.files})
         present = {o.key for o in objects}
         for key in list(self.written):
@@ -226,6 +246,18 @@ class State:
             self._announce(obj, status, before)
             self.written[obj.key] = status
         self.reconciles += 1
+
+    def _leases(self) -> list[Any]:
+        """The agents' reports, listed at most once per ``resync``: a change's pass counts
+        from the last list (the agents cannot have loaded a bundle not published yet), and
+        the next resync counts them again.  N Leases per list is the operator's only
+        N-dependent request, so it must not be paid per change."""
+        now = time.monotonic()
+        if self._reports_at is None or now - self._reports_at >= self.settings.resync * 0.9:
+            listed = self.kube.leases(self.settings.namespace, self.settings.lease_selector)
+            self._reports = [parse_lease(x) for x in listed]
+            self._reports_at = now
+        return self._reports
 
     def _fence(self) -> None:
         """Every write checks the Lease is still ours (a replica that lost it stops at once)."""

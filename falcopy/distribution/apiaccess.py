@@ -123,7 +123,9 @@ class ApiAccess:
                              else ssl.create_default_context())
         return self._ssl[0]
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self, limits: httpx.Limits | None = None) -> httpx.AsyncClient:
+        """``limits``: the connection pool's (httpx's default, 100 connections, suits one agent;
+        the scale simulation shares one client among thousands of watches)."""
         auth: httpx.Auth | None = None
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if self.token_file is not None:
@@ -131,4 +133,6 @@ class ApiAccess:
         elif self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         return httpx.AsyncClient(base_url=self.server, headers=headers, auth=auth,
-                                 verify=self.ssl_context(), timeout=self.timeout, trust_env=False)
+                                 verify=self.ssl_context(), timeout=self.timeout, trust_env=False,
+                                 limits=limits or httpx.Limits(max_connections=100,
+                                                               max_keepalive_connections=20))

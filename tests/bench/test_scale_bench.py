@@ -37,7 +37,7 @@ def _delta(after: dict[tuple[str, str], tuple[int, int]], before: dict[tuple[str
 
 @pytest.mark.parametrize("n", [int(x) for x in os.environ.get("FALCOPY_SCALE_N", "100,1000,5000").split(",")])
 def test_scale(n: int, tmp_path: Path) -> None:
-    processes = max(1, min(4, n // 1000))
+    processes = max(1, min(4, n // 500))
     with Simulation(n, tmp_path, processes=processes) as sim:
         assert sim.operator is not None
         sim.apply(0, timeout=300)  # warm-up: every agent connected and holding a bundle
