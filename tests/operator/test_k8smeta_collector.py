@@ -91,8 +91,10 @@ def _snapshot_with_pods(base: str, ca: Path, node: str, token: str = "good") -> 
         status, doc = _first_line(base, ca, token, node=node)
         assert status == 200, doc
         assert isinstance(doc, dict)
-        return doc if any(o["kind"] == "pod" for o in doc["objects"]) else None
-    return wait_for(ready, what=f"a snapshot with {node}'s pod")
+        # kopf hands the listed objects over in no set order: wait for the whole chain
+        kinds = {o["kind"] for o in doc["objects"]}
+        return doc if kinds >= {"pod", "rs", "deployment", "ns", "svc"} else None
+    return wait_for(ready, what=f"a snapshot with {node}'s pod and its relations")
 
 
 def test_subscribers_are_authenticated_by_token_review(collector: dict[str, Any], tls: TlsMaterial,
