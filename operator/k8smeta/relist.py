@@ -56,6 +56,7 @@ class Relister:
         self._failing = False
 
     def start(self) -> None:
+        self._wake = asyncio.Queue()  # on the running loop (a restarted operator has another)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="k8smeta-relist")
 
     async def stop(self) -> None:
@@ -97,7 +98,7 @@ class Relister:
         """List ``kind`` and drop the index's objects the list lost; the number dropped."""
         mark = self.index.changes
         try:
-            uids = await asyncio.to_thread(self._list_uids, self.paths[kind])
+            uids = await asyncio.to_thread(self.list_uids, kind)
         except Exception as exc:  # an API outage, a bad answer: the next sweep retries
             self.failures += 1
             if not self._failing:
@@ -116,7 +117,9 @@ class Relister:
                      dropped, kind)
         return dropped
 
-    def _list_uids(self, path: str) -> set[str]:
+    def list_uids(self, kind: str) -> set[str]:
+        """The uids the API server holds of ``kind`` now (blocking: run it in a thread)."""
+        path = self.paths[kind]
         uids: set[str] = set()
         token = ""
         while True:
