@@ -26,7 +26,7 @@ from ruamel.yaml.nodes import ScalarNode
 
 from falcopy.engine import rule_exceptions, tenancy, versions
 from falcopy.engine.alert_keys import FALCOPY_RULE_KEYS, AlertKeyError, parse_rule_keys
-from falcopy.engine.items import ListInfo, LoadFailure, MacroInfo, RuleInfo, Warn
+from falcopy.engine.items import Definition, ListInfo, LoadFailure, MacroInfo, RuleInfo, Warn
 from falcopy.engine.messages import LoadCode
 from falcopy.engine.priority import Priority
 from falcopy.engine.reader import Document, YMap, YSeq, warn_unknown_keys
@@ -377,7 +377,7 @@ class Collector:
         prev.visibility = self._next()
         return prev
 
-    def _define(self, table: dict[str, Any], info: Any) -> None:
+    def _define(self, table: dict[str, Any], info: Definition) -> None:
         idx = self._next()
         prev = table.get(info.name)
         if prev is not None:

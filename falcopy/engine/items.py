@@ -38,31 +38,34 @@ class ExceptionInfo:
 
 
 @dataclass
-class ListInfo:
+class Definition:
+    """What every list, macro and rule has: its name, then its own keys, then these
+    (keyword-only)."""
+
     name: str
+    #: its place in definition order
+    index: int = field(default=0, kw_only=True)
+    #: the definitions it sees are those before this (moved on by an append or replace)
+    visibility: int = field(default=0, kw_only=True)
+    used: bool = field(default=False, kw_only=True)
+    #: the namespace of the rules input that defined it (None: cluster-wide)
+    namespace: str | None = field(default=None, kw_only=True)
+
+
+@dataclass
+class ListInfo(Definition):
     items: list[str]
     loc: int
-    index: int = 0
-    visibility: int = 0
-    used: bool = False
-    #: the namespace of the rules input that defined it (None: cluster-wide)
-    namespace: str | None = None
 
 
 @dataclass
-class MacroInfo:
-    name: str
+class MacroInfo(Definition):
     cond: SourceText
     loc: int
-    index: int = 0
-    visibility: int = 0
-    used: bool = False
-    namespace: str | None = None
 
 
 @dataclass
-class RuleInfo:
-    name: str
+class RuleInfo(Definition):
     cond: SourceText
     output: SourceText
     desc: str
@@ -79,9 +82,6 @@ class RuleInfo:
     #: falcopy's own keys (falcopy.engine.alert_keys); None: not given
     aggregation: AggregationSpec | None = None
     threshold: ThresholdSpec | None = None
-    index: int = 0
-    visibility: int = 0
-    namespace: str | None = None
 
 
 #: (code, message, location, item type, item name): where a message about an item goes
