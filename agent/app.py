@@ -3,7 +3,8 @@
 Builds the parts and starts and stops them in order; the parts themselves live in
 :mod:`falcopy.agent.runtime` (the event thread, the rules reloader, what to capture,
 the live metrics).  Size (~670 lines): the start and stop order of every part (probe,
-pipeline, listeners, watcher, Lease reporter, outputs) is kept in one place on purpose.
+pipeline, listeners, watcher, cluster link: Lease and rules bundle watch, outputs) is
+kept in one place on purpose.
 
 Threads:
 - the *event thread* (:mod:`falcopy.agent.runtime.event_loop`) polls the probe and
@@ -14,7 +15,9 @@ Threads:
 - the audit webhook's worker evaluates k8s audit events through the same
   :class:`~falcopy.agent.pipeline.Pipeline`;
 - each sink has its own worker (see :mod:`falcopy.agent.outputs.dispatch`);
-- the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`).
+- the metadata store runs its own loop (see :mod:`falcopy.agent.enrichment.store`);
+- the cluster link runs its own loop: the status Lease and the rules bundle watch
+  (see :mod:`falcopy.agent.control.clusterlink`).
 
 A new ruleset is handed to the event thread, which swaps it between two
 batches together with the probe's event filter, so a batch is always evaluated
@@ -122,10 +125,16 @@ class Agent:
         self._event_error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup_error: StartupError | None = None
-        #: the version of the rules bundle the last load read
+        #: the version and serial of the rules bundle the last load read
         self.read_version = ""
+        self.read_serial = 0
         self.rules_version = ""
+        #: the serial of the operator bundle running (0: none); it never goes down
+        self.rules_serial = 0
+        #: the newest verified bundle from the API watch (falcopy.rules_api)
+        self.api_bundle: Any = None
         self.reporter: Any = None
+        self.link: Any = None
         self._rule_counts: dict[str, int] = {}
         self._probe_loader: ProbeLoader | None = None
         #: seconds since process start at each step of start-up (the "running" log line)
@@ -163,9 +172,13 @@ class Agent:
         from falcopy.distribution.bundle import load_bundle_rules
 
         cfg = config or self.config
-        # a rules ConfigMap volume (operator bundle) is loaded only once complete: docs/operator.md
-        result, self.read_version = load_bundle_rules(
+        # a rules ConfigMap volume (operator bundle) is loaded only once complete; the copy
+        # from the API watch stands in for it when newer: docs/operator.md
+        api = cfg.falcopy.rules_api
+        alternatives = {Path(api.volume): self.api_bundle} if api.enabled else None
+        result, read = load_bundle_rules(
             paths or self.rules_paths,
+            alternatives,
             sources=self.sources,
             selection=cfg.rule_selection(),
             min_priority=Priority.parse(cfg.priority),
@@ -174,6 +187,10 @@ class Agent:
             capturable=capturable_event_types(),
             unavailable_fields=unavailable_fields(cfg),
         )
+        self.read_version, self.read_serial = read.version, read.serial
+        if read.origins:
+            log.info("rules bundle %s (serial %d) read from %s", read.version, read.serial,
+                     ", ".join(read.origins))
         return result
 
     @staticmethod
@@ -223,7 +240,7 @@ class Agent:
         # resolved while the probe loads: never waited for, a name's first answer just comes later
         self.dns_names = self.watch_names(self.ruleset)
         self.startup["rules compiled"] = seconds_since_process_start()
-        self.rules_version = self.read_version
+        self.rules_version, self.rules_serial = self.read_version, self.read_serial
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
         self._rule_counts = dict(result.counts, enabled=enabled)
@@ -392,7 +409,7 @@ class Agent:
     def request_stop(self) -> None:
         """Begin the shutdown (any thread; idempotent).  The probe is detached at once, in a
         thread: each tracepoint detach waits for a kernel grace period, so the detach runs
-        while the listeners, watcher and Lease reporter stop.  The event thread keeps reading
+        while the listeners, watcher and cluster link stop.  The event thread keeps reading
         until the detach is done and then drains the ring: what was captured is processed."""
         with self._stop_lock:
             if self._stopping.is_set():
@@ -513,7 +530,7 @@ class Agent:
             steps = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
             log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
                      " rules compiled, /healthz ok; %s)", os.getpid(), ready_s, steps)
-            self.reporter = self._start_reporter()
+            self.reporter, self.link = self._start_cluster_link(loop, reload_tasks)
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)
             snapshots = self._snapshot_maker()
@@ -531,8 +548,8 @@ class Agent:
         finally:
             if watcher is not None:
                 watcher.stop()
-            if self.reporter is not None:
-                self.reporter.stop()
+            if self.link is not None:
+                self.link.stop()
             for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(sig)
@@ -582,19 +599,60 @@ class Agent:
         watcher.start()
         return watcher
 
-    def _start_reporter(self) -> Any:
-        """Lease falcopy-agent-<node> in $FALCOPY_NAMESPACE (set by the chart when the
-        operator is enabled): the rules version this node runs."""
-        namespace = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
-        if not namespace:
-            return None
+    def _start_cluster_link(
+        self, loop: asyncio.AbstractEventLoop, tasks: set[asyncio.Task[bool]]
+    ) -> tuple[Any, Any]:
+        """The agent's API connection (its own thread): Lease falcopy-agent-<node> in
+        $FALCOPY_NAMESPACE (set by the chart when the operator is enabled) with the
+        rules version this node runs, and the rules bundle watch (falcopy.rules_api)."""
+        api = self.config.falcopy.rules_api
+        status_ns = os.environ.get("FALCOPY_NAMESPACE") or os.environ.get("FALCOPY_STATUS_NAMESPACE")
+        if not status_ns and not api.enabled:
+            return None, None
+        from falcopy.agent.control.clusterlink import ClusterLink
         from falcopy.agent.control.lease import LeaseReporter
 
-        node = os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME") or socket.gethostname()
-        reporter = LeaseReporter(node, namespace)
-        reporter.loaded(self.rules_version)
-        reporter.start()
-        return reporter
+        from falcopy.distribution.apiaccess import ApiAccess, ApiAccessError
+        from falcopy.distribution.bundlewatch import BundleWatch
+
+        try:
+            access = ApiAccess.discover()
+        except ApiAccessError as exc:
+            log.error("no API server access (%s): rules come from the mounted files only, no status Lease",
+                      exc)
+            return None, None
+        jobs = []
+        reporter = None
+        if status_ns:
+            node = (os.environ.get("FALCOPY_NODE_NAME") or os.environ.get("FALCO_HOSTNAME")
+                    or socket.gethostname())
+            reporter = LeaseReporter(node, status_ns)
+            reporter.loaded(self.rules_version)
+            jobs.append(reporter.run)
+        ns = api.namespace or status_ns
+        if api.enabled and not ns:
+            log.error("falcopy.rules_api: no namespace (set falcopy.rules_api.namespace or "
+                      "$FALCOPY_NAMESPACE): rules come from the mounted files only")
+        elif api.enabled:
+            def on_bundle(bundle: Any) -> None:  # in the link's thread
+                self.api_bundle = bundle
+                loop.call_soon_threadsafe(delivered, bundle.serial)
+
+            def delivered(serial: int) -> None:
+                if serial <= self.rules_serial:
+                    return  # the volume delivered it first
+                task = loop.create_task(self.reloader.reload(f"rules bundle serial {serial} from the API"))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+            jobs.append(lambda client: BundleWatch(
+                client, ns, api.configmaps, on_bundle,
+                watch_timeout=(api.watch_timeout_s, 2.0 * api.watch_timeout_s)).run())
+            log.info("watching rules bundle ConfigMap %s/%s through %s (volume %s is the fallback)",
+                     ns, api.configmaps[0], access.server, api.volume)
+        link = ClusterLink(access, jobs)
+        link.start()
+        return reporter, link
 
     async def _start_audit(self) -> Any:
         from falcopy.agent.audit.webhook import AuditWebhook

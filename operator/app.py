@@ -12,15 +12,19 @@ from falcopy.operator.admission import Admission, ClientAwareWebhookServer
 from falcopy.operator.crd import GROUP, KINDS, VERSION
 from falcopy.operator.k8smeta.collector import Collector, token_reviewer
 from falcopy.operator.kube import Kube, connection_info
+from falcopy.operator.leader import LeaderElector
 from falcopy.operator.model import RuleObject
 from falcopy.operator.reconcile import State
 from falcopy.operator.settings import OperatorSettings
 from falcopy.operator.validate import Validator, admission_denial
+from kubernetes import client
 
 from falcopy.distribution.kube import api_client, load_config
 
 log = logging.getLogger("falcopy.operator")
 
+#: bytes of composed rules files kept in memory (about 30 KiB per 1 KiB file)
+COMPOSE_MEMORY = 256 * 1024 * 1024
 WEBHOOK_IDS = {kind: f"validate-{plural}" for kind, (plural, _, _) in KINDS.items()}
 
 
@@ -41,13 +45,27 @@ def build_registry(state: State, *, webhook: bool = False, collector: Collector 
     @kopf.on.startup(registry=registry)
     async def startup(settings: kopf.OperatorSettings, **kwargs: Any) -> None:
         state.indexes = [kwargs[f"{plural}_index"] for plural, _, _ in KINDS.values()]
-        task = asyncio.get_running_loop().create_task(state.run(), name="falcopy-reconcile")
-        _tasks.add(task)
+        loop = asyncio.get_running_loop()
+        lead = state.settings.leader
+        if lead.enabled and state.leader is None:
+            state.leader = LeaderElector(
+                client.CoordinationV1Api(api_client()),
+                state.settings.namespace,
+                lead.lease,
+                duration=lead.duration,
+                renew_deadline=lead.renew_deadline,
+                retry=lead.retry,
+            )
+            election = state.leader.run(state.takeover, lambda: None)
+            _tasks.add(loop.create_task(election, name="falcopy-leader"))
+        _tasks.add(loop.create_task(state.run(), name="falcopy-reconcile"))
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
         for task in list(_tasks):
             task.cancel()
+        # the leader task releases the Lease as it ends: the other replica need not wait it out
+        await asyncio.gather(*_tasks, return_exceptions=True)
         _tasks.clear()
 
     _tasks: set[asyncio.Task[None]] = set()
@@ -82,7 +100,8 @@ def build_registry(state: State, *, webhook: bool = False, collector: Collector 
 
 def kopf_settings(settings: OperatorSettings) -> kopf.OperatorSettings:
     ks = kopf.OperatorSettings()
-    ks.peering.standalone = True  # one replica; no KopfPeering CRDs needed
+    # replicas elect a leader with a Lease of their own (falcopy.operator.leader): no KopfPeering
+    ks.peering.standalone = True
     ks.posting.level = logging.WARNING
     ks.persistence.finalizer = f"{GROUP}/operator"
     ks.watching.server_timeout = 300

@@ -7,6 +7,7 @@ Each shard is kept under a byte budget below the API server's 1 MiB limit.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from falcopy.operator.model import ObjKey
@@ -29,12 +30,13 @@ def size_of(data: dict[str, str]) -> int:
     return sum(len(k.encode()) + len(v.encode()) for k, v in data.items())
 
 
-def file_key(seq: int, shard: int, key: ObjKey) -> str:
-    """``0007-1-ns.web.nginx.yaml``: sorted by load order; the shard is part of
-    the name so a file moving between ConfigMaps never exists twice in the
-    projected volume."""
+def file_key(shard: int, key: ObjKey) -> str:
+    """``1-ns.web.nginx.yaml``: the name depends on the object and its shard only,
+    so adding or removing another object renames nothing (the load order is the
+    manifest's); the shard is part of the name so a file moving between
+    ConfigMaps never exists twice in the projected volume."""
     slug = key.slug
-    prefix = f"{seq:04d}-{shard}-"
+    prefix = f"{shard}-"
     room = MAX_KEY - len(prefix) - len(".yaml")
     if len(slug) > room:
         slug = slug[: room - 9] + "-" + sha256(key.slug)[:8]
@@ -62,6 +64,17 @@ class Bundle:
     def file_of(self, key: ObjKey) -> BundleFile | None:
         return next((f for f in self.files if f.key == key), None)
 
+    def stamped(self, serial: int) -> Bundle:
+        """This bundle with ``serial`` in its manifest: the agents order two copies of the
+        bundle (API watch, projected volume) by it, so it only ever grows."""
+        doc = json.loads(self.shards[0][MANIFEST_KEY])
+        if doc.get("serial") == serial:
+            return self
+        doc["serial"] = serial
+        text = json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n"
+        first = {**self.shards[0], MANIFEST_KEY: text}
+        return Bundle(self.version, self.files, [first, *self.shards[1:]], self.overflow)
+
 
 def plan_bundle(
     active: list[Rendered],
@@ -70,8 +83,14 @@ def plan_bundle(
     *,
     cluster_reserve: float = 0.0,
     tenant_precedence: bool = False,
+    previous: Mapping[ObjKey, int] | None = None,
 ) -> Bundle:
     """Pack renderings; shard 0 reserves room for the manifest.
+
+    ``previous``: the shard each object is published in now.  An object stays
+    in its shard while it fits there, and new or grown objects take the first
+    shard with room, so a change rewrites the shard of the changed object and
+    shard 0 (the manifest), not every shard after it.
 
     Cluster-scoped objects are packed first, whatever their priority, and the
     ``cluster_reserve`` share of the capacity stays theirs: namespaced objects
@@ -81,7 +100,7 @@ def plan_bundle(
         raise ValueError(f"shard budget {budget} exceeds the ConfigMap limit {CONFIGMAP_LIMIT}")
     reserve = 0
     for _ in range(4):  # the manifest's size depends on the packing; converge
-        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence)
+        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous or {})
         manifest_size = len(MANIFEST_KEY) + len(bundle.shards[0][MANIFEST_KEY].encode())
         if size_of(bundle.shards[0]) <= budget:
             return bundle
@@ -90,7 +109,13 @@ def plan_bundle(
 
 
 def _pack(
-    active: list[Rendered], shards: int, budget: int, reserve: int, cluster_reserve: float, precedence: bool
+    active: list[Rendered],
+    shards: int,
+    budget: int,
+    reserve: int,
+    cluster_reserve: float,
+    precedence: bool,
+    previous: Mapping[ObjKey, int],
 ) -> Bundle:
     data: list[dict[str, str]] = [{} for _ in range(shards)]
     used = [0] * shards
@@ -100,33 +125,38 @@ def _pack(
     seqs = list(enumerate(active))
     cluster = [(seq, r) for seq, r in seqs if not r.key.namespaced]
     tenants = [(seq, r) for seq, r in seqs if r.key.namespaced]
-    cluster_bytes = 0
+    spent = {False: 0, True: 0}  # bytes of cluster objects, of tenants'
+    capacity = shards * budget - reserve
     for group, is_tenant in ((cluster, False), (tenants, True)):
         # tenants share what the cluster's objects and its reserve leave
-        capacity = shards * budget - reserve
-        room = capacity - max(int(capacity * cluster_reserve), cluster_bytes) if is_tenant else None
-        tenant_bytes = 0
-        shard = 0
-        for seq, r in group:
-            ok = False
-            # order is carried by the names and the manifest, so a later small file may still go
-            # in an earlier shard's remaining room without reordering anything
-            for s in range(shard, shards):
-                name = file_key(seq, s, r.key)
+        room = capacity - max(int(capacity * cluster_reserve), spent[False]) if is_tenant else capacity
+
+        def put(
+            seq: int, r: Rendered, candidates: list[int], is_tenant: bool = is_tenant, room: int = room
+        ) -> bool:
+            for s in candidates:
+                name = file_key(s, r.key)
                 cost = len(name.encode()) + len(r.text.encode())
-                if used[s] + cost > budget or (room is not None and tenant_bytes + cost > room):
+                if used[s] + cost > budget or spent[is_tenant] + cost > room:
                     continue
                 data[s][name] = r.text
                 used[s] += cost
+                spent[is_tenant] += cost
                 placed[seq] = BundleFile(name, s, r.digest, r.key, r.generation)
-                if is_tenant:
-                    tenant_bytes += cost
-                else:
-                    cluster_bytes += cost
-                shard = s
-                ok = True
-                break
-            if not ok:
+                return True
+            return False
+
+        # objects stay in the shard they are published in while they fit there (a change
+        # rewrites that shard only), in load order; then the others take the first shard
+        # with room (the order is the manifest's), shard 0 last: the manifest there grows
+        # with every object, and a file it pushed out would rewrite another shard
+        rest = [
+            (seq, r)
+            for seq, r in group
+            if not (0 <= previous.get(r.key, -1) < shards and put(seq, r, [previous[r.key]]))
+        ]
+        for seq, r in rest:
+            if not put(seq, r, [*range(1, shards), 0]):
                 overflow.append(r.key)
     files = [placed[seq] for seq in sorted(placed)]
     version = sha256("\n".join(f"{f.name} {f.sha256}" for f in files) + f"\nprecedence={precedence}")[:16]

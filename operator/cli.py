@@ -102,6 +102,51 @@ from pydantic import ValidationError
     show_default=True,
     help="seconds one validation may take",
 )
+@click.option(
+    "--debounce",
+    envvar="FALCOPY_OPERATOR_DEBOUNCE",
+    type=float,
+    default=0.1,
+    show_default=True,
+    help="publish a burst of changes once none came for this many seconds ...",
+)
+@click.option(
+    "--max-delay",
+    envvar="FALCOPY_OPERATOR_MAX_DELAY",
+    type=float,
+    default=0.5,
+    show_default=True,
+    help="... or this many seconds after its first change",
+)
+@click.option(
+    "--status-period",
+    envvar="FALCOPY_OPERATOR_STATUS_PERIOD",
+    type=float,
+    default=5.0,
+    show_default=True,
+    help="seconds between two status writes that only update the node count",
+)
+@click.option(
+    "--leader-election/--no-leader-election",
+    envvar="FALCOPY_OPERATOR_LEADER_ELECTION",
+    default=True,
+    show_default=True,
+    help="elect a leader among replicas with a Lease (only the leader writes)",
+)
+@click.option(
+    "--leader-lease",
+    envvar="FALCOPY_OPERATOR_LEADER_LEASE",
+    default="falcopy-operator-leader",
+    show_default=True,
+    help="the leader Lease in the release namespace",
+)
+@click.option(
+    "--leader-timing",
+    envvar="FALCOPY_OPERATOR_LEADER_TIMING",
+    default="15,10,2",
+    show_default=True,
+    help="lease duration, renew deadline and retry period in seconds",
+)
 @click.option("--node-ttl", envvar="FALCOPY_OPERATOR_NODE_TTL", type=float, default=90.0, show_default=True)
 @click.option("--resync", envvar="FALCOPY_OPERATOR_RESYNC", type=float, default=10.0, show_default=True)
 @click.option(
@@ -164,6 +209,12 @@ def operator_cmd(
     cluster_reserve: float,
     tenant_precedence: bool,
     validation_timeout: float,
+    debounce: float,
+    max_delay: float,
+    status_period: float,
+    leader_election: bool,
+    leader_lease: str,
+    leader_timing: str,
     node_ttl: float,
     resync: float,
     webhook_port: int | None,
@@ -204,6 +255,20 @@ def operator_cmd(
         "validation_timeout": validation_timeout,
         "node_ttl": node_ttl,
         "resync": resync,
+        "debounce": debounce,
+        "max_delay": max_delay,
+        "status_period": status_period,
+    }
+    try:
+        duration, deadline, retry = (float(x) for x in leader_timing.split(","))
+    except ValueError as exc:
+        raise click.UsageError(f"--leader-timing: expected 'duration,renew_deadline,retry': {exc}") from exc
+    raw["leader"] = {
+        "enabled": leader_election,
+        "lease": leader_lease,
+        "duration": duration,
+        "renew_deadline": deadline,
+        "retry": retry,
     }
     if default_rules:
         raw["default_rules"] = list(default_rules)
@@ -228,7 +293,13 @@ def operator_cmd(
         settings = OperatorSettings.model_validate(raw)
     except ValidationError as exc:
         raise click.UsageError(str(exc)) from exc
-    from falcopy.operator.app import run_operator
+    from falcopy.operator.app import COMPOSE_MEMORY, run_operator
+
+    from falcopy.engine import compose_cache
+
+    # the operator process loads the same few thousand small rules files again and again:
+    # keep their composed trees in memory rather than churn the agents' disk cache
+    compose_cache.keep_in_memory(COMPOSE_MEMORY, disk=False)
 
     try:
         asyncio.run(run_operator(settings))

@@ -47,6 +47,8 @@ class RuleObject:
     generation: int
     uid: str
     spec: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: the status as last written (by this replica or another before it)
+    status: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def priority(self) -> int:
@@ -72,7 +74,11 @@ class RuleObject:
         namespace = (meta.get("namespace") or "") if kind == NAMESPACED_KIND else ""
         key = ObjKey(kind, namespace, meta.get("name") or "")
         return cls(
-            key, int(meta.get("generation") or 0), str(meta.get("uid") or ""), _plain(body.get("spec") or {})
+            key,
+            int(meta.get("generation") or 0),
+            str(meta.get("uid") or ""),
+            _plain(body.get("spec") or {}),
+            _plain(body.get("status") or {}),
         )
 
 

@@ -1,10 +1,20 @@
 """The reconcile loop: all FalcoRules -> validated plan -> ConfigMaps -> statuses.
 
 Level-based rather than per-object: any change (create, update, delete, an
-agent's Lease) re-plans the whole set, because an object's validity and its
-place in the bundle depend on the others (load order, cross-object macros).
-Planning costs one engine load of the whole set when it is valid (tens of ms
-for the default rules plus a few dozen objects), and runs in a thread.
+agent's Lease) re-plans the whole set, because an object's place in the bundle
+depends on the others (load order, capacity).  The plan itself is incremental
+(:mod:`falcopy.operator.validate` revalidates only the namespaces whose objects
+changed), packing keeps unchanged objects in their shard, and only shards whose
+content changed are written.
+
+Bursts are coalesced: a pass starts once no change came for ``debounce``
+seconds, or ``max_delay`` seconds after the burst's first change, whichever is
+first, so 100 applies in a second cost a handful of passes (and ConfigMap
+writes), and no change waits more than ``max_delay`` plus one pass.  A status
+whose only change is its node count is written at most every ``status_period``.
+
+With two replicas only the holder of the leader Lease (:mod:`falcopy.operator.leader`)
+runs passes; the other keeps its indexes warm and takes over from what is published.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,11 +57,21 @@ class State:
     plan: Plan | None = None
     bundle: Bundle | None = None
     reconciles: int = 0
+    #: the serial and version of the bundle last published (seeded from shard 0)
+    serial: int = 0
+    published_version: str = ""
     #: the admission webhook's checks (falcopy.operator.admission), set when serving it
     admission: Any = None
+    #: None: a single replica, always leading (see falcopy.operator.leader)
+    leader: Any = None
     _trigger: asyncio.Event | None = None
     _gate: set[ObjKey] | None = None
     _signature: Any = None
+    _seeded: bool = False
+    #: the shard each published object is in (packing keeps it there)
+    _placed: dict[ObjKey, int] = field(default_factory=dict)
+    #: when the node counts of each object's status were last written (monotonic)
+    _counted: dict[ObjKey, float] = field(default_factory=dict)
 
     # ---------------------------------------------------------------- objects
     def objects(self) -> list[RuleObject]:
@@ -68,27 +89,55 @@ class State:
         return [f"{self.settings.configmap_prefix}-{i}" for i in range(self.settings.shards)]
 
     # ---------------------------------------------------------------- loop
+    def leading(self) -> bool:
+        return self.leader is None or self.leader.leading()
+
+    def takeover(self) -> None:
+        """Leadership gained: start from what is published and what the statuses say."""
+        self._seeded = False
+        self._signature = None
+        self.plan = self.bundle = None
+        self.written = {}
+        self.poke()
+
     async def run(self) -> None:
         self._trigger = asyncio.Event()
         loop = asyncio.get_running_loop()
-        seeded = False
         self._trigger.set()  # a first pass right away (it waits for the index gate)
         while True:
             try:
                 await asyncio.wait_for(self._trigger.wait(), timeout=self.settings.resync)
             except TimeoutError:
                 pass
-            await asyncio.sleep(self.settings.debounce)
-            self._trigger.clear()
+            await self._coalesce()
+            if not self.leading():
+                continue
             objects = self.objects()  # snapshot in kopf's loop: the indexes are not thread-safe
             try:
-                if not seeded:
-                    await loop.run_in_executor(None, self._seed)
-                    seeded = True
                 if await loop.run_in_executor(None, self._gate_open, {o.key for o in objects}):
+                    if not self._seeded:
+                        await loop.run_in_executor(None, self._seed, objects)
+                        self._seeded = True
                     await loop.run_in_executor(None, self.reconcile, objects)
+            except NotLeading:
+                log.warning("stopped a pass: no longer the leader")
             except Exception:  # API server away, CRDs missing...: the next change or resync retries,
                 log.exception("reconcile failed")  # and the agents keep the last published set
+
+    async def _coalesce(self) -> None:
+        """Wait for a quiet ``debounce`` window, at most ``max_delay`` after the first change."""
+        assert self._trigger is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.max_delay
+        while True:
+            self._trigger.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._trigger.wait(), timeout=min(self.settings.debounce, left))
+            except TimeoutError:
+                return
 
     def _gate_open(self, indexed: set[ObjKey]) -> bool:
         """Publish nothing before kopf has indexed every existing object: a
@@ -97,13 +146,17 @@ class State:
             self._gate = list_keys(self.kube)
         return self._gate <= indexed
 
-    def _seed(self) -> None:
-        """What is published already: the last good renderings survive a restart."""
+    def _seed(self, objects: list[RuleObject]) -> None:
+        """What is published already: the last good renderings survive a restart
+        (or a change of leader), and the statuses as written are not rewritten."""
+        self.written = {o.key: o.status for o in objects if o.status}
+        self.fallback = {}
         self.shards = self.kube.configmaps(self.settings.namespace, self.shard_names())
         first = self.shards.get(self.shard_names()[0]) or {}
         if MANIFEST_KEY not in first:
             return
         doc = json.loads(first[MANIFEST_KEY])
+        self.serial, self.published_version = int(doc.get("serial") or 0), str(doc.get("version"))
         files = {name: text for data in self.shards.values() if data for name, text in data.items()}
         contents = {}
         for entry in doc.get("files", []):
@@ -115,6 +168,9 @@ class State:
             self.fallback[key] = Rendered(key, int(entry["generation"]), 0, text)
             contents[key] = entry["sha256"]
         self.history.add(str(doc.get("version")), contents)
+        self._placed = {
+            ObjKey(e["kind"], e["namespace"], e["object"]): _shard_of(e["name"]) for e in doc.get("files", [])
+        }
         log.info("seeded %d published FalcoRules from the rules ConfigMaps", len(self.fallback))
 
     # ---------------------------------------------------------------- one pass
@@ -135,10 +191,12 @@ class State:
                 self.settings.shard_budget,
                 cluster_reserve=self.settings.cluster_reserve,
                 tenant_precedence=self.settings.tenant_precedence,
+                previous=self._placed,
             )
             self._signature = signature
         self.publish(bundle)
         self.plan, self.bundle = plan, bundle
+        self._placed = {f.key: f.shard for f in bundle.files}
         published = {f.key for f in bundle.files}
         self.fallback = {r.key: r for r in plan.active if r.key in published}
         self.history.add(bundle.version, {f.key: f.sha256 for f in bundle.files})
@@ -151,13 +209,28 @@ class State:
         for key in list(self.written):
             if key not in present:
                 del self.written[key]
+                self._counted.pop(key, None)
+        now = time.monotonic()
         for obj in objects:
+            before = self.written.get(obj.key)
             status = self.status(obj, plan.verdicts[obj.key], bundle, nodes.get(obj.key, f"0/{len(reports)}"))
-            if status != self.written.get(obj.key):
-                self.kube.patch_status(obj.key, status)
-                self._announce(obj, status, self.written.get(obj.key))
-                self.written[obj.key] = status
+            if status == before:
+                continue
+            if before is not None and {**status, "nodes": before.get("nodes")} == before:
+                # only the node count moved: coalesced, at most one write per status_period
+                if now - self._counted.get(obj.key, 0.0) < self.settings.status_period:
+                    continue
+            self._fence()
+            self.kube.patch_status(obj.key, status)
+            self._counted[obj.key] = now
+            self._announce(obj, status, before)
+            self.written[obj.key] = status
         self.reconciles += 1
+
+    def _fence(self) -> None:
+        """Every write checks the Lease is still ours (a replica that lost it stops at once)."""
+        if not self.leading():
+            raise NotLeading()
 
     def _announce(self, obj: RuleObject, status: dict[str, Any], before: dict[str, Any] | None) -> None:
         """An Event when the verdict on a generation changes (not on node-count updates)."""
@@ -211,17 +284,31 @@ class State:
 
     def publish(self, bundle: Bundle) -> None:
         """Shards 1.. first, shard 0 (the manifest) last: see bundle.py."""
+        if bundle.version != self.published_version:
+            self.serial += 1
+        bundle = bundle.stamped(self.serial)
         names = self.shard_names()
         labels = {**LABELS, BUNDLE_LABEL: self.settings.configmap_prefix}
         for i in [*range(1, len(names)), 0]:
             name, data = names[i], bundle.shards[i]
             if self.shards.get(name) == data:
                 continue
+            self._fence()
             self.kube.put_configmap(
                 self.settings.namespace, name, data, labels, self.shards.get(name) is not None
             )
             self.shards[name] = dict(data)
             log.info("published %s (%d files, bundle %s)", name, len(data) - (i == 0), bundle.version)
+        self.published_version = bundle.version
+
+
+class NotLeading(Exception):
+    """The leader Lease was lost during a pass: its remaining writes are dropped."""
+
+
+def _shard_of(name: str) -> int:
+    head = name.split("-", 1)[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _condition(

@@ -13,6 +13,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.scalarstring import LiteralScalarString
 
 from falcopy.engine import LoadMessage, RulesInput
+from falcopy.engine.reader import ReadError, read_documents
+from falcopy.engine.source_text import FileTable
 
 
 @dataclass(frozen=True)
@@ -99,11 +101,16 @@ def read_back(rendered: Rendered, items: list[tuple[str, dict[str, Any]]]) -> No
 
     Whatever a string holds (line breaks YAML knows and JSON does not, quotes,
     comment markers), the file must yield exactly these items, in this order,
-    and nothing else; otherwise raises RenderMismatch naming the first difference."""
+    and nothing else; otherwise raises RenderMismatch naming the first difference.
+    The text is read by the engine's own reader, so its composed tree is what the
+    validation load (and, through the cache, the next loads) reuses."""
     try:
-        doc = YAML(typ="safe", pure=True).load(rendered.text)
-    except Exception as exc:  # any YAML error: the file is not what we meant to write
+        _, docs = read_documents(rendered.key.label, rendered.text, FileTable())
+    except ReadError as exc:  # any YAML error: the file is not what we meant to write
         raise RenderMismatch(f"the rendered rules file does not parse: {exc}") from None
+    if len(docs) != 1:
+        raise RenderMismatch(f"the rendered rules file holds {len(docs)} YAML documents instead of one")
+    doc = docs[0].convert(docs[0].root)
     got = doc if isinstance(doc, list) else [doc]
     want = [plain(item) for _, item in items]
     if got == want:

@@ -30,6 +30,26 @@ class WebhookSettings(BaseModel):
         return self
 
 
+class LeaderSettings(BaseModel):
+    """Leader election between replicas (falcopy.operator.leader)."""
+
+    enabled: bool = True
+    #: the Lease in the release namespace
+    lease: str = "falcopy-operator-leader"
+    #: a holder that has not renewed for this long is replaced
+    duration: float = Field(15.0, gt=0)
+    #: the holder stops writing when it could not renew for this long (< duration)
+    renew_deadline: float = Field(10.0, gt=0)
+    #: how often the holder renews and a candidate tries
+    retry: float = Field(2.0, gt=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> LeaderSettings:
+        if not self.retry < self.renew_deadline < self.duration:
+            raise ValueError("leader election needs retry < renew_deadline < duration")
+        return self
+
+
 class CollectorSettings(BaseModel):
     """The Kubernetes metadata collector (docs/enrichment.md, "Workload metadata")."""
 
@@ -81,8 +101,13 @@ class OperatorSettings(BaseModel):
     node_ttl: float = Field(90.0, gt=0)
     #: how often node counts are refreshed
     resync: float = Field(10.0, gt=0)
-    #: changes arriving within this window are published together
-    debounce: float = Field(0.2, ge=0)
+    #: a burst of changes is published once no change came for this long ...
+    debounce: float = Field(0.1, ge=0)
+    #: ... or this long after its first change, whichever comes first (bounds the delay)
+    max_delay: float = Field(0.5, ge=0)
+    #: a status whose only change is its node count is written at most this often
+    status_period: float = Field(5.0, ge=0)
+    leader: LeaderSettings = Field(default_factory=lambda: LeaderSettings())
     webhook: WebhookSettings | None = None
     #: the Kubernetes metadata collector; None: off
     collector: CollectorSettings | None = None

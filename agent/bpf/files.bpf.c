@@ -2,55 +2,94 @@
 /* File system syscalls: opens, closes, fd duplication, renames, links, modes, mounts. */
 #include "helpers.h"
 
-/* the name and its directory, then the filter with the path (kfilter.h) */
-#define OPEN_TAIL(dirfd, name, flags, kind)                                        \
-	push_devino(s, ctx->ret);                                                  \
-	struct kf_args ka = {.fd = -1, .newfd = -1, .oflags = (flags), .open = (kind)}; \
-	ka.name_off = s->off;                                                      \
-	int first = push_ustr(s, (const char *)(name));                            \
-	ka.dir_off = s->off;                                                       \
-	push_dirpath(s, (dirfd), first);                                           \
-	return kf_submit(s, &ka)
+/* Opens: the name, and the directory a relative one is resolved against, are read
+ * first, straight into the place they take in the record (after the header, nargs
+ * arguments and dev/ino); the interest filter decides on them (kfilter.h), and
+ * only an open that passes gets its header, arguments and dev/ino.  *end: where
+ * the record ends. */
+static __always_inline struct scratch *open_start(struct trace_event_raw_sys_exit *ctx, __u16 ev,
+						  int nargs, long dirfd, __u64 name, __u64 flags,
+						  __u32 kind, __u32 *end)
+{
+	if (!wanted(ev))
+		return 0;
+	__u32 zero = 0;
+	struct scratch *s = bpf_map_lookup_elem(&scratch_map, &zero);
+	if (!s)
+		return 0;
+	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+	h->flags = 0;
+	__u64 name_off = sizeof(struct rec_hdr) + (nargs + 2) * 8;
+	s->off = name_off;
+	int first = push_ustr(s, (const char *)name);
+	__u64 dir_off = s->off;
+	push_dirpath(s, dirfd, first);
+	__u32 trunc = h->flags & REC_F_TRUNCATED ? 1 : 0;
+	/* the offsets packed: the call takes five scalars at most */
+	if (!kf_admit_open(s, ev, ctx->ret, flags, kind | trunc << 2 | name_off << 8 | dir_off << 24))
+		return 0;
+	*end = s->off;
+	fill_hdr(h, ev, ctx->ret);
+	h->flags = trunc ? REC_F_TRUNCATED : 0;
+	s->off = sizeof(struct rec_hdr);
+	return s;
+}
+
+#define OPEN_BEGIN(ev, nargs, dirfd, name, flags, kind)                                   \
+	__u32 end = 0;                                                                     \
+	struct scratch *s = open_start(ctx, ev, nargs, dirfd, name, flags, kind, &end);    \
+	if (!s)                                                                            \
+		return 0
+
+/* after the arguments: dev/ino, then the name and directory already in place */
+#define OPEN_END()                 \
+	push_devino(s, ctx->ret);  \
+	s->off = end;              \
+	return rec_submit(s)
 
 EXIT_PROG(open)
 {
-	BEGIN(EV_OPEN);
+	struct pt_regs *r = user_regs();
 	__u64 fl = SC_ARG1(r);
+	OPEN_BEGIN(EV_OPEN, 2, AT_FDCWD_, SC_ARG0(r), fl, KF_OPEN);
 	push_u64(s, fl);
 	push_u64(s, SC_ARG2(r));
-	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r), fl, KF_OPEN);
+	OPEN_END();
 }
 
 EXIT_PROG(openat)
 {
-	BEGIN(EV_OPENAT);
+	struct pt_regs *r = user_regs();
 	long dirfd = (int)SC_ARG0(r);
 	__u64 fl = SC_ARG2(r);
+	OPEN_BEGIN(EV_OPENAT, 3, dirfd, SC_ARG1(r), fl, KF_OPEN);
 	push_u64(s, dirfd);
 	push_u64(s, fl);
 	push_u64(s, SC_ARG3(r));
-	OPEN_TAIL(dirfd, SC_ARG1(r), fl, KF_OPEN);
+	OPEN_END();
 }
 
 EXIT_PROG(openat2)
 {
-	BEGIN(EV_OPENAT2);
+	struct pt_regs *r = user_regs();
 	long dirfd = (int)SC_ARG0(r);
 	struct open_how how = {};
 	bpf_probe_read_user(&how, sizeof(how), (void *)SC_ARG2(r));
+	OPEN_BEGIN(EV_OPENAT2, 4, dirfd, SC_ARG1(r), how.flags, KF_OPEN);
 	push_u64(s, dirfd);
 	push_u64(s, how.flags);
 	push_u64(s, how.mode);
 	push_u64(s, how.resolve);
-	OPEN_TAIL(dirfd, SC_ARG1(r), how.flags, KF_OPEN);
+	OPEN_END();
 }
 
 EXIT_PROG(creat)
 {
-	BEGIN(EV_CREAT);
-	push_u64(s, SC_ARG1(r));
+	struct pt_regs *r = user_regs();
 	/* creat is open(O_CREAT|O_WRONLY|O_TRUNC) */
-	OPEN_TAIL(AT_FDCWD_, SC_ARG0(r), 01101, KF_CREAT);
+	OPEN_BEGIN(EV_CREAT, 1, AT_FDCWD_, SC_ARG0(r), 01101, KF_CREAT);
+	push_u64(s, SC_ARG1(r));
+	OPEN_END();
 }
 
 EXIT_PROG(close) { return exit_ints_kf(ctx, EV_CLOSE, 1, KF_FD_ARG0); }
@@ -59,13 +98,11 @@ EXIT_PROG(dup2) { return exit_ints_kf(ctx, EV_DUP2, 2, KF_FD_ARG0 | KF_NEWFD_RET
 
 EXIT_PROG(dup3)
 {
-	BEGIN(EV_DUP3);
-	long fd = (int)SC_ARG0(r);
-	push_u64(s, fd);
+	BEGIN_FD(EV_DUP3, (int)SC_ARG0(r), ctx->ret);
+	push_u64(s, (int)SC_ARG0(r));
 	push_u64(s, (int)SC_ARG1(r));
 	push_u64(s, SC_ARG2(r));
-	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
-	return kf_submit(s, &ka);
+	return rec_submit(s);
 }
 
 #define F_DUPFD_ 0
@@ -73,15 +110,12 @@ EXIT_PROG(dup3)
 
 EXIT_PROG(fcntl)
 {
-	BEGIN(EV_FCNTL);
-	long fd = (int)SC_ARG0(r);
-	int cmd = (int)SC_ARG1(r);
-	push_u64(s, fd);
-	push_u64(s, cmd);
-	struct kf_args ka = {.fd = fd, .newfd = -1};
-	if (cmd == F_DUPFD_ || cmd == F_DUPFD_CLOEXEC_)
-		ka.newfd = ctx->ret;
-	return kf_submit(s, &ka);
+	/* F_DUPFD*: the result is a new fd */
+	BEGIN_FD(EV_FCNTL, (int)SC_ARG0(r),
+		 ((int)SC_ARG1(r) == F_DUPFD_ || (int)SC_ARG1(r) == F_DUPFD_CLOEXEC_) ? ctx->ret : -1);
+	push_u64(s, (int)SC_ARG0(r));
+	push_u64(s, (int)SC_ARG1(r));
+	return rec_submit(s);
 }
 
 /* two paths, each with the directory a relative one is resolved against */
@@ -179,11 +213,10 @@ EXIT_PROG(chmod) { return exit_path(ctx, EV_CHMOD, PA_MODE); }
 
 EXIT_PROG(fchmod)
 {
-	BEGIN(EV_FCHMOD);
-	long fd = (int)SC_ARG0(r);
-	push_u64(s, fd);
+	BEGIN_FD(EV_FCHMOD, (int)SC_ARG0(r), -1);
+	push_u64(s, (int)SC_ARG0(r));
 	push_u64(s, SC_ARG1(r));
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(fchmodat) { return exit_path_at(ctx, EV_FCHMODAT); }
@@ -244,10 +277,10 @@ EXIT_PROG_TP(umount2, umount) { return exit_name_flags(ctx, EV_UMOUNT2); }
 
 EXIT_PROG(memfd_create)
 {
-	BEGIN(EV_MEMFD_CREATE);
+	BEGIN_FD(EV_MEMFD_CREATE, -1, ctx->ret);
 	push_u64(s, SC_ARG1(r));
 	push_ustr(s, (const char *)SC_ARG0(r));
-	return rec_submit_newfd(s, ctx->ret);
+	return rec_submit(s);
 }
 
 /* pushes both fds; user space knows them from here on */

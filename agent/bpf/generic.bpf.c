@@ -41,7 +41,7 @@ int generic_exit(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (!wanted(EV_GENERIC))
 		return 0;
-	struct scratch *s = rec_begin(EV_GENERIC, (long)ctx->args[1]);
+	struct scratch *s = rec_start(EV_GENERIC, (long)ctx->args[1], -1, -1);
 	if (!s)
 		return 0;
 	push_u64(s, nr);

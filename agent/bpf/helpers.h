@@ -523,15 +523,25 @@ static __always_inline int ring_submit(struct scratch *s)
 
 #include "kfilter.h"
 
-/* common prologue of a sys_exit program: filter, start the record, get the args */
-#define BEGIN(ev)                                    \
-	if (!wanted(ev))                             \
-		return 0;                            \
-	struct scratch *s = rec_begin(ev, ctx->ret); \
-	if (!s)                                      \
-		return 0;                            \
-	struct pt_regs *r = user_regs();             \
+/* every program ends with it: the filter admitted the event before its record was built */
+static __always_inline int rec_submit(struct scratch *s)
+{
+	return ring_submit(s);
+}
+
+/* common prologue of a sys_exit program: the event type, the interest filter on
+ * the fd the call acts on (or -1) and the fd it returned (or -1; expressions of r,
+ * the saved user registers), then the record's header */
+#define BEGIN_FD(ev, fd_expr, newfd_expr)                                        \
+	if (!wanted(ev))                                                         \
+		return 0;                                                        \
+	struct pt_regs *r = user_regs();                                         \
+	struct scratch *s = rec_start(ev, ctx->ret, (fd_expr), (newfd_expr));    \
+	if (!s)                                                                  \
+		return 0;                                                        \
 	(void)r
+
+#define BEGIN(ev) BEGIN_FD(ev, -1, -1)
 
 /* Body of every program whose record is just its first n arguments as C ints
  * (fds, ids, signals): inlined with a constant n, so each program keeps its own
@@ -542,19 +552,15 @@ static __always_inline int ring_submit(struct scratch *s)
 #define KF_NEWFD_RET 2
 static __always_inline int exit_ints_kf(struct trace_event_raw_sys_exit *ctx, __u16 ev, int n, int fdmode)
 {
-	BEGIN(ev);
-	long a0 = (int)SC_ARG0(r);
+	BEGIN_FD(ev, (fdmode & KF_FD_ARG0) ? (long)(int)SC_ARG0(r) : -1,
+		 (fdmode & KF_NEWFD_RET) ? ctx->ret : -1);
 	if (n > 0)
-		push_u64(s, a0);
+		push_u64(s, (int)SC_ARG0(r));
 	if (n > 1)
 		push_u64(s, (int)SC_ARG1(r));
 	if (n > 2)
 		push_u64(s, (int)SC_ARG2(r));
-	struct kf_args a = {
-		.fd = (fdmode & KF_FD_ARG0) ? a0 : -1,
-		.newfd = (fdmode & KF_NEWFD_RET) ? ctx->ret : -1,
-	};
-	return kf_submit(s, &a);
+	return rec_submit(s);
 }
 
 static __always_inline int exit_ints(struct trace_event_raw_sys_exit *ctx, __u16 ev, int n)

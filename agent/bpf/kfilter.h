@@ -1,13 +1,17 @@
-/* The rule-derived interest filter: one check per record, after the record is
- * built in the per-CPU scratch and before it is copied into the ring.
+/* The rule-derived interest filter: decided before a program builds its record
+ * or reserves ring space, on what is cheap and already known (event type, result,
+ * comm, euid, the fd's interest, and for opens the flags and the path, which is
+ * read once into the record's place in the per-CPU scratch and kept there for a
+ * record that passes).  A filtered event costs only those reads and lookups.
  * Maps: kfilter_maps.h; what the masks mean: falcopy/engine/kernel_filter.py
  * (KernelFilter.admits is the reference); design: docs/kernel.md.
  *
- * Every program ends with one of (a new program adopts the filter with one line):
- *   rec_submit(s)                process name, euid and result only
- *   rec_submit_fd(s, fd)         the call acts on an existing fd (close, sendto...)
- *   rec_submit_newfd(s, fd)      the call returned a new fd (socket, pipe...)
- *   kf_submit(s, &args)          the general form; opens also give the path fields
+ * Every program starts with one of (helpers.h; a new program adopts the filter
+ * with its first line):
+ *   BEGIN(ev)                    process name, euid and result only
+ *   BEGIN_FD(ev, fd, newfd)      the call acts on an existing fd (close, sendto...)
+ *                                and/or returned a new one (socket, accept...)
+ *   OPEN_BEGIN(...)              the open family (files.bpf.c): also the path fields
  * Unknown types (no kf_types entry) pass: soundness first. */
 #ifndef FALCOPY_KFILTER_H
 #define FALCOPY_KFILTER_H
@@ -27,11 +31,14 @@
 struct kf_args {
 	long fd;		/* fd the call acts on, or -1 */
 	long newfd;		/* fd the call returned, or -1 */
+	long res;		/* the call's result */
+	__u32 type;		/* event id */
 	__u32 name_off;		/* opens: offset of the raw name field (u16 length + bytes) */
 	__u32 dir_off;		/* opens: offset of the resolved directory field */
 	__u64 oflags;		/* opens: the flags as given */
 	__u32 open;		/* KF_OPEN / KF_CREAT for the open family, else 0 */
-	__u32 bank;		/* set by kf_submit */
+	__u32 trunc;		/* opens: the name or directory did not fit */
+	__u32 bank;		/* set by kf_admit */
 };
 
 /* what an open's path told: n == 0 when the path is not known exactly as
@@ -102,16 +109,18 @@ static __always_inline void kf_fds_known(long fd1, long fd2)
 		kf_fd_mark(fd2, 0);
 }
 
-static __always_inline __u64 kf_hdr_mask(struct kf_type *c, struct rec_hdr *h, __u32 type)
+/* result, process name and euid: read from the task, the record is not built yet */
+static __always_inline __u64 kf_hdr_mask(struct kf_type *c, struct kf_args *a, __u32 type)
 {
-	__u64 m = h->res >= 0 ? ~c->need_fail : ~c->need_ok;
+	__u64 m = a->res >= 0 ? ~c->need_fail : ~c->need_ok;
 	if (c->flags & KF_HAS_COMM) {
 		struct kf_comm_key ck = {.type = type};
-		__builtin_memcpy(ck.comm, h->comm, sizeof(ck.comm));
+		bpf_get_current_comm(ck.comm, sizeof(ck.comm));
 		m &= kf_dim(c->dc[3], bpf_map_lookup_elem(&kf_comm, &ck));
 	}
 	if (c->flags & KF_HAS_UID) {
-		struct kf_uid_key uk = {.type = type, .uid = h->euid};
+		struct kf_uid_key uk = {.type = type,
+					.uid = bpf_get_current_task_btf()->cred->euid.val};
 		m &= kf_dim(c->dc[4], bpf_map_lookup_elem(&kf_uid, &uk));
 	}
 	return m;
@@ -128,17 +137,20 @@ static __always_inline __u64 kf_class_mask(struct kf_type *c, struct kf_path *p)
 	return m;
 }
 
+/* m: the clauses still alive; a lookup stops as soon as none is */
 static __always_inline __u64 kf_file_mask(struct kf_type *c, struct kf_buf *b, __u32 type,
-					  struct kf_path *p)
+					  struct kf_path *p, __u64 m)
 {
-	if (!p->n || !(c->flags & KF_HAS_FILE))
-		return ~0ULL;
+	if (!m || !p->n || !(c->flags & KF_HAS_FILE))
+		return m;
 	b->path.type = type;
-	__u64 m = kf_dim(c->dc[0], bpf_map_lookup_elem(&kf_trie, &b->path));
-	if (p->isdir)
+	m &= kf_dim(c->dc[0], bpf_map_lookup_elem(&kf_trie, &b->path));
+	if (!m || p->isdir)
 		return m;	/* fd.directory / fd.filename of a directory differ */
 	b->dir.type = type;
 	m &= kf_dim(c->dc[1], bpf_map_lookup_elem(&kf_trie, &b->dir));
+	if (!m)
+		return m;
 	b->base.type = type;
 	return m & kf_dim(c->dc[2], bpf_map_lookup_elem(&kf_trie, &b->base));
 }
@@ -181,7 +193,7 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 	p->known = KF_C_READ | KF_C_WRITE | KF_C_CREATE | KF_C_TRUNC;
 	p->isdir = a->open == KF_OPEN && (fl & O_DIRECTORY_);
 	p->n = 0;
-	if (((struct rec_hdr *)s->buf)->flags & REC_F_TRUNCATED)
+	if (a->trunc)
 		return;
 
 	__u64 no = a->name_off;
@@ -244,18 +256,18 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 #define KF_R_PASS 1
 #define KF_R_FD_UNKNOWN 2
 
-/* the verdict from the type's masks, the header and the fd (every program) */
-static __noinline int kf_decide(struct scratch *s, struct kf_args *a)
+/* the verdict from the type's masks, the task and the fd (every program) */
+static __noinline int kf_decide(struct kf_args *a)
 {
-	struct rec_hdr *h = (struct rec_hdr *)s->buf;
 	__u32 bank = a->bank & 1;
-	__u32 idx = bank * KF_TYPES + (h->type & (KF_TYPES - 1));
+	__u32 id = a->type & (KF_TYPES - 1);
+	__u32 idx = bank * KF_TYPES + id;
 	/* the key "type" of the other maps: bank and id */
-	__u32 type = (bank << KF_BANK_SHIFT) | (h->type & (KF_TYPES - 1));
+	__u32 type = (bank << KF_BANK_SHIFT) | id;
 	struct kf_type *c = bpf_map_lookup_elem(&kf_types, &idx);
 	if (!c || !(c->flags & KF_EVAL))
 		return KF_R_PASS;
-	int unknown = a->fd >= 0 && kf_fd_unknown(a->fd, h->type != EV_CLOSE);
+	int unknown = a->fd >= 0 && kf_fd_unknown(a->fd, a->type != EV_CLOSE);
 	int r = unknown ? KF_R_FD_UNKNOWN : 0;
 	__u64 m;
 	if (unknown)
@@ -265,24 +277,36 @@ static __noinline int kf_decide(struct scratch *s, struct kf_args *a)
 	else
 		m = c->active;
 	if (m)
-		m &= kf_hdr_mask(c, h, type);
+		m &= kf_hdr_mask(c, a, type);
 	return m ? r | KF_R_PASS : r;
 }
 
 /* the same for the open family: the path, its classes, and the fd interest (only
- * the open programs carry this code: a->open is a constant where kf_submit is inlined) */
+ * the open programs carry this code: a->open is a constant where kf_admit is inlined) */
 static __noinline int kf_decide_open(struct scratch *s, struct kf_args *a)
 {
-	struct rec_hdr *h = (struct rec_hdr *)s->buf;
 	__u32 bank = a->bank & 1;
-	__u32 idx = bank * KF_TYPES + (h->type & (KF_TYPES - 1));
-	__u32 type = (bank << KF_BANK_SHIFT) | (h->type & (KF_TYPES - 1));
+	__u32 id = a->type & (KF_TYPES - 1);
+	__u32 idx = bank * KF_TYPES + id;
+	__u32 type = (bank << KF_BANK_SHIFT) | id;
 	struct kf_type *c = bpf_map_lookup_elem(&kf_types, &idx);
 	if (!c || !(c->flags & KF_EVAL))
 		return KF_R_PASS;
 	__u64 m = c->active;
 	if (m)
-		m &= kf_hdr_mask(c, h, type);
+		m &= kf_hdr_mask(c, a, type);
+	/* without a live clause, only the fd interest can still want a successful open */
+	__u32 fdi = bank * KF_TYPES + KF_FDI;
+	struct kf_type *fc = 0;
+	if (!m) {
+		if (a->res < 0)
+			return 0;
+		fc = bpf_map_lookup_elem(&kf_types, &fdi);
+		if (!fc || !(fc->flags & KF_EVAL))
+			return KF_R_PASS;
+		if (!fc->active)
+			return 0;
+	}
 
 	__u32 zero = 0;
 	struct kf_buf *b = bpf_map_lookup_elem(&kf_scratch, &zero);
@@ -292,30 +316,31 @@ static __noinline int kf_decide_open(struct scratch *s, struct kf_args *a)
 	kf_build_path(s, b, a, &p);
 	if (m)
 		m &= kf_class_mask(c, &p);
-	if (m)
-		m &= kf_file_mask(c, b, type, &p);
-	if (m || h->res < 0)
+	m = kf_file_mask(c, b, type, &p, m);
+	if (m || a->res < 0)
 		return m ? KF_R_PASS : 0;
 	/* no rule wants this open; it still passes if a rule reads the fd of a later
 	 * event and could match this file */
-	__u32 fdi = bank * KF_TYPES + KF_FDI;
-	struct kf_type *fc = bpf_map_lookup_elem(&kf_types, &fdi);
+	if (!fc)
+		fc = bpf_map_lookup_elem(&kf_types, &fdi);
 	if (!fc || !(fc->flags & KF_EVAL))
 		return KF_R_PASS;
 	__u32 ftype = (bank << KF_BANK_SHIFT) | KF_FDI;
-	return (fc->active & kf_file_mask(fc, b, ftype, &p)) ? KF_R_PASS : 0;
+	return kf_file_mask(fc, b, ftype, &p, fc->active) ? KF_R_PASS : 0;
 }
 
-static __always_inline int kf_submit(struct scratch *s, struct kf_args *a)
+/* 1 when the event must be recorded.  Called before the record is built; the fd
+ * interest is kept whatever the verdict.  s: opens only, the scratch holding the
+ * name and directory at a->name_off / a->dir_off. */
+static __always_inline int kf_admit(struct scratch *s, struct kf_args *a)
 {
 	__u32 zero = 0;
 	struct kf_conf *conf = bpf_map_lookup_elem(&kf_conf_map, &zero);
 	if (!conf || !conf->enabled)
-		return ring_submit(s);
-	struct rec_hdr *h = (struct rec_hdr *)s->buf;
+		return 1;
 	a->bank = conf->bank;
-	int r = a->open ? kf_decide_open(s, a) : kf_decide(s, a);
-	long res = h->res;
+	int r = a->open ? kf_decide_open(s, a) : kf_decide(a);
+	long res = a->res;
 	if (a->open) {
 		if (res >= 0)
 			kf_fd_mark(res, (r & KF_R_PASS) ? 0 : (__u64)cur_fd_file(res));
@@ -323,36 +348,45 @@ static __always_inline int kf_submit(struct scratch *s, struct kf_args *a)
 		/* a copy of an fd user space does not know is unknown too */
 		kf_fd_mark(a->newfd, (r & KF_R_FD_UNKNOWN) ? (__u64)cur_fd_file(a->newfd) : 0);
 	}
-	if (h->type == EV_CLOSE && res == 0 && a->fd >= 0) {
+	if (a->type == EV_CLOSE && res == 0 && a->fd >= 0) {
 		struct kf_fd_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (__s32)a->fd};
 		bpf_map_delete_elem(&kf_fds, &k);
 	}
 	if (!(r & KF_R_PASS)) {
-		__u32 k = (h->type & (KF_TYPES - 1)) * 2 + 1;
+		__u32 k = (a->type & (KF_TYPES - 1)) * 2 + 1;
 		__u64 *n = bpf_map_lookup_elem(&kf_stats, &k);
 		if (n)
 			*n += 1;
 		return 0;
 	}
-	return ring_submit(s);
+	return 1;
 }
 
-static __always_inline int rec_submit(struct scratch *s)
+/* kf_admit for every program but the opens.  Not inlined, scalars only: the
+ * verifier walks the filter once per program and the program's own code once
+ * after it, whichever way the filter went. */
+static __noinline int kf_admit_event(__u32 type, long res, long fd, long newfd)
 {
-	struct kf_args a = {.fd = -1, .newfd = -1};
-	return kf_submit(s, &a);
+	struct kf_args a = {.fd = fd, .newfd = newfd, .res = res, .type = type};
+	return kf_admit(0, &a);
 }
 
-static __always_inline int rec_submit_fd(struct scratch *s, long fd)
+/* the opens' form (files.bpf.c), with the name and directory already in the scratch */
+static __noinline int kf_admit_open(struct scratch *s, __u32 type, long res, __u64 oflags,
+				    __u64 layout)
 {
-	struct kf_args a = {.fd = fd, .newfd = -1};
-	return kf_submit(s, &a);
+	struct kf_args a = {.fd = -1, .newfd = -1, .res = res, .type = type, .oflags = oflags,
+			    .open = layout & 3, .trunc = (layout >> 2) & 1,
+			    .name_off = (layout >> 8) & 0xffff, .dir_off = layout >> 24};
+	return kf_admit(s, &a);
 }
 
-static __always_inline int rec_submit_newfd(struct scratch *s, long newfd)
+/* the scratch with a fresh header when the filter admits the event, else 0 */
+static __always_inline struct scratch *rec_start(__u16 ev, long res, long fd, long newfd)
 {
-	struct kf_args a = {.fd = -1, .newfd = newfd};
-	return kf_submit(s, &a);
+	if (!kf_admit_event(ev, res, fd, newfd))
+		return 0;
+	return rec_begin(ev, res);
 }
 
 #endif

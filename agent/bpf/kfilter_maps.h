@@ -120,10 +120,13 @@ FALCOPY_MAP struct {
 } kf_uid SEC(".maps");
 
 /* fds user space never saw the opening of (value: their struct file; 0: seen).
- * LRU: an evicted entry only makes its later events pass. */
+ * LRU: an evicted entry only makes its later events pass.  Per-CPU LRU lists: a
+ * filtered open inserts and its close deletes, on the hot path of a flood; per-CPU
+ * lists take no lock shared between CPUs. */
 FALCOPY_MAP struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__type(key, struct kf_fd_key);
 	__type(value, __u64);
 } kf_fds SEC(".maps");

@@ -24,12 +24,12 @@ EXIT_PROG(init_module)
 
 EXIT_PROG(finit_module)
 {
-	BEGIN(EV_FINIT_MODULE);
+	BEGIN_FD(EV_FINIT_MODULE, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	push_u64(s, SC_ARG2(r));
 	push_ustr(s, (const char *)SC_ARG1(r));
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(bpf) { return exit_ints(ctx, EV_BPF, 1); }
@@ -46,11 +46,11 @@ EXIT_PROG(unshare) { return exit_flags(ctx, EV_UNSHARE); }
 
 EXIT_PROG(setns)
 {
-	BEGIN(EV_SETNS);
+	BEGIN_FD(EV_SETNS, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	push_u64(s, SC_ARG1(r));
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(userfaultfd) { return exit_flags(ctx, EV_USERFAULTFD); }

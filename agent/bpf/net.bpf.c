@@ -21,49 +21,45 @@ EXIT_PROG(socketpair)
 
 EXIT_PROG(connect)
 {
-	BEGIN(EV_CONNECT);
+	BEGIN_FD(EV_CONNECT, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	push_ubytes(s, (void *)SC_ARG1(r), (__u32)SC_ARG2(r), MAX_SOCKADDR);
 	push_tuple(s, fd);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(accept)
 {
-	BEGIN(EV_ACCEPT);
-	long fd = (int)SC_ARG0(r);
-	push_u64(s, fd);
+	BEGIN_FD(EV_ACCEPT, (int)SC_ARG0(r), ctx->ret);
+	push_u64(s, (int)SC_ARG0(r));
 	push_tuple(s, ctx->ret);
-	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
-	return kf_submit(s, &ka);
+	return rec_submit(s);
 }
 
 EXIT_PROG(accept4)
 {
-	BEGIN(EV_ACCEPT4);
-	long fd = (int)SC_ARG0(r);
-	push_u64(s, fd);
+	BEGIN_FD(EV_ACCEPT4, (int)SC_ARG0(r), ctx->ret);
+	push_u64(s, (int)SC_ARG0(r));
 	push_u64(s, (int)SC_ARG3(r));
 	push_tuple(s, ctx->ret);
-	struct kf_args ka = {.fd = fd, .newfd = ctx->ret};
-	return kf_submit(s, &ka);
+	return rec_submit(s);
 }
 
 EXIT_PROG(bind)
 {
-	BEGIN(EV_BIND);
+	BEGIN_FD(EV_BIND, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	push_ubytes(s, (void *)SC_ARG1(r), (__u32)SC_ARG2(r), MAX_SOCKADDR);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(listen) { return exit_ints_kf(ctx, EV_LISTEN, 2, KF_FD_ARG0); }
 
 EXIT_PROG(sendto)
 {
-	BEGIN(EV_SENDTO);
+	BEGIN_FD(EV_SENDTO, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	void *addr = (void *)SC_ARG4(r);
 	push_u64(s, fd);
@@ -73,7 +69,7 @@ EXIT_PROG(sendto)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 /* The head of the UAPI struct user_msghdr (stable layout, read from user memory). */
@@ -96,17 +92,17 @@ static __always_inline void push_msg_name(struct scratch *s, const void *umsg)
 
 EXIT_PROG(sendmsg)
 {
-	BEGIN(EV_SENDMSG);
+	BEGIN_FD(EV_SENDMSG, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	push_msg_name(s, (void *)SC_ARG1(r));
 	push_tuple(s, fd);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(recvfrom)
 {
-	BEGIN(EV_RECVFROM);
+	BEGIN_FD(EV_RECVFROM, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	void *addr = (void *)SC_ARG4(r);
 	int alen = 0;
@@ -119,12 +115,12 @@ EXIT_PROG(recvfrom)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }
 
 EXIT_PROG(recvmsg)
 {
-	BEGIN(EV_RECVMSG);
+	BEGIN_FD(EV_RECVMSG, (int)SC_ARG0(r), -1);
 	long fd = (int)SC_ARG0(r);
 	push_u64(s, fd);
 	if (ctx->ret >= 0)
@@ -132,5 +128,5 @@ EXIT_PROG(recvmsg)
 	else
 		push_absent(s);
 	push_tuple(s, fd);
-	return rec_submit_fd(s, fd);
+	return rec_submit(s);
 }

@@ -292,7 +292,7 @@ int BPF_PROG(on_procexit, struct task_struct *p)
 {
 	if (!wanted(EV_PROCEXIT))
 		return 0;
-	struct scratch *s = rec_begin(EV_PROCEXIT, 0);
+	struct scratch *s = rec_start(EV_PROCEXIT, 0, -1, -1);
 	if (!s)
 		return 0;
 	push_u64(s, BPF_CORE_READ(p, exit_code));

@@ -352,6 +352,32 @@ class Thresholds(_Section):
     max_values: int = Field(default=50, ge=1, le=1000)
 
 
+class RulesApi(_Section):
+    """The operator's rules bundle watched through the API server (docs/operator.md):
+    it stands in for ``volume``, the projected volume holding the same bundle; of the
+    two copies the newer is loaded."""
+
+    enabled: bool = False
+    #: the release namespace; empty: $FALCOPY_NAMESPACE
+    namespace: str = ""
+    #: the bundle's shard ConfigMaps, shard 0 (the manifest) first
+    configmaps: list[str] = Field(default_factory=list)
+    #: the rules_files directory the bundle's projected volume is mounted on (may be absent)
+    volume: str = ""
+    #: seconds each watch request stays open (drawn between this and twice this)
+    watch_timeout_s: int = Field(default=300, ge=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> RulesApi:
+        if self.enabled and not self.configmaps:
+            raise ValueError("falcopy.rules_api.configmaps: the bundle's ConfigMap names are needed "
+                             "when enabled")
+        if self.enabled and not self.volume:
+            raise ValueError("falcopy.rules_api.volume: the rules_files directory the bundle stands for "
+                             "is needed when enabled")
+        return self
+
+
 class FalcopySection(_Section):
     host: HostPaths = Field(default_factory=HostPaths)
     kernel_filter: KernelFilterConfig = Field(default_factory=KernelFilterConfig)
@@ -366,6 +392,7 @@ class FalcopySection(_Section):
     syslog_socket: str = "/dev/log"
     #: rules reload on changes of the rules files (in addition to SIGHUP), debounced
     reload_debounce_ms: int = Field(default=100, ge=0)
+    rules_api: RulesApi = Field(default_factory=RulesApi)
     #: the flight recorder behind Falco's ``capture`` (docs/capture.md)
     capture: RecorderConfig = Field(default_factory=RecorderConfig)
     event_reader: EventReader = Field(default_factory=EventReader)

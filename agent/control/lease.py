@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
-import threading
-from collections.abc import Callable
 from typing import Any
 
+import httpx
+
+from falcopy.distribution.apiaccess import ApiAccess
 from falcopy.distribution.lease import (
     ERROR_ANNOTATION,
     LEASE_PREFIX,
@@ -20,93 +22,106 @@ log = logging.getLogger(__name__)
 
 
 class LeaseReporter:
-    """Run by the agent: keeps ``falcopy-agent-<node>`` renewed with what it loaded.
+    """Keeps ``falcopy-agent-<node>`` renewed with what the agent loaded: written on
+    every load or failure, renewed every ``period`` seconds.
 
-    Writes happen in a daemon thread (the agent's event path never waits on
-    the API server); a failed write is retried on the next period."""
+    :meth:`run` is a coroutine of the agent's cluster link
+    (:mod:`falcopy.agent.control.clusterlink`, its own thread: the event path never
+    waits on the API server); :meth:`start` runs it alone in such a link.  A failed
+    write is retried on the next period."""
 
     def __init__(
-        self,
-        node: str,
-        namespace: str,
-        *,
-        period: float = 30.0,
-        api_factory: Callable[[], Any] | None = None,
+        self, node: str, namespace: str, *, period: float = 30.0, access: ApiAccess | None = None
     ) -> None:
         self.node = node
         self.namespace = namespace
         self.period = period
         self.name = LEASE_PREFIX + node
-        self._api_factory = api_factory
+        self.access = access
+        self.writes = 0
         self._version = ""
         self._error = ""
         self._loaded_at = ""
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._link: Any = None
+        self._path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 
+    # ------------------------------------------------------------------ from any thread
     def loaded(self, version: str) -> None:
         self._version = version
         self._error = ""
         self._loaded_at = dt.datetime.now(dt.UTC).isoformat()
-        self._wake.set()
+        self._poke()
 
     def failed(self, error: str) -> None:
         self._error = error[:1000]
-        self._wake.set()
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="falcopy-lease", daemon=True)
-        self._thread.start()
+        from falcopy.agent.control.clusterlink import ClusterLink
+
+        self._link = ClusterLink(self.access or ApiAccess.discover(), [self.run])
+        self._link.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(5)
+        if self._link is not None:
+            self._link.stop()
 
-    def _run(self) -> None:
-        from kubernetes import client
-
-        from falcopy.distribution.kube import api_client
-
-        api = client.CoordinationV1Api((self._api_factory or api_client)())
-        while not self._stop.is_set():
-            try:
-                self.write(api)
-            except Exception as exc:  # the API server may be briefly away; retry next period
-                log.warning("cannot update lease %s/%s: %s", self.namespace, self.name, exc)
-            self._wake.wait(self.period)
+    # ------------------------------------------------------------------ in the link's loop
+    async def run(self, client: httpx.AsyncClient) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        while True:
             self._wake.clear()
+            try:
+                await self.write(client)
+            except (httpx.HTTPError, RuntimeError) as exc:  # the API server may be away: next period
+                log.warning("cannot update lease %s/%s: %s", self.namespace, self.name, exc)
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.period)
+            except TimeoutError:
+                pass
 
-    def body(self) -> Any:
-        from kubernetes import client
-
-        return client.V1Lease(
-            metadata=client.V1ObjectMeta(
-                name=self.name,
-                namespace=self.namespace,
-                labels={STATUS_LABEL: "true", "app.kubernetes.io/part-of": "falcopy"},
-                annotations={
+    def body(self) -> dict[str, Any]:
+        return {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {STATUS_LABEL: "true", "app.kubernetes.io/part-of": "falcopy"},
+                "annotations": {
                     VERSION_ANNOTATION: self._version,
                     ERROR_ANNOTATION: self._error,
                     LOADED_AT_ANNOTATION: self._loaded_at,
                 },
-            ),
-            spec=client.V1LeaseSpec(
-                holder_identity=self.node,
-                lease_duration_seconds=int(self.period * 3),
-                renew_time=dt.datetime.now(dt.UTC),
-            ),
-        )
+            },
+            "spec": {
+                "holderIdentity": self.node,
+                "leaseDurationSeconds": int(self.period * 3),
+                "renewTime": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            },
+        }
 
-    def write(self, api: Any) -> None:
-        from kubernetes.client.exceptions import ApiException
-
+    async def write(self, client: httpx.AsyncClient) -> None:
         body = self.body()
-        try:
-            api.replace_namespaced_lease(self.name, self.namespace, body)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            api.create_namespaced_lease(self.namespace, body)
+        r = await client.put(f"{self._path}/{self.name}", json=body)
+        if r.status_code == 404:
+            r = await client.post(self._path, json=body)
+        if r.status_code >= 300:
+            raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        self.writes += 1
+
+    def write_now(self) -> None:
+        """One write, blocking (tests and tools)."""
+
+        async def once() -> None:
+            async with (self.access or ApiAccess.discover()).client() as client:
+                await self.write(client)
+
+        asyncio.run(once())

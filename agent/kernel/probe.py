@@ -359,6 +359,14 @@ class Probe:
         ring.wait(timeout_ms)
         return len(ring.drain(lambda buf, off, size: True, 1 << 30))
 
+    def skip(self, timeout_ms: int = 100) -> int:
+        """Wait like ``poll``, then discard everything pending without reading it (the
+        kernel-side floor of benchmarks: the consumer costs nothing per record);
+        returns the bytes skipped.  The records are counted in ``filter_stats``."""
+        ring = self._need_ring()
+        ring.wait(timeout_ms)
+        return ring.skip()
+
     def interrupt(self) -> None:
         """Make a thread sleeping in ``poll`` return now (thread-safe)."""
         self._need_ring().interrupt()

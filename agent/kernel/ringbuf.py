@@ -96,6 +96,16 @@ class RingBuffer:
         if since < self.batch_window:
             time.sleep(self.batch_window - since)
 
+    def skip(self) -> int:
+        """Give every pending byte back to the kernel unread (what a C consumer that
+        discards costs: no per-record work); returns the bytes skipped.  Records still
+        being written are skipped too: the kernel never hands their space out again
+        before they are committed."""
+        prod = _U64.unpack_from(self._data, 0)[0]
+        skipped = prod - self._cons.value
+        self._cons.value = prod
+        return skipped
+
     def drain(self, handle: Callable[[mmap.mmap, int, int], T | None], limit: int) -> list[T]:
         """Call ``handle(buf, offset, size)`` for up to ``limit`` committed records."""
         out: list[T] = []

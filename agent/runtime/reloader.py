@@ -59,6 +59,10 @@ class RulesReloader:
             self._incomplete_since, self._incomplete_reported = None, False  # a complete set was read
             if not result.ok or result.ruleset is None:
                 return self._failed(reason, [str(e) for e in result.errors])
+            if agent.read_serial < agent.rules_serial:  # both copies older than the running bundle
+                log.warning("rules bundle serial %d is older than the running %d: not loaded",
+                            agent.read_serial, agent.rules_serial)
+                return False
             agent.report(result)  # the new set's warnings
             ruleset = result.ruleset
             names = agent.watch_names(ruleset)
@@ -90,7 +94,7 @@ class RulesReloader:
             if dns is not None:
                 dns.watch(names)    # the old rules' other names retire after their refresh
             agent.dns_names = names
-            agent.rules_version = agent.read_version
+            agent.rules_version, agent.rules_serial = agent.read_version, agent.read_serial
             agent.falco_metrics.rules_files = files_sha256(paths)
             agent.falco_metrics.reload_ts_ns = time.time_ns()
             if agent.reporter is not None:

@@ -2,9 +2,13 @@
 
 The operator (:mod:`falcopy.operator.bundle`) packs the active renderings, in
 load order, into a fixed set of ConfigMaps ``<prefix>-0 .. <prefix>-<shards-1>``.
-Shard 0 also carries ``falcopy-manifest.json``: the bundle version and, for
-every file, its name, SHA-256, object and generation.  The agents mount all
-shards as ONE projected volume (one ``..data`` swap for all of them).
+Shard 0 also carries ``falcopy-manifest.json``: the bundle version (a content
+hash), its serial (a counter the operator raises on every new version, so two
+copies of the bundle can be ordered) and, for every file, its name, shard,
+SHA-256, object and generation.  The agents mount all shards as ONE projected
+volume (one ``..data`` swap for all of them) and also watch shard 0 through the
+API (:mod:`falcopy.distribution.bundlewatch`); of the two copies the one with
+the higher serial is loaded (:func:`read_rules`).
 
 A directory that holds a manifest is *complete* only when every file listed is
 present with the listed digest and nothing else is.  The operator writes shards
@@ -19,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,16 +43,20 @@ def sha256(text: str) -> str:
 NAMESPACED_KIND = "FalcoRule"
 
 
-def manifest(version: str, files: Iterable[Any], tenant_precedence: bool = False) -> dict[str, Any]:
+def manifest(
+    version: str, files: Iterable[Any], tenant_precedence: bool = False, serial: int = 0
+) -> dict[str, Any]:
     """The manifest document of ``files`` (the operator's BundleFile entries)."""
     return {
         "format": FORMAT,
         "version": version,
+        "serial": serial,
         # may a namespaced rule take the first-match slot from a cluster rule in its namespace?
         "tenant_precedence": tenant_precedence,
         "files": [
             {
                 "name": f.name,
+                "shard": f.shard,
                 "sha256": f.sha256,
                 "kind": f.key.kind,
                 "namespace": f.key.namespace,
@@ -71,13 +79,80 @@ class LoadedRules:
     version: str
     #: a bundle allows namespaced rules to take the first-match slot in their namespace
     tenant_precedence: bool = False
+    #: the highest bundle serial read (0: none)
+    serial: int = 0
+    #: where each bundle came from ("volume /etc/...", "API configmaps ns/name"), for the log
+    origins: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class BundleDir:
+    """A verified bundle: its rules in manifest order."""
+
     inputs: list[RulesInput]
     version: str
     tenant_precedence: bool
+    serial: int = 0
+    #: "volume <dir>" or "API <namespace>/<configmap>"
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    name: str
+    sha256: str
+    #: the shard ConfigMap holding the file (None: a manifest written before shards were listed)
+    shard: int | None
+    #: loaded confined to this namespace (a FalcoRule's file), else None
+    namespace: str | None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: str
+    serial: int
+    tenant_precedence: bool
+    entries: list[ManifestEntry]
+
+
+def parse_manifest(raw: str, where: str) -> Manifest:
+    """``falcopy-manifest.json``; BundleIncomplete naming ``where`` if unreadable."""
+    try:
+        doc = json.loads(raw)
+        entries = [
+            ManifestEntry(
+                str(e["name"]),
+                str(e["sha256"]),
+                int(e["shard"]) if e.get("shard") is not None else None,
+                str(e["namespace"]) if e.get("kind") == NAMESPACED_KIND and e.get("namespace") else None,
+            )
+            for e in doc["files"]
+        ]
+        return Manifest(str(doc["version"]), int(doc.get("serial") or 0),
+                        doc.get("tenant_precedence") is True, entries)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleIncomplete(f"{where}/{MANIFEST_KEY}: unreadable manifest: {exc}") from exc
+
+
+def verify_bundle(
+    m: Manifest, read: Callable[[str], str | None], extra: Iterable[str], where: str, shown: str, origin: str
+) -> BundleDir:
+    """The bundle ``m`` describes, if ``read`` (file name -> text, None when absent) holds
+    exactly its files with their digests and ``extra`` (the other rules files present)
+    is empty; else BundleIncomplete naming ``where``.  Files are shown as ``shown/name``."""
+    inputs = []
+    for e in m.entries:
+        text = read(e.name)
+        if text is None:
+            raise BundleIncomplete(f"{where}: {e.name} listed in the manifest is missing")
+        if sha256(text) != e.sha256:
+            raise BundleIncomplete(f"{where}: {e.name} does not match the manifest yet")
+        inputs.append(RulesInput(f"{shown}/{e.name}", text, e.namespace))
+    listed = {e.name for e in m.entries}
+    unlisted = sorted(n for n in extra if n not in listed)
+    if unlisted:
+        raise BundleIncomplete(f"{where}: files not in the manifest yet: {', '.join(unlisted[:5])}")
+    return BundleDir(inputs, m.version, m.tenant_precedence, m.serial, origin)
 
 
 def _resolve(directory: Path) -> Path:
@@ -96,72 +171,83 @@ def read_bundle_dir(directory: Path) -> BundleDir | None:
         return None
     except OSError as exc:  # the snapshot vanished under us: kubelet swapped again
         raise BundleIncomplete(f"{directory}: {exc}") from exc
-    try:
-        doc = json.loads(raw)
-        entries = [(str(e["name"]), str(e["sha256"])) for e in doc["files"]]
-        # a namespaced object's file is loaded confined to its namespace
-        namespaces = [
-            str(e["namespace"]) if e.get("kind") == NAMESPACED_KIND and e.get("namespace") else None
-            for e in doc["files"]
-        ]
-        version = str(doc["version"])
-        precedence = doc.get("tenant_precedence") is True
-    except (ValueError, KeyError, TypeError) as exc:
-        raise BundleIncomplete(f"{directory}/{MANIFEST_KEY}: unreadable manifest: {exc}") from exc
-    inputs = []
-    for (name, digest), namespace in zip(entries, namespaces, strict=True):
+    m = parse_manifest(raw, str(directory))
+
+    def read(name: str) -> str | None:
         try:
-            text = (base / name).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise BundleIncomplete(f"{directory}: {name} listed in the manifest is missing") from exc
-        if sha256(text) != digest:
-            raise BundleIncomplete(f"{directory}: {name} does not match the manifest yet")
-        # shown under the mount path, not kubelet's timestamped directory
-        inputs.append(RulesInput(str(directory / name), text, namespace))
-    listed = {n for n, _ in entries}
-    extra = sorted(
-        f.name
-        for f in base.iterdir()
-        if f.suffix in (".yaml", ".yml") and f.name not in listed and f.is_file()
-    )
-    if extra:
-        raise BundleIncomplete(f"{directory}: files not in the manifest yet: {', '.join(extra[:5])}")
-    return BundleDir(inputs, version, precedence)
+            return (base / name).read_text(encoding="utf-8")
+        except OSError:
+            return None
+
+    try:
+        extra = [f.name for f in base.iterdir() if f.suffix in (".yaml", ".yml") and f.is_file()]
+    except OSError as exc:
+        raise BundleIncomplete(f"{directory}: {exc}") from exc
+    # shown under the mount path, not kubelet's timestamped directory
+    return verify_bundle(m, read, extra, str(directory), str(directory), f"volume {directory}")
 
 
-def read_rules(paths: Iterable[Path | str]) -> LoadedRules:
+def read_rules(
+    paths: Iterable[Path | str], alternatives: Mapping[Path, BundleDir | None] | None = None
+) -> LoadedRules:
     """Rules files and directories as the agent loads them (sorted .yaml/.yml of a
     plain directory, like Falco); bundle directories verified against their
-    manifest (raises BundleIncomplete while mid-update)."""
+    manifest (raises BundleIncomplete while mid-update).
+
+    ``alternatives``: another copy of the bundle a directory is meant to hold (the
+    agent's API watch); of the two, the one with the higher serial is read, and the
+    alternative stands in for a directory that is missing or mid-update.  A directory
+    with an alternative still to come (None) may be missing: it is skipped."""
+    alternatives = alternatives or {}
     inputs: list[RulesInput] = []
     versions: list[str] = []
+    origins: list[str] = []
     precedence = False
+    serial = 0
     for p in paths:
         path = Path(p)
+        other = alternatives.get(path)
+        bundle: BundleDir | None = None
         if path.is_dir():
-            bundle = read_bundle_dir(path)
-            if bundle is not None:
-                inputs.extend(bundle.inputs)
-                versions.append(bundle.version)
-                precedence = precedence or bundle.tenant_precedence
+            try:
+                bundle = read_bundle_dir(path)
+            except BundleIncomplete:
+                if other is None:
+                    raise
+            if other is not None and (bundle is None or other.serial > bundle.serial):
+                bundle = other
+        elif path in alternatives:  # the volume is not mounted (or disabled): the API copy only
+            if other is None:
                 continue
+            bundle = other
+        if bundle is not None:
+            inputs.extend(bundle.inputs)
+            versions.append(bundle.version)
+            origins.append(bundle.origin)
+            precedence = precedence or bundle.tenant_precedence
+            serial = max(serial, bundle.serial)
+            continue
+        if path.is_dir():
             base = _resolve(path)
             for f in sorted(x for x in base.iterdir() if x.is_file() and x.suffix in (".yml", ".yaml")):
                 inputs.append(RulesInput(str(path / f.name), f.read_text(encoding="utf-8", errors="replace")))
         else:
             inputs.append(RulesInput(str(path), path.read_text(encoding="utf-8", errors="replace")))
-    return LoadedRules(inputs, "+".join(versions), precedence)
+    return LoadedRules(inputs, "+".join(versions), precedence, serial, tuple(origins))
 
 
-def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadResult, str]:
-    """``load_rules_files`` for the agent, bundle-aware: (result, bundle version).
+def load_bundle_rules(
+    paths: Iterable[Path | str], alternatives: Mapping[Path, BundleDir | None] | None = None, **kwargs: Any
+) -> tuple[LoadResult, LoadedRules]:
+    """``load_rules_files`` for the agent, bundle-aware: (result, what was read:
+    bundle version, serial and origins; see :func:`read_rules`).
 
     Raises BundleIncomplete while a bundle directory is mid-update (the caller
     keeps its running rules and retries); unreadable files become
     ``LOAD_ERR_FILE_READ`` errors as with ``load_rules_files``."""
     paths = list(paths)
     try:
-        loaded = read_rules(paths)
+        loaded = read_rules(paths, alternatives)
     except BundleIncomplete:
         raise
     except OSError as exc:
@@ -175,6 +261,6 @@ def load_bundle_rules(paths: Iterable[Path | str], **kwargs: Any) -> tuple[LoadR
             "rules content",
             "",
         )
-        return LoadResult(errors=[error], names=[str(p) for p in paths]), ""
+        return LoadResult(errors=[error], names=[str(p) for p in paths]), LoadedRules([], "")
     kwargs.setdefault("tenant_precedence", loaded.tenant_precedence)
-    return load_rules(loaded.inputs, **kwargs), loaded.version
+    return load_rules(loaded.inputs, **kwargs), loaded

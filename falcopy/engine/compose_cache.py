@@ -24,6 +24,8 @@ import logging
 import os
 import stat
 import tempfile
+import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,54 @@ MAX_ENTRIES = 64
 _SCALAR, _SEQ, _MAP = 0, 1, 2
 
 
+class _Memory:
+    """Serialised trees kept in this process (the operator loads the same few
+    thousand small files again and again; the disk cache keeps only the last
+    few dozen).  Bounded by bytes, oldest out first; off until enabled."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        self.disk = True
+        self.used = 0
+        self.entries: OrderedDict[str, bytes] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self.lock:
+            data = self.entries.get(key)
+            if data is not None:
+                self.entries.move_to_end(key)
+            return data
+
+    def put(self, key: str, data: bytes) -> None:
+        if len(data) > self.limit:
+            return
+        with self.lock:
+            old = self.entries.pop(key, None)
+            self.used += len(data) - (len(old) if old is not None else 0)
+            self.entries[key] = data
+            while self.used > self.limit:
+                _, dropped = self.entries.popitem(last=False)
+                self.used -= len(dropped)
+
+
+_memory = _Memory()
+
+
+def keep_in_memory(limit: int, *, disk: bool = True) -> None:
+    """Also keep up to ``limit`` bytes of composed trees in memory (0: off);
+    ``disk``: whether the disk cache is used as well."""
+    with _memory.lock:
+        _memory.limit = limit
+        _memory.disk = disk
+        while _memory.entries and _memory.used > limit:
+            _, dropped = _memory.entries.popitem(last=False)
+            _memory.used -= len(dropped)
+
+
 def cache_dir() -> Path | None:
+    if not _memory.disk:
+        return None
     env = os.environ.get("FALCOPY_CACHE_DIR")
     if env is not None:
         return Path(env) if env else None
@@ -91,6 +140,10 @@ def _private(st: os.stat_result) -> bool:
 
 def load(content: str, name: str) -> list[Node | None] | None:
     """The document roots composed from ``content`` earlier, or None (not cached, unusable)."""
+    if _memory.limit:
+        kept = _memory.get(content_key(content))
+        if kept is not None:
+            return [None if d is None else _load(d, name) for d in orjson.loads(kept)]
     directory = cache_dir()
     if directory is None:
         return None
@@ -116,10 +169,14 @@ def load(content: str, name: str) -> list[Node | None] | None:
 def store(content: str, roots: list[Node | None]) -> None:
     """Remember the composed ``roots`` of ``content``; failures only cost the cache."""
     directory = cache_dir()
-    if directory is None:
+    if directory is None and not _memory.limit:
         return
     try:
         data = orjson.dumps([None if r is None else _dump(r) for r in roots])
+        if _memory.limit:
+            _memory.put(content_key(content), data)
+        if directory is None:
+            return
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not _private(os.stat(directory)):
             return

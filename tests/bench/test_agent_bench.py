@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from .workloads import workload_rate_and_cost
+
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
 HERE = Path(__file__).resolve().parent
@@ -24,9 +26,7 @@ WORKLOADS = ("openclose", "stat", "forkexec", "connect")
 
 
 def _run_workload(binary: Path, mode: str, *extra: str) -> float:
-    out = subprocess.run([str(binary), mode, str(SECONDS), *extra], capture_output=True, text=True,
-                         check=True)
-    return int(out.stdout.strip()) / SECONDS
+    return workload_rate_and_cost(binary, mode, SECONDS, *extra)[0]
 
 
 def _with_agent(binary: Path, mode: str, agent_mode: str, rules: list[str],
@@ -38,8 +38,9 @@ def _with_agent(binary: Path, mode: str, agent_mode: str, rules: list[str],
     line = agent.stdout.readline().strip()
     assert line == "ready", line
     time.sleep(0.1)
-    rate = _run_workload(binary, mode, *extra)
+    rate, cost = workload_rate_and_cost(binary, mode, SECONDS, *extra)
     stats = json.loads(agent.stdout.readline())
+    stats["workload_ns_per_op"] = cost
     agent.wait(timeout=60)
     return rate, stats
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from falcopy.agent.kernel import SUPPORTED_EVENTS, Probe
 
-from .workloads import build_workload
+from .workloads import build_workload, workload_rate_and_cost
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
@@ -37,19 +37,7 @@ def workload(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_workload(binary: Path, mode: str) -> tuple[float, float]:
-    """(operations per wall second, CPU ns per operation incl. the kernel's work).
-
-    The CPU cost per operation is the robust number on a shared 2-core machine:
-    the probe's programs run in the workload's context, so they show up in its
-    system time, while other tenants' load mostly shows up as lost wall time."""
-    proc = subprocess.Popen([str(binary), mode, str(SECONDS)], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    assert proc.returncode == 0
-    ops = int(out.strip())
-    return ops / SECONDS, (usage.ru_utime + usage.ru_stime) * 1e9 / ops
+    return workload_rate_and_cost(binary, mode, SECONDS)
 
 
 @contextmanager

@@ -356,10 +356,13 @@ def test_agent_rbac(default: Rendered) -> None:
     # the kubelet's /pods through its fine-grained check (Kubernetes >= 1.33), not nodes/proxy
     role = default.one("ClusterRole", "falcopy-agent")
     assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes/pods"], "verbs": ["get"]}]
-    # its status Lease for the operator, in the release namespace only (written, never read)
+    # its status Lease for the operator, in the release namespace only (written, never read), and
+    # the operator's rules bundle, those ConfigMaps by name only (tests/chart/test_agent_rules_api.py)
     ns_role = default.one("Role", "falcopy-agent")
-    assert ns_role["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
-                                 "verbs": ["create", "update"]}]
+    assert ns_role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create", "update"]},
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch"],
+         "resourceNames": [f"falcopy-falcorules-{i}" for i in range(4)]}]
     assert _env(default.agent_container)["FALCOPY_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == \
         "metadata.namespace"
     binding = default.one("ClusterRoleBinding", "falcopy-agent")
@@ -398,9 +401,24 @@ def test_operator_rbac_covers_crds_and_its_configmap(default: Rendered) -> None:
     shards = int(op_env["FALCOPY_OPERATOR_SHARDS"]["value"])
     assert named[0]["resourceNames"] == mounted == [f"{prefix}-{i}" for i in range(shards)]
     assert prefix == "falcopy-falcorules" and shards == 4
-    # it reads the agents' status Leases, nothing more
+    # it reads the agents' status Leases, and writes its own leader Lease only, by name
+    lease = op_env["FALCOPY_OPERATOR_LEADER_LEASE"]["value"]
+    assert lease == "falcopy-operator-leader"
+    assert op_env["FALCOPY_OPERATOR_LEADER_ELECTION"]["value"] == "true"
     assert [x for x in ns_role["rules"] if x["resources"] == ["leases"]] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]}]
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["list"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [lease],
+         "verbs": ["get", "update"]}]
+    assert default.one("Deployment")["spec"]["replicas"] == 2
+
+
+def test_operator_replicas_need_leader_election() -> None:
+    single = render({"operator": {"replicas": 1, "leaderElection": {"enabled": False}}})
+    role = single.one("Role", "falcopy-operator")
+    assert all("resourceNames" not in x for x in role["rules"] if x["resources"] == ["leases"])
+    with pytest.raises(Exception, match="leaderElection"):
+        render({"operator": {"replicas": 2, "leaderElection": {"enabled": False}}})
 
 
 def test_operator_shards_follow_values() -> None:

@@ -6,7 +6,15 @@ resourceVersion, chunked watch streams resumed from a resourceVersion,
 get/create/replace/delete, merge-patch and JSON-patch (RFC 6902), the status
 subresource (spec and status updated separately; generation bumped on spec
 changes), finalizers with deletionTimestamp, ConfigMaps (1 MiB limit enforced
-like the real server), Leases and Events.
+like the real server), Leases and Events; ``fieldSelector`` on metadata.name /
+metadata.namespace (and, as the real request-info resolver does, a list or
+watch by ``metadata.name`` is authorized as a request for that name); 410 Gone
+for a watch from a compacted resourceVersion.
+
+Built to hold thousands of watchers (the scale simulation, tests/scale): one
+condition per resource, each event serialised once for all its watchers.
+Run alone with ``python -m tests.operator.fake_apiserver URL_FILE``; then
+``GET /_test/stats`` answers the requests served, by verb and resource.
 """
 
 from __future__ import annotations
@@ -15,10 +23,14 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import signal
+import sys
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -137,6 +149,31 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
+def _fields_match(obj: dict[str, Any], selector: str | None) -> bool:
+    """``metadata.name=x,metadata.namespace=y`` (=, ==, !=), what field selectors allow here."""
+    if not selector:
+        return True
+    meta = obj.get("metadata") or {}
+    for term in selector.split(","):
+        negate = "!=" in term
+        key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
+        field_ = key.strip()
+        if field_ not in ("metadata.name", "metadata.namespace"):
+            raise ValueError(f'field label not supported: "{field_}"')
+        if (str(meta.get(field_.split(".")[1]) or "") == value.strip()) == negate:
+            return False
+    return True
+
+
+def selected_name(query: Any) -> str:
+    """The name a list/watch is limited to by ``fieldSelector=metadata.name=x`` (else "")."""
+    for term in (query.get("fieldSelector") or "").split(","):
+        key, eq, value = term.replace("==", "=").partition("=")
+        if eq and key.strip() == "metadata.name" and "!" not in key:
+            return value.strip()
+    return ""
+
+
 def _labels_match(obj: dict[str, Any], selector: str | None) -> bool:
     if not selector:
         return True
@@ -163,9 +200,20 @@ def _labels_match(obj: dict[str, Any], selector: str | None) -> bool:
 class Store:
     rv: int = 0
     objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
-    history: dict[tuple[str, str], list[tuple[int, str, dict[str, Any]]]] = field(default_factory=dict)
+    #: per resource: (resourceVersion, type, object, the watch line sent for it)
+    history: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], bytes]]] = field(default_factory=dict)
     cond: asyncio.Condition | None = None
+    #: one condition per resource: a Lease renewal wakes no ConfigMap watcher
+    conds: dict[tuple[str, str], asyncio.Condition] = field(default_factory=dict)
+    #: watches from a resourceVersion below this get 410 Gone
+    compacted: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
+    #: (verb, resource) -> requests served; watches open now
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: (verb, resource) -> request body bytes received (what writes cost)
+    bytes_in: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: resource -> watches open now
+    watching: Counter[str] = field(default_factory=Counter)
     #: (user agent, attributes) of every request the authorizer saw, and of those it denied
     authorized: list[tuple[str, RequestAttrs]] = field(default_factory=list)
     denied: list[tuple[str, RequestAttrs]] = field(default_factory=list)
@@ -202,6 +250,7 @@ class FakeApiServer:
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
         self._stopping = False
+        self.port = 0
         #: (user agent, attributes) -> allowed?; None = everything is allowed
         self.authorizer: Callable[[str, RequestAttrs], bool | None] | None = None
         #: bearer token -> TokenReview ``status.user`` (tokens not listed are not authenticated)
@@ -225,9 +274,9 @@ class FakeApiServer:
         self.store.cond = asyncio.Condition()
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port, backlog=4096)
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}"
@@ -239,9 +288,9 @@ class FakeApiServer:
         self._stopping = True
 
         async def shutdown() -> None:
-            assert self.store.cond is not None
-            async with self.store.cond:
-                self.store.cond.notify_all()
+            for cond in list(self.store.conds.values()):
+                async with cond:
+                    cond.notify_all()
             if self._runner is not None:
                 await self._runner.cleanup()
 
@@ -271,6 +320,21 @@ class FakeApiServer:
                     out.append(copy.deepcopy(obj))
         return out
 
+    def compact(self) -> None:
+        """Forget the history so far, as etcd compaction does: watches from an older
+        resourceVersion get 410 Gone and must list again."""
+
+        async def run() -> None:
+            self.store.compacted = self.store.rv
+            for key in self.store.history:
+                self.store.history[key] = []
+            for cond in list(self.store.conds.values()):
+                async with cond:
+                    cond.notify_all()
+
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         for (_, p), objs in list(self.store.objects.items()):
             if p == plural and (namespace, name) in objs:
@@ -280,6 +344,11 @@ class FakeApiServer:
     # ------------------------------------------------------------------ routing
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         parts = [p for p in request.path.split("/") if p]
+        if parts == ["_test", "stats"]:
+            counts = [{"verb": v, "resource": r, "count": n, "bytes": self.store.bytes_in[(v, r)]}
+                      for (v, r), n in sorted(self.store.counts.items())]
+            return web.json_response({"requests": counts, "watching": self.store.watching,
+                                      "rv": self.store.rv})
         self.store.requests.append((request.method, request.path_qs))
         if parts == ["api"]:
             return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
@@ -311,10 +380,14 @@ class FakeApiServer:
             return _status(404, "NotFound", f"no subresource {sub}")
         if res.namespaced is False:
             namespace = ""
+        verb = request_verb(request.method, name, request.query)
+        self.store.counts[(verb, res.plural + (f"/{sub}" if sub else ""))] += 1
+        self.store.bytes_in[(verb, res.plural + (f"/{sub}" if sub else ""))] += request.content_length or 0
         if self.authorizer is not None:
             agent = request.headers.get("User-Agent", "")
-            attrs = RequestAttrs(request_verb(request.method, name, request.query), group,
-                                 res.plural + (f"/{sub}" if sub else ""), namespace, name or "")
+            # a list/watch by metadata.name is authorized for that name (RBAC resourceNames)
+            named = name or (selected_name(request.query) if verb in ("list", "watch") else "")
+            attrs = RequestAttrs(verb, group, res.plural + (f"/{sub}" if sub else ""), namespace, named)
             verdict = self.authorizer(agent, attrs)
             if verdict is not None:  # None: a caller the authorizer does not judge (the test itself)
                 self.store.authorized.append((agent, attrs))
@@ -436,10 +509,11 @@ class FakeApiServer:
     def _list(self, request: web.Request, res: Res, namespace: str) -> web.Response:
         objs = self.store.objects.get((res.gv, res.plural), {})
         selector = request.query.get("labelSelector")
+        fields = request.query.get("fieldSelector")
         items = [
             o
             for (ns, _), o in sorted(objs.items())
-            if (not namespace or ns == namespace) and _labels_match(o, selector)
+            if (not namespace or ns == namespace) and _labels_match(o, selector) and _fields_match(o, fields)
         ]
         return web.json_response(
             {
@@ -450,13 +524,17 @@ class FakeApiServer:
             }
         )
 
+    def _cond(self, res: Res) -> asyncio.Condition:
+        return self.store.conds.setdefault((res.gv, res.plural), asyncio.Condition())
+
     async def _emit(self, res: Res, kind: str, obj: dict[str, Any]) -> None:
-        assert self.store.cond is not None
+        line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
         self.store.history.setdefault((res.gv, res.plural), []).append(
-            (self.store.rv, kind, copy.deepcopy(obj))
+            (self.store.rv, kind, copy.deepcopy(obj), line)
         )
-        async with self.store.cond:
-            self.store.cond.notify_all()
+        cond = self._cond(res)
+        async with cond:
+            cond.notify_all()
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self.store.rv += 1
@@ -567,43 +645,73 @@ class FakeApiServer:
         return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
     async def _watch(self, request: web.Request, res: Res, namespace: str) -> web.StreamResponse:
-        assert self.store.cond is not None
         since = int(request.query.get("resourceVersion") or 0)
         timeout = float(request.query.get("timeoutSeconds") or 300)
         selector = request.query.get("labelSelector")
+        fields = request.query.get("fieldSelector")
+        _fields_match({}, fields)  # an unsupported field is refused before the stream starts
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        history = self.store.history.setdefault((res.gv, res.plural), [])
+        key = (res.gv, res.plural)
+        cond = self._cond(res)
+        history = self.store.history.setdefault(key, [])
         sent = 0
-        # skip what the client has already seen
-        while sent < len(history) and history[sent][0] <= since:
-            sent += 1
+        self.store.watching[res.plural] += 1
         try:
+            if since and since < self.store.compacted:
+                gone = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Expired",
+                        "code": 410, "message": f"too old resource version: {since} ({self.store.compacted})"}
+                await resp.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
+                await resp.write_eof()
+                return resp
+            # skip what the client has already seen
+            while sent < len(history) and history[sent][0] <= since:
+                sent += 1
             while not self._stopping:
+                if self.store.history[key] is not history:  # compacted meanwhile
+                    history, sent = self.store.history[key], 0
                 while sent < len(history):
-                    _, kind, obj = history[sent]
+                    _, _, obj, line = history[sent]
                     sent += 1
                     ns = (obj.get("metadata") or {}).get("namespace") or ""
                     if (namespace and ns != namespace) or not _labels_match(obj, selector):
                         continue
-                    line = json.dumps({"type": kind, "object": obj}) + "\n"
-                    await resp.write(line.encode())
+                    if not _fields_match(obj, fields):
+                        continue
+                    await resp.write(line)
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                async with self.store.cond:
+                async with cond:
+                    if sent < len(self.store.history[key]) or self._stopping:
+                        continue
                     try:
-                        await asyncio.wait_for(self.store.cond.wait(), timeout=min(remaining, 1.0))
+                        await asyncio.wait_for(cond.wait(), timeout=remaining)
                     except TimeoutError:
                         pass
+            await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
-        with_eof = resp
-        try:
-            await with_eof.write_eof()
-        except ConnectionResetError:
-            pass
+        finally:
+            self.store.watching[res.plural] -= 1
         return resp
+
+
+def main() -> None:
+    """Serve until SIGTERM; the URL is written to the file named by the first argument."""
+    server = FakeApiServer()
+    server.port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server.start()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    Path(sys.argv[1]).write_text(server.url)
+    stop.wait()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,8 @@
 """The chart's RBAC, rendered with real Helm, enforced on what the code really calls.
 
 The stand-in API server authorizes every request of the operator (kopf and its
-kubernetes client) and of the agent's status Lease writer against the Roles and
+kubernetes client) and of the agent's cluster link (status Lease writer and
+rules bundle watch, the agent's own code) against the Roles and
 ClusterRoles the chart binds to their service accounts, as the real RBAC
 authorizer would. A lifecycle of FalcoRule objects must then run without one
 refusal, and every verb the chart grants must have been used: nothing missing,
@@ -18,9 +19,13 @@ from typing import Any
 
 import httpx
 import pytest
+from falcopy.agent.control.clusterlink import ClusterLink
 from falcopy.agent.control.lease import LeaseReporter
 from kubernetes import client
 
+from falcopy.distribution.apiaccess import ApiAccess
+from falcopy.distribution.bundle import BundleDir
+from falcopy.distribution.bundlewatch import BundleWatch
 from tests.chart.render import Rendered, render
 from tests.operator.conftest import RELEASE_NS, load_example
 from tests.operator.fake_apiserver import FakeApiServer, RequestAttrs
@@ -119,8 +124,10 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
     agent_sa = f"system:serviceaccount:{RELEASE_NS}:{_sa(chart, 'DaemonSet')}"
     assert env["FALCOPY_OPERATOR_K8SMETA_AGENTS"] == agent_sa  # only the agents may subscribe
     port = _free_port()
+    # small shards: the objects spread over several, so the agent also fetches shards by name
     make_operator(configmap_prefix=env["FALCOPY_OPERATOR_CONFIGMAP_PREFIX"],
-                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]),
+                  shards=int(env["FALCOPY_OPERATOR_SHARDS"]), shard_budget=4096, cluster_reserve=0,
+                  leader={"lease": env["FALCOPY_OPERATOR_LEADER_LEASE"]},
                   collector={"host": "127.0.0.1", "port": port, "insecure": True, "agents": [agent_sa]})
     # an agent subscribes to the metadata stream: the operator reviews its token
     apiserver.tokens["agent-token"] = {"username": agent_sa}
@@ -132,18 +139,32 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
     driver.user_agent = DRIVER
     api = client.CustomObjectsApi(driver)
 
-    # the agent's status Lease: first written (created), then renewed (updated)
-    def agent_api() -> client.ApiClient:
-        c = client.ApiClient()
-        c.user_agent = AGENT
-        return c
-
-    reporter = LeaseReporter("node-a", RELEASE_NS, period=0.2, api_factory=agent_api)
+    # the agent's status Lease (first written (created), then renewed (updated)) and its
+    # rules bundle watch, with the configuration the chart gives the agent
+    rules_api = chart.agent_config().falcopy.rules_api
+    access = ApiAccess.discover(user_agent=AGENT)
+    reporter = LeaseReporter("node-a", RELEASE_NS, period=0.2, access=access)
     reporter.loaded("v0")
-    reporter.start()
+    bundles: list[BundleDir] = []
+    watch: list[BundleWatch] = []
+
+    async def watch_job(c: Any) -> None:
+        watch.append(BundleWatch(c, rules_api.namespace, rules_api.configmaps, bundles.append,
+                                 watch_timeout=(1, 2)))
+        await watch[0].run()
+
+    link = ClusterLink(access, [reporter.run, watch_job])
+    link.start()
     try:
         create(api, load_example(NGINX))
         create(api, load_example(MINERS))
+        big = load_example(MINERS)  # fills most of shard 0: the next objects go to other shards
+        big["metadata"]["name"] = "many-miners"
+        big["spec"]["lists"][0]["items"] = [f"miner-{i:04d}" for i in range(150)]
+        big["spec"]["lists"][0]["list"] = "many_miner_processes"
+        big["spec"]["rules"][0]["rule"] = "Many miners"
+        big["spec"]["rules"][0]["condition"] = "fp_spawned_process and proc.name in (many_miner_processes)"
+        create(api, big)
         broken = load_example(DBSHELL)
         broken["spec"]["rules"][0]["condition"] = "proc.nmae = psql"
         create(api, broken)  # refused: the operator posts a Warning event about it
@@ -164,11 +185,15 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
             return bool(cms) and not any("nginx-debug" in v for v in texts)
 
         wait_for(shards_without_nginx, what="deleted object unpublished")
+        wait_for(lambda: bundles and all("nginx-debug" not in i.content for i in bundles[-1].inputs)
+                 and watch[0].requests["get"] > 0, what="the agent's watch followed the bundle",
+                 describe=lambda: f"serials {[b.serial for b in bundles]}, "
+                 f"{watch[0].requests if watch else None}, {watch[0].last_error if watch else ''}")
         ops = enforced["operator"]
         wait_for(lambda: _used(apiserver, lambda ua: ua not in (AGENT, DRIVER), ops) == set(ops),
                  timeout=30, what=f"every operator grant used: {set(ops)}")
     finally:
-        reporter.stop()
+        link.stop()
 
     assert apiserver.store.denied == [], apiserver.store.denied
     agent = enforced["agent"]
@@ -176,4 +201,9 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
     # nodes/pods is asked of the kubelet, not the API server (tests/enrichment/test_kubelet.py)
     api_grants = {g for g in agent if not g.resource.startswith("nodes/")}
     assert used_by_agent == api_grants, (api_grants - used_by_agent)
-    assert {(g.verb, g.resource) for g in api_grants} == {("create", "leases"), ("update", "leases")}
+    assert {(g.verb, g.resource) for g in api_grants} == {
+        ("create", "leases"), ("update", "leases"),
+        ("get", "configmaps"), ("list", "configmaps"), ("watch", "configmaps")}
+    # what the agent asked of ConfigMaps named one of the bundle's, every time
+    asked = [a for ua, a in apiserver.store.authorized if ua == AGENT and a.resource == "configmaps"]
+    assert asked and {a.name for a in asked} <= set(rules_api.configmaps)

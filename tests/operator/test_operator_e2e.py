@@ -131,12 +131,9 @@ def test_update_keeps_last_good_generation_then_delete(make_operator, api, apise
     spec["lists"][0]["items"] = ["nginx", "nginx-debug"]
     patch_spec(api, "web", "nginx-unauthorized-process", spec)
     wait_for(lambda: objects_in_bundle(apiserver)[0][3] == 2, what="generation 2 published")
-    assert (
-        "nginx-debug"
-        in apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-0")["data"][
-            manifest(apiserver)["files"][0]["name"]
-        ]
-    )
+    name = manifest(apiserver)["files"][0]["name"]
+    shard = name.split("-", 1)[0]  # the file name starts with its shard
+    assert "nginx-debug" in apiserver.get("configmaps", RELEASE_NS, f"falcopy-rules-{shard}")["data"][name]
     broken = copy.deepcopy(spec)
     broken["rules"][0]["output"] = "bad %no.such.field"
     patch_spec(api, "web", "nginx-unauthorized-process", broken)
@@ -298,16 +295,15 @@ def test_node_status_from_agent_leases(make_operator, api, apiserver):
     create(api, load_example(NGINX))
     wait_for(lambda: objects_in_bundle(apiserver))
     version = manifest(apiserver)["version"]
-    coordination = client.CoordinationV1Api(client.ApiClient())
     node_a, node_b = LeaseReporter("node-a", RELEASE_NS), LeaseReporter("node-b", RELEASE_NS)
     node_a.loaded(version)
     node_b.loaded("0123456789abcdef")  # still on a bundle without the object
-    node_a.write(coordination)
-    node_b.write(coordination)
+    node_a.write_now()
+    node_b.write_now()
     nodes = lambda: apiserver.get("falcorules", "web", "nginx-unauthorized-process")["status"]["nodes"]  # noqa: E731
     wait_for(lambda: nodes() == "1/2", what="1/2 nodes")
     node_b.loaded(version)
-    node_b.write(coordination)
+    node_b.write_now()
     wait_for(lambda: nodes() == "2/2", what="2/2 nodes")
     lease = apiserver.get("leases", RELEASE_NS, "falcopy-agent-node-b")
     assert lease["spec"]["holderIdentity"] == "node-b"
@@ -385,7 +381,7 @@ def test_hand_edited_or_deleted_configmap_is_restored(make_operator, api, apiser
     good = apiserver.get("configmaps", RELEASE_NS, "falcopy-rules-0")["data"]
     core = client.CoreV1Api(client.ApiClient())
     core.patch_namespaced_config_map(
-        "falcopy-rules-0", RELEASE_NS, {"data": {"0000-0-cluster.crypto-miners.yaml": "[]"}}
+        "falcopy-rules-0", RELEASE_NS, {"data": {"0-cluster.crypto-miners.yaml": "[]"}}
     )
     core.delete_namespaced_config_map("falcopy-rules-1", RELEASE_NS)
     wait_for(

@@ -21,6 +21,11 @@
 {{- printf "%s-operator" (include "falcopy.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{- /* the operator replicas' leader election Lease, in the release namespace */}}
+{{- define "falcopy.operatorLeaderLease" -}}
+{{- printf "%s-leader" (include "falcopy.operatorName" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
 {{- define "falcopy.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -267,6 +272,10 @@ app.kubernetes.io/component: operator
 {{- $_ := set $enrichment "k8smeta" (dict "enabled" true "url" $url "ca_file" (printf "%s/ca.crt" (include "falcopy.collectorCADir" .)) "idle_timeout_s" $idle) -}}
 {{- end -}}
 {{- $computed := dict "host" $host "enrichment" $enrichment "k8s_audit" $audit -}}
+{{- if and .Values.operator.enabled .Values.agent.rulesApi.enabled -}}
+{{- $names := include "falcopy.operatorRulesConfigMaps" . | fromYamlArray -}}
+{{- $_ := set $computed "rules_api" (dict "enabled" true "namespace" .Release.Namespace "configmaps" $names "volume" (include "falcopy.operatorRulesDir" .)) -}}
+{{- end -}}
 {{- $_ := set $cfg "falcopy" (mergeOverwrite $computed (deepCopy (default dict $cfg.falcopy))) -}}
 {{- toYaml $cfg -}}
 {{- end -}}

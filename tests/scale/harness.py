@@ -1,0 +1,254 @@
+"""The scale simulation: the stand-in API server, the real operator and N simulated
+agents, each in its own process(es), driven by a script of FalcoRule changes.
+
+Measures, per change, the time from the create request to every agent holding a
+bundle that contains it; the operator's CPU and memory (from /proc); the API
+requests served, by verb and resource (the stand-in counts them), and the bytes
+of ConfigMap writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.waiting import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+NS = "falcopy"
+PREFIX = "falcopy-rules"
+SHARDS = 4
+CONFIGMAPS = [f"{PREFIX}-{i}" for i in range(SHARDS)]
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def falcorule(i: int, namespaces: int = 200) -> dict[str, Any]:
+    """A tenant's rule: change ``i`` of the script, in one of ``namespaces`` namespaces."""
+    return {
+        "apiVersion": "falcopy.io/v1alpha1",
+        "kind": "FalcoRule",
+        "metadata": {"name": f"scale-{i}", "namespace": f"team-{i % namespaces}"},
+        "spec": {
+            "rules": [{
+                "rule": f"Scale marker {i}",
+                "desc": "a process named after this change started",
+                "condition": f"fp_spawned_process and proc.name = scale-marker-{i}",
+                "output": f"scale marker {i} (command=%proc.cmdline)",
+                "priority": "WARNING",
+            }],
+        },
+    }
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+@dataclass
+class Change:
+    index: int
+    serial: int
+    #: seconds from the create request to each agent holding the change
+    latencies: list[float]
+    #: seconds from the create request to the operator's shard-0 write being visible
+    published: float
+
+    def summary(self) -> dict[str, float]:
+        return {"p50": statistics.median(self.latencies), "p99": percentile(self.latencies, 99),
+                "max": max(self.latencies), "published": self.published}
+
+
+@dataclass
+class Proc:
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def memory(self) -> dict[str, int]:
+        out = {}
+        for line in Path(f"/proc/{self.popen.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) * 1024
+        return out
+
+
+@dataclass
+class Simulation:
+    n: int
+    workdir: Path
+    #: simulated-agent processes (the agents' HTTP parsing shares the machine's cores)
+    processes: int = 1
+    lease_period: float = 30.0
+    resync: float = 10.0
+    url: str = ""
+    apiserver: Proc | None = None
+    operator: Proc | None = None
+    agents: list[Proc] = field(default_factory=list)
+    #: agent -> [(serial, unix time)] in delivery order
+    held: dict[int, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
+    _offsets: dict[Path, int] = field(default_factory=dict)
+    _client: httpx.Client | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> Proc:
+        log = self.workdir / f"{name}.log"
+        environ = {**os.environ, **(env or {})}
+        environ.pop("KUBERNETES_SERVICE_HOST", None)  # never a pod here: the kubeconfig decides
+        popen = subprocess.Popen([sys.executable, *args], cwd=REPO, env=environ,
+                                 stdout=log.open("wb"), stderr=subprocess.STDOUT)
+        return Proc(popen, log)
+
+    def __enter__(self) -> Simulation:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        url_file = self.workdir / "apiserver.url"
+        self.apiserver = self._spawn("apiserver", ["-m", "tests.operator.fake_apiserver", str(url_file)])
+        self.url = wait_for(lambda: url_file.exists() and url_file.read_text(), timeout=60,
+                            what="stand-in up")
+        self._client = httpx.Client(base_url=self.url, timeout=30)
+        kubeconfig = self.workdir / "kubeconfig"
+        kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "sim",
+            "clusters": [{"name": "sim", "cluster": {"server": self.url}}],
+            "users": [{"name": "sim", "user": {"token": "operator"}}],
+            "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "sim"}}],
+        }))
+        env = {"KUBECONFIG": str(kubeconfig), "FALCOPY_OPERATOR_NAMESPACE": NS,
+               "FALCOPY_OPERATOR_CONFIGMAP_PREFIX": PREFIX, "FALCOPY_OPERATOR_SHARDS": str(SHARDS),
+               "FALCOPY_OPERATOR_RESYNC": str(self.resync)}
+        self.operator = self._spawn("operator", ["-m", "falcopy", "operator"], env)
+        per = -(-self.n // self.processes)
+        for p in range(self.processes):
+            first, count = p * per, min(per, self.n - p * per)
+            if count <= 0:
+                break
+            out = self.workdir / f"agents-{p}.jsonl"
+            out.touch()
+            self._offsets[out] = 0
+            self.agents.append(self._spawn(f"agents-{p}", [
+                "-m", "tests.scale.sim_agents", self.url, NS, ",".join(CONFIGMAPS), str(first), str(count),
+                str(out), str(self.lease_period)]))
+        wait_for(lambda: self.stats()["watching"].get("configmaps", 0) >= self.n,
+                 timeout=300 + self.n / 2, what=f"{self.n} agents watching",
+                 describe=lambda: f"{self.stats()['watching']}; {self._dead()}")
+
+    def _dead(self) -> str:
+        procs = [p for p in [self.apiserver, self.operator, *self.agents] if p is not None]
+        return "; ".join(f"{p.log.name} exited {p.popen.returncode}: {p.log.read_text()[-1500:]}"
+                         for p in procs if p.popen.poll() is not None)
+
+    def stop(self) -> None:
+        for p in [*self.agents, self.operator, self.apiserver]:
+            if p is not None:
+                p.stop()
+        if self._client is not None:
+            self._client.close()
+
+    # ------------------------------------------------------------------ observations
+    def stats(self) -> dict[str, Any]:
+        assert self._client is not None
+        return self._client.get("/_test/stats").json()
+
+    def requests(self) -> dict[tuple[str, str], tuple[int, int]]:
+        return {(r["verb"], r["resource"]): (r["count"], r["bytes"]) for r in self.stats()["requests"]}
+
+    def manifest(self) -> dict[str, Any] | None:
+        assert self._client is not None
+        r = self._client.get(f"/api/v1/namespaces/{NS}/configmaps/{CONFIGMAPS[0]}")
+        if r.status_code != 200:
+            return None
+        raw = (r.json().get("data") or {}).get("falcopy-manifest.json")
+        return json.loads(raw) if raw else None
+
+    def status(self, obj: dict[str, Any]) -> dict[str, Any]:
+        assert self._client is not None
+        meta = obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        r = self._client.get(f"/apis/falcopy.io/v1alpha1/namespaces/{ns}/falcorules/{name}")
+        return dict(r.json().get("status") or {})
+
+    def _read_deliveries(self) -> None:
+        for path, offset in self._offsets.items():
+            with path.open() as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            end = chunk.rfind("\n") + 1  # a line still being written is read next time
+            for line in chunk[:end].splitlines():
+                d = json.loads(line)
+                self.held[d["a"]].append((d["s"], d["t"]))
+            self._offsets[path] = offset + len(chunk[:end].encode())
+
+    def regressions(self) -> int:
+        """Deliveries whose serial is not above the agent's previous one (must stay 0)."""
+        self._read_deliveries()
+        return sum(1 for h in self.held.values() for a, b in itertools.pairwise(h) if b[0] <= a[0])
+
+    # ------------------------------------------------------------------ the script
+    def create(self, obj: dict[str, Any]) -> float:
+        assert self._client is not None
+        ns = obj["metadata"]["namespace"]
+        t0 = time.time()
+        r = self._client.post(f"/apis/falcopy.io/v1alpha1/namespaces/{ns}/falcorules", json=obj)
+        assert r.status_code == 201, r.text
+        return t0
+
+    def apply(self, index: int, timeout: float = 120.0) -> Change:
+        """Create FalcoRule ``index``; wait until every agent holds a bundle with it."""
+        obj = falcorule(index)
+        t0 = self.create(obj)
+        name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
+
+        def published() -> dict[str, Any] | None:
+            m = self.manifest()
+            found = m and any(f["object"] == name and f["namespace"] == ns for f in m["files"])
+            return m if found else None
+
+        m = wait_for(published, timeout=timeout, interval=0.01, what=f"{name} published",
+                     describe=self._dead)
+        t_published = time.time() - t0
+        serial = int(m["serial"])
+
+        def all_hold() -> bool:
+            self._read_deliveries()
+            return sum(1 for h in self.held.values() if h and h[-1][0] >= serial) >= self.n
+
+        wait_for(all_hold, timeout=timeout, interval=0.05, what=f"{self.n} agents on serial {serial}",
+                 describe=lambda: f"{sum(1 for h in self.held.values() if h and h[-1][0] >= serial)} "
+                 f"hold it; {self._dead()}")
+        latencies = [next(t for s, t in self.held[a] if s >= serial) - t0 for a in range(self.n)]
+        return Change(index, serial, latencies, t_published)
