@@ -52,7 +52,7 @@ def when(value: str) -> dt.datetime:
 def lease_history(apiserver) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     return [
         obj["spec"]
-        for _, _, obj in apiserver.store.history.get(("coordination.k8s.io/v1", "leases"), [])
+        for _, _, obj, _ in apiserver.store.history.get(("coordination.k8s.io/v1", "leases"), [])
         if obj["metadata"]["name"] == LEASE
     ]
 
@@ -60,7 +60,7 @@ def lease_history(apiserver) -> list[dict[str, Any]]:  # type: ignore[no-untyped
 def bundle_versions(apiserver) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """(version, files) of every write of the manifest shard, in order."""
     out = []
-    for _, kind, obj in apiserver.store.history.get(("v1", "configmaps"), []):
+    for _, kind, obj, _ in apiserver.store.history.get(("v1", "configmaps"), []):
         data = obj.get("data") or {}
         if kind != "DELETED" and obj["metadata"]["name"] == "falcopy-rules-0" and MANIFEST_KEY in data:
             doc = json.loads(data[MANIFEST_KEY])
