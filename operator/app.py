@@ -134,7 +134,8 @@ async def run_operator(
     """``collector``: the metadata collector to run (default: from ``settings.collector``)."""
     state = state or build_state(settings)
     if collector is None and settings.collector is not None:
-        collector = Collector(settings.collector, token_reviewer(api_client()))
+        api = api_client()
+        collector = Collector(settings.collector, token_reviewer(api), api)
     await kopf.operator(
         registry=build_registry(state, webhook=settings.webhook is not None, collector=collector),
         settings=kopf_settings(settings),

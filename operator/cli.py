@@ -184,6 +184,8 @@ from pydantic import ValidationError
               show_default=True, help="seconds between bookmarks on an idle metadata stream")
 @click.option("--k8smeta-backlog", envvar="FALCOPY_OPERATOR_K8SMETA_BACKLOG", type=int, default=1024,
               show_default=True, help="changes kept per node for reconnecting agents")
+@click.option("--k8smeta-relist", envvar="FALCOPY_OPERATOR_K8SMETA_RELIST", type=float, default=300.0,
+              show_default=True, help="seconds between full re-lists that drop objects a watch gap lost")
 @click.option(
     "--k8smeta-insecure",
     is_flag=True,
@@ -227,6 +229,7 @@ def operator_cmd(
     k8smeta_agents: tuple[str, ...],
     k8smeta_heartbeat: float,
     k8smeta_backlog: int,
+    k8smeta_relist: float,
     k8smeta_insecure: bool,
     write_crds: Path | None,
     verbose: bool,
@@ -288,6 +291,7 @@ def operator_cmd(
             "insecure": k8smeta_insecure,
             "heartbeat_s": k8smeta_heartbeat,
             "backlog": k8smeta_backlog,
+            "relist_s": k8smeta_relist,
         }
     try:
         settings = OperatorSettings.model_validate(raw)

@@ -65,6 +65,8 @@ class CollectorSettings(BaseModel):
     heartbeat_s: float = Field(15.0, gt=0)
     #: lines kept per node for resuming subscribers; an older resume point gets a snapshot
     backlog: int = Field(1024, ge=1)
+    #: every kind is listed again this often, dropping objects a watch gap lost the deletion of
+    relist_s: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _tls(self) -> CollectorSettings:

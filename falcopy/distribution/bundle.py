@@ -175,8 +175,10 @@ def read_bundle_dir(directory: Path) -> BundleDir | None:
 
     def read(name: str) -> str | None:
         try:
-            return (base / name).read_text(encoding="utf-8")
-        except OSError:
+            # bytes as written: a text-mode read would turn a stray \r into \n and the digest,
+            # taken over what the operator wrote, would never match again
+            return (base / name).read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError):
             return None
 
     try:

@@ -7,31 +7,29 @@ messages.  Nothing is compiled here; conditions stay text
 (:class:`~falcopy.engine.source_text.SourceText`) because Falco appends and
 substitutes lists textually before parsing.
 
-Size (~660 lines): one decoder per item kind with Falco's messages; exceptions
-handling is to move to its own module with the loader's pass split (issue 18).
+The item records are in :mod:`falcopy.engine.items`, a rule's exceptions
+(decoding, validation, appends) in :mod:`falcopy.engine.rule_exceptions`.
+
+Size (~570 lines): one decoder per item kind (list, macro, rule, each with
+its ``append``/``override`` forms, and the version requirements), with
+Falco's messages; they share the YAML accessors and the definition-order
+bookkeeping, which splitting them apart would have to expose.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ruamel.yaml.nodes import ScalarNode
 
-from falcopy.common.errors import FalcopyError
-from falcopy.engine import tenancy, versions
-from falcopy.engine.alert_keys import (
-    FALCOPY_RULE_KEYS,
-    AggregationSpec,
-    AlertKeyError,
-    ThresholdSpec,
-    parse_rule_keys,
-)
+from falcopy.engine import rule_exceptions, tenancy, versions
+from falcopy.engine.alert_keys import FALCOPY_RULE_KEYS, AlertKeyError, parse_rule_keys
+from falcopy.engine.items import Definition, ListInfo, LoadFailure, MacroInfo, RuleInfo, Warn
 from falcopy.engine.messages import LoadCode
 from falcopy.engine.priority import Priority
-from falcopy.engine.reader import Document, YMap, YSeq
+from falcopy.engine.reader import Document, YMap, YSeq, warn_unknown_keys
 from falcopy.engine.source_text import SourceText, concat
 
 LIST_KEYS = frozenset({"list", "items", "append", "override"})
@@ -39,7 +37,6 @@ MACRO_KEYS = frozenset({"macro", "condition", "append", "override"})
 RULE_KEYS = frozenset({"rule", "condition", "output", "desc", "priority", "source", "enabled", "capture",
                        "capture_duration", "warn_evttypes", "skip-if-unknown-filter", "tags",
                        "exceptions", "override", "append"})
-EXCEPTION_KEYS = frozenset({"name", "fields", "comps", "values"})
 
 OVERRIDE_APPEND = {
     "list": {"items"},
@@ -52,7 +49,6 @@ OVERRIDE_REPLACE = {
     "rule": {"condition", "output", "desc", "priority", "capture", "capture_duration", "tags",
              "exceptions", "enabled", "warn_evttypes", "skip-if-unknown-filter"},
 }
-EXCEPTION_SINGLE_COMPS = ("in", "pmatch", "intersects")
 _NAME_RE = re.compile(r"[^()\"'\s=,]+")
 
 WARNING_APPEND = ("'append' key is deprecated. Add an 'append' entry (e.g. 'condition: append') under "
@@ -63,75 +59,6 @@ ERROR_OVERRIDE_APPEND = ("Keys 'override' and 'append: true' cannot be used toge
                          "entry (e.g. 'condition: append') under 'override' instead.")
 
 
-class LoadFailure(FalcopyError):
-    def __init__(self, code: str, message: str, loc: int, item_type: str, item_name: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.loc = loc
-        self.item_type = item_type
-        self.item_name = item_name
-
-
-@dataclass
-class ExceptionInfo:
-    name: str
-    loc: int
-    fields: list[str] | str | None = None
-    comps: list[str] | str | None = None
-    #: list of tuples (list of values, each a str or list[str]) or, single-field form, list of str
-    values: list[Any] = field(default_factory=list)
-    values_loc: int = 0
-
-
-@dataclass
-class ListInfo:
-    name: str
-    items: list[str]
-    loc: int
-    index: int = 0
-    visibility: int = 0
-    used: bool = False
-    #: the namespace of the rules input that defined it (None: cluster-wide)
-    namespace: str | None = None
-
-
-@dataclass
-class MacroInfo:
-    name: str
-    cond: SourceText
-    loc: int
-    index: int = 0
-    visibility: int = 0
-    used: bool = False
-    namespace: str | None = None
-
-
-@dataclass
-class RuleInfo:
-    name: str
-    cond: SourceText
-    output: SourceText
-    desc: str
-    priority: Priority
-    loc: int
-    source: str = "syscall"
-    enabled: bool = True
-    tags: list[str] = field(default_factory=list)
-    exceptions: list[ExceptionInfo] = field(default_factory=list)
-    warn_evttypes: bool = True
-    skip_if_unknown_filter: bool = False
-    capture: bool = False
-    capture_duration: int = 0
-    #: falcopy's own keys (falcopy.engine.alert_keys); None: not given
-    aggregation: AggregationSpec | None = None
-    threshold: ThresholdSpec | None = None
-    index: int = 0
-    visibility: int = 0
-    namespace: str | None = None
-
-
-Warn = Callable[[str, str, int, str, str], None]
 FieldCheck = Callable[[str, str], bool]      # (source, field expression) -> known
 
 
@@ -195,10 +122,13 @@ class Collector:
                              itype, iname)
 
     def _unknown_keys(self, item: YMap, allowed: frozenset[str], itype: str, iname: str) -> None:
-        for k in item:
-            if k not in allowed:
-                self.warn(LoadCode.UNKNOWN_KEY, f"Unknown key '{k}'. The key will be ignored.", item.kloc[k],
-                          itype, iname)
+        warn_unknown_keys(item, allowed, itype, iname, self.warn)
+
+    def _known_field(self, source: str) -> rule_exceptions.FieldCheck:
+        """The field check for exceptions of a rule of ``source`` (None: a source not checked)."""
+        if source not in self.known_sources:
+            return None
+        return lambda expr: self.field_known(source, expr)
 
     def _name(self, item: YMap, key: str, itype: str) -> str:
         v = item[key]
@@ -447,7 +377,7 @@ class Collector:
         prev.visibility = self._next()
         return prev
 
-    def _define(self, table: dict[str, Any], info: Any) -> None:
+    def _define(self, table: dict[str, Any], info: Definition) -> None:
         idx = self._next()
         prev = table.get(info.name)
         if prev is not None:
@@ -474,91 +404,6 @@ class Collector:
             return
         self._define(self.macros, MacroInfo(name, cond, loc))
 
-    # exceptions ---------------------------------------------------------------
-    def _exceptions(self, item: YMap, rule_name: str, need_fields: bool) -> list[ExceptionInfo]:
-        seq = item["exceptions"]
-        if seq is None:
-            return []
-        if not isinstance(seq, YSeq):
-            raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
-                             item.vloc["exceptions"], "exceptions", rule_name)
-        out: list[ExceptionInfo] = []
-        seen: set[str] = set()
-        for i, ex in enumerate(seq):
-            eloc = seq.iloc[i]
-            if not isinstance(ex, YMap):
-                raise self._fail(LoadCode.ERR_YAML_VALIDATE,
-                                 "Unexpected element type. Each element should be a yaml associative array.",
-                                 eloc, "exception", "")
-            if "name" not in ex or ex["name"] in (None, ""):
-                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Item has no mapping for key 'name'", eloc,
-                                 "exception", "")
-            ename = str(ex["name"])
-            self._unknown_keys(ex, EXCEPTION_KEYS, "exception", ename)
-            if ename in seen:
-                self.warn(LoadCode.EXCEPTION_NAME_NOT_UNIQUE,
-                          f"Multiple definitions of exception '{ename}' in the same rule", eloc, "exception",
-                          ename)
-            seen.add(ename)
-            info = ExceptionInfo(ename, eloc)
-            if "fields" in ex and ex["fields"] is not None:
-                f = ex["fields"]
-                if isinstance(f, YSeq):
-                    info.fields = [str(x) for x in f]
-                elif isinstance(f, YMap):
-                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
-                                     ex.vloc["fields"], "exception", ename)
-                else:
-                    info.fields = str(f)
-            elif need_fields:
-                raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Item has no mapping for key 'fields'", eloc,
-                                 "exception", ename)
-            if "comps" in ex and ex["comps"] is not None:
-                c = ex["comps"]
-                info.comps = [str(x) for x in c] if isinstance(c, YSeq) else str(c)
-            if "values" in ex and ex["values"] is not None:
-                vals = ex["values"]
-                info.values_loc = ex.vloc["values"]
-                if not isinstance(vals, YSeq):
-                    raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML sequence value",
-                                     ex.vloc["values"], "exception", ename)
-                for v in vals:
-                    if isinstance(v, YSeq):
-                        info.values.append([[str(y) for y in x] if isinstance(x, YSeq) else str(x)
-                                            for x in v])
-                    elif isinstance(v, YMap):
-                        raise self._fail(LoadCode.ERR_YAML_VALIDATE, "Can't decode YAML scalar value",
-                                         ex.vloc["values"], "exception", ename)
-                    else:
-                        info.values.append(str(v))
-            out.append(info)
-        return out
-
-    def _validate_exception(self, ex: ExceptionInfo, source: str, rule_name: str) -> None:
-        fail = lambda msg: self._fail(LoadCode.ERR_VALIDATE, msg, ex.loc, "exception", ex.name)  # noqa: E731
-        check_fields = source in self.known_sources
-        if isinstance(ex.fields, list):
-            if ex.comps is None:
-                ex.comps = ["="] * len(ex.fields)
-            if not isinstance(ex.comps, list) or len(ex.comps) != len(ex.fields):
-                raise fail("Fields and comps lists must have equal length")
-            for c in ex.comps:
-                if c not in _EXCEPTION_OPS:
-                    raise fail(f"'{c}' is not a supported comparison operator")
-            for f in ex.fields:
-                if check_fields and not self.field_known(source, f):
-                    raise fail(f"'{f}' is not a supported filter field")
-        elif isinstance(ex.fields, str):
-            if ex.comps is None:
-                ex.comps = "in"
-            if isinstance(ex.comps, list):
-                raise fail("When fields is a single value, comps must also be a single value")
-            if ex.comps not in EXCEPTION_SINGLE_COMPS:
-                raise fail("When fields is a single value, comps must be one of (in, pmatch, intersects)")
-            if check_fields and not self.field_known(source, ex.fields):
-                raise fail(f"'{ex.fields}' is not a supported filter field")
-
-    # rules ------------------------------------------------------------------
     def _rule(self, doc: Document, item: YMap) -> None:
         name = self._name(item, "rule", "rule")
         itype = "rule"
@@ -619,9 +464,9 @@ class Collector:
         self._rule_options(doc, item, info, name)
         self._alert_keys(item, info, name)
         if "exceptions" in item:
-            info.exceptions = self._exceptions(item, name, need_fields=True)
+            info.exceptions = rule_exceptions.decode(item, name, True, self.warn)
             for ex in info.exceptions:
-                self._validate_exception(ex, source, name)
+                rule_exceptions.validate(ex, self._known_field(source))
         self._define(self.rules, info)
 
     def _output(self, doc: Document, item: YMap, name: str) -> SourceText:
@@ -707,31 +552,8 @@ class Collector:
         if "tags" in keys:
             prev.tags = prev.tags + [t for t in self._tags(item, name) if t not in prev.tags]
         if "exceptions" in keys:
-            for ex in self._exceptions(item, name, need_fields=False):
-                old = next((e for e in prev.exceptions if e.name == ex.name), None)
-                if old is None:
-                    if ex.fields is None:
-                        raise self._fail(LoadCode.ERR_VALIDATE,
-                                         "Rule exception must have fields property with a list of fields",
-                                         ex.loc, "exception", ex.name)
-                    if not ex.values:
-                        self.warn(LoadCode.APPEND_NO_VALUES, "Overriding/appending exception with no values",
-                                  ex.loc, "exception", ex.name)
-                    self._validate_exception(ex, prev.source, name)
-                    prev.exceptions.append(ex)
-                else:
-                    if ex.fields is not None:
-                        raise self._fail(LoadCode.ERR_VALIDATE,
-                                         "Can not append exception fields to existing exception, only values",
-                                         ex.loc, "exception", ex.name)
-                    if ex.comps is not None:
-                        raise self._fail(LoadCode.ERR_VALIDATE,
-                                         "Can not append exception comps to existing exception, only values",
-                                         ex.loc, "exception", ex.name)
-                    if not ex.values:
-                        self.warn(LoadCode.APPEND_NO_VALUES, "Overriding/appending exception with no values",
-                                  ex.loc, "exception", ex.name)
-                    old.values = old.values + ex.values
+            rule_exceptions.append(prev.exceptions, rule_exceptions.decode(item, name, False, self.warn),
+                                   self.warn, self._known_field(prev.source))
 
     def _replace_rule(self, doc: Document, item: YMap, prev: RuleInfo, keys: set[str], name: str) -> None:
         if "condition" in keys:
@@ -743,12 +565,7 @@ class Collector:
         if "priority" in keys:
             prev.priority = self._priority(item, name)
         if "exceptions" in keys:
-            prev.exceptions = self._exceptions(item, name, need_fields=True)
+            prev.exceptions = rule_exceptions.decode(item, name, True, self.warn)
             for ex in prev.exceptions:
-                self._validate_exception(ex, prev.source, name)
+                rule_exceptions.validate(ex, self._known_field(prev.source))
         self._rule_options(doc, item, prev, name, only=keys)
-
-
-_EXCEPTION_OPS = frozenset({"=", "==", "!=", "<", "<=", ">", ">=", "contains", "icontains", "bcontains",
-                            "startswith", "bstartswith", "endswith", "glob", "iglob", "regex", "in",
-                            "intersects", "pmatch"})

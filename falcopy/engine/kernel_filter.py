@@ -26,6 +26,12 @@ file-related part of every rule that reads the fd of a later event.
 
 The module is pure: the agent encodes the result into BPF maps
 (``falcopy.agent.kernel.kfilter``) and ``falcopy kernel-filter`` prints it.
+
+Size (~660 lines): the derivation is one soundness argument (every rule tree
+widened to clauses the kernel can check), and the clause algebra it rests on
+(negation pushed to the leaves, product, union, path intersection,
+compaction) is only meaningful with the atom translators that produce the
+clauses; kept together so the widening can be checked in one read.
 """
 
 from __future__ import annotations

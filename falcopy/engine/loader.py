@@ -1,27 +1,37 @@
 """Load rules: read -> collect -> compile -> ruleset, with Falco's messages.
 
-Compilation follows Falco's ``rule_loader_compiler``: lists are flattened
-(a list may use lists defined before it), substituted textually into
-conditions, exceptions are rendered as condition text, conditions parsed,
-macro references resolved (a macro only sees macros defined before it; rules
-see all), then every rule (enabled or not) is compiled for its source.
-List flattening and macro resolution are the memoised, capped graph pass of
-:mod:`falcopy.engine.resolve`.  Files of a namespaced FalcoRule take the
-confined path of :mod:`falcopy.engine.tenancy`: no text substitution, values
-substituted into the tree, and the namespace guard first on the final tree.
+Compilation runs in the stages of Falco's ``rule_loader_compiler``, each its
+own pass over the collected items:
+
+1. lists (:class:`~falcopy.engine.passes.Conditions`): flattened, a list
+   using lists defined before it, within the caps;
+2. macros (:func:`~falcopy.engine.passes.resolve_macros`): parsed with the
+   lists substituted and resolved with Falco's visibility (a macro only sees
+   macros defined before it), each reported once at itself;
+3. rules (here): the condition with its exceptions
+   (:mod:`falcopy.engine.rule_exceptions`) parsed, its macro references
+   resolved through the macro pass's memo (rules see all macros), the caps
+   checked, then every rule (enabled or not) compiled for its source, with
+   its event types and warnings;
+4. the unused macro and list warnings.
+
+Resolution is the memoised, capped graph of :mod:`falcopy.engine.resolve`.
+Files of a namespaced FalcoRule take the confined path of
+:mod:`falcopy.engine.tenancy`: no text substitution, values substituted into
+the tree, and the namespace guard first on the final tree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from falcopy.common.errors import FalcopyError
-from falcopy.engine import ast, tenancy
+from falcopy.engine import ast, rule_exceptions, tenancy
 from falcopy.engine.alert_keys import field_reader
-from falcopy.engine.collector import Collector, ExceptionInfo, ListInfo, LoadFailure, MacroInfo, RuleInfo
+from falcopy.engine.collector import Collector
 from falcopy.engine.compiler import CheckCompiler, CompileError, resolve_field
 from falcopy.engine.evttypes import (
     ALL_EVENT_TYPES,
@@ -32,29 +42,20 @@ from falcopy.engine.evttypes import (
 from falcopy.engine.fieldrefs import canonical_names, field_refs, unavailable_reads
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldSource
+from falcopy.engine.items import LoadFailure, MacroInfo, RuleInfo
 from falcopy.engine.limits import DEFAULT_CAPS, Budget, BudgetExceeded, Caps
 from falcopy.engine.messages import LoadCode, LoadMessage, LoadResult
 from falcopy.engine.output import OutputError, compile_output
-from falcopy.engine.parser import ParseError, Parser
+from falcopy.engine.passes import Conditions, resolve_macros, warn_unused
 from falcopy.engine.priority import Priority
 from falcopy.engine.reader import ReadError, read_documents
-from falcopy.engine.resolve import (
-    MacroResolver,
-    ResolveError,
-    ValueLists,
-    exception_tree,
-    flatten_lists,
-    substitute_values,
-)
+from falcopy.engine.resolve import MacroResolver, ResolveError
 from falcopy.engine.ruleset import CompiledRule, Ruleset
-from falcopy.engine.source_text import FileTable, SourceText, concat
+from falcopy.engine.source_text import FileTable, SourceText
 from falcopy.engine.tree import TreeCompiler
 
-_BLANKS = " \t\n\r"
 #: rules matching more event types keep one generic predicate (bounded compile time)
 _MAX_SPECIALISED_TYPES = 16
-_DELIMS = _BLANKS + "(),="
-_LIST_OPS = ("in", "intersects", "pmatch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,60 +64,6 @@ class RulesInput:
     content: str
     #: a namespaced FalcoRule's file: its items are confined (see falcopy.engine.tenancy)
     namespace: str | None = None
-
-
-def quote_item(v: str) -> str:
-    if " " in v and not (v.startswith('"') or v.startswith("'")):
-        return f'"{v}"'
-    return v
-
-
-def paren_item(v: str) -> str:
-    return v if v.startswith("(") else f"({v})"
-
-
-def resolve_list(st: SourceText, name: str, items: Sequence[str]) -> tuple[SourceText, bool]:
-    """Falco's textual list substitution (``resolve_list``)."""
-    text = st.text
-    used = False
-    start = text.find(name)
-    while start != -1:
-        end = start + len(name)
-        if (start == 0 or text[start - 1] in _DELIMS) and (end >= len(text) or text[end] in _DELIMS):
-            name_loc = st.loc_at(start)
-            while start > 0 and text[start - 1] in _BLANKS:
-                start -= 1
-            while end < len(text) and text[end] in _BLANKS:
-                end += 1
-            sub = ", ".join(quote_item(v) for v in items)
-            if not sub:
-                if start > 0 and text[start - 1] == ",":
-                    start -= 1
-                elif end < len(text) and text[end] == ",":
-                    end += 1
-            new = (" " if start > 0 else "") + sub + " "
-            st = st.replace_span(start, end, new, name_loc)
-            text = st.text
-            start = start + len(new) - 1
-            used = True
-        start = text.find(name, start + 1)
-    return st, used
-
-
-def _attach(node: ast.Node, st: SourceText) -> None:
-    node.text = st
-    if isinstance(node, ast.And | ast.Or):
-        for c in node.children:
-            _attach(c, st)
-    elif isinstance(node, ast.Not) and node.child is not None:
-        _attach(node.child, st)
-    elif isinstance(node, ast.Check):
-        for part in (node.left, node.right):
-            if part is not None:
-                _attach(part, st)
-    elif isinstance(node, ast.Transform):
-        for a in node.args:
-            _attach(a, st)
 
 
 class _Stopped(FalcopyError):
@@ -169,14 +116,6 @@ class Loader:
         src = self.sources.get(source)
         if src is None:
             return True
-        p = Parser(expr)
-        try:
-            node = p.parse_transformer_arg()
-        except ParseError:
-            return False
-        p.blank()
-        if node is None or p.i != p.n:
-            return False
 
         def known(n: ast.Node) -> bool:
             if isinstance(n, ast.FieldRef):
@@ -184,7 +123,8 @@ class Loader:
             if isinstance(n, ast.Transform):
                 return all(known(a) for a in n.args)
             return isinstance(n, ast.Literal)
-        return known(node)
+        node = rule_exceptions.parse_field_expr(expr)
+        return node is not None and known(node)
 
     # ------------------------------------------------------------ collect
     def collect(self, inputs: Iterable[RulesInput]) -> None:
@@ -229,36 +169,6 @@ class Loader:
             self._error_loc(LoadCode.ERR_VALIDATE, str(e), loc, item_type, name)
             raise _Stopped from None
 
-    def _parse(self, st: SourceText, namespace: str | None, item_type: str, name: str,
-               lists: dict[str, tuple[str, ...]], substitute: Any) -> ast.Node | None:
-        """A condition's tree.  Cluster items get Falco's textual list substitution;
-        a namespaced item's lists are substituted into the tree as values."""
-        if namespace is None:
-            st = substitute(st)
-        try:
-            tree = Parser(st.text).parse()
-        except ParseError as e:
-            self._error_loc(LoadCode.ERR_COMPILE_CONDITION, e.message, st.loc_at(e.pos), item_type, name)
-            return None
-        _attach(tree, st)
-        if namespace is not None:
-            substitute_values(tree, st.text, ValueLists(lists, self.collector.lists, namespace))
-        return tree
-
-    def _namespaced_condition(self, r: RuleInfo, lists: dict[str, tuple[str, ...]],
-                              substitute: Any) -> ast.Node | None:
-        tree = self._parse(r.cond, r.namespace, "rule", r.name, lists, substitute)
-        if tree is None or not r.exceptions:
-            return tree
-        value_lists = ValueLists(lists, self.collector.lists, r.namespace)
-        children = [tree]
-        for ex in r.exceptions:
-            text = SourceText.generated(ex.name or "exception", ex.values_loc or ex.loc)
-            node = exception_tree(ex, value_lists, text)
-            if node is not None:
-                children.append(ast.Not(0, child=node, text=text))
-        return ast.And(tree.pos, children=children, text=tree.text) if len(children) > 1 else tree
-
     def compile(self) -> list[CompiledRule]:
         try:
             return self._compile()
@@ -269,50 +179,8 @@ class Loader:
         col = self.collector
         caps = self.caps
 
-        def list_failed(info: ListInfo, message: str) -> None:
-            self._error_loc(LoadCode.ERR_VALIDATE, message, info.loc, "list", info.name)
-
-        lists = flatten_lists(col.lists, caps, list_failed)
-        # namespaced lists are private to their namespace: never spliced into cluster text
-        cluster_lists = {n: v for n, v in lists.items() if col.lists[n].namespace is None}
-
-        def substitute(st: SourceText) -> SourceText:
-            for lname, litems in cluster_lists.items():
-                if lname in st.text:
-                    st, used = resolve_list(st, lname, litems)
-                    if used:
-                        col.lists[lname].used = True
-            return st
-
-        # macros: parse
-        parsed: dict[str, ast.Node] = {}
-        broken: set[str] = set()
-        for m in col.macros.values():
-            self._checkpoint(m.loc, "macro", m.name)
-            tree = self._parse(m.cond, m.namespace, "macro", m.name, lists, substitute)
-            if tree is None:
-                broken.add(m.name)
-                continue
-            parsed[m.name] = tree
-        resolver = MacroResolver(col.macros, parsed, broken, caps)
-        # macros: resolve with visibility, to validate each macro on its own
-        for m in col.macros.values():
-            if m.name not in parsed:
-                continue
-            self._checkpoint(m.loc, "macro", m.name)
-
-            def before(i: MacroInfo, _m: MacroInfo = m) -> bool:
-                return i.index < _m.visibility and i.namespace in (None, _m.namespace)
-            try:
-                _, size = resolver.resolve(parsed[m.name], before, m.name)
-                if size > caps.expanded_nodes:
-                    raise ResolveError(f"macro '{m.name}' expands to {size} nodes, more than the limit of "
-                                       f"{caps.expanded_nodes}", None)
-            except ResolveError as e:
-                broken.add(m.name)
-                if not e.silent:
-                    loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else m.loc
-                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "macro", m.name)
+        conditions = Conditions(col.lists, caps, self._error_loc)
+        resolver = resolve_macros(col.macros, conditions, caps, self._error_loc, self._checkpoint)
 
         compilers: dict[str, TreeCompiler] = {}
         per_type: dict[str, TreeCompiler] = {}
@@ -331,26 +199,10 @@ class Loader:
                 self._warn_loc(LoadCode.UNKNOWN_SOURCE, f"Unknown source {r.source}, skipping: the rule can "
                                f"never fire ({self.disabled_sources[r.source]})", r.loc, "rule", r.name)
                 continue
-            try:
-                if r.namespace is None:
-                    tree = self._parse(self._with_exceptions(r), None, "rule", r.name, lists, substitute)
-                else:
-                    tree = self._namespaced_condition(r, lists, substitute)
-            except LoadFailure as e:
-                self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
+            resolved = self._rule_tree(r, conditions, resolver)
+            if resolved is None:
                 continue
-            if tree is None:
-                continue
-
-            def scope(i: MacroInfo, _ns: str | None = r.namespace) -> bool:
-                return i.namespace in (None, _ns)
-            try:
-                tree, size = resolver.resolve(tree, scope)
-            except ResolveError as e:
-                if not e.silent:
-                    loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
-                    self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "rule", r.name)
-                continue
+            tree, size = resolved
             total += size
             if size > caps.expanded_nodes or total > caps.total_nodes:
                 what = (f"expands to {size} nodes, more than the limit of {caps.expanded_nodes}"
@@ -377,15 +229,35 @@ class Loader:
                     compiled.by_type = self._specialise(r, tree, compiled.evttypes, macro_uses, per_type)
                 rules.append(compiled)
 
-        for m in col.macros.values():
-            if not m.used:
-                self._warn_loc(LoadCode.UNUSED_MACRO, "Macro not referred to by any other rule/macro", m.loc,
-                               "macro", m.name)
-        for li in col.lists.values():
-            if not li.used:
-                self._warn_loc(LoadCode.UNUSED_LIST, "List not referred to by any other rule/macro", li.loc,
-                               "list", li.name)
+        warn_unused(col.macros, col.lists, self._warn_loc)
         return rules
+
+    def _rule_tree(self, r: RuleInfo, conditions: Conditions,
+                   resolver: MacroResolver) -> tuple[ast.Node, int] | None:
+        """A rule's condition with its exceptions, parsed, its macros resolved: (tree,
+        expanded size), or None when that failed (reported)."""
+        try:
+            if r.namespace is None:
+                tree = conditions.parse(rule_exceptions.condition_text(r), None, "rule", r.name)
+            else:
+                tree = conditions.parse(r.cond, r.namespace, "rule", r.name)
+                if tree is not None:
+                    tree = rule_exceptions.with_exception_nodes(tree, r, conditions.value_lists(r.namespace))
+        except LoadFailure as e:
+            self._error_loc(e.code, e.message, e.loc, e.item_type, e.item_name)
+            return None
+        if tree is None:
+            return None
+
+        def scope(i: MacroInfo, _ns: str | None = r.namespace) -> bool:
+            return i.namespace in (None, _ns)
+        try:
+            return resolver.resolve(tree, scope)
+        except ResolveError as e:
+            if not e.silent:
+                loc = e.node.text.loc_at(e.node.pos) if e.node is not None and e.node.text else r.loc
+                self._error_loc(LoadCode.ERR_VALIDATE, e.message, loc, "rule", r.name)
+            return None
 
     def _compile_rule(self, r: RuleInfo, tree: ast.Node, tc: TreeCompiler) -> CompiledRule | None:
         tc.checks.warnings = []
@@ -490,56 +362,6 @@ class Loader:
             out[t] = tc.compile_rule_split(folded, None)
             tc.checks.warnings = []       # already reported by the generic compilation
         return out
-
-    # ------------------------------------------------------------ exceptions
-    def _with_exceptions(self, r: RuleInfo) -> SourceText:
-        if not r.exceptions:
-            return r.cond
-        loc0 = r.cond.loc_at(0)
-        parts: list[Any] = [("(", loc0), r.cond, (")", r.cond.locs[-1])]
-        for ex in r.exceptions:
-            text = self._exception_text(ex)
-            if text:
-                loc = ex.values_loc or ex.loc
-                parts.append((" and not " + text, loc))
-        return concat(*parts)
-
-    def _exception_text(self, ex: ExceptionInfo) -> str:
-        if ex.fields is None:
-            return ""
-        if isinstance(ex.fields, str):
-            vals = []
-            for v in ex.values:
-                if isinstance(v, list):
-                    raise LoadFailure(LoadCode.ERR_VALIDATE,
-                                      "Expected values array to contain a list of strings",
-                                      ex.loc, "exception", ex.name)
-                vals.append(quote_item(v))
-            if not vals:
-                return ""
-            return f"({ex.fields} {ex.comps} ({', '.join(vals)}))"
-        comps = ex.comps if isinstance(ex.comps, list) else ["="] * len(ex.fields)
-        groups = []
-        for tup in ex.values:
-            if not isinstance(tup, list):
-                raise LoadFailure(LoadCode.ERR_VALIDATE, "Expected values array to contain a list of lists",
-                                  ex.loc, "exception", ex.name)
-            if len(tup) != len(ex.fields):
-                raise LoadFailure(LoadCode.ERR_VALIDATE, "Fields and values lists must have equal length",
-                                  ex.loc, "exception", ex.name)
-            conds = []
-            for fld, comp, val in zip(ex.fields, comps, tup, strict=True):
-                if isinstance(val, list):
-                    rhs = "(" + ", ".join(quote_item(v) for v in val) + ")"
-                elif comp in _LIST_OPS:
-                    rhs = paren_item(val)
-                else:
-                    rhs = quote_item(val)
-                conds.append(f"{fld} {comp} {rhs}")
-            groups.append("(" + " and ".join(conds) + ")")
-        if not groups:
-            return ""
-        return "(" + " or ".join(groups) + ")"
 
 
 def _count_macros(node: ast.Node, uses: dict[str, int], seen: set[int]) -> None:

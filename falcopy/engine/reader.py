@@ -17,6 +17,7 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from falcopy.common.errors import FalcopyError
 from falcopy.engine import compose_cache
+from falcopy.engine.items import Warn
 from falcopy.engine.messages import LoadCode
 from falcopy.engine.source_text import FileTable, SourceText
 
@@ -28,6 +29,13 @@ class YMap(dict):  # type: ignore[type-arg]
     kloc: dict[str, int]
     vloc: dict[str, int]
     vnode: dict[str, Node]
+
+
+def warn_unknown_keys(item: YMap, allowed: frozenset[str], itype: str, iname: str, warn: Warn) -> None:
+    for k in item:
+        if k not in allowed:
+            warn(LoadCode.UNKNOWN_KEY, f"Unknown key '{k}'. The key will be ignored.", item.kloc[k], itype,
+                 iname)
 
 
 class YSeq(list):  # type: ignore[type-arg]

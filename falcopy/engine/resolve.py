@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from falcopy.engine import ast
-from falcopy.engine.collector import ExceptionInfo, ListInfo, LoadFailure, MacroInfo
+from falcopy.engine.items import ListInfo, MacroInfo
 from falcopy.engine.limits import Caps
-from falcopy.engine.messages import LoadCode
-from falcopy.engine.parser import ParseError, Parser, unescape
-from falcopy.engine.source_text import SourceText
+from falcopy.engine.parser import unescape
 
 LIST_OPS = ("in", "intersects", "pmatch")
 
@@ -102,6 +100,13 @@ def item_value(raw: str) -> str:
     return raw
 
 
+def quote_item(v: str) -> str:
+    """A list item or exception value as condition text (Falco's ``quote_item``)."""
+    if " " in v and not (v.startswith('"') or v.startswith("'")):
+        return f'"{v}"'
+    return v
+
+
 @dataclass
 class ValueLists:
     """List lookup for value substitution, limited to what one item may see."""
@@ -153,88 +158,6 @@ def walk(node: ast.Node) -> Iterable[ast.Node]:
             stack.extend(n for n in (cur.left, cur.right) if n is not None)
         elif isinstance(cur, ast.Transform):
             stack.extend(cur.args)
-
-
-# ---------------------------------------------------------------------------- exceptions
-
-
-def exception_tree(ex: ExceptionInfo, lists: ValueLists, text: SourceText) -> ast.Node | None:
-    """An exception as ``(f1 c1 v1 and f2 c2 v2) or ...`` built from nodes: the
-    values are values, whatever characters they hold.  None when it has no values."""
-
-    def fail(message: str) -> LoadFailure:
-        return LoadFailure(LoadCode.ERR_VALIDATE, message, ex.loc, "exception", ex.name)
-
-    def lhs(expr: str) -> ast.Node:
-        p = Parser(expr)
-        try:
-            node = p.parse_transformer_arg()
-        except ParseError:
-            node = None
-        p.blank()
-        if node is None or p.i != p.n:
-            raise fail(f"'{expr}' is not a supported filter field")
-        return node
-
-    def list_value(values: list[str], text_form: str | None = None) -> ast.ListValue:
-        if text_form is not None:
-            # Falco accepts a list written as text: "(a, b)"; it must be exactly one list value
-            p = Parser(text_form)
-            try:
-                node = p.parse_list_value()
-            except ParseError:
-                node = None
-            if not isinstance(node, ast.ListValue) or p.i != p.n:
-                raise fail(f"exception value {text_form!r} is not a list of values")
-            vals, pos = lists.expand(
-                (v, 0, text_form[q] in "\"'") for v, q in zip(node.values, node.positions, strict=True)
-            )
-        else:
-            vals, pos = lists.expand((item_value(v), 0, v[:1] in ("'", '"')) for v in values)
-        return ast.ListValue(0, values=vals, positions=pos, text=text)
-
-    def check(field_expr: str, comp: str, right: ast.Node) -> ast.Check:
-        return ast.Check(0, left=_with_text(lhs(field_expr), text), op=comp, right=right, text=text)
-
-    if ex.fields is None:
-        return None
-    if isinstance(ex.fields, str):
-        vals = []
-        for v in ex.values:
-            if isinstance(v, list):
-                raise fail("Expected values array to contain a list of strings")
-            vals.append(v)
-        if not vals:
-            return None
-        return check(ex.fields, str(ex.comps), list_value(vals))
-    comps = ex.comps if isinstance(ex.comps, list) else ["="] * len(ex.fields)
-    groups: list[ast.Node] = []
-    for tup in ex.values:
-        if not isinstance(tup, list):
-            raise fail("Expected values array to contain a list of lists")
-        if len(tup) != len(ex.fields):
-            raise fail("Fields and values lists must have equal length")
-        conds: list[ast.Node] = []
-        for fld, comp, val in zip(ex.fields, comps, tup, strict=True):
-            right: ast.Node
-            if isinstance(val, list):
-                right = list_value(val)
-            elif comp in LIST_OPS:
-                right = list_value([], val) if val.startswith("(") else list_value([val])
-            else:
-                right = ast.Value(0, value=item_value(val), text=text)
-            conds.append(check(fld, comp, right))
-        groups.append(conds[0] if len(conds) == 1 else ast.And(0, children=conds, text=text))
-    if not groups:
-        return None
-    return groups[0] if len(groups) == 1 else ast.Or(0, children=groups, text=text)
-
-
-def _with_text(node: ast.Node, text: SourceText) -> ast.Node:
-    for n in walk(node):
-        n.text = text
-        n.pos = 0
-    return node
 
 
 # ---------------------------------------------------------------------------- macros

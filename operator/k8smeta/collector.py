@@ -10,6 +10,7 @@ from typing import Any
 
 import kopf
 from falcopy.operator.k8smeta.index import ClusterIndex
+from falcopy.operator.k8smeta.relist import Relister
 from falcopy.operator.k8smeta.server import NODE_NAME_EXTRA, CollectorServer, Review
 from falcopy.operator.settings import CollectorSettings
 from kubernetes import client
@@ -25,6 +26,7 @@ WATCHED: tuple[tuple[str, str, str], ...] = (
     ("apps/v1", "replicasets", "ReplicaSet"),
     ("apps/v1", "deployments", "Deployment"),
 )
+
 
 
 def token_reviewer(api: client.ApiClient) -> Any:
@@ -58,11 +60,12 @@ def server_tls(settings: CollectorSettings) -> ssl.SSLContext | None:
 
 
 class Collector:
-    def __init__(self, settings: CollectorSettings, reviewer: Any) -> None:
+    def __init__(self, settings: CollectorSettings, reviewer: Any, api: client.ApiClient) -> None:
         self.settings = settings
         self.index = ClusterIndex(backlog=settings.backlog)
         self.server = CollectorServer(self.index, reviewer, frozenset(settings.agents),
                                       heartbeat_s=settings.heartbeat_s)
+        self.relister = Relister(self.index, api, WATCHED, every_s=settings.relist_s)
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         for gv, plural, kind in WATCHED:
@@ -73,21 +76,28 @@ class Collector:
         async def start_collector(**_: Any) -> None:
             s = self.settings
             await self.server.start(s.host, s.port, server_tls(s))
+            self.relister.start()
 
         @kopf.on.cleanup(registry=registry)
         async def stop_collector(**_: Any) -> None:
+            await self.relister.stop()
             await self.server.stop()
 
     def _watch(self, registry: kopf.OperatorRegistry, group: str, version: str, plural: str,
                kind: str) -> None:
         index = self.index
+        relister = self.relister
 
         resource = (group, version, plural) if group else (version, plural)
 
+        # a coroutine: it runs on the loop with the server and the relister (a plain function
+        # would run in kopf's thread pool, beside them)
         @kopf.on.event(*resource, id=f"k8smeta-{plural}", registry=registry)
-        def changed(event: dict[str, Any], **_: Any) -> None:
+        async def changed(event: dict[str, Any], **_: Any) -> None:
             raw = event.get("object") or {}
             if event.get("type") == "DELETED":
                 index.delete(kind, raw)
-            else:  # None (the initial listing), ADDED, MODIFIED
-                index.upsert(kind, raw)
+                return
+            index.upsert(kind, raw)
+            if event.get("type") is None:  # kopf listed the kind: the first time, or after a watch gap
+                relister.listed(kind)

@@ -52,6 +52,8 @@ class Obj:
     containers: tuple[str, ...] = ()
     #: uids of the Services selecting this pod (maintained by the index)
     svcs: tuple[str, ...] = ()
+    #: the index's change count when this object was last seen (see ``ClusterIndex.sweep``)
+    seen: int = 0
 
     def record(self) -> dict[str, Any]:
         rec: dict[str, Any] = {"kind": self.kind, "uid": self.uid, "name": self.name, "ns": self.ns,
@@ -167,6 +169,7 @@ class ClusterIndex:
         if obj is None:
             return
         self.changes += 1
+        obj.seen = self.changes
         old = self.objs.get(obj.uid)
         if old is not None:
             self._unlink(old)
@@ -194,6 +197,22 @@ class ClusterIndex:
         finally:
             del self._deleting[uid]
             self._wire.pop(uid, None)
+
+    def sweep(self, api_kind: str, listed: set[str], mark: int) -> int:
+        """Drop the objects of a kind that a list no longer holds; the number dropped.
+
+        ``mark`` is ``changes`` taken before the list was requested.  An object last seen
+        at or before it existed before the list began, so its absence from the list means
+        it was deleted (a watch gap lost the DELETED event).  One seen after the mark may
+        have been created after the list's snapshot and is kept: the watch delivers its
+        deletion, if any, like any other.  Comparing resourceVersions is not needed (and
+        Kubernetes asks clients not to order them)."""
+        kind = KIND_OF[api_kind]
+        stale = [o.uid for o in self.objs.values()
+                 if o.kind == kind and o.seen <= mark and o.uid not in listed]
+        for uid in stale:
+            self.delete(api_kind, {"metadata": {"uid": uid}})
+        return len(stale)
 
     # ---------------------------------------------------------------- subscribers
     def view(self, node: str) -> NodeView:

@@ -39,8 +39,13 @@ def test_collector_on_by_default_with_read_only_rbac_on_exactly_its_kinds() -> N
     assert env["FALCOPY_OPERATOR_K8SMETA_PORT"] == "8444"
     assert env["FALCOPY_OPERATOR_K8SMETA_AGENTS"] == "system:serviceaccount:falcopy:falcopy"
     assert env["FALCOPY_OPERATOR_K8SMETA_CERT"].startswith("/etc/falcopy/k8smeta/")
+    assert env["FALCOPY_OPERATOR_K8SMETA_RELIST"] == "300"
     svc = r.one("Service", COLLECTOR)
     assert svc["spec"]["ports"][0]["port"] == 8444 and svc["spec"]["ports"][0]["targetPort"] == "k8smeta"
+    # every replica collects (not only the leader): the Service selects all the operator's pods
+    deployment = r.one("Deployment")
+    assert deployment["spec"]["replicas"] == 2
+    assert svc["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
 
 
 def test_agents_connect_with_tls_verified_against_the_published_ca(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from falcopy.engine import Priority, RulesInput, load_rules
 from falcopy.engine.event import DictEvent
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldDef, FieldSource
-from falcopy.engine.loader import resolve_list
+from falcopy.engine.passes import resolve_list
 from falcopy.engine.source_text import SourceText
 from tests.engine.helpers import load, ruleset
 

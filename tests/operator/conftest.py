@@ -60,7 +60,8 @@ class OperatorRun:
             Validator.from_settings(settings),
         )
         #: the metadata collector, when the settings turn it on (its index is inspectable)
-        self.collector = (Collector(settings.collector, token_reviewer(client.ApiClient()))
+        api = client.ApiClient()
+        self.collector = (Collector(settings.collector, token_reviewer(api), api)
                           if settings.collector is not None else None)
         self.stop_flag = threading.Event()
         self.ready_flag = threading.Event()

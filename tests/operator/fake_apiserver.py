@@ -207,6 +207,8 @@ class Store:
     conds: dict[tuple[str, str], asyncio.Condition] = field(default_factory=dict)
     #: watches from a resourceVersion below this get 410 Gone
     compacted: int = 0
+    #: bumped to end every open watch stream (``watch_gap``)
+    severed: int = 0
     requests: list[tuple[str, str]] = field(default_factory=list)
     #: (verb, resource) -> requests served; watches open now
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
@@ -324,16 +326,34 @@ class FakeApiServer:
         """Forget the history so far, as etcd compaction does: watches from an older
         resourceVersion get 410 Gone and must list again."""
 
+        assert self._loop is not None
+        asyncio.run_coroutine_threadsafe(self._compact(), self._loop).result(10)
+
+    def watch_gap(self, *gone: tuple[str, str, str]) -> None:
+        """Objects (plural, namespace, name) deleted while every watch is down, the history
+        compacted before the watches come back: the open streams end, no DELETED event is
+        ever sent, and a watcher resuming from before gets 410 Gone and must list again."""
+
         async def run() -> None:
-            self.store.compacted = self.store.rv
-            for key in self.store.history:
-                self.store.history[key] = []
-            for cond in list(self.store.conds.values()):
-                async with cond:
-                    cond.notify_all()
+            for plural, namespace, name in gone:
+                held = [objs for (_, p), objs in self.store.objects.items() if p == plural]
+                assert any((namespace, name) in objs for objs in held), f"no {plural} {namespace}/{name}"
+                for objs in held:
+                    objs.pop((namespace, name), None)
+            self.store.rv += 1
+            self.store.severed += 1
+            await self._compact()
 
         assert self._loop is not None
         asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
+
+    async def _compact(self) -> None:
+        self.store.compacted = self.store.rv
+        for key in self.store.history:
+            self.store.history[key] = []
+        for cond in list(self.store.conds.values()):
+            async with cond:
+                cond.notify_all()
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         for (_, p), objs in list(self.store.objects.items()):
@@ -515,11 +535,18 @@ class FakeApiServer:
             for (ns, _), o in sorted(objs.items())
             if (not namespace or ns == namespace) and _labels_match(o, selector) and _fields_match(o, fields)
         ]
+        meta = {"resourceVersion": str(self.store.rv)}
+        limit = int(request.query.get("limit") or 0)
+        if limit:  # pages: the continue token is the offset (a real one also pins the snapshot)
+            start = int(request.query.get("continue") or 0)
+            if start + limit < len(items):
+                meta["continue"] = str(start + limit)
+            items = items[start:start + limit]
         return web.json_response(
             {
                 "apiVersion": res.gv,
                 "kind": f"{res.kind}List",
-                "metadata": {"resourceVersion": str(self.store.rv)},
+                "metadata": meta,
                 "items": items,
             }
         )
@@ -659,6 +686,7 @@ class FakeApiServer:
         cond = self._cond(res)
         history = self.store.history.setdefault(key, [])
         sent = 0
+        severed = self.store.severed
         self.store.watching[res.plural] += 1
         try:
             if since and since < self.store.compacted:
@@ -670,7 +698,7 @@ class FakeApiServer:
             # skip what the client has already seen
             while sent < len(history) and history[sent][0] <= since:
                 sent += 1
-            while not self._stopping:
+            while not self._stopping and self.store.severed == severed:
                 if self.store.history[key] is not history:  # compacted meanwhile
                     history, sent = self.store.history[key], 0
                 while sent < len(history):
@@ -686,7 +714,7 @@ class FakeApiServer:
                 if remaining <= 0:
                     break
                 async with cond:
-                    if sent < len(self.store.history[key]) or self._stopping:
+                    if sent < len(self.store.history[key]) or self._stopping or self.store.severed != severed:
                         continue
                     try:
                         await asyncio.wait_for(cond.wait(), timeout=remaining)

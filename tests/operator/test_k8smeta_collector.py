@@ -42,6 +42,11 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsMaterial:
 @pytest.fixture
 def collector(apiserver: FakeApiServer, make_operator: Callable[..., OperatorRun],
               tls: TlsMaterial) -> Iterator[dict[str, Any]]:
+    yield start_collector(apiserver, make_operator, tls)
+
+
+def start_collector(apiserver: FakeApiServer, make_operator: Callable[..., OperatorRun], tls: TlsMaterial,
+                    **extra: Any) -> dict[str, Any]:
     url = apiserver.url
     ns = k.create(url, k.namespace("web", {"team": "a"}))
     dep = k.create(url, k.deployment("front", "web"))
@@ -56,9 +61,17 @@ def collector(apiserver: FakeApiServer, make_operator: Callable[..., OperatorRun
     })
     port = _free_port()
     settings = {"host": "127.0.0.1", "port": port, "certfile": tls.cert_file, "keyfile": tls.key_file,
-                "agents": [AGENT_SA], "heartbeat_s": 0.5}
-    make_operator(collector=settings)
-    yield {"url": f"https://127.0.0.1:{port}", "ns": ns, "port": port}
+                "agents": [AGENT_SA], "heartbeat_s": 0.5, **extra}
+    run = make_operator(collector=settings)
+    return {"url": f"https://127.0.0.1:{port}", "ns": ns, "port": port, "run": run}
+
+
+def agent_store(collector: dict[str, Any], tls: TlsMaterial, token: Path, **retry: float) -> MetadataStore:
+    """An agent's metadata store subscribed to the collector for node-a (not started)."""
+    return MetadataStore(EnrichmentConfig(
+        engines={}, kubelet=KubeletConfig(enabled=False),
+        k8smeta=K8sMetaConfig(enabled=True, url=collector["url"], node_name="node-a", token_file=str(token),
+                              ca_file=str(tls.ca_file), **retry)))
 
 
 def _first_line(base: str, ca: Path, token: str | None, **query: str) -> tuple[int, dict[str, Any] | str]:
@@ -78,8 +91,10 @@ def _snapshot_with_pods(base: str, ca: Path, node: str, token: str = "good") -> 
         status, doc = _first_line(base, ca, token, node=node)
         assert status == 200, doc
         assert isinstance(doc, dict)
-        return doc if any(o["kind"] == "pod" for o in doc["objects"]) else None
-    return wait_for(ready, what=f"a snapshot with {node}'s pod")
+        # kopf hands the listed objects over in no set order: wait for the whole chain
+        kinds = {o["kind"] for o in doc["objects"]}
+        return doc if kinds >= {"pod", "rs", "deployment", "ns", "svc"} else None
+    return wait_for(ready, what=f"a snapshot with {node}'s pod and its relations")
 
 
 def test_subscribers_are_authenticated_by_token_review(collector: dict[str, Any], tls: TlsMaterial,
@@ -131,10 +146,7 @@ def test_a_pod_known_late_gets_its_fields(collector: dict[str, Any], tls: TlsMat
     caplog.set_level(logging.INFO, logger="falcopy.agent.enrichment")
     token = tmp_path / "token"
     token.write_text("good")
-    store = MetadataStore(EnrichmentConfig(
-        engines={}, kubelet=KubeletConfig(enabled=False),
-        k8smeta=K8sMetaConfig(enabled=True, url=collector["url"], node_name="node-a", token_file=str(token),
-                              ca_file=str(tls.ca_file), retry_base_s=0.1, retry_cap_s=0.5)))
+    store = agent_store(collector, tls, token, retry_base_s=0.1, retry_cap_s=0.5)
     store.start()
     try:
         assert store.k8smeta is not None
@@ -163,10 +175,7 @@ def test_a_refused_agent_logs_once_and_keeps_retrying(
     caplog.set_level(logging.INFO, logger="falcopy.agent.enrichment")
     token = tmp_path / "token"
     token.write_text("stranger")  # a service account the collector does not admit
-    store = MetadataStore(EnrichmentConfig(
-        engines={}, kubelet=KubeletConfig(enabled=False),
-        k8smeta=K8sMetaConfig(enabled=True, url=collector["url"], node_name="node-a", token_file=str(token),
-                              ca_file=str(tls.ca_file), retry_base_s=0.05, retry_cap_s=0.2)))
+    store = agent_store(collector, tls, token, retry_base_s=0.05, retry_cap_s=0.2)
     store.start()
     try:
         assert store.k8smeta is not None
@@ -178,5 +187,82 @@ def test_a_refused_agent_logs_once_and_keeps_retrying(
         token.write_text("good")
         wait_for(lambda: store.k8smeta.meta.by_pod, what="data after the token was fixed")
         assert any("recovered" in r.getMessage() for r in caplog.records)
+    finally:
+        store.stop()
+
+
+GAP_CID = "d" * 64
+GONE_CID = "e" * 64
+NEW_CID = "f" * 64
+
+
+def _pod_meta(store: MetadataStore, cid: str) -> Any:
+    assert store.k8smeta is not None
+    return store.k8smeta.meta.lookup(cid)
+
+
+def test_deletions_during_a_watch_gap_reach_the_agent(apiserver: FakeApiServer,
+                                                      make_operator: Callable[..., OperatorRun],
+                                                      tls: TlsMaterial, tmp_path: Path) -> None:
+    # the periodic re-list is far away: only the sweep after kopf's own re-listing can act
+    collector = start_collector(apiserver, make_operator, tls, relist_s=3600)
+    url = apiserver.url
+    rs = apiserver.objects("replicasets", "web")[0]
+    extra = k.create(url, k.service("extra", "web", {"app": "gap"}))
+    k.create(url, k.pod("gap-stays", "web", "node-a", {"app": "gap"}, rs, [GAP_CID]))
+    gone = k.create(url, k.pod("gap-goes", "web", "node-a", {"app": "front"}, rs, [GONE_CID]))
+    token = tmp_path / "token"
+    token.write_text("good")
+    store = agent_store(collector, tls, token, retry_base_s=0.1, retry_cap_s=0.5)
+    store.start()
+    try:
+        assert store.k8smeta is not None
+        stays = wait_for(lambda: _pod_meta(store, GAP_CID), what="the pods' metadata on the agent")
+        assert stays.svc is not None and stays.svc.name == "extra"
+        wait_for(lambda: _pod_meta(store, GONE_CID), what="the second pod's metadata")
+        index = collector["run"].collector.index
+        relister = collector["run"].collector.relister
+        # the watches drop; meanwhile a pod and a Service are deleted and a pod is created;
+        # the history is compacted before the watches return (410 Gone: kopf lists again)
+        apiserver.watch_gap(("pods", "web", "gap-goes"), ("services", "web", "extra"))
+        k.create(url, k.pod("gap-new", "web", "node-a", {"app": "front"}, rs, [NEW_CID]))
+        wait_for(lambda: _pod_meta(store, GONE_CID) is None, what="the deleted pod to leave the agent",
+                 describe=lambda: f"swept={relister.swept} lists={relister.lists}")
+        after = wait_for(lambda: (m := _pod_meta(store, GAP_CID)) is not None and m.svc is None and m,
+                         what="the deleted Service to leave the agent")
+        assert after.pod.name == "gap-stays" and after.deployment.name == "front"
+        assert extra["metadata"]["uid"] not in store.k8smeta.meta.records
+        assert gone["metadata"]["uid"] not in index.objs and extra["metadata"]["uid"] not in index.objs
+        assert relister.swept == 2
+        # what came during the gap arrived; what stayed is untouched
+        new = wait_for(lambda: _pod_meta(store, NEW_CID), what="the pod created after the gap")
+        assert (new.pod.name, new.svc.name, new.deployment.name) == ("gap-new", "front", "front")
+        assert {o.name for o in index.node_objects("node-a") if o.kind == "pod"} == \
+            {"front-1-a", "gap-stays", "gap-new"}
+    finally:
+        store.stop()
+
+
+def test_a_kind_emptied_during_a_gap_is_swept_by_the_periodic_relist(
+        apiserver: FakeApiServer, make_operator: Callable[..., OperatorRun], tls: TlsMaterial,
+        tmp_path: Path) -> None:
+    collector = start_collector(apiserver, make_operator, tls, relist_s=0.5)
+    url = apiserver.url
+    rc = k.create(url, k.replication_controller("legacy", "web"))
+    k.create(url, k.pod("legacy-x", "web", "node-a", {}, rc, [GAP_CID]))
+    token = tmp_path / "token"
+    token.write_text("good")
+    store = agent_store(collector, tls, token, retry_base_s=0.1, retry_cap_s=0.5)
+    store.start()
+    try:
+        wait_for(lambda: (m := _pod_meta(store, GAP_CID)) is not None and m.rc is not None,
+                 what="the pod and its ReplicationController on the agent")
+        # the only ReplicationController goes: kopf's re-list of the kind is empty, so no
+        # listed object announces it; the periodic re-list finds the loss
+        apiserver.watch_gap(("replicationcontrollers", "web", "legacy"))
+        wait_for(lambda: (m := _pod_meta(store, GAP_CID)) is not None and m.rc is None,
+                 what="the deleted ReplicationController to leave the agent")
+        assert rc["metadata"]["uid"] not in collector["run"].collector.index.objs
+        assert collector["run"].collector.relister.swept == 1
     finally:
         store.stop()

@@ -228,3 +228,27 @@ def test_incremental_stream_equals_a_fresh_snapshot() -> None:
         assert meta.by_pod == fresh.by_pod
     got = meta.lookup("d" * 64)
     assert got.svc.name == "web-2" and got.deployment is None and got.ns is None
+
+
+def test_sweep_drops_what_a_list_lost_and_keeps_what_came_after_it() -> None:
+    index = ClusterIndex()
+    objs = chain(index)
+    meta = follow(index, "node-a")
+    uid = {name: o["metadata"]["uid"] for name, o in objs.items()}
+    mark = index.changes  # a list is requested now ...
+    # ... and while it runs, a Service is created (seen by the watch after the list's snapshot)
+    late = k.service("late-svc", "shop", {"app": "web"})
+    index.upsert("Service", late)
+    assert {s.name for s in [follow(index, "node-a", meta).lookup(CID).svc] if s} == {"late-svc"}
+    # the list holds neither web-svc (deleted during a watch gap) nor late-svc (too recent)
+    assert index.sweep("Service", {uid["other_svc"]}, mark) == 1
+    looked = follow(index, "node-a", meta).lookup(CID)
+    assert looked.svc is not None and looked.svc.name == "late-svc"  # kept: seen after the mark
+    assert uid["svc"] not in index.objs and uid["svc"] not in meta.records
+    assert uid["other_svc"] in index.objs  # listed: kept
+    # the pod vanished too: its node is sent the withdrawals of the whole chain
+    assert index.sweep("Pod", set(), mark) == 1
+    assert follow(index, "node-a", meta).by_pod == {} and meta.records == {}
+    assert index.node_objects("node-a") == []
+    # objects of other kinds are not touched by a Pod sweep
+    assert uid["dep"] in index.objs and uid["ns"] in index.objs

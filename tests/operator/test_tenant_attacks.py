@@ -17,6 +17,8 @@ from falcopy.operator.validate import REASON_QUOTA, REASON_SCOPE, Validator
 
 from falcopy.engine import LoadResult, RulesInput, load_rules
 from falcopy.engine.event import DictEvent
+from falcopy.engine.reader import read_documents
+from falcopy.engine.source_text import FileTable
 from falcopy.engine.tenancy import is_guarded
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,51 +71,74 @@ def fired(result: LoadResult, event: DictEvent) -> set[str]:
 # ---------------------------------------------------------------------------- 1. rules-file injection
 
 
+#: The injection that succeeded on the operator of 658e4c0, where a namespaced condition was only
+#: parsed and then written as ``(<condition>) and k8s.ns.name = "<ns>"`` in a YAML literal block:
+#: the condition is one complete comparison whose quoted string holds YAML. The parser takes the
+#: line breaks inside the string as string characters; the agents' YAML reader ends the block at a
+#: raw ``\r`` and reads the rest as top-level items. The last item replaces the tenant's own rule
+#: (whose block now holds only ``(proc.name = '-``, so it would not compile) and the closing
+#: ``#'`` turns the scope the operator appends into a YAML comment: the file loads cleanly.
 INJECTED = (
-    "proc.name = nothing{br}- macro: fp_spawned_process{br}  condition: evt.num < 0{br}"
-    "- rule: Crypto miner process started{br}  enabled: false"
+    "proc.name = '-{br}"
+    "- macro: fp_spawned_process{br}  condition: evt.num < 0{br}"
+    "- rule: Crypto miner process started{br}  enabled: false{br}"
+    "- rule: r [web]{br}  desc: d{br}  output: o{br}  priority: WARNING{br}  condition: evt.num < 0{br}"
+    "#'"
 )
+BREAKS = ["\r", "\x85", "\u2028", "\u2029", "\r\n"]
 
 
-@pytest.mark.parametrize("br", ["\r", "\x85", "\u2028", "\u2029", "\r\n"], ids=repr)
-def test_line_break_injection_is_refused(validator: Validator, br: str) -> None:
-    attack = ns_obj("web", {"rules": [{**RULE, "rule": "r", "condition": INJECTED.format(br=br)}]})
+def attack_rule(br: str, api_order: bool) -> dict[str, Any]:
+    rule = {**RULE, "rule": "r", "condition": INJECTED.format(br=br)}
+    # the API server hands custom objects back with their keys sorted (condition first)
+    return dict(sorted(rule.items())) if api_order else rule
+
+
+def read_back_items(plan: Any) -> list[tuple[str, str]]:
+    """(kind, name) of every top-level item of the published files, read as the agents read them."""
+    out = []
+    for r in plan.active:
+        _, docs = read_documents(r.key.label, r.text, FileTable())
+        for doc in docs:
+            for item in doc.convert(doc.root) or []:
+                kind = next(k for k in ("list", "macro", "rule") if k in item)
+                out.append((kind, item[kind]))
+    return out
+
+
+@pytest.mark.parametrize("api_order", [False, True], ids=["user-order", "api-order"])
+@pytest.mark.parametrize("br", BREAKS, ids=repr)
+def test_line_break_injection_is_refused(validator: Validator, br: str, api_order: bool) -> None:
+    attack = ns_obj("web", {"rules": [attack_rule(br, api_order)]})
     plan, result = publish(validator, [cluster_obj(MINERS), attack])
     verdict = plan.verdicts[attack.key]
     assert not verdict.valid and verdict.reason == REASON_SCOPE
     assert "spec.rules[0].condition" in verdict.message and "control character" in verdict.message
-    assert [r.key for r in plan.active] == [ObjKey("ClusterFalcoRule", "", "miners")]
-    # the cluster's detection is intact: a miner in kube-system raises its alert
+    # what the agents read back is exactly the cluster object's items: nothing injected
+    intended = [("list", "known_miner_processes"), ("rule", "Crypto miner process started")]
+    assert read_back_items(plan) == intended
+    assert result.ruleset is not None
+    assert "Crypto miner process started" in {r.name for r in result.ruleset.rules if r.enabled}
+    # the default macro is intact and the cluster's detection too: a miner in kube-system raises its alert
     assert "Crypto miner process started" in fired(result, execve("kube-system", "xmrig"))
+    assert "Crypto miner process started" in fired(result, execve("web", "xmrig"))
 
 
-@pytest.mark.parametrize("field", ["output", "desc", "rule", "tags", "list", "items", "exception"])
-def test_control_characters_refused_in_every_string(validator: Validator, field: str) -> None:
-    bad = "a\rb"
-    rule: dict[str, Any] = {**RULE, "rule": "r", "condition": "proc.name in (l)"}
-    lst: dict[str, Any] = {"list": "l", "items": ["x"]}
-    if field in ("output", "desc", "rule"):
-        rule[field] = bad
-    elif field == "tags":
-        rule["tags"] = ["ok", bad]
-    elif field == "list":
-        lst["list"] = bad
-    elif field == "items":
-        lst["items"] = ["x", bad]
-    else:
-        rule["exceptions"] = [{"name": "e", "fields": ["proc.pname"], "values": [[bad]]}]
-    obj = ns_obj("web", {"lists": [lst], "rules": [rule]})
+@pytest.mark.parametrize("br", BREAKS, ids=repr)
+def test_line_break_injection_in_a_cluster_object_does_not_read_back(validator: Validator, br: str) -> None:
+    """A ClusterFalcoRule may hold any string, but the file written must yield exactly its items.
+
+    Written as the old operator wrote it, the ``\\r`` payload reads back as the tenant's truncated
+    item plus the three injected ones; after the others ruamel re-indents (so they inject
+    nothing) and the file does not parse, or the condition reads back changed."""
+    obj = cluster_obj({"rules": [attack_rule(br, api_order=True)]})
     verdict = validator.plan([obj]).verdicts[obj.key]
     assert not verdict.valid and verdict.reason == REASON_SCOPE
-    assert "U+000D" in verdict.message
-
-
-def test_cluster_object_must_read_back_as_written(validator: Validator) -> None:
-    """A ClusterFalcoRule may hold any string, but the file written must yield exactly its items."""
-    obj = cluster_obj({"rules": [{**RULE, "rule": "c", "condition": INJECTED.format(br="\r")}]})
-    verdict = validator.plan([obj]).verdicts[obj.key]
-    assert not verdict.valid and verdict.reason == REASON_SCOPE
-    assert "reads back as 3 items instead of 1" in verdict.message
+    expected = {
+        "\r": "reads back as 4 items instead of 1",
+        "\r\n": "spec.rules[0] does not read back as written",
+    }.get(br, "the rendered rules file does not parse")
+    assert expected in verdict.message, verdict.message
 
 
 def test_engine_confines_a_namespaced_file_whatever_its_text() -> None:
