@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -86,8 +88,13 @@ class OperatorRun:
 
     def stop(self) -> None:
         self.stop_flag.set()
-        self.thread.join(15)
-        assert not self.thread.is_alive(), "operator did not stop"
+        # generous: kopf's cleanup handlers and the collector's streams finish slowly when
+        # other suites load the shared machine
+        self.thread.join(60)
+        if self.thread.is_alive():
+            frame = sys._current_frames().get(self.thread.ident or 0)
+            where = "".join(traceback.format_stack(frame)) if frame is not None else "?"
+            raise AssertionError(f"operator did not stop within 60 s; its thread is at:\n{where}")
 
 
 @pytest.fixture
