@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,14 @@ class SourceFault(FalcopyError):
         super().__init__(f"{condition}: {detail}" if detail else condition)
         self.condition = condition
         self.detail = detail
+
+
+def connect_fault(exc: Exception) -> SourceFault:
+    """A connect failure of an HTTPS source, told apart: a certificate that does not verify
+    is a configuration error to name, not an outage."""
+    if isinstance(exc.__cause__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
+        return SourceFault("TLS verification failed", str(exc))
+    return SourceFault("unreachable", str(exc))
 
 
 def parse_rfc3339_ns(text: str | None) -> int | None:

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
-from falcopy.agent.enrichment.docker import SourceFault
+from falcopy.agent.enrichment.docker import SourceFault, connect_fault
 from falcopy.agent.enrichment.faults import Backoff, FaultLog
 from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from falcopy.agent.enrichment.model import ObjMeta, PodMeta
@@ -227,8 +227,6 @@ class K8sMetaSubscriber:
         except httpx.TimeoutException as exc:
             raise SourceFault("went silent", f"no line within {self.config.idle_timeout_s}s") from exc
         except httpx.ConnectError as exc:
-            if isinstance(exc.__cause__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
-                raise SourceFault("TLS verification failed", str(exc)) from exc
-            raise SourceFault("unreachable", str(exc)) from exc
+            raise connect_fault(exc) from exc
         except (httpx.TransportError, OSError) as exc:
             raise SourceFault("broke the stream", f"{type(exc).__name__}: {exc}") from exc

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import orjson
-from falcopy.agent.enrichment.docker import SourceFault
+from falcopy.agent.enrichment.docker import SourceFault, connect_fault
 from falcopy.agent.enrichment.images import split_image, strip_image_id
 
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -208,9 +208,7 @@ class KubeletClient:
         except httpx.TimeoutException as exc:
             raise SourceFault("timed out", f"no answer within {self._timeout}s") from exc
         except httpx.ConnectError as exc:
-            if isinstance(exc.__cause__, ssl.SSLError) or "CERTIFICATE" in str(exc).upper():
-                raise SourceFault("TLS verification failed", str(exc)) from exc
-            raise SourceFault("unreachable", str(exc)) from exc
+            raise connect_fault(exc) from exc
         except (httpx.TransportError, OSError) as exc:
             raise SourceFault("unreachable", f"{type(exc).__name__}: {exc}") from exc
         if resp.status_code in (401, 403):
