@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DIR = REPO_ROOT.parent / "shared"
+
+
+def _origin_dir(repo: Path) -> Path | None:
+    """The directory this clone was cloned from, when that is a local path."""
+    try:
+        url = subprocess.run(["git", "-C", str(repo), "config", "--get", "remote.origin.url"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if not url or ("://" in url and not url.startswith("file://")):
+        return None
+    path = Path(url.removeprefix("file://"))
+    return path if path.is_absolute() else (repo / path).resolve()
+
+
+def find_shared_dir(repo: Path) -> Path:
+    """Where the upstream compat files lie: beside the repository.
+
+    A clone made anywhere (``git clone . /tmp/ci``) still finds them beside the
+    repository it was cloned from; ``FALCOPY_SHARED_DIR`` names them explicitly.
+    """
+    explicit = os.environ.get("FALCOPY_SHARED_DIR")
+    if explicit:
+        return Path(explicit)
+    candidates = [repo.parent / "shared"]
+    origin = _origin_dir(repo)
+    if origin is not None:
+        candidates.append(origin.parent / "shared")
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SHARED_DIR = find_shared_dir(REPO_ROOT)
 COMPAT_DIR = SHARED_DIR / "compat"
 FIXTURES_DIR = COMPAT_DIR / "fixtures" / "falco-0.35.1-test"
 
@@ -22,7 +54,8 @@ def repo_root() -> Path:
 def compat_dir() -> Path:
     # The upstream files are laid beside the clone in CI: missing means a broken
     # set-up, which must fail loudly rather than skip.
-    assert COMPAT_DIR.is_dir(), f"{COMPAT_DIR} is missing: the upstream compat files are required"
+    assert COMPAT_DIR.is_dir(), (f"{COMPAT_DIR} is missing: the upstream compat files are required"
+                                 " (set FALCOPY_SHARED_DIR)")
     return COMPAT_DIR
 
 

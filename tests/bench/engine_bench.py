@@ -27,8 +27,9 @@ from falcopy.engine import Ruleset, load_rules_files
 from falcopy.engine.event import DictEvent
 from falcopy.engine.fields import default_sources
 from falcopy.engine.fields.base import FieldDef, FieldSource
+from tests.conftest import COMPAT_DIR
 
-COMPAT = Path(__file__).resolve().parents[2].parent / "shared" / "compat"
+COMPAT = COMPAT_DIR
 RULES = ["falco_rules.yaml", "falco-incubating_rules.yaml", "falco-sandbox_rules.yaml"]
 
 #: share of each event type in the stream (per mille)
