@@ -77,7 +77,7 @@ class AgentSyscallSource(FieldSource):
             return self.live_accessor(fdef, arg)
         except KeyError:
             # a field defined after this module was written: rules still load, the value
-            # is missing (tests/state checks that every defined field has an accessor)
+            # is missing (tests/agent/state checks that every defined field has an accessor)
             log.warning("syscall field %s has no live accessor; it reads as <NA>", fdef.name)
             return none
 

@@ -17,7 +17,7 @@ from falcopy.agent.outputs.builder import AlertBuilder
 
 from falcopy.engine import RulesInput, default_sources, load_rules
 from falcopy.engine.event import DictEvent
-from tests.outputs.helpers import config
+from tests.agent.outputs.helpers import config
 
 pytestmark = pytest.mark.bench
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reload.apiagent import ApiCluster, api_agent, api_cluster, create_to_fire  # noqa: F401
+from tests.agent.reload.apiagent import ApiCluster, api_agent, api_cluster, create_to_fire  # noqa: F401
 from tests.scale.harness import percentile
 
 pytestmark = [pytest.mark.bench, pytest.mark.kernel]

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from falcopy.engine.fields.k8s_audit import AuditEvent
-from tests.audit.harness import load_ruleset, running_webhook
+from tests.agent.audit.harness import load_ruleset, running_webhook
 
 pytestmark = pytest.mark.bench
 

@@ -20,7 +20,7 @@ from falcopy.agent.pipeline import Pipeline
 from falcopy.agent.state import ProcessTable
 
 from falcopy.engine import RulesInput, default_sources, load_rules
-from tests.state.helpers import rec
+from tests.agent.state.helpers import rec
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.bench

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reload.agentproc import AgentProcess
+from tests.agent.reload.agentproc import AgentProcess
 
 from .workloads import build_workload
 

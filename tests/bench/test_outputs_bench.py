@@ -17,8 +17,8 @@ from falcopy.agent.outputs.sinks.stdout import StdoutSink
 
 from falcopy.engine import RulesInput, default_sources, load_rules
 from falcopy.engine.event import DictEvent
-from tests.outputs.helpers import make_alert
-from tests.outputs.servers import HttpReceiver, SyslogReceiver, free_port
+from tests.agent.outputs.helpers import make_alert
+from tests.agent.outputs.servers import HttpReceiver, SyslogReceiver, free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.bench

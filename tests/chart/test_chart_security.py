@@ -16,7 +16,7 @@ import pytest
 import yaml
 from falcopy.agent.audit import AuditWebhook
 
-from tests.audit.events import audit_event
+from tests.agent.audit.events import audit_event
 
 from .render import CHART_DIR, REPO_ROOT, Rendered, render
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.outputs.test_agent_e2e import AgentProcess
+from tests.agent.outputs.test_agent_e2e import AgentProcess
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.kernel

@@ -1,6 +1,6 @@
 """Start-up failures a user meets first: one line naming the cause and the fix, exit code 1.
 
-(The missing BPF object is tested in tests/config/test_cli.py.)"""
+(The missing BPF object is tested in tests/agent/control/test_cli.py.)"""
 
 from __future__ import annotations
 

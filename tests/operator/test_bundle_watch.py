@@ -16,10 +16,10 @@ from kubernetes import client
 from falcopy.distribution.apiaccess import ApiAccess
 from falcopy.distribution.bundle import MANIFEST_KEY, BundleDir, parse_manifest, read_rules, verify_bundle
 from falcopy.distribution.bundlewatch import BundleWatch
+from tests.agent.reload.agentproc import free_port
+from tests.agent.reload.kubelet import KubeletVolume
 from tests.operator.conftest import REPO
 from tests.operator.fake_apiserver import FakeApiServer
-from tests.reload.agentproc import free_port
-from tests.reload.kubelet import KubeletVolume
 from tests.waiting import wait_for
 
 NS = "falcopy"

@@ -198,7 +198,7 @@ def test_chart_rbac_is_exactly_what_the_code_calls(
     assert apiserver.store.denied == [], apiserver.store.denied
     agent = enforced["agent"]
     used_by_agent = _used(apiserver, lambda ua: ua == AGENT, agent)
-    # nodes/pods is asked of the kubelet, not the API server (tests/enrichment/test_kubelet.py)
+    # nodes/pods is asked of the kubelet, not the API server (tests/agent/enrichment/test_kubelet.py)
     api_grants = {g for g in agent if not g.resource.startswith("nodes/")}
     assert used_by_agent == api_grants, (api_grants - used_by_agent)
     assert {(g.verb, g.resource) for g in api_grants} == {

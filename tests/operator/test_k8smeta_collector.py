@@ -18,7 +18,7 @@ from falcopy.agent.enrichment.config import EnrichmentConfig, KubeletConfig
 from falcopy.agent.enrichment.k8smeta import K8sMetaConfig
 from falcopy.agent.enrichment.store import MetadataStore
 
-from tests.enrichment.standins import TlsMaterial, make_tls_material
+from tests.agent.enrichment.standins import TlsMaterial, make_tls_material
 from tests.operator import k8smeta_objects as k
 from tests.operator.conftest import OperatorRun
 from tests.operator.fake_apiserver import FakeApiServer

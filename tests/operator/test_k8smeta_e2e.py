@@ -35,7 +35,7 @@ from falcopy.agent.state import ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
 from falcopy.engine.fields.syscall import SYSCALL_FIELDS
-from tests.enrichment.standins import make_tls_material
+from tests.agent.enrichment.standins import make_tls_material
 from tests.images import Container, busybox_image, require_docker
 from tests.operator import k8smeta_objects as k
 from tests.operator.conftest import OperatorRun

@@ -12,9 +12,9 @@ from falcopy.operator.k8smeta.index import ClusterIndex
 from falcopy.operator.k8smeta.relist import Relister
 from kubernetes import client
 
+from tests.agent.reload.agentproc import free_port
 from tests.operator import k8smeta_objects as k
 from tests.operator.fake_apiserver import FakeApiServer
-from tests.reload.agentproc import free_port
 
 
 def test_relist_follows_pages_and_survives_a_failing_api(apiserver: FakeApiServer,
