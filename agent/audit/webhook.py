@@ -34,6 +34,7 @@ from falcopy.agent.audit.memory import pin_mmap_threshold
 from falcopy.agent.audit.settings import AuditWebhookConfig
 from falcopy.agent.audit.stats import WebhookStats
 
+from falcopy.common.http_site import start_site
 from falcopy.engine.fields.k8s_audit import AuditEvent
 
 log = logging.getLogger(__name__)
@@ -283,16 +284,10 @@ class AuditWebhook:
 
     async def _start_site(self, ssl_ctx: ssl.SSLContext | None) -> None:
         # keepalive_timeout also runs from connection start: headers must come within it
-        runner = web.AppRunner(self.app, access_log=None, keepalive_timeout=float(self.config.read_timeout_s),
-                               handler_cancellation=True)
-        await runner.setup()
-        site = web.TCPSite(runner, self.config.listen_address, self.config.listen_port, ssl_context=ssl_ctx)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        cfg = self.config
+        self._runner = await start_site(self.app, cfg.listen_address, cfg.listen_port, ssl_ctx,
+                                        keepalive_timeout=float(cfg.read_timeout_s),
+                                        handler_cancellation=True)
 
     async def stop(self) -> None:
         loop, thread = self._loop, self._thread

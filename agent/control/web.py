@@ -18,6 +18,7 @@ from falcopy.agent.control.metrics import AgentMetrics
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from falcopy import __version__
+from falcopy.common.http_site import start_site
 from falcopy.engine.versions import ENGINE_VERSION, FALCO_COMPAT_VERSION, PROVIDED_PLUGINS
 
 log = logging.getLogger(__name__)
@@ -101,15 +102,7 @@ class WebServer:
             # Falco's ssl_certificate holds the key and the certificate in one PEM file
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(self.cfg.ssl_certificate)
-        runner = web.AppRunner(self.app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.cfg.listen_address, self.cfg.listen_port, ssl_context=ssl_ctx)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
+        self._runner = await start_site(self.app, self.cfg.listen_address, self.cfg.listen_port, ssl_ctx)
         log.info("web server listening on %s:%d", self.cfg.listen_address, self.port)
 
     @property
