@@ -84,13 +84,19 @@ def plan_bundle(
     cluster_reserve: float = 0.0,
     tenant_precedence: bool = False,
     previous: Mapping[ObjKey, int] | None = None,
+    published: Mapping[ObjKey, str] | None = None,
 ) -> Bundle:
     """Pack renderings; shard 0 reserves room for the manifest.
 
-    ``previous``: the shard each object is published in now.  An object stays
-    in its shard while it fits there, and new or grown objects take the first
-    shard with room, so a change rewrites the shard of the changed object and
-    shard 0 (the manifest), not every shard after it.
+    ``previous``: the shard each object is published in now; ``published``: the
+    digest it is published with.  An unchanged object stays in its shard while it
+    fits there.  A new or changed object goes to shard 0, the one every agent
+    watches (falcopy/distribution/bundlewatch.py), so the change reaches each agent
+    in its watch event, with no fetch of another shard by every node; unchanged
+    objects in shard 0 move out to make room for it (an agent holds their content
+    already, by digest: a move costs it nothing).  A change rewrites shard 0, the
+    shard the object left, and the shard an object moved out of shard 0 went to,
+    never every shard.  From scratch (no ``previous``) shard 0 is filled last.
 
     Cluster-scoped objects are packed first, whatever their priority, and the
     ``cluster_reserve`` share of the capacity stays theirs: namespaced objects
@@ -100,7 +106,9 @@ def plan_bundle(
         raise ValueError(f"shard budget {budget} exceeds the ConfigMap limit {CONFIGMAP_LIMIT}")
     reserve = 0
     for _ in range(4):  # the manifest's size depends on the packing; converge
-        bundle = _pack(active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous or {})
+        bundle = _pack(
+            active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous or {}, published
+        )
         manifest_size = len(MANIFEST_KEY) + len(bundle.shards[0][MANIFEST_KEY].encode())
         if size_of(bundle.shards[0]) <= budget:
             return bundle
@@ -116,6 +124,7 @@ def _pack(
     cluster_reserve: float,
     precedence: bool,
     previous: Mapping[ObjKey, int],
+    published: Mapping[ObjKey, str] | None,
 ) -> Bundle:
     data: list[dict[str, str]] = [{} for _ in range(shards)]
     used = [0] * shards
@@ -146,15 +155,28 @@ def _pack(
                 return True
             return False
 
-        # objects stay in the shard they are published in while they fit there (a change
-        # rewrites that shard only), in load order; then the others take the first shard
-        # with room (the order is the manifest's), shard 0 last: the manifest there grows
-        # with every object, and a file it pushed out would rewrite another shard
+        def changed(r: Rendered) -> bool:
+            if r.key not in previous:
+                return True
+            return published is not None and published.get(r.key) != r.digest
+
+        # unchanged objects outside shard 0 stay where they are while they fit (in load
+        # order); then new and changed ones take shard 0 first (every agent receives it
+        # in its watch event); then unchanged objects of shard 0 stay there if room is
+        # left, else move to the first shard with room.  Without ``previous`` (from
+        # scratch) shard 0 is filled last: the manifest there grows with every object.
+        fresh = [(seq, r) for seq, r in group if previous and changed(r)]
+        old_zero = [(seq, r) for seq, r in group if previous.get(r.key) == 0 and not changed(r)]
+        settled = {seq for seq, _ in fresh + old_zero}
         rest = [
             (seq, r)
             for seq, r in group
-            if not (0 <= previous.get(r.key, -1) < shards and put(seq, r, [previous[r.key]]))
+            if seq not in settled
+            and not (0 <= previous.get(r.key, -1) < shards and put(seq, r, [previous[r.key]]))
         ]
+        for seq, r in fresh + old_zero:
+            if not put(seq, r, list(range(shards))):
+                overflow.append(r.key)
         for seq, r in rest:
             if not put(seq, r, [*range(1, shards), 0]):
                 overflow.append(r.key)

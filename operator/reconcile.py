@@ -70,6 +70,8 @@ class State:
     _seeded: bool = False
     #: the shard each published object is in (packing keeps it there)
     _placed: dict[ObjKey, int] = field(default_factory=dict)
+    #: the digest each object is published with
+    _published: dict[ObjKey, str] = field(default_factory=dict)
     #: when the node counts of each object's status were last written (monotonic)
     _counted: dict[ObjKey, float] = field(default_factory=dict)
     #: the generation of every object seen by :meth:`changed` (status writes do not bump it)
@@ -189,6 +191,7 @@ class State:
             self.fallback[key] = Rendered(key, int(entry["generation"]), 0, text)
             contents[key] = entry["sha256"]
         self.history.add(str(doc.get("version")), contents)
+        self._published = contents
         self._placed = {
             ObjKey(e["kind"], e["namespace"], e["object"]): _shard_of(e["name"]) for e in doc.get("files", [])
         }
@@ -215,11 +218,13 @@ class State:
                 cluster_reserve=self.settings.cluster_reserve,
                 tenant_precedence=self.settings.tenant_precedence,
                 previous=self._placed,
+                published=self._published,
             )
             self._signature = signature
         self.publish(bundle)
         self.plan, self.bundle = plan, bundle
         self._placed = {f.key: f.shard for f in bundle.files}
+        self._published = {f.key: f.sha256 for f in bundle.files}
         published = {f.key for f in bundle.files}
         self.fallback = {r.key: r for r in plan.active if r.key in published}
         self.history.add(bundle.version, {f.key: f.sha256 for f in bundle.files})

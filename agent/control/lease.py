@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import random
+import time
 from typing import Any
 
 import httpx
@@ -21,9 +23,22 @@ from falcopy.distribution.lease import (
 log = logging.getLogger(__name__)
 
 
+#: a load or failure is reported within this share of the renewal period (at most REPORT_WITHIN_S)
+REPORT_SHARE = 1 / 3
+REPORT_WITHIN_S = 10.0
+
+
 class LeaseReporter:
-    """Keeps ``falcopy-agent-<node>`` renewed with what the agent loaded: written on
-    every load or failure, renewed every ``period`` seconds.
+    """Keeps ``falcopy-agent-<node>`` renewed with what the agent loaded: renewed every
+    ``period`` seconds, and written at a random moment within ``report_within`` seconds
+    of a load or failure (or at the renewal, if that comes first).
+
+    The report is off the delivery path: the rules are live when the agent swaps
+    them, the Lease only tells the operator's node count.  Every agent loads a new
+    bundle within the same second, so an immediate write would be a burst of one
+    write per node at the API server, competing with the next change's delivery;
+    the random delay spreads it, and the renewal restarts after it so the rate at
+    rest stays one write per period.
 
     :meth:`run` is a coroutine of the agent's cluster link
     (:mod:`falcopy.agent.control.clusterlink`, its own thread: the event path never
@@ -31,11 +46,20 @@ class LeaseReporter:
     write is retried on the next period."""
 
     def __init__(
-        self, node: str, namespace: str, *, period: float = 30.0, access: ApiAccess | None = None
+        self,
+        node: str,
+        namespace: str,
+        *,
+        period: float = 30.0,
+        access: ApiAccess | None = None,
+        report_within: float | None = None,
     ) -> None:
         self.node = node
         self.namespace = namespace
         self.period = period
+        self.report_within = (
+            min(period * REPORT_SHARE, REPORT_WITHIN_S) if report_within is None else report_within
+        )
         self.name = LEASE_PREFIX + node
         self.access = access
         self.writes = 0
@@ -82,10 +106,14 @@ class LeaseReporter:
                 await self.write(client)
             except (httpx.HTTPError, RuntimeError) as exc:  # the API server may be away: next period
                 log.warning("cannot update lease %s/%s: %s", self.namespace, self.name, exc)
+            renewal = time.monotonic() + self.period
             try:
                 await asyncio.wait_for(self._wake.wait(), self.period)
             except TimeoutError:
-                pass
+                continue
+            # something to report: at a random moment soon, unless the renewal comes first
+            delay = random.uniform(0, self.report_within)  # noqa: S311 (jitter)
+            await asyncio.sleep(max(0.0, min(delay, renewal - time.monotonic())))
 
     def body(self) -> dict[str, Any]:
         return {

@@ -3,7 +3,10 @@
 Only shard 0 (it carries the manifest and is written last) is watched, by a
 ``metadata.name`` field selector, so RBAC can limit the agent to the bundle's
 ConfigMaps by ``resourceNames``; the other shards are fetched by name, and only
-when the manifest lists a file on them that this agent does not hold yet.  A
+when the manifest lists a file on them whose content (by digest, whatever its
+name) this agent does not hold yet.  The operator puts new and changed objects
+in shard 0 (operator/bundle.py), so a change reaches the agent in the watch event
+itself, and a file the operator later moves to another shard costs no fetch.  A
 bundle is handed on only when every file matches the manifest (the verification
 of :func:`falcopy.distribution.bundle.verify_bundle`, as for the volume) and its
 serial is above every serial handed on before: a version never goes backwards.
@@ -33,7 +36,6 @@ from falcopy.distribution.bundle import (
     BundleIncomplete,
     Manifest,
     parse_manifest,
-    sha256,
     verify_bundle,
 )
 
@@ -83,7 +85,8 @@ class BundleWatch:
         #: requests made, by kind (list, watch, get) and failures
         self.requests: Counter[str] = Counter()
         self.last_error = ""
-        self._files: dict[str, str] = {}
+        #: the texts of the bundle handed on, by digest (verified against the manifest)
+        self._held: dict[str, str] = {}
         self._base = f"/api/v1/namespaces/{namespace}/configmaps"
         self._selector = f"metadata.name={self.configmaps[0]}"
 
@@ -175,9 +178,11 @@ class BundleWatch:
         for d in shards.values():
             texts.update((k, v) for k, v in d.items() if k != MANIFEST_KEY)
         extra = list(texts)
+        digests = {e.name: e.sha256 for e in m.entries}
 
         def read(name: str) -> str | None:
-            return texts.get(name, self._files.get(name))
+            text = texts.get(name)
+            return self._held.get(digests.get(name, "")) if text is None else text
 
         try:
             bundle = verify_bundle(m, read, extra, where, f"api:{self.namespace}/{self.configmaps[0]}",
@@ -186,7 +191,7 @@ class BundleWatch:
             # a later shard was rewritten again since: its next manifest (shard 0) follows
             log.info("rules bundle from the API mid-update (%s); waiting for the next version", exc)
             return
-        self._files = {e.name: str(read(e.name)) for e in m.entries}
+        self._held = {e.sha256: str(read(e.name)) for e in m.entries}
         self.serial, self.bundle = m.serial, bundle
         self.on_bundle(bundle)
 
@@ -194,10 +199,7 @@ class BundleWatch:
         """Shards other than 0 holding a file this agent lacks (all of them for an old manifest)."""
         out: set[int] = set()
         for e in m.entries:
-            if e.shard == 0:
-                continue
-            held = self._files.get(e.name)
-            if held is not None and sha256(held) == e.sha256:
+            if e.shard == 0 or e.sha256 in self._held:
                 continue
             if e.shard is None:
                 return set(range(1, len(self.configmaps)))

@@ -106,6 +106,45 @@ def test_watch_follows_serials_fetches_shards_and_relists_after_410(apiserver: F
     assert paths and all("fieldSelector=metadata.name%3Drules-0" in p for p in paths)
 
 
+def next_bundle(before: Bundle, serial: int, *objects: RuleObject) -> Bundle:
+    """As the operator's incremental pass packs it (operator/reconcile.py)."""
+    plan = VALIDATOR.plan(list(objects))
+    return plan_bundle(plan.active, len(NAMES), 4096, previous={f.key: f.shard for f in before.files},
+                       published={f.key: f.sha256 for f in before.files}).stamped(serial)
+
+
+def test_a_change_arrives_in_the_watch_event_and_a_moved_file_costs_no_fetch(apiserver: FakeApiServer) -> None:
+    core = client.CoreV1Api(client.ApiClient())
+    a, b, c = rule_object("a", "miner-a"), rule_object("b", "miner-b"), rule_object("c", "miner-c")
+    first = make_bundle(1, a, b)
+    assert {f.shard for f in first.files} == {1}  # from scratch, shard 0 is filled last
+    with Watching(ApiAccess.discover()) as w:
+        publish(core, first)
+        wait_for(lambda: [x.serial for x in w.bundles] == [1], what="serial 1 delivered")
+        assert w.watch is not None and w.watch.requests["get"] == 1
+        # a new object goes to shard 0, the watched one: shard 1 is not rewritten nor fetched
+        second = next_bundle(first, 2, a, b, c)
+        assert second.file_of(c.key).shard == 0 and second.shards[1] == first.shards[1]  # type: ignore[union-attr]
+        publish(core, second)
+        wait_for(lambda: [x.serial for x in w.bundles] == [1, 2], what="serial 2 delivered")
+        assert w.watch.requests["get"] == 1
+        assert "miner-c" in w.bundles[-1].inputs[-1].content
+        # a new object that only fits shard 0 without c: c, unchanged, moves to shard 1 under a
+        # new name; the agent holds its content by digest and fetches nothing
+        def third_with(pads: int) -> tuple[RuleObject, Bundle]:
+            big = rule_object("big", "miner-big", pads)
+            return big, next_bundle(second, 3, a, b, c, big)
+
+        big, third = next((big, t) for big, t in map(third_with, range(100, 300, 5))
+                          if t.file_of(big.key).shard == 0 and t.file_of(c.key).shard == 1)  # type: ignore[union-attr]
+        publish(core, third)
+        wait_for(lambda: [x.serial for x in w.bundles] == [1, 2, 3], what="serial 3 delivered")
+        assert w.watch.requests["get"] == 1
+        names = [i.name.rsplit("/", 1)[1] for i in w.bundles[-1].inputs]
+        assert names == [f.name for f in third.files]
+        assert any("miner-c" in i.content for i in w.bundles[-1].inputs)
+
+
 def test_watch_backs_off_while_the_api_server_is_unreachable() -> None:
     access = ApiAccess(f"http://127.0.0.1:{free_port()}", token="t")
     with Watching(access, backoff=(0.05, 0.2)) as w:
