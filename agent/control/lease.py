@@ -23,22 +23,18 @@ from falcopy.distribution.lease import (
 log = logging.getLogger(__name__)
 
 
-#: a load or failure is reported within this share of the renewal period (at most REPORT_WITHIN_S)
-REPORT_SHARE = 1 / 3
-REPORT_WITHIN_S = 10.0
-
-
 class LeaseReporter:
     """Keeps ``falcopy-agent-<node>`` renewed with what the agent loaded: renewed every
     ``period`` seconds, and written at a random moment within ``report_within`` seconds
-    of a load or failure (or at the renewal, if that comes first).
+    (default: one period) of a load or failure, or at the renewal if that comes first.
 
     The report is off the delivery path: the rules are live when the agent swaps
-    them, the Lease only tells the operator's node count.  Every agent loads a new
+    them, the Lease only feeds the operator's node count.  Every agent loads a new
     bundle within the same second, so an immediate write would be a burst of one
-    write per node at the API server, competing with the next change's delivery;
-    the random delay spreads it, and the renewal restarts after it so the rate at
-    rest stays one write per period.
+    write per node at the API server, competing with the next change's delivery.
+    The random delay spreads it, and the renewal restarts after each write, so
+    whatever the rate of changes an agent writes about twice per period at most
+    (once at rest), and the node count lags a load by one period at most.
 
     :meth:`run` is a coroutine of the agent's cluster link
     (:mod:`falcopy.agent.control.clusterlink`, its own thread: the event path never
@@ -57,9 +53,7 @@ class LeaseReporter:
         self.node = node
         self.namespace = namespace
         self.period = period
-        self.report_within = (
-            min(period * REPORT_SHARE, REPORT_WITHIN_S) if report_within is None else report_within
-        )
+        self.report_within = period if report_within is None else report_within
         self.name = LEASE_PREFIX + node
         self.access = access
         self.writes = 0
