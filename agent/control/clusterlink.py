@@ -19,15 +19,10 @@ log = logging.getLogger(__name__)
 Job = Callable[[httpx.AsyncClient], Awaitable[None]]
 
 
-async def run_jobs(access: ApiAccess, jobs: list[Job], client: httpx.AsyncClient | None = None) -> None:
-    """The jobs on one client until cancelled; a job that fails is logged and ends alone.
-
-    ``client``: run on this one (its owner closes it) instead of a client of their own;
-    the scale simulation runs thousands of agents' jobs on one loop and one connection pool."""
-    if client is None:
-        async with access.client() as own:
-            results = await asyncio.gather(*(job(own) for job in jobs), return_exceptions=True)
-    else:
+async def run_jobs(access: ApiAccess, jobs: list[Job]) -> None:
+    """The jobs on one client until cancelled; a job that fails is logged and ends alone
+    (the scale simulation runs thousands of agents' ``run_jobs`` on one loop)."""
+    async with access.client() as client:
         results = await asyncio.gather(*(job(client) for job in jobs), return_exceptions=True)
     for r in results:
         if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError):

@@ -24,6 +24,9 @@ from falcopy.common.errors import FalcopyError
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 #: bound service-account tokens rotate (kubelet rewrites the file): read again this often
 TOKEN_REREAD_S = 60.0
+#: idle connections are kept this long, beyond the Lease renewal period (30 s): httpx's default
+#: (5 s) would open a new TCP (and TLS) connection for every renewal of every node
+KEEPALIVE_S = 120.0
 
 
 class ApiAccessError(FalcopyError):
@@ -123,9 +126,7 @@ class ApiAccess:
                              else ssl.create_default_context())
         return self._ssl[0]
 
-    def client(self, limits: httpx.Limits | None = None) -> httpx.AsyncClient:
-        """``limits``: the connection pool's (httpx's default, 100 connections, suits one agent;
-        the scale simulation shares one client among thousands of watches)."""
+    def client(self) -> httpx.AsyncClient:
         auth: httpx.Auth | None = None
         headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
         if self.token_file is not None:
@@ -134,5 +135,5 @@ class ApiAccess:
             headers["Authorization"] = f"Bearer {self.token}"
         return httpx.AsyncClient(base_url=self.server, headers=headers, auth=auth,
                                  verify=self.ssl_context(), timeout=self.timeout, trust_env=False,
-                                 limits=limits or httpx.Limits(max_connections=100,
-                                                               max_keepalive_connections=20))
+                                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20,
+                                                     keepalive_expiry=KEEPALIVE_S))

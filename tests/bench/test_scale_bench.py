@@ -21,7 +21,7 @@ from tests.scale.harness import Simulation, percentile
 
 pytestmark = pytest.mark.bench
 
-CHANGES = 10
+CHANGES = int(os.environ.get("FALCOPY_SCALE_CHANGES", "10"))
 REST_S = 60.0
 
 

@@ -113,7 +113,9 @@ def next_bundle(before: Bundle, serial: int, *objects: RuleObject) -> Bundle:
                        published={f.key: f.sha256 for f in before.files}).stamped(serial)
 
 
-def test_a_change_arrives_in_the_watch_event_and_a_moved_file_costs_no_fetch(apiserver: FakeApiServer) -> None:
+def test_a_change_arrives_in_the_watch_event_and_a_moved_file_costs_no_fetch(
+    apiserver: FakeApiServer,
+) -> None:
     core = client.CoreV1Api(client.ApiClient())
     a, b, c = rule_object("a", "miner-a"), rule_object("b", "miner-b"), rule_object("c", "miner-c")
     first = make_bundle(1, a, b)
@@ -135,8 +137,8 @@ def test_a_change_arrives_in_the_watch_event_and_a_moved_file_costs_no_fetch(api
             big = rule_object("big", "miner-big", pads)
             return big, next_bundle(second, 3, a, b, c, big)
 
-        big, third = next((big, t) for big, t in map(third_with, range(100, 300, 5))
-                          if t.file_of(big.key).shard == 0 and t.file_of(c.key).shard == 1)  # type: ignore[union-attr]
+        third = next(t for big, t in map(third_with, range(100, 300, 5))
+                     if t.file_of(big.key).shard == 0 and t.file_of(c.key).shard == 1)  # type: ignore[union-attr]
         publish(core, third)
         wait_for(lambda: [x.serial for x in w.bundles] == [1, 2, 3], what="serial 3 delivered")
         assert w.watch.requests["get"] == 1

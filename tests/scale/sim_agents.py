@@ -1,16 +1,20 @@
 """N simulated agents in one process: each runs the agent's own cluster-link code (its
 status Lease, :class:`falcopy.agent.control.lease.LeaseReporter`, and its rules bundle
-watch, :class:`falcopy.distribution.bundlewatch.BundleWatch`) without BPF.  All agents of
-the process share one event loop; every ``GROUP`` agents share one HTTP client (one
-connection pool: each watch holds a connection, Lease writes reuse idle ones).  Not one
-pool for the whole process: httpcore scans every connection of a pool for each request
-it assigns, so a pool of thousands of connections costs O(N) per request (profiled:
-two thirds of the process's CPU at N = 100 in one pool); not a pool per agent either.
+watch, :class:`falcopy.distribution.bundlewatch.BundleWatch`) without BPF, through
+:func:`falcopy.agent.control.clusterlink.run_jobs` as the real agent's link thread does,
+each with its own HTTP client (one connection pool, as on a node).  All agents of the
+process share one event loop.  Not one pool shared by the agents: httpcore scans every
+connection of a pool for each request it assigns, so a pool of thousands of connections
+costs O(N) per request (profiled: two thirds of the process's CPU at N = 100 in one
+pool, and still the largest share with pools of 16).  Once every agent is started, the
+garbage collector is told the objects made so far are permanent (``gc.freeze``): a full
+collection over thousands of agents' clients otherwise stalls the loop in mid fan-out.
 A delivered bundle is "loaded" at once (what the real agent then compiles is measured
 by the live benchmark, tests/bench/test_api_delivery_bench.py).
 
 Every delivery is appended to the output file as one JSON line
-``{"a": agent, "s": serial, "v": version, "t": unix time}``.
+``{"a": agent, "s": serial, "v": version, "t": unix time}``: the time each agent swaps,
+measured where it swaps, so the Lease report (later, jittered) is off the measured path.
 
     python -m tests.scale.sim_agents URL NAMESPACE CM0,CM1,.. FIRST COUNT OUT [LEASE_PERIOD]
 """
@@ -18,6 +22,7 @@ Every delivery is appended to the output file as one JSON line
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -32,8 +37,6 @@ from falcopy.distribution.apiaccess import ApiAccess
 from falcopy.distribution.bundle import BundleDir
 from falcopy.distribution.bundlewatch import BundleWatch
 
-#: agents per HTTP client (connection pool)
-GROUP = 16
 #: agents started per tick (10 ticks a second): the first Lease writes and lists spread a little
 RAMP = 100
 #: request timeout: the simulated agents share two cores with everything else here
@@ -43,29 +46,27 @@ TIMEOUT_S = 60.0
 async def simulate(url: str, namespace: str, configmaps: list[str], first: int, count: int, out: Path,
                    lease_period: float) -> None:
     access = ApiAccess(url, token="simulated-agent", user_agent="falcopy-sim-agent", timeout=TIMEOUT_S)
-    clients: list[httpx.AsyncClient] = []
     lines: list[str] = []
 
     def agent(i: int) -> asyncio.Task[None]:
-        if (i - first) % GROUP == 0:
-            clients.append(access.client(httpx.Limits(max_connections=None, max_keepalive_connections=None)))
-        client = clients[-1]
         reporter = LeaseReporter(f"sim-node-{i:05d}", namespace, period=lease_period, access=access)
 
         def on_bundle(bundle: BundleDir) -> None:
             lines.append(json.dumps({"a": i, "s": bundle.serial, "v": bundle.version, "t": time.time()}))
             reporter.loaded(bundle.version)
 
-        async def watch(client: object) -> None:
-            await BundleWatch(client, namespace, configmaps, on_bundle).run()  # type: ignore[arg-type]
+        async def watch(client: httpx.AsyncClient) -> None:
+            await BundleWatch(client, namespace, configmaps, on_bundle).run()
 
-        return asyncio.get_running_loop().create_task(run_jobs(access, [reporter.run, watch], client))
+        return asyncio.get_running_loop().create_task(run_jobs(access, [reporter.run, watch]))
 
     tasks = []
     with out.open("a") as fh:
         for start in range(first, first + count, RAMP):
             tasks += [agent(i) for i in range(start, min(first + count, start + RAMP))]
             await asyncio.sleep(0.1)
+        gc.collect()
+        gc.freeze()
         while True:
             await asyncio.sleep(0.05)
             if lines:
