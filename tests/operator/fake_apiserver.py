@@ -730,6 +730,9 @@ class FakeApiServer:
 
 def main() -> None:
     """Serve until SIGTERM; the URL is written to the file named by the first argument."""
+    from tests.scale.sim_agents import raise_open_files  # thousands of watch streams
+
+    raise_open_files()
     server = FakeApiServer()
     server.port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     server.start()

@@ -25,6 +25,7 @@ import asyncio
 import gc
 import json
 import logging
+import resource
 import sys
 import time
 from pathlib import Path
@@ -75,8 +76,15 @@ async def simulate(url: str, namespace: str, configmaps: list[str], first: int, 
                 fh.flush()
 
 
+def raise_open_files() -> None:
+    """Soft limit up to the hard one: each agent holds a watch and a Lease connection."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING)
+    raise_open_files()
     url, namespace, cms, first, count, out = sys.argv[1:7]
     period = float(sys.argv[7]) if len(sys.argv) > 7 else 30.0
     asyncio.run(simulate(url, namespace, cms.split(","), int(first), int(count), Path(out), period))
