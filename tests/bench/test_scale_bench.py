@@ -21,6 +21,7 @@ from tests.scale.harness import Simulation, percentile
 
 pytestmark = pytest.mark.bench
 
+#: changes per N (fewer at 5,000 when time is short)
 CHANGES = int(os.environ.get("FALCOPY_SCALE_CHANGES", "10"))
 REST_S = 60.0
 
@@ -37,7 +38,9 @@ def _delta(after: dict[tuple[str, str], tuple[int, int]], before: dict[tuple[str
 
 @pytest.mark.parametrize("n", [int(x) for x in os.environ.get("FALCOPY_SCALE_N", "100,1000,5000").split(",")])
 def test_scale(n: int, tmp_path: Path) -> None:
-    processes = max(1, min(4, n // 500))
+    # one agent process per 250 agents (at most 8): a change's fan-out is a burst of CPU in
+    # them, and with one or two processes it queues behind itself on the shared cores
+    processes = max(1, min(8, -(-n // 250)))
     with Simulation(n, tmp_path, processes=processes) as sim:
         assert sim.operator is not None
         sim.apply(0, timeout=300)  # warm-up: every agent connected and holding a bundle
