@@ -12,7 +12,7 @@ watch by ``metadata.name`` is authorized as a request for that name); 410 Gone
 for a watch from a compacted resourceVersion.
 
 Built to hold thousands of watchers (the scale simulation, tests/scale): one
-condition per resource, each event serialised once for all its watchers.
+wake-up per resource, each event serialised once for all its watchers.
 Run alone with ``python -m tests.operator.fake_apiserver URL_FILE``; then
 ``GET /_test/stats`` answers the requests served, by verb and resource.
 """
@@ -202,9 +202,10 @@ class Store:
     objects: dict[tuple[str, str], dict[tuple[str, str], dict[str, Any]]] = field(default_factory=dict)
     #: per resource: (resourceVersion, type, object, the watch line sent for it)
     history: dict[tuple[str, str], list[tuple[int, str, dict[str, Any], bytes]]] = field(default_factory=dict)
-    cond: asyncio.Condition | None = None
-    #: one condition per resource: a Lease renewal wakes no ConfigMap watcher
-    conds: dict[tuple[str, str], asyncio.Condition] = field(default_factory=dict)
+    #: per resource, set (and replaced) when an event is appended: one set() wakes every watcher
+    #: of the resource at once (a Condition hands its lock on one watcher per loop pass), and a
+    #: Lease renewal wakes no ConfigMap watcher
+    wakers: dict[tuple[str, str], asyncio.Event] = field(default_factory=dict)
     #: watches from a resourceVersion below this get 410 Gone
     compacted: int = 0
     #: bumped to end every open watch stream (``watch_gap``)
@@ -273,7 +274,6 @@ class FakeApiServer:
         self._loop.run_forever()
 
     async def _serve(self) -> None:
-        self.store.cond = asyncio.Condition()
         app = web.Application(client_max_size=8 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
@@ -290,9 +290,7 @@ class FakeApiServer:
         self._stopping = True
 
         async def shutdown() -> None:
-            for cond in list(self.store.conds.values()):
-                async with cond:
-                    cond.notify_all()
+            self._wake_all()
             if self._runner is not None:
                 await self._runner.cleanup()
 
@@ -351,9 +349,7 @@ class FakeApiServer:
         self.store.compacted = self.store.rv
         for key in self.store.history:
             self.store.history[key] = []
-        for cond in list(self.store.conds.values()):
-            async with cond:
-                cond.notify_all()
+        self._wake_all()
 
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         for (_, p), objs in list(self.store.objects.items()):
@@ -551,17 +547,24 @@ class FakeApiServer:
             }
         )
 
-    def _cond(self, res: Res) -> asyncio.Condition:
-        return self.store.conds.setdefault((res.gv, res.plural), asyncio.Condition())
+    def _waker(self, key: tuple[str, str]) -> asyncio.Event:
+        return self.store.wakers.setdefault(key, asyncio.Event())
+
+    def _wake(self, key: tuple[str, str]) -> None:
+        waker = self.store.wakers.pop(key, None)
+        if waker is not None:
+            waker.set()
+
+    def _wake_all(self) -> None:
+        for key in list(self.store.wakers):
+            self._wake(key)
 
     async def _emit(self, res: Res, kind: str, obj: dict[str, Any]) -> None:
         line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
         self.store.history.setdefault((res.gv, res.plural), []).append(
             (self.store.rv, kind, copy.deepcopy(obj), line)
         )
-        cond = self._cond(res)
-        async with cond:
-            cond.notify_all()
+        self._wake((res.gv, res.plural))
 
     def _bump(self, obj: dict[str, Any]) -> None:
         self.store.rv += 1
@@ -683,7 +686,6 @@ class FakeApiServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         key = (res.gv, res.plural)
-        cond = self._cond(res)
         history = self.store.history.setdefault(key, [])
         sent = 0
         severed = self.store.severed
@@ -701,6 +703,7 @@ class FakeApiServer:
             while not self._stopping and self.store.severed == severed:
                 if self.store.history[key] is not history:  # compacted meanwhile
                     history, sent = self.store.history[key], 0
+                woken = self._waker(key)  # before reading: an event appended from now on sets it
                 while sent < len(history):
                     _, _, obj, line = history[sent]
                     sent += 1
@@ -713,13 +716,13 @@ class FakeApiServer:
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
-                async with cond:
-                    if sent < len(self.store.history[key]) or self._stopping or self.store.severed != severed:
-                        continue
-                    try:
-                        await asyncio.wait_for(cond.wait(), timeout=remaining)
-                    except TimeoutError:
-                        pass
+                if sent < len(self.store.history[key]) or self._stopping or self.store.severed != severed:
+                    continue
+                try:
+                    async with asyncio.timeout(remaining):
+                        await woken.wait()
+                except TimeoutError:
+                    pass
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
