@@ -8,8 +8,6 @@ from pathlib import Path
 
 from tests.agent.control.validate_cli import falcopy, write_case
 
-REPO = Path(__file__).resolve().parents[3]
-
 RULES = """\
 - rule: audit create
   desc: a k8s_audit rule
