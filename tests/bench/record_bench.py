@@ -206,7 +206,7 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
         for _ in range(rounds):
             p.process(decode_all())
         prof.disable()
-        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        pstats.Stats(prof, stream=sys.stderr).sort_stats(os.environ.get("FALCOPY_BENCH_SORT", "tottime")).print_stats(int(os.environ.get("FALCOPY_BENCH_TOP", "25")))
     return out
 
 
