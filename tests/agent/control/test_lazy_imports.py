@@ -36,12 +36,12 @@ def _has(modules: set[str], package: str) -> bool:
     return any(m == package or m.startswith(package + ".") for m in modules)
 
 
-MINIMAL = f"""
+MINIMAL = """
 stdout_output:
   enabled: false
 file_output:
   enabled: true
-  filename: {{out}}
+  filename: {out}
 webserver:
   enabled: false
 falcopy:
