@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from falcopy.agent.control.config import Webserver
 from falcopy.agent.control.metrics import AgentMetrics
+from falcopy.agent.control.readiness import Readiness
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from falcopy import __version__
@@ -22,26 +23,6 @@ from falcopy.common.http_site import start_site
 from falcopy.engine.versions import ENGINE_VERSION, FALCO_COMPAT_VERSION, PROVIDED_PLUGINS
 
 log = logging.getLogger(__name__)
-
-
-class Readiness:
-    """Ready = the probe is attached and a ruleset is loaded (both set by the app)."""
-
-    def __init__(self) -> None:
-        self.probe_attached = False
-        self.rules_loaded = False
-        self.shutting_down = False
-
-    @property
-    def ready(self) -> bool:
-        return self.probe_attached and self.rules_loaded and not self.shutting_down
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "probe_attached": self.probe_attached,
-            "rules_loaded": self.rules_loaded,
-            "shutting_down": self.shutting_down,
-        }
 
 
 def versions(extra: dict[str, Any] | None = None) -> dict[str, Any]:
