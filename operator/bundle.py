@@ -96,7 +96,9 @@ def plan_bundle(
     objects in shard 0 move out to make room for it (an agent holds their content
     already, by digest: a move costs it nothing).  A change rewrites shard 0, the
     shard the object left, and the shard an object moved out of shard 0 went to,
-    never every shard.  From scratch (no ``previous``) shard 0 is filled last.
+    never every shard.  From scratch (no ``previous``) shard 0 is filled last.  Near
+    capacity, if that would leave a published object out, the changed objects take
+    only the room the published ones leave (a new object never displaces one).
 
     Cluster-scoped objects are packed first, whatever their priority, and the
     ``cluster_reserve`` share of the capacity stays theirs: namespaced objects
@@ -104,11 +106,15 @@ def plan_bundle(
     so tenants can never push a ClusterFalcoRule out."""
     if budget > CONFIGMAP_LIMIT:
         raise ValueError(f"shard budget {budget} exceeds the ConfigMap limit {CONFIGMAP_LIMIT}")
+    previous = previous or {}
     reserve = 0
     for _ in range(4):  # the manifest's size depends on the packing; converge
-        bundle = _pack(
-            active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous or {}, published
-        )
+        args = (active, shards, budget, reserve, cluster_reserve, tenant_precedence, previous)
+        bundle = _pack(*args, published)
+        if any(key in previous for key in bundle.overflow):
+            # near capacity: a published object never loses its room to a new or changed one,
+            # so pack as before (objects stay where they are, the others take what is left)
+            bundle = _pack(*args, None, hot=False)
         manifest_size = len(MANIFEST_KEY) + len(bundle.shards[0][MANIFEST_KEY].encode())
         if size_of(bundle.shards[0]) <= budget:
             return bundle
@@ -125,6 +131,8 @@ def _pack(
     precedence: bool,
     previous: Mapping[ObjKey, int],
     published: Mapping[ObjKey, str] | None,
+    *,
+    hot: bool = True,
 ) -> Bundle:
     data: list[dict[str, str]] = [{} for _ in range(shards)]
     used = [0] * shards
@@ -165,8 +173,8 @@ def _pack(
         # in its watch event); then unchanged objects of shard 0 stay there if room is
         # left, else move to the first shard with room.  Without ``previous`` (from
         # scratch) shard 0 is filled last: the manifest there grows with every object.
-        fresh = [(seq, r) for seq, r in group if previous and changed(r)]
-        old_zero = [(seq, r) for seq, r in group if previous.get(r.key) == 0 and not changed(r)]
+        fresh = [(seq, r) for seq, r in group if hot and previous and changed(r)]
+        old_zero = [(seq, r) for seq, r in group if hot and previous.get(r.key) == 0 and not changed(r)]
         settled = {seq for seq, _ in fresh + old_zero}
         rest = [
             (seq, r)
