@@ -63,7 +63,7 @@ static __always_inline __u64 kf_dim(__u64 dc, struct kf_val *v)
  * child that inherited it, in its parent) */
 static __always_inline int kf_fd_unknown(long fd, int still_open)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = cur_task();
 	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
 	__u64 *f = bpf_map_lookup_elem(&kf_fds, &k);
 	if (!f) {
@@ -83,7 +83,7 @@ static __always_inline int kf_fd_unknown(long fd, int still_open)
 /* file: the struct file user space does not know fd by; 0: user space knows fd */
 static __always_inline void kf_fd_mark(long fd, __u64 file)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = cur_task();
 	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
 	if (file) {
 		bpf_map_update_elem(&kf_fds, &k, &file, BPF_ANY);
@@ -120,7 +120,7 @@ static __always_inline __u64 kf_hdr_mask(struct kf_type *c, struct kf_args *a, _
 	}
 	if (c->flags & KF_HAS_UID) {
 		struct kf_uid_key uk = {.type = type,
-					.uid = bpf_get_current_task_btf()->cred->euid.val};
+					.uid = cur_task()->cred->euid.val};
 		m &= kf_dim(c->dc[4], bpf_map_lookup_elem(&kf_uid, &uk));
 	}
 	return m;
