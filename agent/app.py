@@ -562,8 +562,9 @@ class Agent:
                 f"{k} {v:.2f}" + (f" cpu {self.startup_cpu[k]:.2f}" if k in self.startup_cpu else "")
                 for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
             log.info("falcopy agent running (pid %d): ready %.2f s after process start, %.2f s of CPU"
-                     " (probe attached, rules compiled, /healthz ok; %s; probe load cpu %.2f)",
-                     os.getpid(), ready_s, time.process_time(), steps, self.probe_load_cpu)
+                     " (probe attached, rules compiled, /healthz ok; %s; probe load cpu %.2f,"
+                     " verifier cpu %.2f)", os.getpid(), ready_s, time.process_time(), steps,
+                     self.probe_load_cpu, self.probe.verify_cpu if self.probe is not None else 0.0)
             self.reporter, self.link = self._start_cluster_link(loop, reload_tasks)
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)

@@ -171,6 +171,8 @@ class Probe:
         self.syscalls = SyscallTable.build()
         #: syscall numbers captured through the generic hook
         self._generic: set[int] = set()
+        #: CPU seconds spent loading object instances (the kernel's verifier, mostly)
+        self.verify_cpu = 0.0
 
     @property
     def available_events(self) -> set[str]:
@@ -241,7 +243,7 @@ class Probe:
                 raise lib.error("setting the ring size", rc)
             if before_verify is not None:
                 before_verify()
-            rc = lib.lib.bpf_object__load(obj)
+            rc = self._verify(obj)
             if rc:
                 raise lib.error(f"loading {self._main_path}", rc)
         except BaseException:
@@ -249,6 +251,14 @@ class Probe:
             raise
         self._obj = obj
         self._instances = [(obj, events)]
+
+    def _verify(self, obj: int) -> int:
+        """bpf_object__load, its CPU time counted in ``verify_cpu``."""
+        cpu0 = time.thread_time()
+        try:
+            return int(self._need_lib().lib.bpf_object__load(obj))
+        finally:
+            self.verify_cpu += time.thread_time() - cpu0
 
     def _open(self, path: Path, events: set[str]) -> int:
         """``path`` opened with only the programs of ``events`` to be loaded."""
@@ -623,7 +633,7 @@ class Probe:
                     if rc:
                         raise lib.error(f"sharing map {name.decode()} with {path}", rc)
                 m = lib.lib.bpf_object__next_map(obj, m)
-            rc = lib.lib.bpf_object__load(obj)
+            rc = self._verify(obj)
             if rc:
                 raise lib.error(f"loading {path}", rc)
         except BaseException:
