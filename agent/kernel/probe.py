@@ -196,9 +196,7 @@ class Probe:
         lib = self._lib = LibBpf.get()
         try:
             self.dedicated_events = kernel_events(ensure_tracefs())
-            self._extra_events = self._programs_of(self._extra_path)
-            main_events = (self.dedicated_events - self._extra_events) | {layout.GENERIC}
-            first = main_events if events is None else main_events & set(events)
+            first = None if events is None else set(events)
             try:
                 self._load_main(first, before_verify)
             except BpfError as exc:
@@ -209,6 +207,8 @@ class Probe:
                 # a kernel before 6.2: the build reading the task through trusted pointers
                 self._main_path, self._extra_path = compat, compat_path(self._extra_path)
                 self._load_main(first, None)
+            # which events the extra object has (opening it costs ~60 ms: after verification)
+            self._extra_events = self._programs_of(self._extra_path)
             for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs", "kf_types",
                          "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
                 m = lib.lib.bpf_object__find_map_by_name(self._obj, name.encode())
@@ -225,15 +225,18 @@ class Probe:
             self._write_settings()
             self._write_critical()
             self._filter_maps = FilterMaps(lib, self._fds, reserve=self.critical_reserve)
+            if first is not None:
+                # the extra object's programs in the set: verified here too, on the load's thread
+                self._load_programs(first & self._extra_events)
             # a filter set before load may name events this kernel lacks
             self._apply_filter(self._wanted)
         except BaseException:
             self.close()
             raise
 
-    def _load_main(self, events: set[str], before_verify: Callable[[], None] | None) -> None:
+    def _load_main(self, events: set[str] | None, before_verify: Callable[[], None] | None) -> None:
         lib = self._need_lib()
-        obj = self._open(self._main_path, events)
+        obj, loading = self._open(self._main_path, events)
         try:
             ring = lib.lib.bpf_object__find_map_by_name(obj, b"events")
             if not ring:
@@ -250,7 +253,7 @@ class Probe:
             lib.lib.bpf_object__close(obj)
             raise
         self._obj = obj
-        self._instances = [(obj, events)]
+        self._instances = [(obj, loading)]
 
     def _verify(self, obj: int) -> int:
         """bpf_object__load, its CPU time counted in ``verify_cpu``."""
@@ -260,19 +263,24 @@ class Probe:
         finally:
             self.verify_cpu += time.thread_time() - cpu0
 
-    def _open(self, path: Path, events: set[str]) -> int:
-        """``path`` opened with only the programs of ``events`` to be loaded."""
+    def _open(self, path: Path, events: set[str] | None) -> tuple[int, set[str]]:
+        """``path`` opened with only the programs of ``events`` (None: all) this kernel has
+        a tracepoint for to be loaded, and the events of those programs."""
         lib = self._need_lib()
         obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
         if not obj:
             raise lib.error(f"opening {path}")
-        wanted = {program_name(ev) for ev in events}
+        by_prog = {program_name(ev): ev for ev in self.dedicated_events | {layout.GENERIC}}
+        loading: set[str] = set()
         prog = lib.lib.bpf_object__next_program(obj, None)
         while prog:
-            if lib.lib.bpf_program__name(prog).decode() not in wanted:
+            ev = by_prog.get(lib.lib.bpf_program__name(prog).decode())
+            if ev is not None and (events is None or ev in events):
+                loading.add(ev)
+            else:
                 lib.lib.bpf_program__set_autoload(prog, False)
             prog = lib.lib.bpf_object__next_program(obj, prog)
-        return obj
+        return obj, loading
 
     @property
     def loaded_events(self) -> set[str]:
@@ -620,7 +628,7 @@ class Probe:
 
     def _load_instance(self, path: Path, events: set[str]) -> int:
         lib = self._need_loaded()
-        obj = self._open(path, events)
+        obj, _ = self._open(path, events)
         try:
             # every map of the probe is the main object's (internal maps: ".rodata", ...
             # are each object's own)
