@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -90,6 +91,10 @@ class MetadataStore:
         self._pods = PodIndex()
         self._pods_fetched_at = float("-inf")
         self._pods_attempt_at = float("-inf")
+        #: monotonic start times of the latest kubelet list requests and container
+        #: lookups (container id, time): the rate limit's and the backoff's record
+        self.kubelet_attempts: deque[float] = deque(maxlen=32)
+        self.lookup_attempts: deque[tuple[str, float]] = deque(maxlen=64)
         self._kubelet_backoff = Backoff(self.config.retry_base_s, self.config.retry_cap_s)
         self._kick: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -283,6 +288,7 @@ class MetadataStore:
         self._spawn(self._resolve(container_id, entry))
 
     async def _resolve(self, container_id: str, entry: _Entry) -> None:
+        self.lookup_attempts.append((container_id, time.monotonic()))
         try:
             await self._resolve_runtime(container_id, entry)
         except Exception:  # a bug in parsing must not kill the loop
@@ -428,6 +434,7 @@ class MetadataStore:
     async def _refresh_pods(self) -> bool:
         assert self._kubelet is not None
         self._pods_attempt_at = time.monotonic()
+        self.kubelet_attempts.append(self._pods_attempt_at)
         self.stats.kubelet_refreshes += 1
         try:
             pods = await self._kubelet.pods()

@@ -20,7 +20,7 @@ import asyncio
 import json
 import logging
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -83,6 +83,8 @@ class BundleWatch:
         #: requests made, by kind (list, watch, get) and failures
         self.requests: Counter[str] = Counter()
         self.last_error = ""
+        #: the latest back-off delays chosen after a failure (for status and tests)
+        self.retry_delays: deque[float] = deque(maxlen=32)
         self._files: dict[str, str] = {}
         self._base = f"/api/v1/namespaces/{namespace}/configmaps"
         self._selector = f"metadata.name={self.configmaps[0]}"
@@ -104,6 +106,7 @@ class BundleWatch:
                 self.requests["failed"] += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 delay = random.uniform(0, min(self.backoff[1], self.backoff[0] * 2 ** min(failures, 16)))  # noqa: S311
+                self.retry_delays.append(delay)
                 level = logging.WARNING if failures == 1 else logging.DEBUG
                 log.log(level, "rules bundle watch on %s/%s: %s; retrying in %.1fs (the rules volume stays "
                         "the source meanwhile)", self.namespace, self.configmaps[0], self.last_error, delay)

@@ -136,13 +136,11 @@ class _Behaviour:
         self.mode = "ok"
         self.slow_s = 10.0
         self.hits = 0
-        self.hit_times: list[float] = []
         self.lock = threading.Lock()
 
     def hit(self) -> str:
         with self.lock:
             self.hits += 1
-            self.hit_times.append(time.monotonic())
             return self.mode
 
 

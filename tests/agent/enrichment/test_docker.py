@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -78,7 +78,11 @@ async def test_docker_inspect_fields(nginx_ctr: Container) -> None:
     assert [(m.dest, m.rw) for m in info.mounts] == [("/data", False)]
     assert info.mounts[0].mode == "ro"
     assert info.ip == raw["NetworkSettings"]["IPAddress"] and info.ip
-    assert info.start_ts is not None and abs(info.start_ts / 1e9 - time.time()) < 600
+    # docker's RFC 3339 StartedAt, to the nanosecond
+    started = raw["State"]["StartedAt"]
+    whole, frac = started.removesuffix("Z").split(".")
+    epoch = int(datetime.fromisoformat(whole).replace(tzinfo=UTC).timestamp())
+    assert info.start_ts == epoch * 10**9 + int(frac.ljust(9, "0"))
     assert (info.k8s_ns_name, info.k8s_pod_name) == (None, None)
 
 
