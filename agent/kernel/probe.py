@@ -31,7 +31,6 @@ the record layout in :mod:`.decoder`.
 from __future__ import annotations
 
 import ctypes
-import errno
 import os
 import threading
 import time
@@ -201,12 +200,14 @@ class Probe:
                 self._load_main(first, before_verify)
             except BpfError as exc:
                 compat = compat_path(self.obj_path)
-                missing_kfunc = exc.errno == errno.ESRCH and _KFUNC in "\n".join(exc.log)
+                # libbpf: "extern (func ksym) 'bpf_rdonly_cast': not found in kernel or
+                # module BTFs" (ESRCH), or "...: func_proto ... incompatible" (EINVAL)
+                missing_kfunc = any(f"(func ksym) '{_KFUNC}'" in line for line in exc.log)
                 if not (missing_kfunc and compat.is_file()):
                     raise
                 # a kernel before 6.2: the build reading the task through trusted pointers
                 self._main_path, self._extra_path = compat, compat_path(self._extra_path)
-                self._load_main(first, None)
+                self._load_main(first, before_verify)
             # which events the extra object has (opening it costs ~60 ms: after verification)
             self._extra_events = self._programs_of(self._extra_path)
             for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs", "kf_types",

@@ -3,12 +3,13 @@ filter first needs them; and the build for kernels without bpf_rdonly_cast."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from pathlib import Path
 
 import pytest
-from falcopy.agent.kernel import Probe, layout
+from falcopy.agent.kernel import BpfError, Probe, layout
 from falcopy.agent.kernel.probe import compat_path
 
 from .conftest import Capture
@@ -70,3 +71,42 @@ def test_the_build_for_kernels_without_the_kfunc_loads_and_fills_the_header(
         finally:
             probe.close()
     assert headers[0] == headers[1]
+
+
+class _KernelWithoutKfunc(Probe):
+    """The default build's load fails as libbpf 1.1 fails it on a kernel before 6.2."""
+
+    def _load_main(self, events, before_verify):  # type: ignore[no-untyped-def]
+        if "compat" not in self._main_path.name:
+            raise BpfError(f"loading {self._main_path}", -errno.ESRCH, [
+                "libbpf: extern (func ksym) 'bpf_rdonly_cast': not found in kernel or module BTFs",
+                "libbpf: failed to load object 'falcopy_bpf'"])
+        super()._load_main(events, before_verify)
+
+
+def test_a_kernel_without_the_kfunc_gets_the_compat_build(bpf_object: Path, tmp_path: Path) -> None:
+    probe = _KernelWithoutKfunc(bpf_object)
+    probe.load(events={"openat", "mmap"} | layout.LIFECYCLE)
+    try:
+        assert probe._main_path == compat_path(bpf_object)
+        assert "exit_mmap" in kernel_programs(os.getpid())  # the extra object's compat build
+        probe.set_event_filter({"openat"})
+        probe.attach()
+        cap = Capture(probe)
+        marker = tmp_path / f"compat-{os.getpid()}"
+        marker.write_text("x")
+        child = subprocess.Popen(["cat", str(marker)], stdout=subprocess.DEVNULL)
+        assert child.wait(timeout=30) == 0
+        assert cap.wait_for(lambda r: r.type == "openat" and r.pid == child.pid
+                            and r.args.get("name") == str(marker))
+    finally:
+        probe.close()
+
+
+def test_another_load_error_is_not_retried(bpf_object: Path) -> None:
+    class Broken(Probe):
+        def _load_main(self, events, before_verify):  # type: ignore[no-untyped-def]
+            raise BpfError(f"loading {self._main_path}", -errno.EPERM, ["libbpf: prog 'exit_open': failed"])
+
+    with pytest.raises(BpfError, match="Operation not permitted"):
+        Broken(bpf_object).load()
