@@ -360,11 +360,17 @@ class Probe:
         self._wanted = wanted
         return self._apply_filter(wanted)
 
-    def _apply_filter(self, wanted: set[str]) -> set[str]:
+    def _programs_for(self, wanted: set[str]) -> tuple[set[str], set[int]]:
+        """The programs (event keys, layout.GENERIC for the generic hook) and the generic
+        syscall numbers that capturing ``wanted`` takes."""
         dedicated = wanted & self.dedicated_events
         generic = {nr for name in wanted - dedicated - NO_EXIT
                    if (nr := self.syscalls.nr(name)) is not None and nr < _GENERIC_NR_MAX}
-        enabled = dedicated | ({layout.GENERIC} if generic else set())
+        return dedicated | ({layout.GENERIC} if generic else set()), generic
+
+    def _apply_filter(self, wanted: set[str]) -> set[str]:
+        enabled, generic = self._programs_for(wanted)
+        dedicated = enabled - {layout.GENERIC}
         self._enabled = enabled
         self._generic = generic
         names = dedicated | {self.syscalls.names[nr] for nr in generic}
@@ -614,8 +620,8 @@ class Probe:
         """Load the programs a coming ``set_event_filter(types)`` will need, so that the
         filter change itself (on the event thread) only attaches."""
         if self._obj is not None:
-            wanted = set(SUPPORTED_EVENTS) if types is None else set(types)
-            self._load_programs(wanted | layout.LIFECYCLE | {layout.GENERIC})
+            wanted = set(SUPPORTED_EVENTS) if types is None else set(types) | layout.LIFECYCLE
+            self._load_programs(self._programs_for(wanted)[0])
 
     def _load_programs(self, events: set[str]) -> None:
         """Load the programs of ``events`` not loaded yet: per object file, one more
