@@ -478,7 +478,7 @@ class Agent:
         return self._exit_code
 
     async def _start_detection(self) -> None:
-        """Probe, state and event thread; /healthz answers 503 until this is done."""
+        """Probe, state and event thread; the web server starts after it."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._start_capture)
@@ -533,7 +533,6 @@ class Agent:
         try:
             try:
                 await loop.run_in_executor(None, self._preflight)
-                await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc
                 return
@@ -550,7 +549,11 @@ class Agent:
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
             try:
+                # the capture first, then the web server and the audit webhook (as Falco opens
+                # its inspector before its web server): the first alert does not wait for
+                # aiohttp's imports; /healthz answers once the agent is ready
                 await self._start_detection()
+                await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc
                 return
