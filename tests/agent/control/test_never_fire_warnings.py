@@ -4,12 +4,9 @@ real `falcopy validate` (errors with --strict) and in the log of the real `falco
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-FALCOPY = Path(sys.executable).with_name("falcopy")
-REPO = Path(__file__).resolve().parents[3]
+from tests.agent.control.validate_cli import falcopy, write_case
 
 RULES = """\
 - rule: audit create
@@ -46,21 +43,9 @@ RULES = """\
 """
 
 
-def _write(tmp_path: Path, k8s_audit_enabled: bool) -> tuple[Path, Path]:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    config = tmp_path / "falcopy.yaml"
-    config.write_text(f"falcopy:\n  k8s_audit:\n    enabled: {str(k8s_audit_enabled).lower()}\n")
-    return rules, config
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FALCOPY), *args], capture_output=True, text=True, timeout=120)
-
-
 def test_validate_warns_once_per_rule_that_can_never_fire(tmp_path: Path) -> None:
-    rules, config = _write(tmp_path, k8s_audit_enabled=False)
-    res = _run("validate", "-c", str(config), str(rules))
+    rules, config = write_case(tmp_path, RULES, "k8s_audit", "enabled", False)
+    res = falcopy("validate", "-c", str(config), str(rules))
     assert res.returncode == 0, res.stdout + res.stderr
     lines = [line for line in res.stdout.splitlines() if line.startswith(str(rules))]
     assert lines == [
@@ -77,35 +62,35 @@ def test_validate_warns_once_per_rule_that_can_never_fire(tmp_path: Path) -> Non
 
 
 def test_enabled_source_is_not_reported(tmp_path: Path) -> None:
-    rules, config = _write(tmp_path, k8s_audit_enabled=True)
-    res = _run("validate", "-c", str(config), str(rules))
+    rules, config = write_case(tmp_path, RULES, "k8s_audit", "enabled", True)
+    res = falcopy("validate", "-c", str(config), str(rules))
     assert "k8s_audit" not in res.stdout and "3 warnings" in res.stdout
     # Falco's --disable-source switches it off without a configuration file
-    res = _run("validate", "--disable-source", "k8s_audit", str(rules))
+    res = falcopy("validate", "--disable-source", "k8s_audit", str(rules))
     assert "Unknown source k8s_audit, skipping: the rule can never fire (--disable-source)" in res.stdout
 
 
 def test_strict_makes_them_errors(tmp_path: Path) -> None:
-    rules, config = _write(tmp_path, k8s_audit_enabled=False)
-    res = _run("validate", "--strict", "-c", str(config), str(rules))
+    rules, config = write_case(tmp_path, RULES, "k8s_audit", "enabled", False)
+    res = falcopy("validate", "--strict", "-c", str(config), str(rules))
     assert res.returncode == 1
     assert f"{rules}:15:9: error LOAD_UNCAPTURABLE_EVTTYPE: Rule can never fire" in res.stdout
     assert f"{rules}:1:9: error LOAD_UNKNOWN_SOURCE" in res.stdout
     assert "invalid:" in res.stdout and "4 errors, 0 warnings" in res.stdout
-    res = _run("validate", "--strict", "--json", "-c", str(config), str(rules))
+    res = falcopy("validate", "--strict", "--json", "-c", str(config), str(rules))
     assert res.returncode == 1 and '"successful": false' in res.stdout
 
 
 def test_upstream_rules_have_no_such_warning(compat_dir: Path) -> None:
     files = [compat_dir / n for n in ("falco_rules.yaml", "falco-incubating_rules.yaml",
                                   "falco-sandbox_rules.yaml")]
-    res = _run("validate", "--strict", *map(str, files))
+    res = falcopy("validate", "--strict", *map(str, files))
     assert res.returncode == 0, res.stdout[-2000:]
 
 
 def test_agent_logs_them(tmp_path: Path) -> None:
-    rules, config = _write(tmp_path, k8s_audit_enabled=False)
-    res = _run("agent", "-c", str(config), "-r", str(rules), "--dry-run")
+    rules, config = write_case(tmp_path, RULES, "k8s_audit", "enabled", False)
+    res = falcopy("agent", "-c", str(config), "-r", str(rules), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert ("LOAD_UNKNOWN_SOURCE: Unknown source k8s_audit, skipping: the rule can never fire "
             "(falcopy.k8s_audit.enabled is false) (rule 'audit create')") in res.stderr

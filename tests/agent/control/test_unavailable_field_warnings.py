@@ -4,11 +4,9 @@ from the real `falcopy validate` and in the log of the real `falcopy agent`."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
-FALCOPY = Path(sys.executable).with_name("falcopy")
+from tests.agent.control.validate_cli import falcopy, write_case
 
 RULES = """\
 - rule: jar in a write
@@ -39,37 +37,25 @@ DNS_WARNING = (
     "<NA>: fd.sip.name (falcopy.dns.enabled is false) (rule 'to the api server')")
 
 
-def _write(tmp_path: Path, dns_enabled: bool) -> tuple[Path, Path]:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(RULES)
-    config = tmp_path / "falcopy.yaml"
-    config.write_text(f"falcopy:\n  dns:\n    enabled: {str(dns_enabled).lower()}\n")
-    return rules, config
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(FALCOPY), *args], capture_output=True, text=True, timeout=120)
-
-
 def test_validate_names_rule_field_and_reason(tmp_path: Path) -> None:
-    rules, _ = _write(tmp_path, dns_enabled=True)
-    res = _run("validate", str(rules))
+    rules, _ = write_case(tmp_path, RULES, "dns", "enabled", True)
+    res = falcopy("validate", str(rules))
     assert res.returncode == 0, res.stdout + res.stderr
     lines = [line for line in res.stdout.splitlines() if "LOAD_UNAVAILABLE_FIELD" in line]
     assert lines == [f"{rules}:1:9: {BUFFER_WARNING}"]
     # the resolver switched off in the configuration: fd.sip.name joins the registry
-    rules, config = _write(tmp_path, dns_enabled=False)
-    res = _run("validate", "-c", str(config), str(rules))
+    rules, config = write_case(tmp_path, RULES, "dns", "enabled", False)
+    res = falcopy("validate", "-c", str(config), str(rules))
     assert res.returncode == 0, res.stdout + res.stderr
     lines = [line for line in res.stdout.splitlines() if "LOAD_UNAVAILABLE_FIELD" in line]
     assert lines == [f"{rules}:1:9: {BUFFER_WARNING}", f"{rules}:7:9: {DNS_WARNING}"]
     # informational: --strict (rules that can never fire) does not fail on them
-    assert _run("validate", "--strict", "-c", str(config), str(rules)).returncode == 0
+    assert falcopy("validate", "--strict", "-c", str(config), str(rules)).returncode == 0
 
 
 def test_agent_logs_each_once(tmp_path: Path) -> None:
-    rules, config = _write(tmp_path, dns_enabled=False)
-    res = _run("agent", "-c", str(config), "-r", str(rules), "--dry-run")
+    rules, config = write_case(tmp_path, RULES, "dns", "enabled", False)
+    res = falcopy("agent", "-c", str(config), "-r", str(rules), "--dry-run")
     assert res.returncode == 0, res.stderr
     assert res.stderr.count("LOAD_UNAVAILABLE_FIELD") == 2, res.stderr
     assert BUFFER_WARNING.removeprefix("warning ") in res.stderr
@@ -85,7 +71,7 @@ def test_workload_fields_without_the_collector(tmp_path: Path) -> None:
   output: "%proc.name"
   priority: WARNING
 """)
-    res = _run("validate", str(rules))
+    res = falcopy("validate", str(rules))
     lines = [line for line in res.stdout.splitlines() if "LOAD_UNAVAILABLE_FIELD" in line]
     why = "falcopy.enrichment.k8smeta.enabled is false: no workload metadata from the operator's collector"
     assert lines == [f"{rules}:1:9: warning LOAD_UNAVAILABLE_FIELD: Rule reads field(s) that never have a "

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import posixpath
+import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,24 +73,35 @@ def _corpus(ruleset: Any) -> list[tuple[str, str, int]]:
     return out
 
 
-def _records(corpus: list[tuple[str, str, int]]) -> list[SyscallRecord]:
-    pid = os.getpid()
+@pytest.fixture(scope="module")
+def actor() -> Iterator[int]:
+    """A process whose parent is this test process, whatever launched pytest: the
+    stable rules look at the parent (a shell parent silences some of them)."""
+    child = subprocess.Popen(["sleep", "600"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _records(corpus: list[tuple[str, str, int]], pid: int) -> list[SyscallRecord]:
     recs = []
     for name, comm, flags in corpus:
         for etype in ("openat", "close"):
             args: dict[str, Any] = ({"dirfd": -100, "name": name, "flags": flags, "mode": 0o644}
                                     if etype == "openat" else {"fd": 9})
             recs.append(SyscallRecord(
-                type=etype, ts=time.time_ns(), cpu=0, tid=pid, pid=pid, ppid=os.getppid(), vtid=pid,
+                type=etype, ts=time.time_ns(), cpu=0, tid=pid, pid=pid, ppid=os.getpid(), vtid=pid,
                 vpid=pid, uid=0, gid=0, euid=0, egid=0, loginuid=-1, comm=comm, cgroup_id=0,
                 res=9 if etype == "openat" else 0, args=args))
     return recs
 
 
-def test_prefilter_keeps_every_alert(ruleset: Any) -> None:
+def test_prefilter_keeps_every_alert(ruleset: Any, actor: int) -> None:
     checks = open_checks(ruleset)
     assert "openat" in checks, "the stable rules constrain opens: a prefilter is expected"
-    records = _records(_corpus(ruleset))
+    records = _records(_corpus(ruleset), actor)
 
     def run(prefilter: bool) -> tuple[list[tuple[int, str]], Pipeline]:
         got: list[tuple[int, str]] = []
@@ -112,7 +125,7 @@ def test_directory_and_unknown_fds_are_evaluated(ruleset: Any) -> None:
     from falcopy.agent.state.model import FdInfo
 
     check = open_checks(ruleset)["openat"]
-    rec = _records([("/nowhere/x", "bench-prefilter", os.O_RDONLY)])[0]
+    rec = _records([("/nowhere/x", "bench-prefilter", os.O_RDONLY)], os.getpid())[0]
     assert check(rec, None)
     assert check(rec, FdInfo("directory", "/nowhere", 3, os.O_DIRECTORY))
     assert not check(rec, FdInfo("file", "/nowhere/x", 3, os.O_RDONLY, nameraw="/nowhere/x"))
