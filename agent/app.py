@@ -41,7 +41,7 @@ from typing import Any
 from falcopy.agent.control.config import AgentConfig, load_config
 from falcopy.agent.control.falco_metrics import files_sha256
 from falcopy.agent.control.metrics import AgentMetrics
-from falcopy.agent.control.web import Readiness, WebServer, create_app
+from falcopy.agent.control.readiness import Readiness
 from falcopy.agent.outputs.aggregate import AggregationSettings, AlertStage
 from falcopy.agent.outputs.builder import AlertBuilder
 from falcopy.agent.outputs.dispatch import OutputDispatcher, build_dispatcher
@@ -296,9 +296,7 @@ class Agent:
         return 0
 
     def _start_capture(self) -> None:
-        from falcopy.agent.enrichment.announce import ContainerAnnouncer
         from falcopy.agent.enrichment.attach import container_resolver
-        from falcopy.agent.enrichment.store import MetadataStore
         from falcopy.agent.pipeline import Pipeline, tune_gc
         from falcopy.agent.state.cgroup import ContainerIdResolver
         from falcopy.agent.state.table import ProcessTable
@@ -309,6 +307,10 @@ class Agent:
         if not enrichment.host_root and fc.host.root not in ("", "/"):
             enrichment = enrichment.model_copy(update={"host_root": fc.host.root})
         if enrichment.enabled:
+            # the store's clients (httpx) are imported only for a store that runs
+            from falcopy.agent.enrichment.announce import ContainerAnnouncer
+            from falcopy.agent.enrichment.store import MetadataStore
+
             self.store = MetadataStore(enrichment)
             # before start(): containers already running are announced too, as Falco does
             self.announcer = ContainerAnnouncer()
@@ -509,6 +511,8 @@ class Agent:
         ws, audit = self.config.webserver, self.config.falcopy.k8s_audit
         try:
             if ws.enabled:
+                from falcopy.agent.control.web import WebServer, create_app
+
                 web = WebServer(create_app(ws, self.readiness, self.metrics, self._versions_extra), ws)
                 await web.start()
                 servers.append(web)

@@ -10,41 +10,19 @@ import logging
 import platform
 import ssl
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiohttp import web
 from falcopy.agent.control.config import Webserver
 from falcopy.agent.control.metrics import AgentMetrics
+from falcopy.agent.control.readiness import Readiness
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from falcopy import __version__
+from falcopy.common.http_site import start_site
 from falcopy.engine.versions import ENGINE_VERSION, FALCO_COMPAT_VERSION, PROVIDED_PLUGINS
 
-if TYPE_CHECKING:
-    # aiohttp (~0.35 s of imports) comes in when the server is built: the agent starts its
-    # capture first, as Falco opens its inspector before its web server
-    from aiohttp import web
-
 log = logging.getLogger(__name__)
-
-
-class Readiness:
-    """Ready = the probe is attached and a ruleset is loaded (both set by the app)."""
-
-    def __init__(self) -> None:
-        self.probe_attached = False
-        self.rules_loaded = False
-        self.shutting_down = False
-
-    @property
-    def ready(self) -> bool:
-        return self.probe_attached and self.rules_loaded and not self.shutting_down
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "probe_attached": self.probe_attached,
-            "rules_loaded": self.rules_loaded,
-            "shutting_down": self.shutting_down,
-        }
 
 
 def versions(extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -72,8 +50,6 @@ def create_app(
     metrics: AgentMetrics,
     versions_extra: Callable[[], dict[str, Any]] | None = None,
 ) -> web.Application:
-    from aiohttp import web
-
     app = web.Application()
 
     async def healthz(_: web.Request) -> web.Response:
@@ -107,8 +83,6 @@ class WebServer:
             # Falco's ssl_certificate holds the key and the certificate in one PEM file
             ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             ssl_ctx.load_cert_chain(self.cfg.ssl_certificate)
-        from falcopy.common.http_site import start_site
-
         self._runner = await start_site(self.app, self.cfg.listen_address, self.cfg.listen_port, ssl_ctx)
         log.info("web server listening on %s:%d", self.cfg.listen_address, self.port)
 

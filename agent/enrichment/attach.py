@@ -9,10 +9,13 @@ any rule asks for a container field.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from falcopy.agent.enrichment.model import HOST_CONTAINER_ID
-from falcopy.agent.enrichment.store import MetadataStore
 from falcopy.agent.state.cgroup import ContainerIdResolver
+
+if TYPE_CHECKING:  # the store and its clients (httpx) only exist when enrichment is on
+    from falcopy.agent.enrichment.store import MetadataStore
 
 
 def container_resolver(store: MetadataStore | None,

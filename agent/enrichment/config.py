@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 
-from falcopy.agent.enrichment.k8smeta import K8sMetaConfig
-from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
+
+# the settings alone: the clients (httpx) are imported only where a source is started
+SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+DEFAULT_TOKEN_FILE = f"{SA_DIR}/token"
+DEFAULT_CA_FILE = f"{SA_DIR}/ca.crt"
 
 
 class EngineConfig(BaseModel):
@@ -48,6 +51,33 @@ class KubeletConfig(BaseModel):
     refresh_s: float = 60.0
     #: an unknown container id triggers a refresh at most this often
     min_refresh_interval_s: float = 2.0
+
+
+class K8sMetaConfig(BaseModel):
+    """``enrichment.k8smeta`` in falcopy.yaml (the chart fills it when the collector is on)."""
+
+    enabled: bool = False
+    #: the operator's collector, e.g. https://falcopy-operator.falcopy.svc:8444
+    url: str | None = None
+    #: default $NODE_NAME (downward API)
+    node_name: str | None = None
+    token_file: str | None = DEFAULT_TOKEN_FILE
+    #: CA of the collector's serving certificate (the chart's)
+    ca_file: str | None = DEFAULT_CA_FILE
+    #: skip TLS verification; never the default
+    insecure: bool = False
+    connect_timeout_s: float = 5.0
+    #: no line (not even a bookmark) for this long: the link is dead, reconnect
+    idle_timeout_s: float = 60.0
+    retry_base_s: float = Field(0.5, gt=0)
+    retry_cap_s: float = Field(30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _url(self) -> K8sMetaConfig:
+        if self.enabled and not self.url:
+            raise ValueError("enrichment.k8smeta.url is required when k8smeta is enabled "
+                             "(the operator's collector, e.g. https://falcopy-operator-collector.falcopy.svc:8444)")
+        return self
 
 
 class EnrichmentConfig(BaseModel):

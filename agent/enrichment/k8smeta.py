@@ -25,42 +25,14 @@ from urllib.parse import urlencode
 
 import httpx
 import orjson
+from falcopy.agent.enrichment.config import K8sMetaConfig
 from falcopy.agent.enrichment.docker import SourceFault, connect_fault
 from falcopy.agent.enrichment.faults import Backoff, FaultLog
-from falcopy.agent.enrichment.kubelet import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from falcopy.agent.enrichment.model import ObjMeta, PodMeta
-from pydantic import BaseModel, Field, model_validator
 
 from falcopy.common import k8smeta as wire
 
 log = logging.getLogger("falcopy.agent.enrichment")
-
-
-class K8sMetaConfig(BaseModel):
-    """``enrichment.k8smeta`` in falcopy.yaml (the chart fills it when the collector is on)."""
-
-    enabled: bool = False
-    #: the operator's collector, e.g. https://falcopy-operator.falcopy.svc:8444
-    url: str | None = None
-    #: default $NODE_NAME (downward API)
-    node_name: str | None = None
-    token_file: str | None = DEFAULT_TOKEN_FILE
-    #: CA of the collector's serving certificate (the chart's)
-    ca_file: str | None = DEFAULT_CA_FILE
-    #: skip TLS verification; never the default
-    insecure: bool = False
-    connect_timeout_s: float = 5.0
-    #: no line (not even a bookmark) for this long: the link is dead, reconnect
-    idle_timeout_s: float = 60.0
-    retry_base_s: float = Field(0.5, gt=0)
-    retry_cap_s: float = Field(30.0, gt=0)
-
-    @model_validator(mode="after")
-    def _url(self) -> K8sMetaConfig:
-        if self.enabled and not self.url:
-            raise ValueError("enrichment.k8smeta.url is required when k8smeta is enabled "
-                             "(the operator's collector, e.g. https://falcopy-operator-collector.falcopy.svc:8444)")
-        return self
 
 
 def _obj(rec: dict[str, Any] | None) -> ObjMeta | None:

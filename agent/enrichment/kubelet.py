@@ -15,12 +15,9 @@ from typing import Any
 
 import httpx
 import orjson
+from falcopy.agent.enrichment.config import DEFAULT_CA_FILE, DEFAULT_TOKEN_FILE
 from falcopy.agent.enrichment.docker import SourceFault, connect_fault
 from falcopy.agent.enrichment.images import split_image, strip_image_id
-
-SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
-DEFAULT_TOKEN_FILE = f"{SA_DIR}/token"
-DEFAULT_CA_FILE = f"{SA_DIR}/ca.crt"
 
 #: containerID scheme -> Falco's container.type
 _RUNTIME_OF_SCHEME = {"docker": "docker", "containerd": "containerd", "cri-o": "cri-o", "crio": "cri-o"}

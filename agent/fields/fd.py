@@ -68,6 +68,71 @@ def _service(port_fn: Callable[[FdInfo], Any]) -> Callable[[FdInfo], Any]:
     return get
 
 
+# The socket ends the rules read on connect/send (fd.ip, fd.net, fd.sport...): one
+# Python call each, no wrapper (the _fd(_sock(...)) compositions cost three).
+def _ev_cip(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None or fd.type not in _SOCK_TYPES:
+        return None
+    return fd.laddr if fd.is_client else fd.raddr
+
+
+def _ev_sip(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None or fd.type not in _SOCK_TYPES:
+        return None
+    return fd.raddr if fd.is_client else fd.laddr
+
+
+def _ev_cport(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None or fd.type not in _SOCK_TYPES:
+        return None
+    return fd.lport if fd.is_client else fd.rport
+
+
+def _ev_sport(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    if fd is None or fd.type not in _SOCK_TYPES:
+        return None
+    return fd.rport if fd.is_client else fd.lport
+
+
+def _ev_lip(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None or fd.type not in _SOCK_TYPES else fd.laddr
+
+
+def _ev_rip(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None or fd.type not in _SOCK_TYPES else fd.raddr
+
+
+def _ev_lport(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None or fd.type not in _SOCK_TYPES else fd.lport
+
+
+def _ev_rport(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None or fd.type not in _SOCK_TYPES else fd.rport
+
+
+def _ev_l4proto(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None or fd.type not in _SOCK_TYPES else fd.l4proto
+
+
+def _ev_connected(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None else fd.connected
+
+
+def _ev_name_changed(ev: SyscallEvent) -> Any:
+    fd = ev.fd
+    return None if fd is None else fd.name_changed
+
+
 # The fields the rules read on every open: one Python call each, no wrapper.
 def _fd_num(ev: SyscallEvent) -> Any:
     fd = ev.fd
@@ -163,17 +228,17 @@ FIELDS: dict[str, Simple] = {
     "fd.filename": _fd(_fd_filename),
     # filter-only "either end" fields answer with the server end (the service a
     # connection is about, remote for outbound, local for inbound)
-    "fd.ip": _fd(_sip),
-    "fd.cip": _fd(_cip),
-    "fd.sip": _fd(_sip),
-    "fd.lip": _fd(_laddr),
-    "fd.rip": _fd(_raddr),
-    "fd.port": _fd(_sport),
-    "fd.cport": _fd(_cport),
-    "fd.sport": _fd(_sport),
-    "fd.lport": _fd(_sock(lambda fd: fd.lport)),
-    "fd.rport": _fd(_sock(lambda fd: fd.rport)),
-    "fd.l4proto": _fd(lambda fd: fd.l4proto if _is_sock(fd) else None),
+    "fd.ip": _ev_sip,
+    "fd.cip": _ev_cip,
+    "fd.sip": _ev_sip,
+    "fd.lip": _ev_lip,
+    "fd.rip": _ev_rip,
+    "fd.port": _ev_sport,
+    "fd.cport": _ev_cport,
+    "fd.sport": _ev_sport,
+    "fd.lport": _ev_lport,
+    "fd.rport": _ev_rport,
+    "fd.l4proto": _ev_l4proto,
     "fd.sockfamily": _fd(_sockfamily),
     "fd.is_server": _fd(lambda fd: (not fd.is_client) if fd.type in ("ipv4", "ipv6", "unix") else None),
     "fd.uid": lambda ev: f"{ev.rec.tid}{ev.fd.num}" if ev.fd is not None else None,
@@ -184,13 +249,13 @@ FIELDS: dict[str, Simple] = {
     "fd.sproto": _fd(_service(_sport)),
     "fd.lproto": _fd(_service(lambda fd: fd.lport)),
     "fd.rproto": _fd(_service(lambda fd: fd.rport)),
-    "fd.net": _fd(_sip),
-    "fd.cnet": _fd(_cip),
-    "fd.snet": _fd(_sip),
-    "fd.lnet": _fd(_laddr),
-    "fd.rnet": _fd(_raddr),
-    "fd.connected": _fd(lambda fd: fd.connected),
-    "fd.name_changed": _fd(lambda fd: fd.name_changed),
+    "fd.net": _ev_sip,
+    "fd.cnet": _ev_cip,
+    "fd.snet": _ev_sip,
+    "fd.lnet": _ev_lip,
+    "fd.rnet": _ev_rip,
+    "fd.connected": _ev_connected,
+    "fd.name_changed": _ev_name_changed,
     "fd.dev": _fd(lambda fd: fd.dev),
     "fd.dev.major": _fd(lambda fd: (fd.dev & 0xFFF00) >> 8),
     "fd.dev.minor": _fd(lambda fd: (fd.dev & 0xFF) | ((fd.dev >> 12) & 0xFFF00)),

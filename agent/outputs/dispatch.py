@@ -303,12 +303,9 @@ class OutputDispatcher:
 
 def build_dispatcher(config: Any, metrics: AgentMetrics | None = None) -> OutputDispatcher:
     """The dispatcher with the sinks enabled in ``config`` (an AgentConfig)."""
+    # each sink's module is imported only when that sink is enabled: the HTTP sink's
+    # client (httpx) alone keeps megabytes resident
     from falcopy.agent.outputs.format import FormatOptions
-    from falcopy.agent.outputs.sinks.file import FileSink
-    from falcopy.agent.outputs.sinks.http import HttpSink
-    from falcopy.agent.outputs.sinks.program import ProgramSink
-    from falcopy.agent.outputs.sinks.stdout import StdoutSink
-    from falcopy.agent.outputs.sinks.syslog import SyslogSink
 
     timeout = config.output_timeout / 1000.0
     dispatcher = OutputDispatcher(
@@ -318,15 +315,25 @@ def build_dispatcher(config: Any, metrics: AgentMetrics | None = None) -> Output
         buffered=config.buffered_outputs,
     )
     if config.stdout_output.enabled:
+        from falcopy.agent.outputs.sinks.stdout import StdoutSink
+
         dispatcher.add_sink(StdoutSink(buffered=config.buffered_outputs))
     if config.file_output.enabled:
+        from falcopy.agent.outputs.sinks.file import FileSink
+
         fo = config.file_output
         dispatcher.add_sink(FileSink(fo.filename, keep_alive=fo.keep_alive, buffered=config.buffered_outputs))
     if config.syslog_output.enabled:
+        from falcopy.agent.outputs.sinks.syslog import SyslogSink
+
         dispatcher.add_sink(SyslogSink(config.falcopy.syslog_socket, timeout=timeout))
     if config.program_output.enabled:
+        from falcopy.agent.outputs.sinks.program import ProgramSink
+
         po = config.program_output
         dispatcher.add_sink(ProgramSink(po.program, keep_alive=po.keep_alive, timeout=timeout))
     if config.http_output.enabled:
+        from falcopy.agent.outputs.sinks.http import HttpSink
+
         dispatcher.add_async_sink(HttpSink(config.http_output, config.json_output, timeout=timeout))
     return dispatcher

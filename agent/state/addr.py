@@ -27,32 +27,30 @@ class SockAddr(NamedTuple):
 _FAMILIES = {"inet": socket.AF_INET, "inet6": socket.AF_INET6, "unix": socket.AF_UNIX}
 
 
-def _family(value: Any) -> int:
-    return value if value.__class__ is int else _FAMILIES.get(value, 0) if value.__class__ is str else 0
+_AF_INET, _AF_INET6, _AF_UNIX = socket.AF_INET, socket.AF_INET6, socket.AF_UNIX
+_new = tuple.__new__  # SockAddr without its Python-level __new__ (two per connect/accept)
 
 
-def _endpoint(fam: int, ip: Any, port: Any) -> SockAddr | None:
-    if ip.__class__ is str and port.__class__ is int and 0 <= port <= 65535:
-        return SockAddr(fam, ip, port)
-    return None  # not the decoder's shape: ignored rather than guessed at
-
-
-def _path(value: dict[str, Any]) -> str:
-    path = value.get("path")
-    return path if path.__class__ is str else ""
-
-
+# The parsers below run for every connect, accept, bind and datagram send/receive: each
+# checks the decoder's shape inline (no helper call per end) and builds the SockAddr
+# tuples directly.
 def parse_sockaddr(value: Any) -> SockAddr | None:
     """The record's ``addr``; a family without an address keeps only the family
     (AF_INET when unknown, as an unset sockaddr reads in Falco)."""
     if value.__class__ is not dict:
         return None
-    fam = _family(value.get("family"))
-    if fam == socket.AF_UNIX:
-        return SockAddr(socket.AF_UNIX, path=_path(value))
-    if "ip" in value:
-        return _endpoint(fam, value["ip"], value.get("port"))
-    return SockAddr(fam or socket.AF_INET)
+    fam = value.get("family")
+    fam = _FAMILIES.get(fam, 0) if fam.__class__ is str else fam if fam.__class__ is int else 0
+    if fam == _AF_UNIX:
+        path = value.get("path")
+        return _new(SockAddr, (_AF_UNIX, "", 0, path if path.__class__ is str else ""))
+    ip = value.get("ip")
+    if ip is None and "ip" not in value:
+        return _new(SockAddr, (fam or _AF_INET, "", 0, ""))
+    port = value.get("port")
+    if ip.__class__ is str and port.__class__ is int and 0 <= port <= 65535:
+        return _new(SockAddr, (fam, ip, port, ""))
+    return None  # not the decoder's shape: ignored rather than guessed at
 
 
 def parse_tuple(value: Any) -> tuple[SockAddr, SockAddr] | None:
@@ -60,16 +58,21 @@ def parse_tuple(value: Any) -> tuple[SockAddr, SockAddr] | None:
     for connect the source is the local end, for accept the peer."""
     if value.__class__ is not dict:
         return None
-    fam = _family(value.get("family"))
-    if fam == socket.AF_UNIX:
-        path = _path(value)
-        return SockAddr(socket.AF_UNIX, path=path), SockAddr(socket.AF_UNIX, path=path)
-    if "sip" in value:
-        src = _endpoint(fam, value["sip"], value.get("sport"))
-        dst = _endpoint(fam, value.get("dip"), value.get("dport"))
-        return (src, dst) if src is not None and dst is not None else None
-    empty = SockAddr(fam or socket.AF_INET)
-    return empty, empty
+    fam = value.get("family")
+    fam = _FAMILIES.get(fam, 0) if fam.__class__ is str else fam if fam.__class__ is int else 0
+    if fam == _AF_UNIX:
+        path = value.get("path")
+        end = _new(SockAddr, (_AF_UNIX, "", 0, path if path.__class__ is str else ""))
+        return end, end
+    sip = value.get("sip")
+    if sip is None and "sip" not in value:
+        empty = _new(SockAddr, (fam or _AF_INET, "", 0, ""))
+        return empty, empty
+    sport, dip, dport = value.get("sport"), value.get("dip"), value.get("dport")
+    if (sip.__class__ is str and dip.__class__ is str and sport.__class__ is int
+            and dport.__class__ is int and 0 <= sport <= 65535 and 0 <= dport <= 65535):
+        return _new(SockAddr, (fam, sip, sport, "")), _new(SockAddr, (fam, dip, dport, ""))
+    return None  # not the decoder's shape
 
 
 def hostport(addr: str, port: int | None) -> str:

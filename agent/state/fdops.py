@@ -89,22 +89,15 @@ def fill_from_inventory(fd: FdInfo, entry: SockEntry, listen_ports: frozenset[in
 
 
 def _name_socket(fd: FdInfo) -> None:
-    if fd.is_client:
-        fd.name = f"{hostport(fd.laddr or '', fd.lport)}->{hostport(fd.raddr or '', fd.rport)}"
-    else:
-        fd.name = f"{hostport(fd.raddr or '', fd.rport)}->{hostport(fd.laddr or '', fd.lport)}"
+    # "cip:cport->sip:sport", hostport inlined: it runs for every connect and accept
+    local = f"{fd.laddr or ''}:{fd.lport if fd.lport is not None else 0}"
+    remote = f"{fd.raddr or ''}:{fd.rport if fd.rport is not None else 0}"
+    fd.name = f"{local}->{remote}" if fd.is_client else f"{remote}->{local}"
 
 
-def _sock_type(family: int) -> str:
-    if family == socket.AF_INET:
-        return "ipv4"
-    if family == socket.AF_INET6:
-        return "ipv6"
-    if family == socket.AF_UNIX:
-        return "unix"
-    if family == socket.AF_NETLINK:
-        return "netlink"
-    return "unknown"
+#: fd.type of a socket, by address family (a lookup, not a call, per socket event)
+_SOCK_TYPE = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
+              socket.AF_NETLINK: "netlink"}
 
 
 # ---------------------------------------------------------------- files
@@ -221,41 +214,52 @@ def _chdir(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[F
 def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     if rec.res < 0:
         return None, None
-    family = as_int(rec.args.get("domain"))
-    stype = as_int(rec.args.get("type")) & SOCK_TYPE_MASK
-    proto = as_int(rec.args.get("proto"))
-    fd = FdInfo(type=_sock_type(family), name="", num=rec.res, family=family,
-                flags=O_CLOEXEC if as_int(rec.args.get("type")) & socket.SOCK_CLOEXEC else 0)
-    if family in (socket.AF_INET, socket.AF_INET6):
-        fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype)
+    args = rec.args
+    family, stype, proto = args.get("domain"), args.get("type"), args.get("proto")
+    # the kernel's ints read as they are; replays' other shapes through as_int
+    if family.__class__ is not int:
+        family = as_int(family)
+    if stype.__class__ is not int:
+        stype = as_int(stype)
+    if proto.__class__ is not int:
+        proto = as_int(proto)
+    fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", rec.res,
+                O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0, family=family)
+    if family == socket.AF_INET or family == socket.AF_INET6:
+        fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype & SOCK_TYPE_MASK)
     info.fds[rec.res] = fd
     return fd, None
 
 
 def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdInfo | None:
-    num = as_int(rec.args.get("fd"), -1)
+    num = rec.args.get("fd")
+    if num.__class__ is not int:
+        num = as_int(num, -1)
     fd = info.fds.get(num)
     if fd is None and num >= 0 and addr is not None:
         # a socket created before we were watching
-        fd = FdInfo(type=_sock_type(addr.family), name="", num=num, family=addr.family,
+        fd = FdInfo(type=_SOCK_TYPE.get(addr.family, "unknown"), name="", num=num, family=addr.family,
                     l4proto="tcp" if addr.family in (socket.AF_INET, socket.AF_INET6) else None)
         info.fds[num] = fd
     return fd
 
 
 def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
-    addr = parse_sockaddr(rec.args.get("addr"))
-    tup = parse_tuple(rec.args.get("tuple"))
+    args = rec.args
+    raw_tuple = args.get("tuple")
+    addr = parse_sockaddr(args.get("addr"))
+    tup = parse_tuple(raw_tuple)
     if addr is None and tup is not None:
         addr = tup[1]
     fd = _sock_fd(info, rec, addr)
     if fd is None or addr is None:
         return fd, None
     if fd.type == "unknown" or fd.family is None:
-        fd.family, fd.type = addr.family, _sock_type(addr.family)
-    raw_tuple = rec.args.get("tuple")
-    if isinstance(raw_tuple, dict) and isinstance(raw_tuple.get("l4proto"), str):
-        fd.l4proto = raw_tuple["l4proto"]
+        fd.family, fd.type = addr.family, _SOCK_TYPE.get(addr.family, "unknown")
+    if raw_tuple.__class__ is dict:
+        l4 = raw_tuple.get("l4proto")
+        if l4.__class__ is str:
+            fd.l4proto = l4
     if addr.family == socket.AF_UNIX:
         fd.raddr = addr.path
         fd.name = addr.path
@@ -273,15 +277,19 @@ def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple
 
 
 def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
+    args = rec.args
+    lnum = args.get("fd")
+    if lnum.__class__ is not int:
+        lnum = as_int(lnum, -1)
+    listener = info.fds.get(lnum)
     if rec.res < 0:
-        return info.fds.get(as_int(rec.args.get("fd"), -1)), None
-    listener = info.fds.get(as_int(rec.args.get("fd"), -1))
-    tup = parse_tuple(rec.args.get("tuple"))
-    peer = tup[0] if tup is not None else parse_sockaddr(rec.args.get("addr"))
+        return listener, None
+    raw_tuple = args.get("tuple")
+    tup = parse_tuple(raw_tuple)
+    peer = tup[0] if tup is not None else parse_sockaddr(args.get("addr"))
     family = peer.family if peer is not None else (listener.family if listener else socket.AF_INET)
-    raw_tuple = rec.args.get("tuple")
-    l4 = raw_tuple.get("l4proto") if isinstance(raw_tuple, dict) else None
-    fd = FdInfo(type=_sock_type(family or socket.AF_INET), name="", num=rec.res, family=family,
+    l4 = raw_tuple.get("l4proto") if raw_tuple.__class__ is dict else None
+    fd = FdInfo(type=_SOCK_TYPE.get(family or socket.AF_INET, "unknown"), name="", num=rec.res, family=family,
                 l4proto=l4 or (listener.l4proto if listener else "tcp"), is_client=False, connected=True)
     if family == socket.AF_UNIX:
         fd.name = listener.name if listener else ""

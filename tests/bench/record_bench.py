@@ -206,7 +206,10 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
         for _ in range(rounds):
             p.process(decode_all())
         prof.disable()
-        pstats.Stats(prof, stream=sys.stderr).sort_stats("tottime").print_stats(25)
+        # FALCOPY_BENCH_SORT=ncalls shows where the calls per record go
+        order = os.environ.get("FALCOPY_BENCH_SORT", "tottime")
+        top = int(os.environ.get("FALCOPY_BENCH_TOP", "25"))
+        pstats.Stats(prof, stream=sys.stderr).sort_stats(order).print_stats(top)
     return out
 
 

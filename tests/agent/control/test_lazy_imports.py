@@ -1,0 +1,68 @@
+"""The agent imports what its configuration uses, nothing more (issue "Event path": the
+memory a module keeps resident is paid by every node).  A real `build_agent` + dry run
+(configuration, rules, outputs checked) in a fresh interpreter, then its sys.modules."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+
+_PROBE = """
+import json, sys
+from falcopy.agent.app import build_agent
+agent = build_agent(sys.argv[1], [sys.argv[2]], [])
+assert agent.dry_run() == 0
+print(json.dumps(sorted(sys.modules)))
+"""
+
+#: never in the agent, whatever its configuration: the operator's side
+OPERATOR_ONLY = ("kopf", "kubernetes", "falcopy.operator")
+
+
+def _modules(tmp_path: Path, config: str) -> set[str]:
+    cfg = tmp_path / "falcopy.yaml"
+    cfg.write_text(config)
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(cfg), str(REPO / "rules")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return set(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _has(modules: set[str], package: str) -> bool:
+    return any(m == package or m.startswith(package + ".") for m in modules)
+
+
+MINIMAL = """
+stdout_output:
+  enabled: false
+file_output:
+  enabled: true
+  filename: {out}
+webserver:
+  enabled: false
+falcopy:
+  enrichment:
+    enabled: false
+"""
+
+
+def test_minimal_config_imports_no_web_http_or_operator(tmp_path: Path) -> None:
+    mods = _modules(tmp_path, MINIMAL.format(out=tmp_path / "alerts.json"))
+    for package in ("aiohttp", "httpx", "falcopy.agent.audit.webhook", "falcopy.agent.enrichment.store",
+                    "falcopy.agent.outputs.sinks.http", *OPERATOR_ONLY):
+        assert not _has(mods, package), package
+    # what the configuration does use is there: the file sink and the engine
+    assert "falcopy.agent.outputs.sinks.file" in mods and "falcopy.engine.compiler" in mods
+
+
+def test_what_the_configuration_enables_is_imported(tmp_path: Path) -> None:
+    config = MINIMAL.format(out=tmp_path / "alerts.json") + (
+        "http_output:\n  enabled: true\n  url: http://127.0.0.1:9/\n")
+    mods = _modules(tmp_path, config)
+    assert _has(mods, "httpx") and "falcopy.agent.outputs.sinks.http" in mods
+    for package in OPERATOR_ONLY:
+        assert not _has(mods, package), package
