@@ -52,7 +52,8 @@ COPY README.md ./
 COPY falcopy/ falcopy/
 COPY agent/ agent/
 COPY operator/ operator/
-COPY --from=bpf /src/agent/bpf/falcopy.bpf.o /src/agent/bpf/falcopy-extra.bpf.o /src/agent/bpf/syscalls.tbl \
+COPY --from=bpf /src/agent/bpf/falcopy.bpf.o /src/agent/bpf/falcopy-extra.bpf.o \
+     /src/agent/bpf/falcopy-compat.bpf.o /src/agent/bpf/falcopy-extra-compat.bpf.o /src/agent/bpf/syscalls.tbl \
      agent/bpf/
 RUN /opt/falcopy/bin/pip install --quiet --no-deps --no-build-isolation . \
     && /opt/falcopy/bin/python -P -c "import falcopy.agent.kernel.probe as p; assert p.DEFAULT_OBJ.is_file(), p.DEFAULT_OBJ" \

@@ -137,8 +137,20 @@ class Agent:
         self.link: Any = None
         self._rule_counts: dict[str, int] = {}
         self._probe_loader: ProbeLoader | None = None
-        #: seconds since process start at each step of start-up (the "running" log line)
-        self.startup: dict[str, float] = {"configured": seconds_since_process_start()}
+        #: the program cache's key and guess of the load that gave the probe (program_cache)
+        self._programs_key: str | None = None
+        self._first_events: frozenset[str] | None = None
+        #: CPU seconds the BPF load took on its thread (mostly the kernel's verifier)
+        self.probe_load_cpu = 0.0
+        #: seconds since process start at each step of start-up (the "running" log line),
+        #: and the process's CPU seconds then (every thread's, the kernel's verifier included)
+        self.startup: dict[str, float] = {}
+        self.startup_cpu: dict[str, float] = {}
+        self.mark_startup("configured")
+
+    def mark_startup(self, step: str, at: float | None = None) -> None:
+        self.startup[step] = seconds_since_process_start() if at is None else at
+        self.startup_cpu[step] = time.process_time()
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -222,6 +234,8 @@ class Agent:
         loader, self._probe_loader = self._probe_loader, None
         loader = loader or ProbeLoader(ProbeSettings.of(self.config))
         self.probe = loader.result()
+        self._programs_key, self._first_events = loader.settings.programs_key, loader.first_events
+        self.probe_load_cpu = loader.load_cpu
         if loader.verify_began is not None:
             since = time.monotonic() - loader.verify_began
             self.startup["probe verifying"] = seconds_since_process_start() - since
@@ -239,7 +253,7 @@ class Agent:
         self.ruleset = result.ruleset
         # resolved while the probe loads: never waited for, a name's first answer just comes later
         self.dns_names = self.watch_names(self.ruleset)
-        self.startup["rules compiled"] = seconds_since_process_start()
+        self.mark_startup("rules compiled")
         self.rules_version, self.rules_serial = self.read_version, self.read_serial
         self.falco_metrics.rules_files = files_sha256(self.rules_paths)
         enabled = sum(1 for r in self.ruleset.rules if r.enabled)
@@ -315,7 +329,8 @@ class Agent:
             self.metrics.add_collector(self.capture.collect)
             self.capture.start()
         probe = self._loaded_probe()
-        self.startup["probe loaded"] = seconds_since_process_start()
+        self.mark_startup("probe loaded")
+        verified_first = probe.loaded_events
         probe.set_event_filter(wanted_types(self.ruleset, self.config))
         self.kernel_filter = derive_kernel_filter(self.ruleset, self.config)
         probe.set_kernel_filter(self.kernel_filter)
@@ -325,13 +340,14 @@ class Agent:
                 " ".join(sorted(probe.unsupported)),
             )
         probe.ignore_pid(os.getpid())
-        probe.attach()
-        self.startup["attached"] = seconds_since_process_start()
+        probe.attach()  # loads the programs the rules need that the load left out
+        self.mark_startup("attached")
         if probe.generic_attached:
             log.info("raw sys_exit hook attached (a cost on every syscall) for the syscalls without a "
                      "dedicated program here: %s", " ".join(sorted(probe.generic_events)))
         n = state.bootstrap()
-        self.startup["/proc read"] = seconds_since_process_start()
+        self.mark_startup("/proc read")
+        self._remember_programs(probe, verified_first)
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
         tune_gc()
@@ -346,6 +362,19 @@ class Agent:
             c.get("macros", 0), c.get("lists", 0), len(probe.enabled_events),
             " ".join(sorted(probe.enabled_events)), n, fc.host.proc,
         )
+
+    def _remember_programs(self, probe: Any, verified_first: set[str]) -> None:
+        """Tell the next start which programs to verify first (program_cache)."""
+        needed = probe.program_events
+        late = probe.loaded_events - verified_first
+        log.info("probe programs: %d verified at start (%s), %d more after the rules compiled%s;"
+                 " %d needed", len(verified_first),
+                 "all" if self._first_events is None else "the set the last start needed",
+                 len(late), f" ({' '.join(sorted(late))})" if late else "", len(needed))
+        if self._programs_key is not None:
+            from falcopy.agent.runtime import program_cache
+
+            program_cache.remember(self._programs_key, probe.obj_path, needed)
 
     # ------------------------------------------------------------------ event path
     def wake_event_thread(self) -> None:
@@ -451,7 +480,7 @@ class Agent:
         return self._exit_code
 
     async def _start_detection(self) -> None:
-        """Probe, state and event thread; /healthz answers 503 until this is done."""
+        """Probe, state and event thread; the web server starts after it."""
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(None, self._start_capture)
@@ -508,7 +537,6 @@ class Agent:
         try:
             try:
                 await loop.run_in_executor(None, self._preflight)
-                await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc
                 return
@@ -525,15 +553,25 @@ class Agent:
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
             try:
+                # the capture first, then the web server and the audit webhook (as Falco opens
+                # its inspector before its web server): the first alert does not wait for
+                # aiohttp's imports; /healthz answers once the agent is ready
                 await self._start_detection()
+                await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc
                 return
             ready_s = seconds_since_process_start()
             self.metrics.startup_seconds.set(ready_s)
-            steps = ", ".join(f"{k} {v:.2f}" for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
-            log.info("falcopy agent running (pid %d): ready %.2f s after process start (probe attached,"
-                     " rules compiled, /healthz ok; %s)", os.getpid(), ready_s, steps)
+            # each step: seconds since process start and the process's CPU seconds by then
+            # (wall time alone says little on a busy node)
+            steps = ", ".join(
+                f"{k} {v:.2f}" + (f" cpu {self.startup_cpu[k]:.2f}" if k in self.startup_cpu else "")
+                for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
+            log.info("falcopy agent running (pid %d): ready %.2f s after process start, %.2f s of CPU"
+                     " (probe attached, rules compiled, /healthz ok; %s; probe load cpu %.2f,"
+                     " verifier cpu %.2f)", os.getpid(), ready_s, time.process_time(), steps,
+                     self.probe_load_cpu, self.probe.verify_cpu if self.probe is not None else 0.0)
             self.reporter, self.link = self._start_cluster_link(loop, reload_tasks)
             if self.config.watch_config_files:
                 watcher = self._start_watcher(loop, reload_tasks)

@@ -52,6 +52,23 @@
 #define EXIT_PROG_TP(ev, tp) \
 	SEC("tp/syscalls/sys_exit_" #tp) int exit_##ev(struct trace_event_raw_sys_exit *ctx)
 
+/* The current task as a BTF pointer for plain loads (PROBE_MEM: no helper call per
+ * field).  Untrusted (bpf_rdonly_cast, 6.2+) rather than bpf_get_current_task_btf():
+ * the verifier checks every pointer load through a trusted pointer against the
+ * "<type>__safe_trusted/_rcu" lists by a linear search of the kernel's BTF by name,
+ * about a third of the whole object's verification on 6.18 (docs/performance.md);
+ * through an untrusted pointer it does not.  The loads are the same instructions.
+ * FALCOPY_TASK_BTF builds the objects for kernels without the kfunc (5.17-6.1,
+ * which have no such search either); agent/kernel/probe.py falls back to them. */
+#ifdef FALCOPY_TASK_BTF
+#define cur_task() bpf_get_current_task_btf()
+#else
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id__k) __ksym;
+#define cur_task() \
+	((struct task_struct *)bpf_rdonly_cast((void *)bpf_get_current_task(), \
+					       bpf_core_type_id_kernel(struct task_struct)))
+#endif
+
 static __always_inline struct pt_regs *user_regs(void)
 {
 	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
@@ -100,10 +117,9 @@ static __always_inline __u64 encode_dev(__u32 dev)
 	return (minor & 0xff) | (major << 8) | ((minor & ~0xffU) << 12);
 }
 
-/* BTF-typed current task: plain loads (PROBE_MEM) instead of a helper call per field */
 static __always_inline void fill_hdr(struct rec_hdr *h, __u16 type, long res)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = cur_task();
 	__u64 pt = bpf_get_current_pid_tgid();
 	__u64 ug = bpf_get_current_uid_gid();
 	const struct cred *cred = t->cred;
@@ -368,7 +384,7 @@ static __always_inline struct file *cur_fd_file(long fd)
 {
 	if (fd < 0)
 		return 0;
-	struct fdtable *fdt = bpf_get_current_task_btf()->files->fdt;
+	struct fdtable *fdt = cur_task()->files->fdt;
 	if ((unsigned long)fd >= fdt->max_fds)
 		return 0;
 	struct file **arr = fdt->fd;

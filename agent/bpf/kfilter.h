@@ -63,7 +63,7 @@ static __always_inline __u64 kf_dim(__u64 dc, struct kf_val *v)
  * child that inherited it, in its parent) */
 static __always_inline int kf_fd_unknown(long fd, int still_open)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = cur_task();
 	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
 	__u64 *f = bpf_map_lookup_elem(&kf_fds, &k);
 	if (!f) {
@@ -83,7 +83,7 @@ static __always_inline int kf_fd_unknown(long fd, int still_open)
 /* file: the struct file user space does not know fd by; 0: user space knows fd */
 static __always_inline void kf_fd_mark(long fd, __u64 file)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = cur_task();
 	struct kf_fd_key k = {.tgid = t->tgid, .fd = (__s32)fd};
 	if (file) {
 		bpf_map_update_elem(&kf_fds, &k, &file, BPF_ANY);
@@ -120,7 +120,7 @@ static __always_inline __u64 kf_hdr_mask(struct kf_type *c, struct kf_args *a, _
 	}
 	if (c->flags & KF_HAS_UID) {
 		struct kf_uid_key uk = {.type = type,
-					.uid = bpf_get_current_task_btf()->cred->euid.val};
+					.uid = cur_task()->cred->euid.val};
 		m &= kf_dim(c->dc[4], bpf_map_lookup_elem(&kf_uid, &uk));
 	}
 	return m;
@@ -181,10 +181,16 @@ static long kf_scan_byte(__u64 i, struct kf_scan *sc)
 	return 0;
 }
 
-/* the open's absolute path as fd.name will be, its directory and basename, as trie keys */
-static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct kf_args *a,
-				     struct kf_path *p)
+/* the open's absolute path as fd.name will be, its directory and basename, as trie keys.
+ * A global function: the verifier checks it once per program with unknown arguments,
+ * where a static one is walked again for every distinct state of its caller (~60 % of
+ * an open program's verification: docs/performance.md).  Returns 0; the pointers
+ * cannot be NULL, but a global function's arguments must be checked. */
+__noinline int kf_build_path(struct scratch *s, struct kf_buf *b, struct kf_args *a,
+			     struct kf_path *p)
 {
+	if (!s || !b || !a || !p)
+		return 0;
 	__u64 fl = a->oflags;
 	__u32 acc = fl & 3;
 	p->classes = (acc == 0 || acc == 2 ? KF_C_READ : 0) | (acc == 1 || acc == 2 ? KF_C_WRITE : 0) |
@@ -194,24 +200,24 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 	p->isdir = a->open == KF_OPEN && (fl & O_DIRECTORY_);
 	p->n = 0;
 	if (a->trunc)
-		return;
+		return 0;
 
 	__u64 no = a->name_off;
 	barrier_var(no);
 	if (no > VAR_OFF_MAX)
-		return;
+		return 0;
 	__u32 nlen = *(__u16 *)&s->buf[no];
 	if (nlen == VAR_ABSENT || nlen < 2 || nlen > KF_STR)
-		return;
+		return 0;
 	__u32 pos = 0;
 	if (s->buf[no + 2] != '/') {
 		__u64 dof = a->dir_off;
 		barrier_var(dof);
 		if (dof > VAR_OFF_MAX)
-			return;
+			return 0;
 		__u32 dlen = *(__u16 *)&s->buf[dof];
 		if (dlen == VAR_ABSENT || dlen < 1 || dlen > KF_STR || s->buf[dof + 2] != '/')
-			return;
+			return 0;
 		bpf_probe_read_kernel(b->path.data, dlen & 0xff, &s->buf[dof + 2]);
 		pos = dlen == 1 ? 1 : dlen + 1;
 		if (pos > 1)
@@ -219,7 +225,7 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 	}
 	__u32 n = pos + nlen - 1;	/* chars, without the NUL */
 	if (n > KF_STR - 1)
-		return;
+		return 0;
 	pos &= 0xff;
 	bpf_probe_read_kernel(&b->path.data[pos], nlen & 0xff, &s->buf[no + 2]);
 
@@ -233,7 +239,7 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 	p->classes |= dotdot ? KF_C_DOTDOT : 0;
 	p->known |= KF_C_DOTDOT;
 	if (!canon || (n > 1 && p1 == '/'))
-		return;
+		return 0;
 	p->n = n;
 	p->last = last;
 	b->path.dim = KF_DIM_PATH;
@@ -251,6 +257,7 @@ static __noinline void kf_build_path(struct scratch *s, struct kf_buf *b, struct
 	b->dir.prefixlen = (5 + dl + 1) * 8;
 	bpf_probe_read_kernel(b->dir.data, dl & 0xff, b->path.data);
 	b->dir.data[dl & 0xff] = 0;
+	return 0;
 }
 
 #define KF_R_PASS 1

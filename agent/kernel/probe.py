@@ -34,29 +34,32 @@ import ctypes
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
-from falcopy.agent.kernel.kfilter import KF_TYPES, FilterMaps
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
 from falcopy.agent.kernel.ringbuf import RingBuffer
 from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
-from falcopy.engine.kernel_filter import KernelFilter
+if TYPE_CHECKING:
+    # the filter's encoder imports the rules engine: loaded after the kernel began verifying
+    # (agent/runtime/probe_loader.py), so that the verifier starts without waiting for it
+    from falcopy.agent.kernel.kfilter import FilterMaps
+
+    from falcopy.engine.kernel_filter import KernelFilter
 
 DEFAULT_OBJ = Path(__file__).resolve().parent.parent / "bpf" / "falcopy.bpf.o"
 #: the dedicated programs no default rule needs, next to the main object (agent/bpf/Makefile)
 EXTRA_OBJ_NAME = "falcopy-extra.bpf.o"
-#: maps of the main object the extra programs write to (its own copies are replaced)
-_SHARED_MAPS = ("events", "scratch_map", "pathbuf_map", "evt_filter", "settings_map", "drops",
-                # the interest filter's state: both objects filter with the same clauses and fd marks
-                "kf_types", "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_scratch", "kf_critical",
-                "kf_conf_map", "kf_stats")
+#: the objects' build for kernels without the bpf_rdonly_cast kfunc (< 6.2): <name>-compat.bpf.o
+COMPAT_SUFFIX = "-compat"
+_KFUNC = "bpf_rdonly_cast"
 #: event types with a dedicated program
 SUPPORTED_EVENTS: frozenset[str] = frozenset(layout.EVENT_IDS) - {layout.GENERIC}
 _GENERIC_NR_MAX = 1024  # generic.bpf.c GENERIC_NR_MAX
@@ -80,6 +83,12 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
     # makes it one grace period rather than one per batch (72 links: 1.3 s -> 0.5 s here)
     with ThreadPoolExecutor(max_workers=min(len(links), 512)) as pool:
         list(pool.map(lib.lib.bpf_link__destroy, links))
+
+
+def compat_path(path: Path) -> Path:
+    """The build of object ``path`` for kernels without the bpf_rdonly_cast kfunc."""
+    stem = path.name.removesuffix(".bpf.o")
+    return path.with_name(f"{stem}{COMPAT_SUFFIX}.bpf.o")
 
 
 def program_name(event: str) -> str:
@@ -130,12 +139,18 @@ class Probe:
         self.critical_reserve = critical_reserve if critical_reserve is not None else ring_size // 4
         self._filter_maps: FilterMaps | None = None
         self._lib: LibBpf | None = None
+        #: the object holding the maps (its programs: the first entry of _instances)
         self._obj: int | None = None
-        #: loaded instances of the extra object: (object, the events it has programs for)
-        self._extras: list[tuple[int, set[str]]] = []
+        #: every loaded object instance, the main one first: (object, the events whose
+        #: programs it loaded).  Programs not needed are not loaded (verifying them is most
+        #: of start-up); one needed later comes in a new instance sharing the maps.
+        self._instances: list[tuple[int, set[str]]] = []
+        #: the object files in use (the compat build on kernels without the kfunc)
+        self._main_path = self.obj_path
+        self._extra_path = self.obj_path.with_name(EXTRA_OBJ_NAME)
         #: events whose program lives in the extra object (known after load)
         self._extra_events: set[str] = set()
-        self._extra_lock = threading.Lock()
+        self._instances_lock = threading.Lock()
         self._links: dict[str, int] = {}
         self._links_lock = threading.Lock()
         self._pruners: list[threading.Thread] = []
@@ -155,6 +170,8 @@ class Probe:
         self.syscalls = SyscallTable.build()
         #: syscall numbers captured through the generic hook
         self._generic: set[int] = set()
+        #: CPU seconds spent loading object instances (the kernel's verifier, mostly)
+        self.verify_cpu = 0.0
 
     @property
     def available_events(self) -> set[str]:
@@ -164,8 +181,11 @@ class Probe:
         return self.dedicated_events | (self.syscalls.event_names() - NO_EXIT)
 
     # --- lifecycle -------------------------------------------------------
-    def load(self, *, before_verify: Callable[[], None] | None = None) -> None:
+    def load(self, *, events: Iterable[str] | None = None,
+             before_verify: Callable[[], None] | None = None) -> None:
         """Open the object, load and verify its programs, set up the maps and the ring.
+        ``events``: load only the programs of these event types now (None: every
+        program of the main object); any other is loaded when a filter first needs it.
         ``before_verify`` is called just before the kernel verifies the programs (the
         long step, which releases the GIL)."""
         if self._obj is not None:
@@ -173,17 +193,52 @@ class Probe:
         if not self.obj_path.is_file():
             raise FileNotFoundError(f"BPF object {self.obj_path} not found: run `make bpf`")
         lib = self._lib = LibBpf.get()
-        obj = lib.lib.bpf_object__open_file(str(self.obj_path).encode(), None)
-        if not obj:
-            raise lib.error(f"opening {self.obj_path}")
-        self._obj = obj
         try:
             self.dedicated_events = kernel_events(ensure_tracefs())
-            self._extra_events = self._programs_of(self.obj_path.with_name(EXTRA_OBJ_NAME))
-            for ev in SUPPORTED_EVENTS - self.dedicated_events:
-                prog = lib.lib.bpf_object__find_program_by_name(obj, program_name(ev).encode())
-                if prog:
-                    lib.lib.bpf_program__set_autoload(prog, False)
+            first = None if events is None else set(events)
+            try:
+                self._load_main(first, before_verify)
+            except BpfError as exc:
+                compat = compat_path(self.obj_path)
+                # libbpf: "extern (func ksym) 'bpf_rdonly_cast': not found in kernel or
+                # module BTFs" (ESRCH), or "...: func_proto ... incompatible" (EINVAL)
+                missing_kfunc = any(f"(func ksym) '{_KFUNC}'" in line for line in exc.log)
+                if not (missing_kfunc and compat.is_file()):
+                    raise
+                # a kernel before 6.2: the build reading the task through trusted pointers
+                self._main_path, self._extra_path = compat, compat_path(self._extra_path)
+                self._load_main(first, before_verify)
+            # which events the extra object has (opening it costs ~60 ms: after verification)
+            self._extra_events = self._programs_of(self._extra_path)
+            for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs", "kf_types",
+                         "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
+                m = lib.lib.bpf_object__find_map_by_name(self._obj, name.encode())
+                if not m:
+                    raise BpfError(f"map {name!r} missing from {self._main_path}: run `make bpf`", 2, [])
+                self._fds[name] = lib.lib.bpf_map__fd(m)
+            self._ncpus = lib.lib.libbpf_num_possible_cpus()
+            self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
+            tracefs = ensure_tracefs()
+            self.syscalls = SyscallTable.build(kernel_syscall_names(tracefs))
+            self._decoder.set_syscalls(self.syscalls, tracefs)
+            from falcopy.agent.kernel.kfilter import FilterMaps
+
+            self._write_settings()
+            self._write_critical()
+            self._filter_maps = FilterMaps(lib, self._fds, reserve=self.critical_reserve)
+            if first is not None:
+                # the extra object's programs in the set: verified here too, on the load's thread
+                self._load_programs(first & self._extra_events)
+            # a filter set before load may name events this kernel lacks
+            self._apply_filter(self._wanted)
+        except BaseException:
+            self.close()
+            raise
+
+    def _load_main(self, events: set[str] | None, before_verify: Callable[[], None] | None) -> None:
+        lib = self._need_lib()
+        obj, loading = self._open(self._main_path, events)
+        try:
             ring = lib.lib.bpf_object__find_map_by_name(obj, b"events")
             if not ring:
                 raise BpfError("map 'events' missing from the object", 2, [])
@@ -192,28 +247,46 @@ class Probe:
                 raise lib.error("setting the ring size", rc)
             if before_verify is not None:
                 before_verify()
-            rc = lib.lib.bpf_object__load(obj)
+            rc = self._verify(obj)
             if rc:
-                raise lib.error(f"loading {self.obj_path}", rc)
-            for name in ("events", "evt_filter", "settings_map", "drops", "generic_nrs", "kf_types",
-                         "kf_trie", "kf_comm", "kf_uid", "kf_fds", "kf_critical", "kf_conf_map", "kf_stats"):
-                m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
-                if not m:
-                    raise BpfError(f"map {name!r} missing from {self.obj_path}: run `make bpf`", 2, [])
-                self._fds[name] = lib.lib.bpf_map__fd(m)
-            self._ncpus = lib.lib.libbpf_num_possible_cpus()
-            self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
-            tracefs = ensure_tracefs()
-            self.syscalls = SyscallTable.build(kernel_syscall_names(tracefs))
-            self._decoder.set_syscalls(self.syscalls, tracefs)
-            self._write_settings()
-            self._write_critical()
-            self._filter_maps = FilterMaps(lib, self._fds, reserve=self.critical_reserve)
-            # a filter set before load may name events this kernel lacks
-            self._apply_filter(self._wanted)
+                raise lib.error(f"loading {self._main_path}", rc)
         except BaseException:
-            self.close()
+            lib.lib.bpf_object__close(obj)
             raise
+        self._obj = obj
+        self._instances = [(obj, loading)]
+
+    def _verify(self, obj: int) -> int:
+        """bpf_object__load, its CPU time counted in ``verify_cpu``."""
+        cpu0 = time.thread_time()
+        try:
+            return int(self._need_lib().lib.bpf_object__load(obj))
+        finally:
+            self.verify_cpu += time.thread_time() - cpu0
+
+    def _open(self, path: Path, events: set[str] | None) -> tuple[int, set[str]]:
+        """``path`` opened with only the programs of ``events`` (None: all) this kernel has
+        a tracepoint for to be loaded, and the events of those programs."""
+        lib = self._need_lib()
+        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        by_prog = {program_name(ev): ev for ev in self.dedicated_events | {layout.GENERIC}}
+        loading: set[str] = set()
+        prog = lib.lib.bpf_object__next_program(obj, None)
+        while prog:
+            ev = by_prog.get(lib.lib.bpf_program__name(prog).decode())
+            if ev is not None and (events is None or ev in events):
+                loading.add(ev)
+            else:
+                lib.lib.bpf_program__set_autoload(prog, False)
+            prog = lib.lib.bpf_object__next_program(obj, prog)
+        return obj, loading
+
+    @property
+    def loaded_events(self) -> set[str]:
+        """The event types whose programs are loaded (verified) now."""
+        return set().union(*(e for _, e in self._instances))
 
     @property
     def loaded(self) -> bool:
@@ -258,11 +331,10 @@ class Probe:
             self._ring.close()
             self._ring = None
         if self._lib is not None:
-            for extra, _ in self._extras:
-                self._lib.lib.bpf_object__close(extra)
-        self._extras.clear()
-        if self._obj is not None and self._lib is not None:
-            self._lib.lib.bpf_object__close(self._obj)
+            # the main object (the maps' owner) last
+            for obj, _ in reversed(self._instances):
+                self._lib.lib.bpf_object__close(obj)
+        self._instances = []
         self._obj = None
 
     def __enter__(self) -> Probe:
@@ -288,11 +360,17 @@ class Probe:
         self._wanted = wanted
         return self._apply_filter(wanted)
 
-    def _apply_filter(self, wanted: set[str]) -> set[str]:
+    def _programs_for(self, wanted: set[str]) -> tuple[set[str], set[int]]:
+        """The programs (event keys, layout.GENERIC for the generic hook) and the generic
+        syscall numbers that capturing ``wanted`` takes."""
         dedicated = wanted & self.dedicated_events
         generic = {nr for name in wanted - dedicated - NO_EXIT
                    if (nr := self.syscalls.nr(name)) is not None and nr < _GENERIC_NR_MAX}
-        enabled = dedicated | ({layout.GENERIC} if generic else set())
+        return dedicated | ({layout.GENERIC} if generic else set()), generic
+
+    def _apply_filter(self, wanted: set[str]) -> set[str]:
+        enabled, generic = self._programs_for(wanted)
+        dedicated = enabled - {layout.GENERIC}
         self._enabled = enabled
         self._generic = generic
         names = dedicated | {self.syscalls.names[nr] for nr in generic}
@@ -320,6 +398,12 @@ class Probe:
     def enabled_events(self) -> set[str]:
         """The event types captured now (dedicated programs and generic syscalls)."""
         return (self._enabled - {layout.GENERIC}) | {self.syscalls.names[nr] for nr in self._generic}
+
+    @property
+    def program_events(self) -> set[str]:
+        """The event types whose programs the filter needs now (layout.GENERIC: the
+        generic hook)."""
+        return set(self._enabled)
 
     @property
     def generic_events(self) -> set[str]:
@@ -445,6 +529,11 @@ class Probe:
             raise RuntimeError("probe not loaded: call load() first")
         return self._lib
 
+    def _need_lib(self) -> LibBpf:
+        if self._lib is None:
+            raise RuntimeError("probe not loaded: call load() first")
+        return self._lib
+
     def _need_ring(self) -> RingBuffer:
         if self._ring is None:
             raise RuntimeError("probe not loaded: call load() first")
@@ -482,6 +571,8 @@ class Probe:
                 raise lib.error(f"updating the event filter for {name}")
 
     def _write_critical(self) -> None:
+        from falcopy.agent.kernel.kfilter import KF_TYPES
+
         lib = self._need_loaded()
         for name, ev in layout.EVENT_IDS.items():
             if ev >= KF_TYPES:
@@ -498,7 +589,7 @@ class Probe:
 
     def _programs_of(self, path: Path) -> set[str]:
         """The events an object file has exit programs for (opened, not loaded)."""
-        lib = self._need_loaded()
+        lib = self._need_lib()
         if not path.is_file():
             return set()
         obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
@@ -520,65 +611,57 @@ class Probe:
     def _program(self, event: str) -> int | None:
         lib = self._need_loaded()
         name = program_name(event).encode()
-        if event in self._extra_events:
-            for obj, events in self._extras:
-                if event in events:
-                    return lib.lib.bpf_object__find_program_by_name(obj, name)
-            return None
-        return lib.lib.bpf_object__find_program_by_name(self._obj, name)
-
-    def _load_extra(self, events: set[str]) -> None:
-        """Load the programs of ``events`` from the extra object: one more instance with
-        only those programs, writing to the main object's maps.  Verifying programs is
-        most of the probe's start-up, so those no rule needs are never loaded."""
-        with self._extra_lock:
-            self._load_extra_locked(events)
+        for obj, events in self._instances:
+            if event in events:
+                return lib.lib.bpf_object__find_program_by_name(obj, name)
+        return None
 
     def preload(self, types: set[str] | frozenset[str] | None) -> None:
         """Load the programs a coming ``set_event_filter(types)`` will need, so that the
         filter change itself (on the event thread) only attaches."""
         if self._obj is not None:
-            self._load_extra(set(SUPPORTED_EVENTS) if types is None else set(types))
+            wanted = set(SUPPORTED_EVENTS) if types is None else set(types) | layout.LIFECYCLE
+            self._load_programs(self._programs_for(wanted)[0])
 
-    def _load_extra_locked(self, events: set[str]) -> None:
+    def _load_programs(self, events: set[str]) -> None:
+        """Load the programs of ``events`` not loaded yet: per object file, one more
+        instance with only those programs, writing to the main object's maps."""
+        with self._instances_lock:
+            missing = (events & (self.dedicated_events | {layout.GENERIC})) - self.loaded_events
+            extra = missing & self._extra_events
+            for path, group in ((self._main_path, missing - extra), (self._extra_path, extra)):
+                if group:
+                    self._instances.append((self._load_instance(path, group), group))
+
+    def _load_instance(self, path: Path, events: set[str]) -> int:
         lib = self._need_loaded()
-        have = set().union(*(e for _, e in self._extras)) if self._extras else set()
-        missing = (events & self._extra_events & self.dedicated_events) - have
-        if not missing:
-            return
-        path = self.obj_path.with_name(EXTRA_OBJ_NAME)
-        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
-        if not obj:
-            raise lib.error(f"opening {path}")
+        obj, _ = self._open(path, events)
         try:
-            wanted = {program_name(ev) for ev in missing}
-            prog = lib.lib.bpf_object__next_program(obj, None)
-            while prog:
-                if lib.lib.bpf_program__name(prog).decode() not in wanted:
-                    lib.lib.bpf_program__set_autoload(prog, False)
-                prog = lib.lib.bpf_object__next_program(obj, prog)
-            for name in _SHARED_MAPS:
-                m = lib.lib.bpf_object__find_map_by_name(obj, name.encode())
-                if not m:
-                    continue  # a map the extra programs never use
-                main = lib.lib.bpf_object__find_map_by_name(self._obj, name.encode())
-                rc = lib.lib.bpf_map__reuse_fd(m, lib.lib.bpf_map__fd(main)) if main else -2
-                if rc:
-                    raise lib.error(f"sharing map {name} with {path}", rc)
-            rc = lib.lib.bpf_object__load(obj)
+            # every map of the probe is the main object's (internal maps: ".rodata", ...
+            # are each object's own)
+            m = lib.lib.bpf_object__next_map(obj, None)
+            while m:
+                name = lib.lib.bpf_map__name(m)
+                main = lib.lib.bpf_object__find_map_by_name(self._obj, name) if b"." not in name else None
+                if main:
+                    rc = lib.lib.bpf_map__reuse_fd(m, lib.lib.bpf_map__fd(main))
+                    if rc:
+                        raise lib.error(f"sharing map {name.decode()} with {path}", rc)
+                m = lib.lib.bpf_object__next_map(obj, m)
+            rc = self._verify(obj)
             if rc:
                 raise lib.error(f"loading {path}", rc)
         except BaseException:
             lib.lib.bpf_object__close(obj)
             raise
-        self._extras.append((obj, missing))
+        return obj
 
     def _sync_links(self) -> None:
         """Attach what became enabled now; detach what was disabled in the background
         (the in-kernel filter already stops those records, detaching only saves the
         remaining per-call cost and takes a grace period per link)."""
         lib = self._need_loaded()
-        self._load_extra(self._enabled)
+        self._load_programs(self._enabled)
         # a program may hold a new link while its old one is still being destroyed
         self._pruners = [t for t in self._pruners if t.is_alive()]
         with self._links_lock:

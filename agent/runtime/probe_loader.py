@@ -6,7 +6,9 @@ configuration and compiles the rules.  ``falcopy agent`` starts the load before 
 even read the configuration, with the probe's defaults; once the configuration is read
 the load is kept if the two settings a load fixes (object file, ring size) agree, and
 started again with the configured ones if not.  Nothing is attached, so nothing is
-captured, until the agent has its rules.
+captured, until the agent has its rules.  Which programs the load verifies: the ones the
+same command line's rules needed last time (:mod:`falcopy.agent.runtime.program_cache`);
+any other the rules need is loaded before attaching.
 
 This module is imported first thing by ``falcopy agent``: it imports nothing heavy at
 module level (the probe and the configuration come in with the thread / the caller).
@@ -14,6 +16,7 @@ module level (the probe and the configuration come in with the thread / the call
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +31,8 @@ class ProbeSettings:
     ring_size: int | None = None
     batch_window: float | None = None
     critical_reserve: int | None = None
+    #: the command line's key in the program cache (None: load every program, remember nothing)
+    programs_key: str | None = None
 
     @classmethod
     def of(cls, config: Any) -> ProbeSettings:
@@ -62,16 +67,27 @@ class ProbeLoader:
         self._verifying = threading.Event()
         #: time.monotonic() when the kernel began verifying (None: not yet / failed before)
         self.verify_began: float | None = None
+        #: the event types whose programs the load verified first (None: all of them)
+        self.first_events: frozenset[str] | None = None
+        #: CPU seconds of the load's thread (the kernel's verification included)
+        self.load_cpu = 0.0
         self._thread = threading.Thread(target=self._load, name="falcopy-probe-load", daemon=True)
         self._thread.start()
 
     def _load(self) -> None:
         probe = None
+        cpu0 = time.thread_time()
         try:
             probe = self.settings.build()
-            probe.load(before_verify=self._verify_begins)
+            key = self.settings.programs_key
+            if key is not None:
+                from falcopy.agent.runtime import program_cache
+
+                self.first_events = program_cache.remembered(key, probe.obj_path)
+            probe.load(events=self.first_events, before_verify=self._verify_begins)
         except BaseException as exc:  # re-raised by result(), on the caller's thread
             self._error = exc
+        self.load_cpu = time.thread_time() - cpu0
         self._verifying.set()
         with self._lock:
             if self._abandoned:  # replaced meanwhile: nobody will take it
@@ -98,6 +114,8 @@ class ProbeLoader:
         obj_same = (s.obj or None) == (settings.obj or None)
         ring_same = s.ring_size == settings.ring_size or (
             s.ring_size is None and settings.ring_size == _default_ring_size())
+        if settings.programs_key is None:
+            settings = dataclasses.replace(settings, programs_key=s.programs_key)
         if obj_same and ring_same:
             self.settings = settings
             return self

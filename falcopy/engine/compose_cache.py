@@ -9,11 +9,8 @@ a stale or damaged entry can do is miss.  Compiled conditions are closures and
 are not cached; everything after composition runs as without the cache, so
 messages, locations and verdicts are identical.
 
-Where: ``$FALCOPY_CACHE_DIR`` (empty = no cache), else ``/var/cache/falcopy`` for
-root and ``$XDG_CACHE_HOME/falcopy`` (``~/.cache/falcopy``) otherwise.  The
-directory is created 0700 and an entry is only read if the directory and the
-entry belong to the current user and are not writable by anyone else: another
-user must not be able to feed rules to the agent.
+Where, and why only files private to the agent's user are read: see
+:mod:`falcopy.common.private_cache`.
 """
 
 from __future__ import annotations
@@ -21,9 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
-import stat
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -33,6 +27,8 @@ import orjson
 import ruamel.yaml
 from ruamel.yaml.error import StreamMark
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from falcopy.common import private_cache
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +87,7 @@ def keep_in_memory(limit: int, *, disk: bool = True) -> None:
 def cache_dir() -> Path | None:
     if not _memory.disk:
         return None
-    env = os.environ.get("FALCOPY_CACHE_DIR")
-    if env is not None:
-        return Path(env) if env else None
-    if os.geteuid() == 0:
-        return Path("/var/cache/falcopy")
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "falcopy"
+    return private_cache.cache_dir()
 
 
 def content_key(content: str) -> str:
@@ -134,10 +124,6 @@ def _load(data: list[Any], name: str) -> Node:
     raise ValueError(f"unknown node kind {kind!r}")
 
 
-def _private(st: os.stat_result) -> bool:
-    return st.st_uid == os.geteuid() and not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
-
-
 def load(content: str, name: str) -> list[Node | None] | None:
     """The document roots composed from ``content`` earlier, or None (not cached, unusable)."""
     if _memory.limit:
@@ -147,23 +133,15 @@ def load(content: str, name: str) -> list[Node | None] | None:
     directory = cache_dir()
     if directory is None:
         return None
-    path = directory / f"{content_key(content)}.json"
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
+    entry = f"{content_key(content)}.json"
+    raw = private_cache.read_private(directory, entry)
+    if raw is None:
         return None
     try:
-        if not (_private(os.stat(directory)) and _private(os.fstat(fd))):
-            log.warning("ignoring the rules cache %s: not private to uid %d", directory, os.geteuid())
-            return None
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = orjson.loads(f.read())
-        return [None if d is None else _load(d, name) for d in data]
-    except (OSError, ValueError, TypeError) as exc:
-        log.debug("rules cache entry %s unusable: %s", path, exc)
+        return [None if d is None else _load(d, name) for d in orjson.loads(raw)]
+    except (ValueError, TypeError) as exc:
+        log.debug("rules cache entry %s unusable: %s", directory / entry, exc)
         return None
-    finally:
-        os.close(fd)
 
 
 def store(content: str, roots: list[Node | None]) -> None:
@@ -177,19 +155,8 @@ def store(content: str, roots: list[Node | None]) -> None:
             _memory.put(content_key(content), data)
         if directory is None:
             return
-        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if not _private(os.stat(directory)):
-            return
-        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, directory / f"{content_key(content)}.json")
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        _prune(directory)
+        if private_cache.write_private(directory, f"{content_key(content)}.json", data):
+            _prune(directory)
     except (OSError, TypeError, orjson.JSONEncodeError) as exc:
         log.debug("rules cache not written in %s: %s", directory, exc)
 
