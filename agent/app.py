@@ -2,7 +2,7 @@
 
 Builds the parts and starts and stops them in order; the parts themselves live in
 :mod:`falcopy.agent.runtime` (the event thread, the rules reloader, what to capture,
-the live metrics).  Size (~670 lines): the start and stop order of every part (probe,
+the live metrics).  Size (~800 lines): the start and stop order of every part (probe,
 pipeline, listeners, watcher, cluster link: Lease and rules bundle watch, outputs) is
 kept in one place on purpose.
 

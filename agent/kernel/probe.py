@@ -21,7 +21,7 @@ captured by one raw ``sys_exit`` hook (``generic.bpf.c``) filtered by a syscall-
 bitmap; it taxes every syscall of the machine, so it is attached only while some
 wanted type needs it.
 
-Size (~590 lines): one class owns the libbpf object, its maps, its links and the
+Size (~680 lines): one class owns the libbpf object, its maps, its links and the
 ring; loading programs late, attaching, rewriting the filter maps and closing all
 take the same lock over the same handles, which splitting the class would expose.
 The libbpf calls themselves are in :mod:`.libbpf`, the ring in :mod:`.ringbuf`,
