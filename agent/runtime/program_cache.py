@@ -13,7 +13,6 @@ names in the private cache directory (:mod:`falcopy.common.private_cache`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -72,13 +71,7 @@ def remember(key: str, obj: Path, events: Iterable[str]) -> None:
         return
     try:
         if private_cache.write_private(directory, entry, json.dumps(sorted(events)).encode()):
-            _prune(directory)
+            private_cache.prune(directory, SUFFIX, MAX_ENTRIES)
     except OSError as exc:
         log.debug("probe program cache not written in %s: %s", directory, exc)
 
-
-def _prune(directory: Path) -> None:
-    entries = sorted(directory.glob(f"*{SUFFIX}"), key=lambda p: p.stat().st_mtime)
-    for old in entries[:-MAX_ENTRIES]:
-        with contextlib.suppress(OSError):
-            old.unlink()

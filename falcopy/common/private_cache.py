@@ -70,3 +70,11 @@ def write_private(directory: Path, name: str, data: bytes) -> bool:
             os.unlink(tmp)
         raise
     return True
+
+
+def prune(directory: Path, suffix: str, keep: int) -> None:
+    """Remove all but the ``keep`` newest entries ending in ``suffix``."""
+    entries = sorted(directory.glob(f"*{suffix}"), key=lambda p: p.stat().st_mtime)
+    for old in entries[:-keep]:
+        with contextlib.suppress(OSError):
+            old.unlink()

@@ -15,7 +15,6 @@ Where, and why only files private to the agent's user are read: see
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import threading
@@ -156,13 +155,7 @@ def store(content: str, roots: list[Node | None]) -> None:
         if directory is None:
             return
         if private_cache.write_private(directory, f"{content_key(content)}.json", data):
-            _prune(directory)
+            private_cache.prune(directory, ".json", MAX_ENTRIES)
     except (OSError, TypeError, orjson.JSONEncodeError) as exc:
         log.debug("rules cache not written in %s: %s", directory, exc)
 
-
-def _prune(directory: Path) -> None:
-    entries = sorted(directory.glob("*.json"), key=lambda p: p.stat().st_mtime)
-    for old in entries[:-MAX_ENTRIES]:
-        with contextlib.suppress(OSError):
-            old.unlink()
