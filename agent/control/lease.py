@@ -78,7 +78,16 @@ class LeaseReporter:
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        # from the link's own loop (the bundle watch) no wake-up through the loop's self-pipe
+        if here:
+            wake.set()
+        else:
             loop.call_soon_threadsafe(wake.set)
 
     def start(self) -> None:
