@@ -266,6 +266,9 @@ class FakeApiServer:
         #: bearer token -> TokenReview ``status.user`` (tokens not listed are not authenticated)
         self.tokens: dict[str, dict[str, Any]] = {}
         self.token_reviews = 0
+        #: (method, path) -> seconds to hold the request before serving it: an overloaded
+        #: or stalled server, for one request
+        self.hold: Callable[[str, str], float] | None = None
         #: the event loop the server runs on (the scale simulation's process uses uvloop's)
         self.loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
 
@@ -375,6 +378,8 @@ class FakeApiServer:
             return _json({"requests": counts, "watching": self.store.watching,
                                       "rv": self.store.rv})
         self.store.requests.append((request.method, request.path_qs))
+        if self.hold is not None and (seconds := self.hold(request.method, request.path)):
+            await asyncio.sleep(seconds)
         if parts == ["api"]:
             return _json({"kind": "APIVersions", "versions": ["v1"]})
         if parts == ["apis"]:

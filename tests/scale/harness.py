@@ -66,6 +66,14 @@ class Change:
     latencies: list[float]
     #: seconds from the create request to the operator's shard-0 write being visible
     published: float
+    #: CPU seconds from the create request until every agent held it: per process kind, and
+    #: "machine" for all the machine's cores (anything else running included)
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+
+    def busy_cores(self) -> float:
+        """The machine's busy cores on average over the change (2.0: both saturated)."""
+        return self.cpu.get("machine", 0.0) / self.wall if self.wall else 0.0
 
     def summary(self) -> dict[str, float]:
         return {"p50": statistics.median(self.latencies), "p99": percentile(self.latencies, 99),
@@ -229,6 +237,16 @@ class Simulation:
             self._client.close()
 
     # ------------------------------------------------------------------ observations
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far: the stand-in, the operator, all agent processes, and the
+        machine's busy time over all cores (user, nice, system, irq, softirq, steal)."""
+        assert self.apiserver is not None and self.operator is not None
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        idle = int(fields[3]) + int(fields[4])
+        return {"apiserver": self.apiserver.cpu_s(), "operator": self.operator.cpu_s(),
+                "agents": sum(a.cpu_s() for a in self.agents),
+                "machine": (sum(int(x) for x in fields[:8]) - idle) / CLK_TCK}
+
     def stats(self) -> dict[str, Any]:
         assert self._client is not None
         return self._client.get("/_test/stats").json()
@@ -275,6 +293,7 @@ class Simulation:
     def apply(self, index: int, timeout: float = 120.0) -> Change:
         """Create FalcoRule ``index``; wait until every agent holds a bundle with it."""
         obj = falcorule(index)
+        cpu0, w0 = self.cpu(), time.monotonic()
         t0 = self.create(obj)
         name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
 
@@ -291,5 +310,6 @@ class Simulation:
         wait_for(all_hold, timeout=timeout, interval=0.05, what=f"{self.n} agents on serial {serial}",
                  describe=lambda: f"{sum(1 for h in self.held.values() if h and h[-1][0] >= serial)} "
                  f"hold it; {self._dead()}")
+        cpu1, wall = self.cpu(), time.monotonic() - w0
         latencies = [next(t for s, t in self.held[a] if s >= serial) - t0 for a in range(self.n)]
-        return Change(index, serial, latencies, t_published)
+        return Change(index, serial, latencies, t_published, {k: cpu1[k] - cpu0[k] for k in cpu0}, wall)
