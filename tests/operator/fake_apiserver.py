@@ -20,6 +20,7 @@ Run alone with ``python -m tests.operator.fake_apiserver URL_FILE``; then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -156,20 +157,27 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
-def _fields_match(obj: dict[str, Any], selector: str | None) -> bool:
-    """``metadata.name=x,metadata.namespace=y`` (=, ==, !=), what field selectors allow here."""
-    if not selector:
-        return True
-    meta = obj.get("metadata") or {}
-    for term in selector.split(","):
+def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    """``metadata.name=x,metadata.namespace=y`` (=, ==, !=), what field selectors allow here,
+    parsed once (a watch applies it to every event); ValueError for any other field."""
+    terms = []
+    for term in (selector or "").split(",") if selector else []:
         negate = "!=" in term
         key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
         field_ = key.strip()
         if field_ not in ("metadata.name", "metadata.namespace"):
             raise ValueError(f'field label not supported: "{field_}"')
-        if (str(meta.get(field_.split(".")[1]) or "") == value.strip()) == negate:
-            return False
-    return True
+        terms.append((field_.split(".")[1], value.strip(), negate))
+
+    def match(obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        return all((str(meta.get(k) or "") == v) != negate for k, v, negate in terms)
+
+    return match
+
+
+def _fields_match(obj: dict[str, Any], selector: str | None) -> bool:
+    return field_matcher(selector)(obj)
 
 
 def selected_name(query: Any) -> str:
@@ -692,8 +700,7 @@ class FakeApiServer:
         since = int(request.query.get("resourceVersion") or 0)
         timeout = float(request.query.get("timeoutSeconds") or 300)
         selector = request.query.get("labelSelector")
-        fields = request.query.get("fieldSelector")
-        _fields_match({}, fields)  # an unsupported field is refused before the stream starts
+        fields = field_matcher(request.query.get("fieldSelector"))  # refused before the stream starts
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -714,29 +721,26 @@ class FakeApiServer:
             # skip what the client has already seen
             while sent < len(history) and history[sent][0] <= since:
                 sent += 1
-            while not self._stopping and self.store.severed == severed:
-                if self.store.history[key] is not history:  # compacted meanwhile
-                    history, sent = self.store.history[key], 0
-                woken = self._waker(key)  # before reading: an event appended from now on sets it
-                while sent < len(history):
-                    _, _, obj, line = history[sent]
-                    sent += 1
-                    ns = (obj.get("metadata") or {}).get("namespace") or ""
-                    if (namespace and ns != namespace) or not _labels_match(obj, selector):
-                        continue
-                    if not _fields_match(obj, fields):
-                        continue
-                    await resp.write(line)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                if sent < len(self.store.history[key]) or self._stopping or self.store.severed != severed:
-                    continue
-                try:
-                    async with asyncio.timeout(remaining):
+            # one deadline for the whole stream, not a timer per wait: 5,000 watchers wait per event
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    while not self._stopping and self.store.severed == severed:
+                        if self.store.history[key] is not history:  # compacted meanwhile
+                            history, sent = self.store.history[key], 0
+                        woken = self._waker(key)  # before reading: an event appended from now on sets it
+                        while sent < len(history):
+                            _, _, obj, line = history[sent]
+                            sent += 1
+                            ns = (obj.get("metadata") or {}).get("namespace") or ""
+                            if (namespace and ns != namespace) or not _labels_match(obj, selector):
+                                continue
+                            if not fields(obj):
+                                continue
+                            await resp.write(line)
+                        if (sent < len(self.store.history[key]) or self._stopping
+                                or self.store.severed != severed):
+                            continue
                         await woken.wait()
-                except TimeoutError:
-                    pass
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
