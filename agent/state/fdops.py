@@ -112,20 +112,34 @@ def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
     if type(flags) is not int:
         flags = as_int(flags)
     if rec.type == "creat":
-        flags |= os.O_CREAT | os.O_WRONLY | os.O_TRUNC
-    if name[:1] == "/":
-        full = normalize(name)
-    else:
-        full = resolve(info, name, as_int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
+        flags |= CREAT_FLAGS
+    dirfd = args.get("dirfd", AT_FDCWD)
     ino = args.get("ino", 0)
     dev = args.get("dev", 0)
-    res = rec.res
+    return open_fd(info, name, dirfd if type(dirfd) is int else as_int(dirfd, AT_FDCWD), args.get("dirpath"),
+                   flags, dev if type(dev) is int else as_int(dev), ino if type(ino) is int else as_int(ino),
+                   rec.res), None
+
+
+#: what creat(2) is: open(O_CREAT|O_WRONLY|O_TRUNC)
+CREAT_FLAGS = os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+
+
+def open_fd(info: ThreadInfo, name: str, dirfd: int, dirpath: Any, flags: int, dev: int, ino: int,
+            res: int) -> FdInfo:
+    """The fd an open made, named as Falco's fd.name, entered in the table when the open
+    succeeded (``res`` the new fd).  Shared by the generic handler and the pipeline's
+    fast path, which reads the same values straight from the record's bytes."""
+    # an absolute name already in normal form (nearly all of them) needs no resolution
+    if name[:1] == "/" and "/." not in name and "//" not in name and (len(name) == 1 or name[-1] != "/"):
+        full = name
+    else:
+        full = resolve(info, name, dirfd, dirpath)
     fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
-                ino if type(ino) is int else as_int(ino), dev if type(dev) is int else as_int(dev),
-                nameraw=name)
+                ino, dev, nameraw=name)
     if res >= 0:
         info.fds[res] = fd
-    return fd, None
+    return fd
 
 
 def _memfd(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
