@@ -135,8 +135,10 @@ def open_fd(info: ThreadInfo, name: str, dirfd: int, dirpath: Any, flags: int, d
         full = name
     else:
         full = resolve(info, name, dirfd, dirpath)
+    # every field positional: a keyword argument (nameraw, the last) costs the dataclass's
+    # __init__ about as much as the rest of the call
     fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
-                ino, dev, nameraw=name)
+                ino, dev, None, None, None, None, None, None, None, False, False, False, name)
     if res >= 0:
         info.fds[res] = fd
     return fd
