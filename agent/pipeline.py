@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -25,9 +26,10 @@ from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import hot as hot_layouts
 from falcopy.agent.kernel import layout
+from falcopy.agent.kernel.decoder import IP_CACHE, L4_NAMES, ip_text
 from falcopy.agent.prefilter import OpenCheck, open_checks
 from falcopy.agent.state.constants import AT_FDCWD
-from falcopy.agent.state.fdops import CREAT_FLAGS, open_fd
+from falcopy.agent.state.fdops import CREAT_FLAGS, accepted_fd, open_fd, socket_fd
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 
@@ -44,6 +46,10 @@ _UNSET_LOGINUID = 0xFFFFFFFF
 _AT_FDCWD = AT_FDCWD
 _CREAT_FLAGS = CREAT_FLAGS
 _OPEN_AT, _OPEN, _CLOSE = hot_layouts.OPEN_AT, hot_layouts.OPEN, hot_layouts.CLOSE
+_SOCKET = hot_layouts.SOCKET
+_TUPLE = hot_layouts.TUPLE
+_TUPLE_SIZE = _TUPLE.size
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 
 #: per hot type id: name, kind, narrow struct, its size, and whether the rules are
 #: candidates for the record (False: never, True: always, else the open prefilter)
@@ -218,8 +224,15 @@ class Pipeline:
         after = state.after
         ts_offset = decoder.ts_offset
         comms_get = decoder.comms.get
-        counts = self.type_counts
-        count_of = counts.get
+        ip_get = IP_CACHE.get
+        l4_get = L4_NAMES.get
+        hot_counts = [0] * n_hot
+        # the last record's thread and comm: a stream of opens and closes comes from a few
+        # threads; forgotten whenever the generic path or the rules may have changed the table
+        last_tid = last_pid = -1
+        last_info: ThreadInfo | None = None
+        last_comm_raw = b""
+        last_comm = ""
         alerts = 0
         # one loop for the batch: a hot record costs one unpack and the table update,
         # no call per field, no args dict, no record object
@@ -238,6 +251,29 @@ class Pipeline:
                     ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
                         st.unpack_from(buf, off))
                     ok = rlen >= fsize
+                elif kind == _SOCKET:
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, domain, stype, proto = (
+                        st.unpack_from(buf, off))
+                    ok = rlen >= fsize
+                elif kind > _SOCKET:  # accept, accept4: a connection with an inet tuple
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
+                        st.unpack_from(buf, off))
+                    end = off + (rlen if rlen < size else size)
+                    p = off + fsize
+                    ok = False
+                    if res >= 0 and rlen >= fsize and p + 2 <= end:
+                        n = buf[p] | (buf[p + 1] << 8)
+                        if n != _ABSENT and _TUPLE_SIZE <= n <= end - p - 2:
+                            tfam, proto, lport, rport, lraw, rraw = _TUPLE.unpack_from(buf, p + 2)
+                            if tfam == _AF_INET:
+                                lraw, rraw = lraw[:4], rraw[:4]
+                                ok = True
+                            else:
+                                ok = tfam == _AF_INET6
+                            if ok:
+                                l4 = l4_get(proto) or str(proto)
+                                rip = ip_get(rraw) or ip_text(tfam, rraw)
+                                lip = ip_get(lraw) or ip_text(tfam, lraw)
                 else:
                     if kind == _OPEN_AT:
                         (ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dirfd, flags, dev,
@@ -267,22 +303,37 @@ class Pipeline:
                         state.pending_fd_close = None
                     if state.pending_exit is not None:
                         after()
-                    info = threads_get(tid)
+                        last_tid = -1
+                    if tid == last_tid and pid == last_pid:
+                        info = last_info
+                    else:
+                        info = threads_get(tid)
+                        if info is not None and info.pid == pid:
+                            last_tid, last_pid, last_info = tid, pid, info
                     if info is not None and info.pid == pid:
                         num += 1
-                        counts[name] = count_of(name, 0) + 1
+                        hot_counts[typ] += 1
                         try:
                             # credentials and names as the kernel saw them (ProcessTable.apply)
                             info.uid = euid
                             info.gid = egid
                             info.loginuid = -1 if loginuid == _UNSET_LOGINUID else loginuid
-                            info.comm = comms_get(comm_raw) or decoder.comm(comm_raw)
+                            if comm_raw != last_comm_raw:
+                                last_comm_raw = comm_raw
+                                last_comm = comms_get(comm_raw) or decoder.comm(comm_raw)
+                            info.comm = last_comm
                             if ppid > 0:
                                 info.ptid = ppid
                             if kind == _CLOSE:
                                 fd = info.fds.get(fdnum)
                                 if res >= 0 and fd is not None:
                                     state.pending_fd_close = (info, fdnum)
+                            elif kind == _SOCKET:
+                                fd = socket_fd(info, res, domain, stype, proto)
+                            elif kind > _SOCKET:
+                                # the peer is the tuple's remote end (Falco's inbound order)
+                                fd = accepted_fd(info, info.fds.get(fdnum), res, tfam, l4, rip, rport, lip,
+                                                 lport)
                             else:
                                 assert path is not None
                                 dirpath = None
@@ -301,6 +352,7 @@ class Pipeline:
                             rec = decode_at(buf, off, size)
                             if rec is not None:
                                 alerts += evaluate(batch, rec, info, fd, num)
+                                last_tid = -1
                         state.prev_ts = ts + ts_offset
                         continue
             # the generic path: every other type, and hot records the fast path declined
@@ -309,7 +361,13 @@ class Pipeline:
                 batch.num = num
                 alerts += handle(rec, batch)
                 num = batch.num
+                last_tid = -1
         batch.num = num
+        counts = self.type_counts
+        for typ, n in enumerate(hot_counts):
+            if n:
+                name = hot[typ][0]  # type: ignore[index]
+                counts[name] = counts.get(name, 0) + n
         return self._end_batch(batch, alerts)
 
     def _handle(self, rec: SyscallRecord, batch: _Batch) -> int:

@@ -69,6 +69,12 @@ def _ip(family: int, raw: bytes) -> str:
     return text
 
 
+#: for the pipeline's fast path, which reads socket tuples itself
+IP_CACHE = _IP_CACHE
+ip_text = _ip
+L4_NAMES = _L4
+
+
 def decode_sockaddr(raw: bytes) -> dict[str, Any]:
     """A user ``struct sockaddr`` (as passed to connect/bind/sendto)."""
     if len(raw) < 2:

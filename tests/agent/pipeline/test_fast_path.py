@@ -1,13 +1,14 @@
-"""The pipeline's fast path (``Pipeline.process_raw`` reading open/close records straight
-into the tables, decoding a record in full only for a candidate rule) against the generic
-path (``fast_path=False``: every record decoded): the same raw bytes through both give the
-same process/fd state after every record and the same alerts, in order, with the same
-output text.  Constructed records cover the edge cases; recorded ones (the real probe,
-the bench workloads) the ordinary stream."""
+"""The pipeline's fast path (``Pipeline.process_raw`` reading open, close, socket and
+accept records straight into the tables, decoding a record in full only for a candidate
+rule) against the generic path (``fast_path=False``: every record decoded): the same raw
+bytes through both give the same process/fd state after every record and the same
+alerts, in order, with the same output text.  Constructed records cover the edge
+cases; recorded ones (the real probe, the bench workloads) the ordinary stream."""
 
 from __future__ import annotations
 
 import os
+import socket
 import struct
 import subprocess
 from collections.abc import Iterator
@@ -60,6 +61,16 @@ EXTRA_RULES = """
   desc: a name that is not UTF-8
   condition: evt.type = openat and fd.filename startswith "fp-bytes"
   output: bytes %fd.name
+  priority: NOTICE
+- rule: fast path accept
+  desc: a connection accepted on the marked port
+  condition: evt.type in (accept, accept4) and fd.sport = 8443
+  output: accepted %fd.name %fd.l4proto %fd.cip %fd.cport %fd.sip %fd.typechar %fd.num
+  priority: NOTICE
+- rule: fast path socket
+  desc: a datagram or raw socket
+  condition: evt.type = socket and (fd.l4proto in (udp, raw) or fd.typechar = u)
+  output: socket %fd.type %fd.l4proto %fd.num %evt.arg.domain
   priority: NOTICE
 """
 
@@ -190,7 +201,41 @@ def _edge_cases(actor: int) -> Raw:
     r.open(b"/etc/shadow", pid=a, res=25, comm=b"sshd")       # a new comm
     r.open(b"/etc/shadow", pid=a, res=26, ev="open")
     r.open(b"/etc/shadow", pid=a, res=27, ev="openat2")
+    _sockets(r, a)
     return r
+
+
+def _tuple(family: int, proto: int, lport: int, rport: int, laddr: bytes, raddr: bytes,
+           path: bytes | None = None) -> bytes:
+    raw = struct.pack("<HHHH16s16s", family, proto, lport, rport, laddr, raddr)
+    return raw if path is None else raw + struct.pack("<H", len(path)) + path
+
+
+def _sockets(r: Raw, a: int) -> None:
+    lo4, peer4 = bytes([127, 0, 0, 1]), bytes([10, 1, 2, 3])
+    lo6 = bytes(15) + b"\x01"
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0], [], pid=a, res=30)
+    r.add("socket", [socket.AF_INET, socket.SOCK_DGRAM, 17], [], pid=a, res=31)
+    r.add("socket", [socket.AF_INET6, socket.SOCK_RAW, 255], [], pid=a, res=32)
+    r.add("socket", [socket.AF_UNIX, socket.SOCK_STREAM, 0], [], pid=a, res=33)
+    r.add("socket", [17, socket.SOCK_RAW, 0], [], pid=a, res=34)           # AF_PACKET
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM, 0], [], pid=a, res=-24)   # EMFILE
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM, 0], [], pid=GHOST, res=6)
+    # accepts on listener 30 (known) and 77 (never seen)
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51000, lo4, peer4)], pid=a, res=35)
+    r.add("accept4", [30, socket.SOCK_CLOEXEC], [_tuple(socket.AF_INET, 6, 8443, 51001, lo4, peer4)],
+          pid=a, res=36)
+    r.add("accept", [77], [_tuple(socket.AF_INET6, 6, 8443, 51002, lo6, lo6)], pid=a, res=37)
+    r.add("accept", [77], [_tuple(socket.AF_INET, 99, 8443, 51003, lo4, peer4)], pid=a, res=38)  # odd l4
+    r.add("accept", [33], [_tuple(socket.AF_UNIX, 0, 0, 0, b"", b"", b"/run/fp.sock\0")], pid=a, res=39)
+    r.add("accept", [30], [None], pid=a, res=40)                            # tuple absent
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 1, lo4, peer4)[:20]], pid=a, res=41)  # short
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51004, lo4, peer4)], pid=a, res=-11)  # EAGAIN
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51005, lo4, peer4)], pid=a, res=35)   # fd reuse
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51006, lo4, peer4)], pid=a, res=42, cut=8)
+    r.add("accept", [6], [_tuple(socket.AF_INET, 6, 8443, 51007, lo4, peer4)], pid=GHOST, res=7)
+    for num in (35, 36, 37, 38, 39, 30):
+        r.close(num, pid=a)
 
 
 def _table(actor: int) -> ProcessTable:
@@ -253,10 +298,13 @@ def test_edge_cases_same_state_and_alerts(stable_rules: Any, actor: int, batch: 
     names = {name for _, name, _ in alerts}
     # the cases above do reach the rules: the comparison is not between two silences
     assert {"Read sensitive file untrusted", "fast path close", "fast path failed open",
-            "fast path truncate", "fast path directory", "fast path unicode"} <= names, names
+            "fast path truncate", "fast path directory", "fast path unicode", "fast path accept",
+            "fast path socket"} <= names, names
     outputs = "\n".join(text[0] for _, _, text in alerts)
     assert "bytes /tmp/fp-bytes-" in outputs and "fileraw=../../etc/shadow" in outputs
     assert "evt_type=open " in outputs and "evt_type=openat2 " in outputs
+    assert "accepted 10.1.2.3:51001->127.0.0.1:8443 tcp" in outputs
+    assert "accepted ::1:51002->::1:8443" in outputs
 
 
 def test_fast_path_skips_the_full_decode(compat_dir: Path, actor: int) -> None:
