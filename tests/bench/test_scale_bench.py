@@ -60,6 +60,7 @@ def test_scale(n: int, tmp_path: Path) -> None:
         rest_cpu = (sim.operator.cpu_s() - cpu1) / (REST_S / 60)
         memory = sim.operator.memory()
         regressions = sim.regressions()
+        operator_log = sim.operator.log.read_text(errors="replace")
     all_latencies = [x for c in changes for x in c.latencies]
     worst = [max(c.latencies) for c in changes]
     result = {
@@ -83,8 +84,11 @@ def test_scale(n: int, tmp_path: Path) -> None:
                                           and k.split()[0] in ("update", "create")) / CHANGES,
         "requests_per_min_rest": {k: c / (REST_S / 60) for k, (c, _) in rest.items()},
         "regressions": regressions,
+        # the operator stopped leading (its Lease renewals missed the renew deadline)
+        "leader_lost": operator_log.count("lost the leader Lease"),
     }
     text = json.dumps(result, indent=2)
     print(text)
     Path(os.environ.get("FALCOPY_BENCH_OUT", f"/tmp/falcopy-scale-{n}.json")).write_text(text)
     assert regressions == 0
+    assert result["leader_lost"] == 0, "the operator lost its leader Lease during the run"
