@@ -9,7 +9,7 @@ swaps the reference between batches.  Events of other sources (k8s audit) take
 the same rules and the same alert path through :meth:`Pipeline.process_event`.
 
 The agent hands each ring batch to :meth:`Pipeline.process_raw`, whose fast path
-reads the hot record types (opens, closes, sockets, accepts) straight from the
+reads the hot record types (opens, closes, sockets, accepts, connects) straight from the
 ring's bytes into the tables and builds a record and an event only for what a rule
 is a candidate for; :meth:`Pipeline.process` takes records already decoded.
 """
@@ -212,13 +212,14 @@ class Pipeline:
         the same state and alerts as :meth:`process` of the decoded records; returns
         the number of alerts raised.
 
-        The fast path: a hot record (open family, close, socket, accept*;
+        The fast path: a hot record (open family, close, socket, accept*, connect;
         :mod:`falcopy.agent.kernel.hot`) is read with one narrow unpack straight into
-        the process and fd tables, the open prefilter runs on the fd just built, and the
-        record is decoded in full (the generic decoder) only when some rule is a
-        candidate for it.  Anything odd (a thread the table does not know, a cut record,
-        an absent name, an accept without an inet tuple) takes the generic path, record
-        by record, in order.  Off (every record decoded)
+        the process and fd tables, the open or socket prefilter runs on the fd just
+        built or named and its thread, and the record is decoded in full (the generic
+        decoder) only when some rule is a candidate for it.  Anything odd (a thread the
+        table does not know, a cut record, an absent name, an accept without an inet
+        tuple, a connect without an inet address and tuple) takes the generic path,
+        record by record, in order.  Off (every record decoded)
         when ``fast_path`` is False or the flight recorder wants every record."""
         decode_at = decoder.decode_at
         if not self.fast_path or self.recorder is not None:

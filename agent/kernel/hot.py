@@ -2,12 +2,12 @@
 
 Most records that reach user space are opens and closes (a build, a package manager, a
 log shipper), a server's accepts and a client's connects.  The process and fd tables
-need a handful of their fields; the generic
-decoder (:mod:`falcopy.agent.kernel.decoder`) makes all of them into Python objects, an
-``args`` dict and a :class:`SyscallRecord`.  Here each hot type has one ``Struct`` over
-the same bytes that skips (pad bytes) what the tables and the open prefilter do not read,
-so one unpack yields only the values used.  The record is still decoded in full, by the
-generic decoder, when some rule is a candidate for it.
+need a handful of their fields; the generic decoder (:mod:`falcopy.agent.kernel.decoder`)
+makes all of them into Python objects, an ``args`` dict and a :class:`SyscallRecord`.
+Here each hot type has one ``Struct`` over the same bytes that skips (pad bytes) what
+the tables and the prefilters do not read, so one unpack yields only the values used.
+The record is still decoded in full, by the generic decoder, when some rule is a
+candidate for it.
 """
 
 from __future__ import annotations
