@@ -60,7 +60,7 @@ _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
 _SIN_SIZE, _SIN6_SIZE = 8, 24
 
 #: per hot type id: name, kind, narrow struct, its size, and whether the rules are
-#: candidates for the record (False: never, True: always, else the open prefilter)
+#: candidates for the record (False: never, True: always, else a prefilter's check)
 HotEntry = tuple[str, int, Any, int, "Check | bool"]
 
 
