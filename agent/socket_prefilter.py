@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
-from falcopy.agent.prefilter import Check
 from falcopy.agent.state.constants import FD_TYPECHARS
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
@@ -30,6 +30,10 @@ from falcopy.engine.evttypes import fold_for_type
 from falcopy.engine.kernel_filter import check_values
 
 log = logging.getLogger(__name__)
+
+#: (the record's fd, its thread) -> could a rule match it (agent.prefilter.Check; a
+#: sibling module, so not imported from there)
+SocketCheck = Callable[[FdInfo | None, ThreadInfo], bool]
 
 #: the record types this module derives a check for
 SOCKET_TYPES: frozenset[str] = frozenset({"socket", "connect"})
@@ -63,12 +67,12 @@ class SockClause:
 _ANY = [SockClause()]
 
 
-def socket_checks(ruleset: Any) -> dict[str, Check]:
+def socket_checks(ruleset: Any) -> dict[str, SocketCheck]:
     """Per socket type, the check for ``ruleset`` (a type without one is always
     evaluated).  Empty for a stand-in ruleset or one with namespace-scoped rules."""
     if not hasattr(ruleset, "enabled_rules") or getattr(ruleset, "_tenants", None):
         return {}
-    out: dict[str, Check] = {}
+    out: dict[str, SocketCheck] = {}
     try:
         rules = [r for r in ruleset.enabled_rules() if r.source == "syscall"]
         for t in sorted(SOCKET_TYPES):
@@ -201,7 +205,7 @@ def _atom(node: ast.Check, neg: bool) -> list[SockClause]:
     return _ANY
 
 
-def compile_clauses(clauses: list[SockClause]) -> Check:
+def compile_clauses(clauses: list[SockClause]) -> SocketCheck:
     """The clauses as one function of the record's fd and thread."""
     rows = tuple((c.container, c.comm, c.fd_type, c.l4proto, c.sport, c.cport, c.lport, c.rport)
                  for c in clauses)
