@@ -470,6 +470,11 @@ class Probe:
     def records_read(self) -> int:
         return self._ring.records if self._ring is not None else 0
 
+    @property
+    def records_wrapped(self) -> int:
+        """Records read that straddled the end of the ring (copied to be decoded)."""
+        return self._ring.wrapped if self._ring is not None else 0
+
     def drops(self) -> int:
         """Records the probe could not put in the ring since load (all CPUs, all classes)."""
         return sum(self.drops_by_class().values())

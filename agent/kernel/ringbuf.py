@@ -2,10 +2,15 @@
 
 Why not ``ring_buffer__poll`` with a ctypes callback: the callback costs a
 C->Python transition plus a copy per record, which on this machine is about
-as much as decoding the record itself.  The ring's data pages are mapped twice
-back to back by the kernel, so a record that wraps is still contiguous and is
-decoded in place from the mmap; the consumer position is published once per
-batch.  The wire format of the ring (8-byte record header with BUSY/DISCARD
+as much as decoding the record itself.  Records are decoded in place from the
+mmap; the consumer position is published once per batch.
+
+The data area is mapped once.  The kernel lays the ring's pages out twice back to
+back so that libbpf can map ``2 * size`` and read a record that wraps as one
+contiguous span, but every page of that double mapping is resident once the ring has
+wrapped: 16 MiB of RSS for Falco's 8 MiB ring.  A record that straddles the end is
+rare (one per ``size`` bytes of records at most), so it alone is copied into a bytes
+object joined from both ends.  The wire format of the ring (8-byte record header with BUSY/DISCARD
 bits, 8-byte alignment) is the kernel's UAPI (``include/uapi/linux/bpf.h``).
 
 Latency and batching: the probe wakes the reader for the first record after the
@@ -48,7 +53,8 @@ class RingBuffer:
         self._page = page
         self._cons_map = mmap.mmap(map_fd, page, flags=mmap.MAP_SHARED,
                                    prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._data = mmap.mmap(map_fd, page + 2 * size, flags=mmap.MAP_SHARED,
+        # the producer page, then the data area once (see the module's docstring)
+        self._data = mmap.mmap(map_fd, page + size, flags=mmap.MAP_SHARED,
                                prot=mmap.PROT_READ, offset=page)
         # a single aligned 8-byte store, as the kernel's smp_load_acquire expects
         self._cons = ctypes.c_uint64.from_buffer(self._cons_map)
@@ -56,6 +62,8 @@ class RingBuffer:
         #: times a sleeping reader was woken with records to read, and records read
         self.wakeups = 0
         self.records = 0
+        #: records that straddled the end of the ring (decoded from a joined copy)
+        self.wrapped = 0
         self._last_read = 0.0
         # another thread interrupts a sleeping reader through this (interrupt())
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -111,6 +119,7 @@ class RingBuffer:
         out: list[T] = []
         data = self._data
         base = self._page
+        end = base + self.size
         mask = self.mask
         cons = self._cons.value
         prod = _U64.unpack_from(data, 0)[0]
@@ -127,7 +136,11 @@ class RingBuffer:
             else:
                 # the common case: a committed record, the header word is its size
                 size = hdr
-                rec = handle(data, pos + 8, size)
+                # the 8-byte header never straddles (the ring is a power of two >= a page)
+                if pos + 8 + size <= end:
+                    rec = handle(data, pos + 8, size)
+                else:
+                    rec = handle(self._joined(pos + 8, size), 0, size)
                 if rec is not None:
                     append(rec)
                 n += 1
@@ -138,6 +151,15 @@ class RingBuffer:
             self.records += n
             self._last_read = time.monotonic()
         return out
+
+    def _joined(self, start: int, size: int) -> bytes:
+        """The record of ``size`` bytes at ``start`` that runs past the end of the data
+        area, with its tail from the start of the area."""
+        self.wrapped += 1
+        data = self._data
+        base = self._page
+        head = data[start:base + self.size]
+        return head + data[base:base + size - len(head)]
 
     def close(self) -> None:
         with self._wake_lock:
