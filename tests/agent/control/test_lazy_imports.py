@@ -66,3 +66,22 @@ def test_what_the_configuration_enables_is_imported(tmp_path: Path) -> None:
     assert _has(mods, "httpx") and "falcopy.agent.outputs.sinks.http" in mods
     for package in OPERATOR_ONLY:
         assert not _has(mods, package), package
+
+
+def test_the_web_server_is_served_without_aiohttp() -> None:
+    code = ("import asyncio, sys\n"
+            "from falcopy.agent.control.config import load_config\n"
+            "from falcopy.agent.control.metrics import AgentMetrics\n"
+            "from falcopy.agent.control.readiness import Readiness\n"
+            "from falcopy.agent.control.web import WebServer, create_app\n"
+            "cfg = load_config(None, ['webserver.listen_address=127.0.0.1', 'webserver.listen_port=0',"
+            " 'webserver.prometheus_metrics_enabled=true']).webserver\n"
+            "async def main():\n"
+            "    s = WebServer(create_app(cfg, Readiness(), AgentMetrics()), cfg)\n"
+            "    await s.start()\n"
+            "    await s.stop()\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
