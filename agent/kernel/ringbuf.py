@@ -18,7 +18,8 @@ ring went quiet (the kernel's adaptive notification), so a lone record is read a
 once and the poll timeout is only an upper bound for control work.  A busy ring
 must not turn that into a wake-up per record: the reader paces itself, reading
 at most once per ``batch_window`` seconds while records keep arriving, so under
-a burst each wake-up carries a batch.
+a burst each wake-up carries a batch.  A backlog (a read stopped at its record limit) is
+read on without pausing.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class RingBuffer:
         #: records that straddled the end of the ring (decoded from a joined copy)
         self.wrapped = 0
         self._last_read = 0.0
+        #: the last drain stopped at its limit with records left
+        self._cut = False
         # another thread interrupts a sleeping reader through this (interrupt())
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_lock = threading.Lock()  # interrupt() never writes to a closed (reused) fd
@@ -100,6 +103,9 @@ class RingBuffer:
             if self.pending() == 0:
                 return
             self.wakeups += 1
+        if self._cut:
+            # the last read stopped at its limit: a backlog is already a batch
+            return
         since = time.monotonic() - self._last_read
         if since < self.batch_window:
             time.sleep(self.batch_window - since)
@@ -147,6 +153,7 @@ class RingBuffer:
             # 8-byte record header, then the data padded to 8 bytes
             cons += (size + 15) & ~7
         self._cons.value = cons
+        self._cut = n >= limit and cons < prod
         if n:
             self.records += n
             self._last_read = time.monotonic()
