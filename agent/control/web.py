@@ -6,7 +6,7 @@ ServiceMonitors and falcoctl configured for Falco keep working.
 Three GET endpoints do not need an HTTP framework: the server is the standard
 library's (``socketserver`` + ``http.server``, which prometheus_client imports anyway),
 accepting on its own thread and answering each connection on a short-lived thread,
-at most ``threadiness`` at once as in Falco.  aiohttp cost the agent ~12 MiB of RSS
+at most ``threadiness`` at once as in Falco.  aiohttp cost the agent ~11 MiB of RSS
 for these three routes (docs/performance.md).
 """
 
