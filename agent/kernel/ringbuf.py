@@ -159,6 +159,60 @@ class RingBuffer:
             self._last_read = time.monotonic()
         return out
 
+    def drain_spans(self, consume: Callable[[mmap.mmap | bytes, list[tuple[int, int]]], object],
+                    limit: int) -> int:
+        """Hand up to ``limit`` committed records to ``consume(buf, spans)`` in one call,
+        as ``(offset, size)`` pairs in ``buf``, then release them to the kernel; returns
+        the count.  One call per batch: the consumer reads the records in one loop.
+
+        A record that straddles the end of the ring ends the batch before it; it is
+        handed alone, as a joined copy (``buf`` a bytes object, one span at 0), first in
+        the next call."""
+        spans: list[tuple[int, int]] = []
+        data = self._data
+        base = self._page
+        end = base + self.size
+        mask = self.mask
+        cons = self._cons.value
+        prod = _U64.unpack_from(data, 0)[0]
+        unpack = _U32.unpack_from
+        append = spans.append
+        buf: mmap.mmap | bytes = data
+        more = False  # stopped with committed records left (the limit, or a wrap)
+        while cons < prod:
+            if len(spans) >= limit:
+                more = True
+                break
+            pos = base + (cons & mask)
+            (hdr,) = unpack(data, pos)
+            if hdr & _BUSY_OR_DISCARD:
+                if hdr & _BUSY:
+                    break
+            elif pos + 8 + hdr > end:
+                if spans:
+                    more = True
+                    break
+                buf = self._joined(pos + 8, hdr)
+                append((0, hdr))
+                cons += (hdr + 15) & ~7
+                more = cons < prod
+                break
+            else:
+                append((pos + 8, hdr))
+            cons += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
+        try:
+            if spans:
+                consume(buf, spans)
+        finally:
+            # released even if the consumer failed: a record that breaks it must not
+            # be read again and again
+            self._cons.value = cons
+            self._cut = more
+            if spans:
+                self.records += len(spans)
+                self._last_read = time.monotonic()
+        return len(spans)
+
     def _joined(self, start: int, size: int) -> bytes:
         """The record of ``size`` bytes at ``start`` that runs past the end of the data
         area, with its tail from the start of the area."""
