@@ -152,11 +152,4 @@ def read_documents(name: str, content: str, table: FileTable) -> tuple[int, list
     except YAMLError as e:
         raise ReadError(LoadCode.ERR_YAML_PARSE, f"yaml: {e}", table.loc(file_no, 0)) from e
     compose_cache.store(content, [d.root for d in docs])
-    # the rules are built from the stored form, as on the next start: ruamel's node tree
-    # (marks, buffers) is freed before the loader allocates the long-lived ruleset, which
-    # otherwise lands in fresh memory and leaves the tree's pages sparse (docs/performance.md:
-    # a first start peaked 4 MiB higher than a restart)
-    cached = compose_cache.load(content, name)
-    if cached is not None:
-        return file_no, [Document(root, file_no, table) for root in cached]
     return file_no, docs
