@@ -78,7 +78,7 @@ def agent_command(
     config_path: str | None, rules: tuple[str, ...], options: tuple[str, ...], dry_run: bool
 ) -> None:
     """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
-    from falcopy.agent.runtime.malloc import tune_for_agent
+    from falcopy.common.malloc import tune_for_agent
 
     tune_for_agent()  # before any thread allocates: the probe loader's is next
     early_probe = None

@@ -1,5 +1,4 @@
 """The running agent's parts, wired together by :mod:`falcopy.agent.app`: what to
 capture for a ruleset (``selection``), the event thread (``event_loop``), the rules
 reloader (``reloader``), the BPF load begun before the rest of start-up
-(``probe_loader``), the scrape-time numbers of the live objects (``live_metrics``) and
-the C library's malloc settings (``malloc``)."""
+(``probe_loader``) and the scrape-time numbers of the live objects (``live_metrics``)."""

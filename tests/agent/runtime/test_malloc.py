@@ -1,5 +1,6 @@
-"""The agent's malloc settings, observed in the process's own memory map: threads that
-allocate get no arenas of their own, and a freed large block leaves the process."""
+"""The agent's malloc settings (``falcopy.common.malloc``, set at the top of `falcopy
+agent`), observed in the process's own memory map: threads that allocate get no arenas
+of their own, and a freed large block leaves the process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 _THREADS = """
 import sys, threading
-from falcopy.agent.runtime.malloc import tune_for_agent
+from falcopy.common.malloc import tune_for_agent
 if sys.argv[1] == "tuned":
     assert tune_for_agent()
 ready, done = threading.Barrier(5), threading.Event()
@@ -34,7 +35,7 @@ done.set()
 
 _LARGE = """
 import sys
-from falcopy.agent.runtime.malloc import tune_for_agent
+from falcopy.common.malloc import tune_for_agent
 if sys.argv[1] == "tuned":
     assert tune_for_agent()
 def rss_kib():
