@@ -13,6 +13,7 @@ import pytest
 from tests.agent.reload.agentproc import AgentProcess
 
 REPO = Path(__file__).resolve().parents[3]
+HEAP_MAX = 64 << 20
 
 _THREADS = """
 import sys, threading
@@ -51,12 +52,20 @@ print(rss_kib() - before)
 
 
 def arena_heaps(pid: str | int) -> int:
-    """glibc's per-thread arenas of a process: anonymous read-write mappings starting on
-    a 64 MiB boundary (an arena's heap is a 64 MiB-aligned reservation)."""
-    n = 0
+    """glibc's per-thread arenas of a process: an arena's heap is a 64 MiB-aligned
+    reservation, read-write up to its top and PROT_NONE to the end of the 64 MiB."""
+    maps = []
     for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
         cols = line.split()
-        if int(cols[0].split("-")[0], 16) % (64 << 20) == 0 and cols[1] == "rw-p" and len(cols) == 5:
+        lo, hi = (int(x, 16) for x in cols[0].split("-"))
+        maps.append((lo, hi, cols[1], len(cols) == 5))
+    n = 0
+    for i, (lo, hi, perm, anon) in enumerate(maps):
+        if not (anon and perm == "rw-p" and lo % HEAP_MAX == 0):
+            continue
+        rest = maps[i + 1] if i + 1 < len(maps) else None
+        if hi - lo == HEAP_MAX or (rest is not None and rest[0] == hi and rest[2] == "---p"
+                                   and rest[3] and rest[1] == lo + HEAP_MAX):
             n += 1
     return n
 
