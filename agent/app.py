@@ -507,8 +507,17 @@ class Agent:
         check_capture(Path(obj) if obj else DEFAULT_OBJ)
 
     async def _start_listeners(self, servers: list[Any]) -> None:
-        """The web server and the audit webhook; a port in use is one clear line, not a traceback."""
+        """The audit webhook, then the web server; a port in use is one clear line, not a
+        traceback.  The web server answers from its own threads as soon as it listens, so it
+        opens last: a ready /healthz means the audit webhook is listening too."""
         ws, audit = self.config.webserver, self.config.falcopy.k8s_audit
+        try:
+            if audit.enabled:
+                servers.append(await self._start_audit())
+        except OSError as exc:
+            err = port_in_use_error("the k8s audit webhook", audit.listen_address, audit.listen_port,
+                                    "falcopy.k8s_audit.listen_port", exc)
+            raise err or exc from exc
         try:
             if ws.enabled:
                 from falcopy.agent.control.web import WebServer, create_app
@@ -519,13 +528,6 @@ class Agent:
         except OSError as exc:
             err = port_in_use_error("the web server", ws.listen_address, ws.listen_port,
                                     "webserver.listen_port", exc)
-            raise err or exc from exc
-        try:
-            if audit.enabled:
-                servers.append(await self._start_audit())
-        except OSError as exc:
-            err = port_in_use_error("the k8s audit webhook", audit.listen_address, audit.listen_port,
-                                    "falcopy.k8s_audit.listen_port", exc)
             raise err or exc from exc
 
     async def _main(self) -> None:

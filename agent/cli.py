@@ -78,6 +78,9 @@ def agent_command(
     config_path: str | None, rules: tuple[str, ...], options: tuple[str, ...], dry_run: bool
 ) -> None:
     """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
+    from falcopy.common.malloc import tune_for_agent
+
+    tune_for_agent()  # before any thread allocates: the probe loader's is next
     early_probe = None
     if not dry_run:
         # first thing: the kernel verifies the BPF object (the longest step of start-up,

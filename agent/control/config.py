@@ -194,7 +194,7 @@ DEFAULT_QUEUE_CAPACITY = 10000
 
 class Webserver(_Section):
     enabled: bool = True
-    threadiness: int = Field(default=0, ge=0)  # accepted, not used (asyncio)
+    threadiness: int = Field(default=0, ge=0)  # requests served at once (0: one per CPU)
     listen_port: int = Field(default=8765, ge=0, le=65535)
     listen_address: str = "0.0.0.0"
     k8s_healthz_endpoint: UrlPath = "/healthz"
