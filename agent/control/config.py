@@ -44,13 +44,15 @@ __all__ = ["AgentConfig", "ConfigError", "load_config", "parse_duration"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # schemas are built when first validating: a configuration from the cache
+    # (config_cache) is constructed without them
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class _Loose(BaseModel):
     """Falco sections falcopy accepts but does not interpret: any content."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def _priority(value: Any) -> str:
@@ -623,9 +625,14 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             errors.extend(exc.messages)
     if errors:
         raise ConfigError(errors)
-    try:
-        config = AgentConfig.model_validate(raw.data)
-    except ValidationError as exc:
-        raise ConfigError(_errors(raw, exc)) from exc
+    from falcopy.agent.control import config_cache
+
+    config = config_cache.lookup(AgentConfig, raw.data)
+    if config is None:
+        try:
+            config = AgentConfig.model_validate(raw.data)
+        except ValidationError as exc:
+            raise ConfigError(_errors(raw, exc)) from exc
+        config_cache.store(AgentConfig, raw.data, config)
     config._source = raw
     return config
