@@ -1,3 +1,32 @@
-from falcopy.cli import run
+"""``python -m falcopy`` and the ``falcopy`` command.
 
-run()
+``falcopy agent`` (also spelled as Falco's ``falcopy -r RULES ...``) begins loading its BPF
+probe first thing, before click and the command modules are imported: the kernel's
+verification of the probe runs beside everything else of start-up.
+"""
+
+from __future__ import annotations
+
+import sys
+
+_NO_CAPTURE = frozenset({"--dry-run", "-h", "--help"})
+
+
+def main() -> None:
+    from falcopy.falco_argv import translate
+
+    try:
+        args = translate(sys.argv[1:])
+    except SystemExit:
+        args = []  # click reports it
+    if args[:1] == ["agent"] and not _NO_CAPTURE & set(args):
+        from falcopy.agent.runtime.probe_loader import start_early
+
+        start_early(sys.argv[1:])
+    from falcopy.cli import run
+
+    run()
+
+
+if __name__ == "__main__":
+    main()
