@@ -83,6 +83,8 @@ class EventLoop:
         self.request_exit = request_exit
         self.announcer = announcer
         self.recorder = recorder
+        #: set once the first poll's records (those buffered during start-up) are processed
+        self.first_batch = threading.Event()
 
     def run(self) -> None:
         probe, pipeline, stats, stage = self.probe, self.pipeline, self.stats, self.stage
@@ -120,6 +122,7 @@ class EventLoop:
                 stage.tick(records[-1].ts if records else time.time_ns())
                 if recorder is not None:
                     recorder.tick()
+                self.first_batch.set()
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now
@@ -139,6 +142,7 @@ class EventLoop:
                     break
             stage.tick(time.time_ns())
         finally:
+            self.first_batch.set()
             for t, n in counter.items():
                 stats.count("syscall", t, n)
 
