@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -358,6 +359,7 @@ class Agent:
         # the bootstrapped tables and compiled rules live as long as the agent:
         # keep them out of the collector's generations
         tune_gc()
+        gc.enable()  # off during start-up (falcopy.__main__); no-op if it was on
 
     def _log_start(self) -> None:
         """The start-up lines, once the event thread runs (the version's lookup,
