@@ -305,7 +305,7 @@ class Agent:
 
     def _start_capture(self) -> None:
         from falcopy.agent.enrichment.attach import container_resolver
-        from falcopy.agent.pipeline import Pipeline, tune_gc
+        from falcopy.agent.pipeline import Pipeline
         from falcopy.agent.state.cgroup import ContainerIdResolver
         from falcopy.agent.state.table import ProcessTable
 
@@ -356,10 +356,6 @@ class Agent:
         self._bootstrapped = state.bootstrap()
         self.mark_startup("/proc read")
         self._verified_first = verified_first
-        # the bootstrapped tables and compiled rules live as long as the agent:
-        # keep them out of the collector's generations
-        tune_gc()
-        gc.enable()  # off during start-up (falcopy.__main__); no-op if it was on
 
     def _log_start(self) -> None:
         """The start-up lines, once the event thread runs (the version's lookup,
@@ -576,6 +572,13 @@ class Agent:
                 # the records buffered during start-up: they start once that batch is done
                 assert self.events is not None
                 await loop.run_in_executor(None, self.events.first_batch.wait, FIRST_BATCH_WAIT_S)
+                # the bootstrapped tables and compiled rules live as long as the agent: keep
+                # them out of the collector's generations (one full collection, ~60 ms: after
+                # the first alerts); the collector was off during start-up (falcopy.__main__)
+                from falcopy.agent.pipeline import tune_gc
+
+                tune_gc()
+                gc.enable()
                 await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc

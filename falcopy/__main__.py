@@ -24,7 +24,7 @@ def main() -> None:
         # start-up allocates a long-lived heap (modules, models, compiled rules, the process
         # table): the cyclic collector's ~175 passes over it were ~10 % of the CPU before the
         # first alert.  The agent collects once and enables it when that heap is built
-        # (Agent._start_capture).
+        # (Agent._main, after the first batch of events).
         gc.disable()
         from falcopy.agent.runtime.probe_loader import start_early
 
