@@ -574,7 +574,7 @@ class Agent:
                 await loop.run_in_executor(None, self.events.first_batch.wait, FIRST_BATCH_WAIT_S)
                 # the bootstrapped tables and compiled rules live as long as the agent: keep
                 # them out of the collector's generations (one full collection, ~60 ms: after
-                # the first alerts); the collector was off during start-up (falcopy.__main__)
+                # the first alerts); the collector was off during start-up (falcopy.cli.run)
                 from falcopy.agent.pipeline import tune_gc
 
                 tune_gc()

@@ -82,7 +82,7 @@ def agent_command(
     if not dry_run:
         # first thing: the kernel verifies the BPF object (the longest step of start-up,
         # outside the GIL) while the agent imports and reads its configuration
-        # (begun already by `python -m falcopy` / the `falcopy` command: falcopy.__main__)
+        # (begun already by the `falcopy` command before click was imported: falcopy.cli.run)
         from falcopy.agent.runtime.probe_loader import take_early
 
         early_probe = take_early(sys.argv[1:])
