@@ -29,7 +29,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -454,8 +453,6 @@ class AgentConfig(_Section):
     grpc_output: _Loose | None = None
     falcopy: FalcopySection = Field(default_factory=FalcopySection)
 
-    _source: RawConfig | None = PrivateAttr(default=None)
-
     @field_validator("priority", mode="before")
     @classmethod
     def _check_priority(cls, v: Any) -> str:
@@ -601,7 +598,30 @@ def _include_paths(entries: list[Any], base: Path) -> list[Path]:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> AgentConfig:
-    """Read, merge (config_files), override (-o) and validate; raises ConfigError listing every problem."""
+    """Read, merge (config_files), override (-o) and validate; raises ConfigError listing every problem.
+    A configuration validated before from the same inputs comes from the cache (config_cache)."""
+    from falcopy.agent.control import config_cache
+
+    # a file that includes no other is cached by its bytes: a hit reads no YAML
+    key = config_cache.source_key(AgentConfig, None if path is None else Path(path), overrides)
+    config = config_cache.lookup(AgentConfig, key) if key is not None else None
+    if config is not None:
+        return config
+    raw = _read_raw(path, overrides)
+    if key is None:
+        key = config_cache.data_key(AgentConfig, raw.data)
+        config = config_cache.lookup(AgentConfig, key)
+    if config is None:
+        try:
+            config = AgentConfig.model_validate(raw.data)
+        except ValidationError as exc:
+            raise ConfigError(_errors(raw, exc)) from exc
+        config_cache.store(AgentConfig, key, config)
+    return config
+
+
+def _read_raw(path: str | Path | None, overrides: list[str] | tuple[str, ...]) -> RawConfig:
+    """The merged document with the position of every key: the file, its config_files, -o."""
     raw = RawConfig()
     if path is not None:
         main = Path(path)
@@ -625,14 +645,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             errors.extend(exc.messages)
     if errors:
         raise ConfigError(errors)
-    from falcopy.agent.control import config_cache
-
-    config = config_cache.lookup(AgentConfig, raw.data)
-    if config is None:
-        try:
-            config = AgentConfig.model_validate(raw.data)
-        except ValidationError as exc:
-            raise ConfigError(_errors(raw, exc)) from exc
-        config_cache.store(AgentConfig, raw.data, config)
-    config._source = raw
-    return config
+    return raw

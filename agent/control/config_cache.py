@@ -3,11 +3,14 @@
 Validating falcopy.yaml builds pydantic's schemas for ~40 models (~0.1 s of CPU on the
 agent's start-up path, before the first alert can be raised).  The result is a pure
 function of the merged raw document (after ``config_files`` and ``-o`` overrides), the
-environment (defaults such as ``HOST_ROOT``) and the code of the models, so it is kept
-in falcopy's private cache (:mod:`falcopy.common.private_cache`: same ownership and
-permission rules as the composed rules) under the SHA-256 of all of them, as plain JSON
-(no pickle), and a restart with the same inputs constructs the models from it without
-validating (``model_construct``; the models defer their schemas until first used).
+environment (defaults such as ``HOST_ROOT``, ``${VAR}`` in values) and the code of the
+models, so it is kept in falcopy's private cache (:mod:`falcopy.common.private_cache`:
+same ownership and permission rules as the composed rules) under the SHA-256 of all of
+them, as plain JSON (no pickle), and a restart with the same inputs constructs the models
+from it without validating (``model_construct``; the models defer their schemas until
+first used).  A file that includes no other (no ``config_files`` in its text) is keyed by
+its bytes, so a hit does not even parse the YAML (~40 ms for the chart's file); one that
+does is keyed by the merged document.
 
 Only a configuration that validated is stored, and only if constructing it back from
 the entry gives an equal configuration: an invalid one is validated at every start, so
@@ -21,9 +24,12 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sys
 import types
 import typing
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -80,15 +86,44 @@ def _classes_in(tp: Any) -> list[type]:
     return [c for arg in typing.get_args(tp) for c in _classes_in(arg)]
 
 
-def cache_key(model: type[BaseModel], data: dict[str, Any]) -> str:
-    h = hashlib.sha256(f"falcopy-config/{FORMAT}\npydantic {PYDANTIC_VERSION}\n".encode())
+def _common_key(model: type[BaseModel], kind: str) -> Any:
+    h = hashlib.sha256(f"falcopy-config/{FORMAT}/{kind}\npydantic {PYDANTIC_VERSION}\n".encode())
     for part in _code_identity(model):
         h.update(part.encode("utf-8", "surrogateescape") + b"\0")
     h.update(b"\1")
-    # defaults read the environment (HOST_ROOT...): all of it, so no reader can be missed
+    # defaults read the environment (HOST_ROOT...), values expand ${VAR}: all of it, so no
+    # reader can be missed
     for k, v in sorted(os.environ.items()):
         h.update(f"{k}={v}".encode("utf-8", "surrogateescape") + b"\0")
     h.update(b"\1")
+    return h
+
+
+#: a file mentioning this may include others (Falco's config.d): keyed by the merged document
+_INCLUDES = re.compile(rb"(?<!watch_)config_files")
+
+
+def source_key(model: type[BaseModel], path: Path | None, overrides: Sequence[str]) -> str | None:
+    """The key of a configuration file with these overrides, from its bytes; None if it may
+    include other files (or cannot be read: the parse reports that)."""
+    if path is None:
+        return None
+    try:
+        text = path.read_bytes()
+    except OSError:
+        return None
+    if _INCLUDES.search(text):
+        return None
+    h = _common_key(model, "source")
+    h.update(str(path).encode("utf-8", "surrogateescape") + b"\0" + text + b"\1")
+    for option in overrides:
+        h.update(option.encode("utf-8", "surrogateescape") + b"\0")
+    return h.hexdigest()
+
+
+def data_key(model: type[BaseModel], data: dict[str, Any]) -> str:
+    """The key of a merged document (files, includes and overrides applied)."""
+    h = _common_key(model, "data")
     # plain YAML data: repr is deterministic and keeps types and order
     h.update(repr(data).encode("utf-8", "surrogateescape"))
     return h.hexdigest()
@@ -126,12 +161,12 @@ def _build(tp: Any, value: Any) -> Any:
     return value
 
 
-def lookup(model: type[M], data: dict[str, Any]) -> M | None:
-    """The configuration validated from ``data`` at an earlier start, or None."""
+def lookup(model: type[M], key: str) -> M | None:
+    """The configuration validated from the inputs of ``key`` at an earlier start, or None."""
     directory = private_cache.cache_dir()
     if directory is None:
         return None
-    raw = private_cache.read_private(directory, cache_key(model, data)[:40] + SUFFIX)
+    raw = private_cache.read_private(directory, key[:40] + SUFFIX)
     if raw is None:
         return None
     try:
@@ -141,8 +176,9 @@ def lookup(model: type[M], data: dict[str, Any]) -> M | None:
         return None
 
 
-def store(model: type[M], data: dict[str, Any], config: M) -> None:
-    """Remember ``config``, validated from ``data``, if it comes back equal from JSON."""
+def store(model: type[M], key: str, config: M) -> None:
+    """Remember ``config``, validated from the inputs of ``key``, if it comes back equal
+    from JSON."""
     directory = private_cache.cache_dir()
     if directory is None:
         return
@@ -150,7 +186,7 @@ def store(model: type[M], data: dict[str, Any], config: M) -> None:
         dumped = config.model_dump(mode="json", by_alias=True)
         if construct(model, dumped) != config:  # e.g. a value JSON cannot carry: not cached
             return
-        if private_cache.write_private(directory, cache_key(model, data)[:40] + SUFFIX,
+        if private_cache.write_private(directory, key[:40] + SUFFIX,
                                        json.dumps(dumped).encode()):
             private_cache.prune(directory, SUFFIX, MAX_ENTRIES)
     except (OSError, ValueError, TypeError) as exc:

@@ -94,8 +94,29 @@ def test_a_hit_gives_the_validated_settings(which: str, tmp_path: Path, cache: P
     assert cached.inactive_falco_keys() == validated.inactive_falco_keys()
     assert cached.falcopy.aggregation.window_seconds() == validated.falcopy.aggregation.window_seconds()
     assert cached.webserver.listen_port == 9999
-    # the raw source (positions for later errors) is the one just read
-    assert cached._source is not None and cached._source.files == [str(path)]
+
+
+def test_a_file_without_includes_is_not_even_parsed_on_a_hit(tmp_path: Path, cache: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import falcopy.agent.control.config as config_module
+
+    reads: list[Path] = []
+    read = config_module.read_yaml_file
+
+    def counting(path: Path) -> Any:
+        reads.append(path)
+        return read(path)
+
+    monkeypatch.setattr(config_module, "read_yaml_file", counting)
+    plain = _write(tmp_path)  # mentions watch_config_files only through the defaults
+    load_config(plain)
+    assert load_config(plain).json_output is True and reads == [plain]
+    (tmp_path / "inc.yaml").write_text("priority: error\n")
+    including = tmp_path / "including.yaml"
+    including.write_text("config_files: [inc.yaml]\nwatch_config_files: false\n")
+    assert load_config(including).priority == "Error"
+    assert load_config(including).priority == "Error"  # a hit, through the merged document
+    assert reads[1:] == [including, tmp_path / "inc.yaml"] * 2
 
 
 def test_a_changed_file_override_or_environment_misses(tmp_path: Path, cache: Path,
