@@ -7,6 +7,11 @@ with the fd it closes, a procexit with the exiting process), as libsinsp does.
 A batch is evaluated wholly against one ruleset: :meth:`Pipeline.set_ruleset`
 swaps the reference between batches.  Events of other sources (k8s audit) take
 the same rules and the same alert path through :meth:`Pipeline.process_event`.
+
+The agent hands each ring batch to :meth:`Pipeline.process_raw`, whose fast path
+reads the hot record types (opens, closes, sockets, accepts) straight from the
+ring's bytes into the tables and builds a record and an event only for what a rule
+is a candidate for; :meth:`Pipeline.process` takes records already decoded.
 """
 
 from __future__ import annotations
@@ -14,22 +19,46 @@ from __future__ import annotations
 import collections
 import gc
 import logging
+import socket
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
 from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
+from falcopy.agent.kernel import hot as hot_layouts
 from falcopy.agent.kernel import layout
+from falcopy.agent.kernel.decoder import IP_CACHE, L4_NAMES, ip_text
 from falcopy.agent.prefilter import OpenCheck, open_checks
+from falcopy.agent.state.constants import AT_FDCWD
+from falcopy.agent.state.fdops import CREAT_FLAGS, accepted_fd, open_fd, socket_fd
+from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 
 from falcopy.engine.kernel_filter import KernelFilter, derive
 
+if TYPE_CHECKING:
+    from falcopy.agent.kernel.decoder import Decoder
+
 log = logging.getLogger(__name__)
+
+_HDR_SIZE = layout.HDR_SIZE
+_ABSENT = layout.ABSENT
+_UNSET_LOGINUID = 0xFFFFFFFF
+_AT_FDCWD = AT_FDCWD
+_CREAT_FLAGS = CREAT_FLAGS
+_OPEN_AT, _OPEN, _CLOSE = hot_layouts.OPEN_AT, hot_layouts.OPEN, hot_layouts.CLOSE
+_SOCKET = hot_layouts.SOCKET
+_TUPLE = hot_layouts.TUPLE
+_TUPLE_SIZE = _TUPLE.size
+_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
+
+#: per hot type id: name, kind, narrow struct, its size, and whether the rules are
+#: candidates for the record (False: never, True: always, else the open prefilter)
+HotEntry = tuple[str, int, Any, int, "OpenCheck | bool"]
 
 
 class RulesetLike(Protocol):
@@ -72,12 +101,45 @@ def kernel_filter(ruleset: Any, *, always: Iterable[str] = ()) -> KernelFilter:
                   always=layout.LIFECYCLE | {layout.GENERIC} | set(always))
 
 
+def _hot_entries(ruleset: RulesetLike | None, types: frozenset[str] | None,
+                 checks: dict[str, OpenCheck]) -> list[HotEntry | None]:
+    """The fast path's table, by type id, for one ruleset."""
+    out: list[HotEntry | None] = [None] * (max(hot_layouts.HOT) + 1)
+    for typ, (name, kind, st) in hot_layouts.HOT.items():
+        cand: OpenCheck | bool
+        if ruleset is None or (types is not None and name not in types):
+            cand = False
+        else:
+            cand = checks.get(name) or True
+        out[typ] = (name, kind, st, st.size, cand)
+    return out
+
+
+class _Batch:
+    """What one batch is evaluated with (one ruleset for the whole batch) and its counts."""
+
+    __slots__ = ("check_of", "evaluate", "evaluated", "num", "wanted")
+
+    def __init__(self, pipeline: Pipeline, ruleset: RulesetLike | None, types: frozenset[str] | None,
+                 checks: dict[str, OpenCheck]) -> None:
+        self.evaluate = ruleset.evaluate if ruleset is not None else None
+        self.wanted: Callable[[str], bool] = (lambda t: True) if types is None else types.__contains__
+        self.check_of = checks.get
+        self.num = pipeline.events
+        self.evaluated = 0
+
+
 class Pipeline:
     def __init__(self, ruleset: RulesetLike | None, state: ProcessTable, *,
                  metadata: MetadataLookup | None = None,
                  on_alert: AlertCallback | None = None, recorder: RecorderLike | None = None,
-                 prefilter: bool = True) -> None:
+                 prefilter: bool = True, fast_path: bool = True) -> None:
         self.state = state
+        #: :meth:`process_raw` reads the hot record types without decoding them in full
+        #: (off: every record decoded, the reference the fast path is tested against)
+        self.fast_path = fast_path
+        #: records per event type, for the event thread's metrics (:meth:`take_type_counts`)
+        self.type_counts: dict[str, int] = {}
         #: skip the opens no rule can match before building their event (agent.prefilter)
         self.prefilter = prefilter
         #: the flight recorder (capture on alert); None when capture is off
@@ -88,6 +150,7 @@ class Pipeline:
         self._ruleset: RulesetLike | None = None
         self._types: frozenset[str] | None = frozenset()
         self._checks: dict[str, OpenCheck] = {}
+        self._hot: list[HotEntry | None] = []
         self.events = 0
         self.evaluated = 0
         self.alerts = 0
@@ -110,10 +173,12 @@ class Pipeline:
             wanted = ruleset.evttypes("syscall")
             types = None if wanted is None else frozenset(wanted)
         checks = open_checks(ruleset) if ruleset is not None and self.prefilter else {}
+        hot = _hot_entries(ruleset, types, checks)
         with self._lock:
             self._ruleset = ruleset
             self._types = types
             self._checks = checks
+            self._hot = hot
 
     def wanted_types(self) -> frozenset[str] | None:
         """Event types the current rules need (None: all)."""
@@ -127,62 +192,252 @@ class Pipeline:
         return None if types is None else (types | STATE_EVENT_TYPES) - SYNTHETIC_EVENT_TYPES
 
     def process(self, records: Iterable[SyscallRecord]) -> int:
-        """Handle one batch; returns the number of alerts raised."""
+        """Handle one batch of decoded records; returns the number of alerts raised."""
         with self._lock:
-            ruleset, types, checks = self._ruleset, self._types, self._checks
-        state = self.state
-        apply = state.apply
-        check_of = checks.get
-        meta = self.metadata
-        on_alert = self.on_alert
+            ruleset = self._ruleset
+            batch = _Batch(self, ruleset, self._types, self._checks)
+        handle = self._handle
         alerts = 0
-        num = self.events
-        evaluated = 0
-        # hoisted per batch: the type filter as one bound method, the ruleset's closure
-        evaluate = ruleset.evaluate if ruleset is not None else None
-        wanted = (lambda t: True) if types is None else types.__contains__
-        record = self.recorder.record if self.recorder is not None else None
         for rec in records:
-            num += 1
+            alerts += handle(rec, batch)
+        return self._end_batch(batch, alerts)
+
+    def process_raw(self, buf: Any, spans: Sequence[tuple[int, int]], decoder: Decoder) -> int:
+        """Handle one batch of raw ring records (``(offset, size)`` in ``buf``), with
+        the same state and alerts as :meth:`process` of the decoded records; returns
+        the number of alerts raised.
+
+        The fast path: a hot record (open family, close, socket, accept*;
+        :mod:`falcopy.agent.kernel.hot`) is read with one narrow unpack straight into
+        the process and fd tables, the open prefilter runs on the fd just built, and the
+        record is decoded in full (the generic decoder) only when some rule is a
+        candidate for it.  Anything odd (a thread the table does not know, a cut record,
+        an absent name, an accept without an inet tuple) takes the generic path, record
+        by record, in order.  Off (every record decoded)
+        when ``fast_path`` is False or the flight recorder wants every record."""
+        decode_at = decoder.decode_at
+        if not self.fast_path or self.recorder is not None:
+            return self.process([r for off, size in spans if (r := decode_at(buf, off, size)) is not None])
+        with self._lock:
+            ruleset = self._ruleset
+            batch = _Batch(self, ruleset, self._types, self._checks)
+            hot = self._hot
+        n_hot = len(hot)
+        handle = self._handle
+        evaluate = self._evaluate
+        state = self.state
+        threads_get = state.threads.get
+        after = state.after
+        ts_offset = decoder.ts_offset
+        comms_get = decoder.comms.get
+        ip_get = IP_CACHE.get
+        l4_get = L4_NAMES.get
+        hot_counts = [0] * n_hot
+        # the last record's thread and comm: a stream of opens and closes comes from a few
+        # threads; forgotten whenever the generic path or the rules may have changed the table
+        last_tid = last_pid = -1
+        last_info: ThreadInfo | None = None
+        last_comm_raw = b""
+        last_comm = ""
+        alerts = 0
+        # one loop for the batch: a hot record costs one unpack and the table update,
+        # no call per field, no args dict, no record object
+        num = batch.num
+        for off, size in spans:
+            # the type id, at offset 28 of the header (record.h)
+            typ = buf[off + 28] | (buf[off + 29] << 8) if size >= _HDR_SIZE else 0
+            h = hot[typ] if typ < n_hot else None
+            if h is not None and size >= h[3]:
+                name, kind, st, fsize, cand = h
+                fd: FdInfo | None = None
+                path: str | None = None
+                dirfd = _AT_FDCWD
+                flags = _CREAT_FLAGS
+                if kind == _CLOSE:
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
+                        st.unpack_from(buf, off))
+                    ok = rlen >= fsize
+                elif kind == _SOCKET:
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, domain, stype, proto = (
+                        st.unpack_from(buf, off))
+                    ok = rlen >= fsize
+                elif kind > _SOCKET:  # accept, accept4: a connection with an inet tuple
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
+                        st.unpack_from(buf, off))
+                    end = off + (rlen if rlen < size else size)
+                    p = off + fsize
+                    ok = False
+                    if res >= 0 and rlen >= fsize and p + 2 <= end:
+                        n = buf[p] | (buf[p + 1] << 8)
+                        if n != _ABSENT and _TUPLE_SIZE <= n <= end - p - 2:
+                            tfam, proto, lport, rport, lraw, rraw = _TUPLE.unpack_from(buf, p + 2)
+                            if tfam == _AF_INET:
+                                lraw, rraw = lraw[:4], rraw[:4]
+                                ok = True
+                            else:
+                                ok = tfam == _AF_INET6
+                            if ok:
+                                l4 = l4_get(proto) or str(proto)
+                                rip = ip_get(rraw) or ip_text(tfam, rraw)
+                                lip = ip_get(lraw) or ip_text(tfam, lraw)
+                else:
+                    if kind == _OPEN_AT:
+                        (ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dirfd, flags, dev,
+                         ino) = st.unpack_from(buf, off)
+                    elif kind == _OPEN:
+                        ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, flags, dev, ino = (
+                            st.unpack_from(buf, off))
+                    else:
+                        ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dev, ino = (
+                            st.unpack_from(buf, off))
+                    end = off + (rlen if rlen < size else size)
+                    p = off + fsize
+                    if p + 2 <= end:
+                        n = buf[p] | (buf[p + 1] << 8)
+                        p += 2
+                        if 0 < n <= end - p and n != _ABSENT:
+                            # the kernel stores the terminating NUL: dropped, as the decoder does
+                            path = buf[p:p + n - 1].decode("utf-8", "surrogateescape")
+                            p += n
+                    ok = path is not None and rlen >= fsize
+                if ok:
+                    # the previous record's deferred removals (ProcessTable.after), the
+                    # close's inline: every other record of an open/close stream has one
+                    pending = state.pending_fd_close
+                    if pending is not None:
+                        pending[0].fds.pop(pending[1], None)
+                        state.pending_fd_close = None
+                    if state.pending_exit is not None:
+                        after()
+                        last_tid = -1
+                    if tid == last_tid and pid == last_pid:
+                        info = last_info
+                    else:
+                        info = threads_get(tid)
+                        if info is not None and info.pid == pid:
+                            last_tid, last_pid, last_info = tid, pid, info
+                    if info is not None and info.pid == pid:
+                        num += 1
+                        hot_counts[typ] += 1
+                        try:
+                            # credentials and names as the kernel saw them (ProcessTable.apply)
+                            info.uid = euid
+                            info.gid = egid
+                            info.loginuid = -1 if loginuid == _UNSET_LOGINUID else loginuid
+                            if comm_raw != last_comm_raw:
+                                last_comm_raw = comm_raw
+                                last_comm = comms_get(comm_raw) or decoder.comm(comm_raw)
+                            info.comm = last_comm
+                            if ppid > 0:
+                                info.ptid = ppid
+                            if kind == _CLOSE:
+                                fd = info.fds.get(fdnum)
+                                if res >= 0 and fd is not None:
+                                    state.pending_fd_close = (info, fdnum)
+                            elif kind == _SOCKET:
+                                fd = socket_fd(info, res, domain, stype, proto)
+                            elif kind > _SOCKET:
+                                # the peer is the tuple's remote end (Falco's inbound order)
+                                fd = accepted_fd(info, info.fds.get(fdnum), res, tfam, l4, rip, rport, lip,
+                                                 lport)
+                            else:
+                                assert path is not None
+                                dirpath = None
+                                # the directory the kernel resolved a relative name against
+                                if path[:1] != "/" and p + 2 <= end:
+                                    n = buf[p] | (buf[p + 1] << 8)
+                                    p += 2
+                                    if n != _ABSENT and p + n <= end:
+                                        dirpath = buf[p:p + n].decode("utf-8", "surrogateescape")
+                                fd = open_fd(info, path, dirfd, dirpath, flags, dev, ino, res)
+                        except Exception:
+                            self.errors += 1
+                            log.exception("state update failed for %s record (pid %s)", name, pid)
+                            continue
+                        if cand is not False and (cand is True or cand(None, fd)):
+                            rec = decode_at(buf, off, size)
+                            if rec is not None:
+                                alerts += evaluate(batch, rec, info, fd, num)
+                                last_tid = -1
+                        state.prev_ts = ts + ts_offset
+                        continue
+            # the generic path: every other type, and hot records the fast path declined
+            rec = decode_at(buf, off, size)
+            if rec is not None:
+                batch.num = num
+                alerts += handle(rec, batch)
+                num = batch.num
+                last_tid = -1
+        batch.num = num
+        counts = self.type_counts
+        for typ, n in enumerate(hot_counts):
+            if n:
+                name = hot[typ][0]  # type: ignore[index]
+                counts[name] = counts.get(name, 0) + n
+        return self._end_batch(batch, alerts)
+
+    def _handle(self, rec: SyscallRecord, batch: _Batch) -> int:
+        """One decoded record: state, capture, rules; returns the alerts raised."""
+        batch.num += 1
+        num = batch.num
+        etype = rec.type
+        counts = self.type_counts
+        counts[etype] = counts.get(etype, 0) + 1
+        try:
+            thread, fd = self.state.apply(rec)
+        except Exception:
+            # one malformed record must not stop the agent: count it and go on
+            self.errors += 1
+            log.exception("state update failed for %s record (pid %s)", rec.type, rec.pid)
+            return 0
+        if self.recorder is not None:
+            # before the rules: an alert's capture holds the event that raised it
             try:
-                thread, fd = apply(rec)
-            except Exception:
-                # one malformed record must not stop the agent: count it and go on
+                self.recorder.record(rec, thread, num)
+            except Exception:  # capture is an extra: detection goes on without it
                 self.errors += 1
-                log.exception("state update failed for %s record (pid %s)", rec.type, rec.pid)
-                continue
-            if record is not None:
-                # before the rules: an alert's capture holds the event that raised it
-                try:
-                    record(rec, thread, num)
-                except Exception:  # capture is an extra: detection goes on without it
-                    self.errors += 1
-                    log.exception("flight recorder failed on %s record", rec.type)
-            etype = rec.type
-            if evaluate is not None and wanted(etype) and (
-                    (check := check_of(etype)) is None or check(rec, fd)):
-                event = SyscallEvent(rec, thread, fd, state, meta, num)
-                evaluated += 1
-                try:
-                    matched = evaluate(event)
-                except Exception:
-                    self.errors += 1
-                    log.exception("rule evaluation failed on %s record", rec.type)
-                    matched = []
-                for rule in matched:
-                    alerts += 1
-                    try:
-                        on_alert(rule, event)
-                    except Exception:
-                        self.errors += 1
-                        log.exception("alert callback failed for rule %r", getattr(rule, "name", rule))
-            state.prev_ts = rec.ts
+                log.exception("flight recorder failed on %s record", rec.type)
+        alerts = 0
+        if batch.evaluate is not None and batch.wanted(etype) and (
+                (check := batch.check_of(etype)) is None or check(rec, fd)):
+            alerts = self._evaluate(batch, rec, thread, fd, num)
+        self.state.prev_ts = rec.ts
+        return alerts
+
+    def _evaluate(self, batch: _Batch, rec: SyscallRecord, thread: ThreadInfo, fd: FdInfo | None,
+                  num: int) -> int:
+        """The rules on one record's event; returns the alerts raised."""
+        assert batch.evaluate is not None
+        event = SyscallEvent(rec, thread, fd, self.state, self.metadata, num)
+        batch.evaluated += 1
+        try:
+            matched = batch.evaluate(event)
+        except Exception:
+            self.errors += 1
+            log.exception("rule evaluation failed on %s record", rec.type)
+            return 0
+        on_alert = self.on_alert
+        for rule in matched:
+            try:
+                on_alert(rule, event)
+            except Exception:
+                self.errors += 1
+                log.exception("alert callback failed for rule %r", getattr(rule, "name", rule))
+        return len(matched)
+
+    def _end_batch(self, batch: _Batch, alerts: int) -> int:
+        state = self.state
         state.after()
-        self.events = num
-        self.evaluated += evaluated
+        self.events = batch.num
+        self.evaluated += batch.evaluated
         self.alerts += alerts
         state.purge()
         return alerts
+
+    def take_type_counts(self) -> dict[str, int]:
+        """Records per event type since the last call (the event thread's metrics)."""
+        counts, self.type_counts = self.type_counts, {}
+        return counts
 
     def process_containers(self, infos: Iterable[ContainerInfo]) -> int:
         """Evaluate one synthetic ``container`` event per container (Falco's container

@@ -36,8 +36,9 @@ from falcopy.engine.kernel_filter import (
 
 log = logging.getLogger(__name__)
 
-#: (record, its fd) -> could a rule match this open
-OpenCheck = Callable[[SyscallRecord, FdInfo | None], bool]
+#: (record, its fd) -> could a rule match this open; reads only the fd (the pipeline's
+#: fast path passes no record: it decodes one only for a candidate)
+OpenCheck = Callable[[SyscallRecord | None, FdInfo | None], bool]
 
 _ACCMODE = os.O_ACCMODE
 _O_CREAT = os.O_CREAT
@@ -86,7 +87,7 @@ def _compile(clauses: list[Clause]) -> OpenCheck:
     exact_set, dir_set, base_set = frozenset(exact), frozenset(dirs), frozenset(bases)
     reqs = tuple(sorted(free))
 
-    def check(rec: SyscallRecord, fd: FdInfo | None) -> bool:
+    def check(rec: SyscallRecord | None, fd: FdInfo | None) -> bool:
         if fd is None or fd.type != "file":
             return True  # directories (fd.directory is the name itself), odd records
         name = fd.name
@@ -98,26 +99,22 @@ def _compile(clauses: list[Clause]) -> OpenCheck:
         if base_set and name[cut + 1:] in base_set:
             return True
         if reqs:
-            bits = _classes(fd)
+            # the open classes of kernel_filter, inline: most opens reach this line
+            flags = fd.flags
+            acc = flags & _ACCMODE
+            bits = F_READ if acc == 0 or acc == 2 else 0
+            if acc == 1 or acc == 2:
+                bits |= F_WRITE
+            if flags & _O_CREAT:
+                bits |= F_CREATE
+            if flags & _O_TRUNC:
+                bits |= F_TRUNC
+            raw = fd.nameraw
+            if "../" in (raw if raw is not None else name):
+                bits |= F_DOTDOT
             for req in reqs:
                 if bits & req == req:
                     return True
         return False
     return check
 
-
-def _classes(fd: FdInfo) -> int:
-    """The open classes of kernel_filter (read, write, create, O_TRUNC, ``../``)."""
-    flags = fd.flags
-    acc = flags & _ACCMODE
-    bits = F_READ if acc in (0, 2) else 0
-    if acc in (1, 2):
-        bits |= F_WRITE
-    if flags & _O_CREAT:
-        bits |= F_CREATE
-    if flags & _O_TRUNC:
-        bits |= F_TRUNC
-    raw = fd.nameraw
-    if "../" in (raw if raw is not None else fd.name):
-        bits |= F_DOTDOT
-    return bits

@@ -69,6 +69,12 @@ def _ip(family: int, raw: bytes) -> str:
     return text
 
 
+#: for the pipeline's fast path, which reads socket tuples itself
+IP_CACHE = _IP_CACHE
+ip_text = _ip
+L4_NAMES = _L4
+
+
 def decode_sockaddr(raw: bytes) -> dict[str, Any]:
     """A user ``struct sockaddr`` (as passed to connect/bind/sendto)."""
     if len(raw) < 2:
@@ -286,16 +292,27 @@ class GenericNames:
 class Decoder:
     """Decodes records; keeps small caches (comm strings) across batches."""
 
-    __slots__ = ("_comms", "generic", "ts_offset", "unknown")
+    __slots__ = ("comms", "generic", "ts_offset", "unknown")
 
     def __init__(self) -> None:
-        self._comms: dict[bytes, str] = {}
+        #: the header's raw comm -> its text (the pipeline's fast path reads it too)
+        self.comms: dict[bytes, str] = {}
         #: names generic records (set by the probe once the kernel's table is known)
         self.generic: GenericNames | None = None
         #: records skipped because their type id or size made no sense
         self.unknown = 0
         #: added to the kernel's boot-clock timestamps to get wall-clock nanoseconds
         self.ts_offset = 0
+
+    def comm(self, raw: bytes) -> str:
+        """The text of a header's comm field, cached (a few dozen distinct values)."""
+        comm = self.comms.get(raw)
+        if comm is None:
+            comm = _cstr(raw)
+            if len(self.comms) > 4096:
+                self.comms.clear()
+            self.comms[raw] = comm
+        return comm
 
     def set_syscalls(self, table: SyscallTable, tracefs: Path | None) -> None:
         self.generic = GenericNames(table, tracefs)
@@ -366,13 +383,7 @@ class Decoder:
                 self.unknown += 1
                 return None
             name, args = self.generic.apply(args)
-        comm_raw = v[17]
-        comm = self._comms.get(comm_raw)
-        if comm is None:
-            comm = _cstr(comm_raw)
-            if len(self._comms) > 4096:
-                self._comms.clear()
-            self._comms[comm_raw] = comm
+        comm = self.comms.get(v[17]) or self.comm(v[17])
         # v: ts, cgroup_id, res, rlen, type, flags, tid, pid, ppid, vtid, vpid, uid, gid, euid,
         # egid, loginuid, cpu, comm (indexing is cheaper than unpacking a slice of it)
         return SyscallRecord(name, v[0] + self.ts_offset, v[16], v[6], v[7], v[8], v[9], v[10], v[11],

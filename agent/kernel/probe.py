@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import layout
@@ -472,6 +472,17 @@ class Probe:
         return ring.drain(self._decoder.decode_at, self.batch_limit)
 
     read_batch = poll
+
+    def poll_into(self, consume: Callable[[Any, list[tuple[int, int]], Decoder], object],
+                  timeout_ms: int = 100) -> int:
+        """``poll`` for a consumer of raw records: waits the same way, then hands one
+        batch to ``consume(buf, spans, decoder)`` (``Pipeline.process_raw``) before
+        releasing it; returns the number of records."""
+        ring = self._need_ring()
+        ring.wait(timeout_ms)
+        decoder = self._decoder
+        decoder.ts_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+        return ring.drain_spans(lambda buf, spans: consume(buf, spans, decoder), self.batch_limit)
 
     def discard(self, timeout_ms: int = 100) -> int:
         """Consume without decoding (benchmarks of the kernel side); returns the count."""

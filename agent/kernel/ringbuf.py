@@ -139,6 +139,39 @@ class RingBuffer:
             self._last_read = time.monotonic()
         return out
 
+    def drain_spans(self, consume: Callable[[mmap.mmap, list[tuple[int, int]]], object], limit: int) -> int:
+        """Hand up to ``limit`` committed records to ``consume(buf, spans)`` in one call,
+        as ``(offset, size)`` pairs in ``buf``, then release them to the kernel; returns
+        the count.  One call per batch: the consumer reads the records in one loop."""
+        spans: list[tuple[int, int]] = []
+        data = self._data
+        base = self._page
+        mask = self.mask
+        cons = self._cons.value
+        prod = _U64.unpack_from(data, 0)[0]
+        unpack = _U32.unpack_from
+        append = spans.append
+        while cons < prod and len(spans) < limit:
+            pos = base + (cons & mask)
+            (hdr,) = unpack(data, pos)
+            if hdr & _BUSY_OR_DISCARD:
+                if hdr & _BUSY:
+                    break
+            else:
+                append((pos + 8, hdr))
+            cons += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
+        try:
+            if spans:
+                consume(data, spans)
+        finally:
+            # released even if the consumer failed: a record that breaks it must not
+            # be read again and again
+            self._cons.value = cons
+            if spans:
+                self.records += len(spans)
+                self._last_read = time.monotonic()
+        return len(spans)
+
     def close(self) -> None:
         with self._wake_lock:
             for fd in (self.fd, self._wake_fd):

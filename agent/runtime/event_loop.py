@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import operator
 import threading
 import time
 from collections.abc import Callable
@@ -24,7 +23,6 @@ from falcopy.agent.control.metrics import EventStats
 log = logging.getLogger("falcopy.agent")
 
 # per-type counting runs over every batch: attrgetter keeps it in C
-_record_type = operator.attrgetter("type")
 
 #: a compiled ruleset, the event types it needs (None: all) and its kernel filter (None: off)
 Pending = tuple[Any, "set[str] | None", Any]
@@ -100,6 +98,11 @@ class EventLoop:
         # a record wakes the thread at once; the timeout only paces the drop check and
         # closes the next aggregation window on time when nothing arrives
         idle_poll_ms = self.config.falcopy.event_reader.idle_poll_ms
+
+        def timed_process(buf: Any, spans: list[tuple[int, int]], decoder: Any) -> None:
+            t0 = perf()
+            pipeline.process_raw(buf, spans, decoder)
+            stats.engine_seconds += perf() - t0
         try:
             while not self.stop.is_set():
                 self.apply_pending()
@@ -107,19 +110,18 @@ class EventLoop:
                 window_end = stage.next_end()
                 if window_end is not None:
                     timeout = max(0, min(timeout, (window_end - time.time_ns()) // 1_000_000 + 1))
-                records = probe.poll(timeout)
-                if records:
-                    t0 = perf()
-                    pipeline.process(records)
-                    stats.engine_seconds += perf() - t0
-                    stats.events += len(records)
+                # the pipeline reads the batch in place (Pipeline.process_raw)
+                before = pipeline.events
+                got = probe.poll_into(timed_process, timeout)
+                if got:
+                    stats.events += pipeline.events - before
                     stats.ring_wakeups = probe.wakeups
-                    counter.update(map(_record_type, records))
+                    counter.update(pipeline.take_type_counts())
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())
                 # aggregation windows close on the events' clock while records flow, on the
                 # wall clock once the ring is drained: a lagging agent closes no window early
-                stage.tick(records[-1].ts if records else time.time_ns())
+                stage.tick(pipeline.state.prev_ts if got else time.time_ns())
                 if recorder is not None:
                     recorder.tick()
                 self.first_batch.set()
@@ -134,11 +136,11 @@ class EventLoop:
             # stopped once the probe is detached: what it captured until then is still
             # processed (bounded: a probe whose detach failed keeps filling the ring)
             for _ in range(64):
-                records = probe.poll(0)
-                pipeline.process(records)
-                stats.events += len(records)
-                counter.update(map(_record_type, records))
-                if len(records) < probe.batch_limit:
+                before = pipeline.events
+                got = probe.poll_into(pipeline.process_raw, 0)
+                stats.events += pipeline.events - before
+                counter.update(pipeline.take_type_counts())
+                if got < probe.batch_limit:
                     break
             stage.tick(time.time_ns())
         finally:
@@ -166,11 +168,10 @@ class EventLoop:
             probe.set_kernel_filter(None)
         # ...the records filtered by the old filter go to the old rules...
         while True:
-            records = probe.poll(0)
-            if records:
-                pipeline.process(records)
-                self.stats.events += len(records)
-            if len(records) < probe.batch_limit:
+            before = pipeline.events
+            got = probe.poll_into(pipeline.process_raw, 0)
+            self.stats.events += pipeline.events - before
+            if got < probe.batch_limit:
                 break
         # ...swap (open aggregation windows are summarised under the rules that opened
         # them), then narrow to what the new rules need

@@ -112,20 +112,36 @@ def _open(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[Fd
     if type(flags) is not int:
         flags = as_int(flags)
     if rec.type == "creat":
-        flags |= os.O_CREAT | os.O_WRONLY | os.O_TRUNC
-    if name[:1] == "/":
-        full = normalize(name)
-    else:
-        full = resolve(info, name, as_int(args.get("dirfd"), AT_FDCWD), args.get("dirpath"))
+        flags |= CREAT_FLAGS
+    dirfd = args.get("dirfd", AT_FDCWD)
     ino = args.get("ino", 0)
     dev = args.get("dev", 0)
-    res = rec.res
+    return open_fd(info, name, dirfd if type(dirfd) is int else as_int(dirfd, AT_FDCWD), args.get("dirpath"),
+                   flags, dev if type(dev) is int else as_int(dev), ino if type(ino) is int else as_int(ino),
+                   rec.res), None
+
+
+#: what creat(2) is: open(O_CREAT|O_WRONLY|O_TRUNC)
+CREAT_FLAGS = os.O_CREAT | os.O_WRONLY | os.O_TRUNC
+
+
+def open_fd(info: ThreadInfo, name: str, dirfd: int, dirpath: Any, flags: int, dev: int, ino: int,
+            res: int) -> FdInfo:
+    """The fd an open made, named as Falco's fd.name, entered in the table when the open
+    succeeded (``res`` the new fd).  Shared by the generic handler and the pipeline's
+    fast path, which reads the same values straight from the record's bytes."""
+    # an absolute name already in normal form (nearly all of them) needs no resolution
+    if name[:1] == "/" and "/." not in name and "//" not in name and (len(name) == 1 or name[-1] != "/"):
+        full = name
+    else:
+        full = resolve(info, name, dirfd, dirpath)
+    # every field positional: a keyword argument (nameraw, the last) costs the dataclass's
+    # __init__ about as much as the rest of the call
     fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
-                ino if type(ino) is int else as_int(ino), dev if type(dev) is int else as_int(dev),
-                nameraw=name)
+                ino, dev, None, None, None, None, None, None, None, False, False, False, name)
     if res >= 0:
         info.fds[res] = fd
-    return fd, None
+    return fd
 
 
 def _memfd(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
@@ -212,8 +228,6 @@ def _chdir(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[F
 
 # ---------------------------------------------------------------- sockets
 def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
-    if rec.res < 0:
-        return None, None
     args = rec.args
     family, stype, proto = args.get("domain"), args.get("type"), args.get("proto")
     # the kernel's ints read as they are; replays' other shapes through as_int
@@ -223,12 +237,20 @@ def _socket(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
         stype = as_int(stype)
     if proto.__class__ is not int:
         proto = as_int(proto)
-    fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", rec.res,
-                O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0, family=family)
+    return socket_fd(info, rec.res, family, stype, proto), None
+
+
+def socket_fd(info: ThreadInfo, res: int, family: int, stype: int, proto: int) -> FdInfo | None:
+    """The fd socket(2) made (None when it failed), entered in the table.  Shared by the
+    generic handler and the pipeline's fast path."""
+    if res < 0:
+        return None
+    fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", res, O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0,
+                0, 0, None, family)
     if family == socket.AF_INET or family == socket.AF_INET6:
         fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype & SOCK_TYPE_MASK)
-    info.fds[rec.res] = fd
-    return fd, None
+    info.fds[res] = fd
+    return fd
 
 
 def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdInfo | None:
@@ -289,6 +311,9 @@ def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
     peer = tup[0] if tup is not None else parse_sockaddr(args.get("addr"))
     family = peer.family if peer is not None else (listener.family if listener else socket.AF_INET)
     l4 = raw_tuple.get("l4proto") if raw_tuple.__class__ is dict else None
+    if family != socket.AF_UNIX and peer is not None and tup is not None:
+        return accepted_fd(info, listener, rec.res, family, l4, peer.addr, peer.port, tup[1].addr,
+                           tup[1].port), None
     fd = FdInfo(type=_SOCK_TYPE.get(family or socket.AF_INET, "unknown"), name="", num=rec.res, family=family,
                 l4proto=l4 or (listener.l4proto if listener else "tcp"), is_client=False, connected=True)
     if family == socket.AF_UNIX:
@@ -296,13 +321,23 @@ def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[
     else:
         if peer is not None:
             fd.raddr, fd.rport = peer.addr, peer.port
-        if tup is not None:
-            fd.laddr, fd.lport = tup[1].addr, tup[1].port
-        elif listener is not None:
+        if listener is not None:
             fd.laddr, fd.lport = listener.laddr, listener.lport
         _name_socket(fd)
     info.fds[rec.res] = fd
     return fd, None
+
+
+def accepted_fd(info: ThreadInfo, listener: FdInfo | None, res: int, family: int, l4: str | None,
+                raddr: str, rport: int, laddr: str, lport: int) -> FdInfo:
+    """The connection an accept returned (``res`` >= 0), from its inet tuple: the peer
+    and this end.  Shared by the generic handler and the pipeline's fast path."""
+    fd = FdInfo(_SOCK_TYPE.get(family or socket.AF_INET, "unknown"), "", res, 0, 0, 0,
+                l4 or (listener.l4proto if listener else "tcp"), family, laddr, lport, raddr, rport, False,
+                True)
+    _name_socket(fd)
+    info.fds[res] = fd
+    return fd
 
 
 def _bind(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:

@@ -58,8 +58,9 @@ class ProcessTable:
         self.max_processes = max_processes
         self.purge_interval_s = purge_interval_s
         self._last_purge = time.monotonic()
-        self._pending_fd_close: tuple[ThreadInfo, int] | None = None
-        self._pending_exit: ThreadInfo | None = None
+        #: removals deferred to :meth:`after` (also set by the pipeline's fast path)
+        self.pending_fd_close: tuple[ThreadInfo, int] | None = None
+        self.pending_exit: ThreadInfo | None = None
         self._pending_exit_tid = 0
         self.lazy_loads = 0
         self._listen_ports: frozenset[int] = frozenset()
@@ -206,7 +207,7 @@ class ProcessTable:
     def apply(self, rec: SyscallRecord) -> tuple[ThreadInfo, FdInfo | None]:
         """Update the table for ``rec`` (what must be visible when it is evaluated)
         and return the event's thread and fd."""
-        if self._pending_fd_close is not None or self._pending_exit is not None:
+        if self.pending_fd_close is not None or self.pending_exit is not None:
             self.after()
         etype = rec.type
         if etype in CLONE_TYPES:
@@ -231,27 +232,27 @@ class ProcessTable:
         if handler is not None:
             fd, closing = handler(self, info, rec)
             if closing is not None:
-                self._pending_fd_close = (info, closing)
+                self.pending_fd_close = (info, closing)
             return info, fd
         if etype in EXEC_TYPES:
             if rec.res == 0:
                 lifecycle.on_exec(self, rec, info)
             return info, None
         if etype == "procexit":
-            self._pending_exit = info
+            self.pending_exit = info
             self._pending_exit_tid = rec.tid
             return info, None
         return info, fdops.event_fd(info, rec)
 
     def after(self) -> None:
         """Apply the removals of the previous record (it has been evaluated)."""
-        if self._pending_fd_close is not None:
-            info, num = self._pending_fd_close
+        if self.pending_fd_close is not None:
+            info, num = self.pending_fd_close
             info.fds.pop(num, None)
-            self._pending_fd_close = None
-        if self._pending_exit is not None:
-            self.remove(self._pending_exit, self._pending_exit_tid)
-            self._pending_exit = None
+            self.pending_fd_close = None
+        if self.pending_exit is not None:
+            self.remove(self.pending_exit, self._pending_exit_tid)
+            self.pending_exit = None
 
     def remove(self, info: ThreadInfo, tid: int) -> None:
         if tid != info.pid:

@@ -81,9 +81,10 @@ def main(argv: list[str]) -> int:
         if pipeline is None:
             probe.skip(50)
         else:
-            batch = probe.poll(50)
-            records += len(batch)
-            pipeline.process(batch)
+            # the agent's event thread: the batch read in place (Pipeline.process_raw)
+            before = pipeline.events
+            probe.poll_into(pipeline.process_raw, 50)
+            records += pipeline.events - before
             if recorder is not None:
                 recorder.tick()
     # drain what the workload left in the ring (bounded: on a shared machine other
@@ -93,9 +94,9 @@ def main(argv: list[str]) -> int:
         if pipeline is None:
             n = 1 if probe.skip(20) else 0
         else:
-            batch = probe.poll(20)
-            n = len(batch)
-            pipeline.process(batch)
+            before = pipeline.events
+            probe.poll_into(pipeline.process_raw, 20)
+            n = pipeline.events - before
         if pipeline is not None:
             records += n
         if n == 0:

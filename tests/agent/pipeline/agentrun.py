@@ -54,14 +54,20 @@ class Agent:
         while time.monotonic() < deadline:
             if until_exit_of is None and quiet >= quiet_polls:
                 break
-            recs = self.probe.poll(50)
-            if not recs:
+            recs: list[Any] = []
+
+            def consume(buf: Any, spans: list[tuple[int, int]], decoder: Any, recs: list[Any] = recs) -> None:
+                # as the agent's event thread reads: the batch in place, the fast path on
+                for pipe in self.pipelines.values():
+                    pipe.process_raw(buf, spans, decoder)
+                # decoded once more only to find the exit marker
+                recs.extend(r for off, size in spans if (r := decoder.decode_at(buf, off, size)) is not None)
+
+            if not self.probe.poll_into(consume, 50):
                 quiet += 1
                 continue
             quiet = 0
             total += len(recs)
-            for pipe in self.pipelines.values():
-                pipe.process(recs)
             if until_exit_of is not None and any(
                     r.type == "procexit" and r.pid == until_exit_of for r in recs):
                 break

@@ -55,19 +55,20 @@ class FakeProbe:
         admits = [p for p in ("/old", "/new") if kf is None or kf.admits("openat", Facts(path=p, comm="x"))]
         self.log.append(f"kernel filter admits {admits}")
 
-    def poll(self, timeout_ms: int) -> list[Any]:
+    def poll_into(self, consume: Any, timeout_ms: int) -> int:
         self.log.append("drain")
-        return []
+        return 0
 
 
 class FakePipeline:
     def __init__(self, log: list[str]) -> None:
         self.log = log
+        self.events = 0
 
     def set_ruleset(self, rs: Any) -> None:
         self.log.append(f"ruleset {rs.rules[0].name}")
 
-    def process(self, records: list[Any]) -> int:
+    def process_raw(self, buf: Any, spans: list[tuple[int, int]], decoder: Any) -> int:
         return 0
 
 

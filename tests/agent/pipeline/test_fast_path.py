@@ -1,0 +1,404 @@
+"""The pipeline's fast path (``Pipeline.process_raw`` reading open, close, socket and
+accept records straight into the tables, decoding a record in full only for a candidate
+rule) against the generic path (``fast_path=False``: every record decoded): the same raw
+bytes through both give the same process/fd state after every record and the same
+alerts, in order, with the same output text.  Constructed records cover the edge
+cases; recorded ones (the real probe, the bench workloads) the ordinary stream."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+import subprocess
+from collections.abc import Iterator
+from dataclasses import astuple
+from pathlib import Path
+from typing import Any
+
+import pytest
+from falcopy.agent.fields.syscall import AgentSyscallSource
+from falcopy.agent.kernel import layout
+from falcopy.agent.kernel.decoder import HDR, Decoder
+from falcopy.agent.pipeline import Pipeline
+from falcopy.agent.state import ProcessTable
+from falcopy.agent.state.model import FdInfo, ThreadInfo
+
+from falcopy.engine import default_sources, load_rules, load_rules_files
+from falcopy.engine.loader import RulesInput
+from tests.agent.pipeline.test_prefilter import _corpus
+from tests.bench import record_bench
+from tests.bench.workloads import build_workload
+
+AT_FDCWD = -100
+#: above any pid_max: a thread no table and no /proc knows
+GHOST = 5_000_000
+
+EXTRA_RULES = """
+- rule: fast path close
+  desc: a close of a marked file
+  condition: evt.type = close and fd.name startswith /tmp/fp-fast
+  output: close %fd.name %fd.num %proc.name
+  priority: NOTICE
+- rule: fast path failed open
+  desc: a failed open
+  condition: evt.type in (open, openat, openat2, creat) and evt.res != SUCCESS and fd.name startswith /tmp
+  output: failed %fd.name %evt.res %evt.arg.flags
+  priority: NOTICE
+- rule: fast path truncate
+  desc: an open that truncates or creates
+  condition: >
+    evt.type in (open, openat, openat2, creat) and (evt.arg.flags contains O_TRUNC
+    or evt.arg.flags contains O_CREAT) and fd.directory = /var/tmp/fp
+  output: trunc %fd.name %fd.nameraw %evt.arg.flags %user.uid %user.loginuid %proc.name
+  priority: NOTICE
+- rule: fast path directory
+  desc: a directory opened
+  condition: evt.type in (open, openat, openat2) and fd.typechar = d
+  output: dir %fd.name %fd.typechar
+  priority: NOTICE
+- rule: fast path unicode
+  desc: a name that is not UTF-8
+  condition: evt.type = openat and fd.filename startswith "fp-bytes"
+  output: bytes %fd.name
+  priority: NOTICE
+- rule: fast path accept
+  desc: a connection accepted on the marked port
+  condition: evt.type in (accept, accept4) and fd.sport = 8443
+  output: accepted %fd.name %fd.l4proto %fd.cip %fd.cport %fd.sip %fd.typechar %fd.num
+  priority: NOTICE
+- rule: fast path socket
+  desc: a datagram or raw socket
+  condition: evt.type = socket and (fd.l4proto in (udp, raw) or fd.typechar = u)
+  output: socket %fd.type %fd.l4proto %fd.num %evt.arg.domain
+  priority: NOTICE
+"""
+
+#: a rule every open meets (no file named): the prefilter always evaluates
+CONTAINER_RULE = """
+- rule: fast path any open in a container
+  desc: opens outside the host
+  condition: evt.type = openat and container.id != host and fd.num >= 0
+  output: in container %fd.name
+  priority: NOTICE
+"""
+
+#: a namespaced FalcoRule: the ruleset has tenants, so no open is skipped
+TENANT_RULE = """
+- rule: fast path tenant open [team-a]
+  desc: a tenant's rule on opens
+  condition: evt.type = openat and fd.name startswith /tmp/fp-fast
+  output: tenant %fd.name
+  priority: NOTICE
+"""
+
+
+def _sources() -> dict[str, Any]:
+    sources = default_sources()
+    sources["syscall"] = AgentSyscallSource()
+    return sources
+
+
+@pytest.fixture(scope="module")
+def stable_rules(compat_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    extra = tmp_path_factory.mktemp("rules") / "extra.yaml"
+    extra.write_text(EXTRA_RULES)
+    result = load_rules_files([compat_dir / "falco_rules.yaml", extra], sources=_sources())
+    assert result.ok and result.ruleset is not None, [str(m) for m in result.errors]
+    return result.ruleset
+
+
+@pytest.fixture(scope="module")
+def actor() -> Iterator[int]:
+    """A real process whose parent is this test (the stable rules read the parent)."""
+    child = subprocess.Popen(["sleep", "600"])
+    try:
+        yield child.pid
+    finally:
+        child.kill()
+        child.wait()
+
+
+class Raw:
+    """Records in the probe's layout (record.h), appended to one buffer."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.spans: list[tuple[int, int]] = []
+        self.ts = 1_000_000
+
+    def add(self, ev: str, scalars: list[int], variables: list[bytes | None], *, pid: int,
+            tid: int | None = None, res: int = 0, comm: bytes = b"fp-actor", euid: int = 0,
+            loginuid: int = 0xFFFFFFFF, ppid: int | None = None, cut: int = 0, hdr_flags: int = 0) -> None:
+        body = b"".join(struct.pack("<q", v) for v in scalars)
+        for v in variables:
+            body += struct.pack("<H", layout.ABSENT) if v is None else struct.pack("<H", len(v)) + v
+        size = layout.HDR_SIZE + len(body)
+        self.ts += 1000
+        tid = pid if tid is None else tid
+        hdr = HDR.pack(self.ts, 0, res, size, layout.EVENT_IDS[ev], hdr_flags, tid, pid,
+                       os.getpid() if ppid is None else ppid, tid, pid, euid, euid, euid, euid,
+                       loginuid, 0, 0, comm)
+        rec = hdr + body
+        # a cut record: the ring holds fewer bytes than its header claims
+        self.spans.append((len(self.buf), len(rec) - cut))
+        self.buf += rec + bytes(8)
+
+    def open(self, name: bytes | None, *, pid: int, res: int, flags: int = os.O_RDONLY,
+             dirpath: bytes | None = None, dirfd: int = AT_FDCWD, ev: str = "openat", **kw: Any) -> None:
+        variables = [None if name is None else name + b"\0", dirpath]
+        if ev == "openat":
+            self.add(ev, [dirfd, flags, 0o644, 2049, 77], variables, pid=pid, res=res, **kw)
+        elif ev == "openat2":
+            self.add(ev, [dirfd, flags, 0o644, 0, 2049, 77], variables, pid=pid, res=res, **kw)
+        elif ev == "open":
+            self.add(ev, [flags, 0o644, 2049, 77], variables, pid=pid, res=res, **kw)
+        else:
+            self.add("creat", [0o644, 2049, 77], variables, pid=pid, res=res, **kw)
+
+    def close(self, num: int, *, pid: int, res: int = 0, **kw: Any) -> None:
+        self.add("close", [num], [], pid=pid, res=res, **kw)
+
+
+def _edge_cases(actor: int) -> Raw:
+    r = Raw()
+    a = actor
+    r.open(b"/etc/shadow", pid=a, res=5)                      # a stable rule's file
+    r.close(5, pid=a)
+    r.open(b"/tmp/fp-fast-missing", pid=a, res=-2)            # failed open
+    r.open(b"/var/tmp/fp/log", pid=a, res=6, flags=os.O_WRONLY | os.O_CREAT | os.O_TRUNC, loginuid=1000)
+    r.open(b"/var/tmp/fp/new", pid=a, res=7, ev="creat", euid=1000)
+    r.open(b"/var/tmp/fp/old", pid=a, res=8, ev="open", flags=os.O_RDWR | os.O_TRUNC)
+    r.open(b"/etc", pid=a, res=9, flags=os.O_DIRECTORY | os.O_RDONLY)     # directory
+    r.open(b"shadow", pid=a, res=10, dirfd=9)                 # relative to a dirfd, no dirpath
+    r.open(b"../../etc/shadow", pid=a, res=11, dirpath=b"/usr/lib")      # traversal
+    r.open(b"rel/x", pid=a, res=12, ev="open", dirpath=b"/work/dir (deleted)")
+    r.open(b"rel/y", pid=a, res=13, ev="openat2", dirpath=None)          # against the cwd
+    r.open(b"/etc//./passwd", pid=a, res=14)                  # not in normal form
+    r.open(b"/tmp/fp-fast/dir/", pid=a, res=15)
+    r.open(b"/tmp/fp-fast-a", pid=a, res=16)
+    r.open(b"/tmp/fp-fast-b", pid=a, res=16)                  # fd reuse without a close
+    r.close(16, pid=a)
+    r.close(16, pid=a, res=-9)                                # close of an fd already gone
+    r.close(99, pid=a)                                        # never opened
+    r.close(-1, pid=a, res=-9)
+    r.open(b"/tmp/fp-bytes-\xff\xfe-name", pid=a, res=17)    # not UTF-8
+    r.open(b"", pid=a, res=18)                                # empty name
+    r.open(None, pid=a, res=19)                               # name absent
+    r.open(b"/tmp/fp-fast-cut-name", pid=a, res=20, cut=12)  # name cut by the record's end
+    r.open(b"/tmp/fp-fast-cut-scalars", pid=a, res=21, cut=60)          # cut in the scalars
+    r.open(b"/etc/" + b"x" * 4000, pid=a, res=22, flags=os.O_WRONLY)   # a long name
+    r.open(b"/etc/shadow", pid=a, res=23, hdr_flags=layout.F_TRUNCATED)   # marked truncated
+    r.close(23, pid=a, hdr_flags=layout.F_TRUNCATED)
+    r.open(b"/tmp/fp-fast-thread", pid=a, tid=GHOST + 1, res=24)          # a new thread of a process
+    r.open(b"/tmp/fp-fast-ghost", pid=GHOST, res=3)           # a thread nobody knows
+    r.close(3, pid=GHOST)
+    r.open(b"/tmp/fp-fast-ghost2", pid=GHOST, res=4)          # known now (from its record)
+    r.close(4, pid=GHOST)
+    r.add("procexit", [0], [], pid=GHOST)                     # deferred exit, then opens
+    r.open(b"/tmp/fp-fast-after-exit", pid=GHOST, res=5)
+    r.close(24, pid=a)
+    r.open(b"/etc/shadow", pid=a, res=25, comm=b"sshd")       # a new comm
+    r.open(b"/etc/shadow", pid=a, res=26, ev="open")
+    r.open(b"/etc/shadow", pid=a, res=27, ev="openat2")
+    _sockets(r, a)
+    return r
+
+
+def _tuple(family: int, proto: int, lport: int, rport: int, laddr: bytes, raddr: bytes,
+           path: bytes | None = None) -> bytes:
+    raw = struct.pack("<HHHH16s16s", family, proto, lport, rport, laddr, raddr)
+    return raw if path is None else raw + struct.pack("<H", len(path)) + path
+
+
+def _sockets(r: Raw, a: int) -> None:
+    lo4, peer4 = bytes([127, 0, 0, 1]), bytes([10, 1, 2, 3])
+    lo6 = bytes(15) + b"\x01"
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0], [], pid=a, res=30)
+    r.add("socket", [socket.AF_INET, socket.SOCK_DGRAM, 17], [], pid=a, res=31)
+    r.add("socket", [socket.AF_INET6, socket.SOCK_RAW, 255], [], pid=a, res=32)
+    r.add("socket", [socket.AF_UNIX, socket.SOCK_STREAM, 0], [], pid=a, res=33)
+    r.add("socket", [17, socket.SOCK_RAW, 0], [], pid=a, res=34)           # AF_PACKET
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM, 0], [], pid=a, res=-24)   # EMFILE
+    r.add("socket", [socket.AF_INET, socket.SOCK_STREAM, 0], [], pid=GHOST, res=6)
+    # accepts on listener 30 (known) and 77 (never seen)
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51000, lo4, peer4)], pid=a, res=35)
+    r.add("accept4", [30, socket.SOCK_CLOEXEC], [_tuple(socket.AF_INET, 6, 8443, 51001, lo4, peer4)],
+          pid=a, res=36)
+    r.add("accept", [77], [_tuple(socket.AF_INET6, 6, 8443, 51002, lo6, lo6)], pid=a, res=37)
+    r.add("accept", [77], [_tuple(socket.AF_INET, 99, 8443, 51003, lo4, peer4)], pid=a, res=38)  # odd l4
+    r.add("accept", [33], [_tuple(socket.AF_UNIX, 0, 0, 0, b"", b"", b"/run/fp.sock\0")], pid=a, res=39)
+    r.add("accept", [30], [None], pid=a, res=40)                            # tuple absent
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 1, lo4, peer4)[:20]], pid=a, res=41)  # short
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51004, lo4, peer4)], pid=a, res=-11)  # EAGAIN
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51005, lo4, peer4)], pid=a, res=35)   # fd reuse
+    r.add("accept", [30], [_tuple(socket.AF_INET, 6, 8443, 51006, lo4, peer4)], pid=a, res=42, cut=8)
+    r.add("accept", [6], [_tuple(socket.AF_INET, 6, 8443, 51007, lo4, peer4)], pid=GHOST, res=7)
+    for num in (35, 36, 37, 38, 39, 30):
+        r.close(num, pid=a)
+
+
+def _table(actor: int) -> ProcessTable:
+    table = ProcessTable()
+    info = ThreadInfo(pid=actor, tid=actor, ptid=os.getpid(), comm="fp-actor", exe="/usr/bin/fp-actor",
+                      exepath="/usr/bin/fp-actor", cwd="/home/fp", container_id="host")
+    info.fds[1] = FdInfo("file", "/dev/null", 1, os.O_WRONLY)
+    table.threads[actor] = info
+    return table
+
+
+def _snapshot(table: ProcessTable) -> list[Any]:
+    out = []
+    for tid, info in sorted(table.threads.items()):
+        # this test process is read from /proc when a rule asks for a parent: its own
+        # fds are not the records' business
+        fds = [] if info.pid == os.getpid() else sorted((n, astuple(fd)) for n, fd in info.fds.items())
+        out.append((tid, info.pid, info.tid, info.ptid, info.uid, info.gid, info.loginuid, info.comm,
+                    info.cwd, info.partial, sorted(info.threads), fds))
+    pending = table.pending_fd_close
+    out.append(None if pending is None else (pending[0].pid, pending[1]))
+    out.append(None if table.pending_exit is None else table.pending_exit.pid)
+    return out
+
+
+def _pipes(ruleset: Any, actor: int,
+           table_of: Any = _table) -> tuple[Pipeline, Pipeline, list[Any], list[Any]]:
+    alerts: dict[bool, list[Any]] = {True: [], False: []}
+    pipes = []
+    for fast in (True, False):
+        got = alerts[fast]
+        pipes.append(Pipeline(ruleset, table_of(actor), fast_path=fast,
+                              on_alert=lambda rule, ev, got=got: got.append(
+                                  (ev.num, rule.name, ruleset.format(rule, ev)))))
+    return pipes[0], pipes[1], alerts[True], alerts[False]
+
+
+def _same(raw: Raw, ruleset: Any, actor: int, batch: int, table_of: Any = _table) -> list[Any]:
+    """Replay in batches of ``batch`` through both paths, comparing after each batch
+    (inside a batch the deferred removals are applied by the next record, so batches of
+    one compare the state after every record, larger ones the removals in flight)."""
+    fast, generic, got_fast, got_generic = _pipes(ruleset, actor, table_of)
+    decoder = Decoder()
+    for i in range(0, len(raw.spans), batch):
+        spans = raw.spans[i:i + batch]
+        fast.process_raw(bytes(raw.buf), spans, decoder)
+        generic.process_raw(bytes(raw.buf), spans, decoder)
+        assert got_fast == got_generic, f"records {i}..{i + batch}"
+        assert _snapshot(fast.state) == _snapshot(generic.state), f"records {i}..{i + batch}"
+    assert (fast.events, fast.errors, fast.alerts) == (generic.events, generic.errors, generic.alerts)
+    assert fast.type_counts == generic.type_counts
+    assert fast.errors == 0
+    return got_generic
+
+
+@pytest.mark.parametrize("batch", [1, 3, 1000])
+def test_edge_cases_same_state_and_alerts(stable_rules: Any, actor: int, batch: int) -> None:
+    raw = _edge_cases(actor)
+    alerts = _same(raw, stable_rules, actor, batch)
+    names = {name for _, name, _ in alerts}
+    # the cases above do reach the rules: the comparison is not between two silences
+    assert {"Read sensitive file untrusted", "fast path close", "fast path failed open",
+            "fast path truncate", "fast path directory", "fast path unicode", "fast path accept",
+            "fast path socket"} <= names, names
+    outputs = "\n".join(text[0] for _, _, text in alerts)
+    assert "bytes /tmp/fp-bytes-" in outputs and "fileraw=../../etc/shadow" in outputs
+    assert "evt_type=open " in outputs and "evt_type=openat2 " in outputs
+    assert "accepted 10.1.2.3:51001->127.0.0.1:8443 tcp" in outputs
+    assert "accepted ::1:51002->::1:8443" in outputs
+
+
+def test_fast_path_skips_the_full_decode(compat_dir: Path, actor: int) -> None:
+    """With Falco's stable rules (no rule on close), opens of files no rule names and
+    their closes are never decoded in full: the fast pipeline runs the generic decoder
+    only for what a rule is a candidate for, plus the odd records."""
+    result = load_rules_files([compat_dir / "falco_rules.yaml"], sources=_sources())
+    assert result.ok and result.ruleset is not None
+    stable_rules = result.ruleset
+    raw = Raw()
+    for i in range(200):
+        raw.open(f"/usr/lib/fp-lib-{i}.so".encode(), pid=actor, res=5)
+        raw.close(5, pid=actor)
+    decoded = {True: 0, False: 0}
+
+    class Counting(Decoder):
+        __slots__ = ("fast",)
+
+        def decode_at(self, buf: Any, off: int, size: int) -> Any:
+            decoded[self.fast] += 1
+            return super().decode_at(buf, off, size)
+
+    fast, generic, _, _ = _pipes(stable_rules, actor)
+    for pipe, is_fast in ((fast, True), (generic, False)):
+        dec = Counting()
+        dec.fast = is_fast
+        pipe.process_raw(bytes(raw.buf), raw.spans, dec)
+    assert decoded == {True: 0, False: 400}
+    assert _snapshot(fast.state) == _snapshot(generic.state)
+    assert fast.events == generic.events == 400
+
+
+def test_prefilter_corpus_same_alerts(stable_rules: Any, actor: int) -> None:
+    """The prefilter's corpus (every path, directory and name of the stable rules, raw
+    ``../`` names, four flag sets, several process names) as raw records."""
+    raw = Raw()
+    for name, comm, flags in _corpus(stable_rules):
+        raw.open(name.encode(), pid=actor, res=9, flags=flags, comm=comm.encode(), dirpath=b"/srv/app")
+        raw.close(9, pid=actor)
+    alerts = _same(raw, stable_rules, actor, 257)
+    assert {"Read sensitive file untrusted", "Clear Log Activities",
+            "Directory traversal monitored file read"} <= {name for _, name, _ in alerts}
+
+
+@pytest.mark.parametrize("extra", ["container", "tenant"])
+def test_rules_evaluated_on_every_open(compat_dir: Path, actor: int, extra: str) -> None:
+    """A rule no file constrains (any open in a container) and a tenant's rules leave no
+    open to skip: each is evaluated, through the fast path as through the generic one."""
+    text = (compat_dir / "falco_rules.yaml").read_text()
+    inputs = [RulesInput("falco_rules.yaml", text)]
+    if extra == "container":
+        inputs.append(RulesInput("container.yaml", CONTAINER_RULE))
+    else:
+        inputs.append(RulesInput("tenant.yaml", TENANT_RULE, namespace="team-a"))
+    result = load_rules(inputs, sources=_sources())
+    assert result.ok and result.ruleset is not None, [str(m) for m in result.errors]
+    ruleset = result.ruleset
+
+    def in_container(actor: int) -> ProcessTable:
+        table = _table(actor)
+        table.threads[actor].container_id = "0123456789ab"
+        return table
+
+    raw = Raw()
+    for i in range(50):
+        raw.open(f"/tmp/fp-fast-{i}".encode(), pid=actor, res=5)
+        raw.close(5, pid=actor)
+    fast, generic, got_fast, got_generic = _pipes(ruleset, actor, in_container)
+    decoder = Decoder()
+    fast.process_raw(bytes(raw.buf), raw.spans, decoder)
+    generic.process_raw(bytes(raw.buf), raw.spans, decoder)
+    assert got_fast == got_generic
+    assert fast.evaluated == generic.evaluated >= 50
+    if extra == "container":
+        assert sum(name == "fast path any open in a container" for _, name, _ in got_fast) == 50
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("mode", ["openclose", "connect"])
+def test_recorded_records_same_state_and_alerts(stable_rules: Any, require_root: None, compat_dir: Path,
+                                               mode: str, tmp_path: Path) -> None:
+    """The records the real probe made for the bench workloads (open/close; socket,
+    connect, accept, close), replayed through both paths."""
+    rec = tmp_path / f"{mode}.rec"
+    rules = [str(compat_dir / "falco_rules.yaml")]
+    got = record_bench.record(build_workload(tmp_path), mode, 0.2, rec, rules)
+    assert got["records"] > 500, got
+    buf, spans = record_bench.load(rec)
+    fast, generic, got_fast, got_generic = _pipes(stable_rules, 0, lambda _: ProcessTable())
+    decoder = Decoder()
+    for i in range(0, len(spans), 500):
+        fast.process_raw(buf, spans[i:i + 500], decoder)
+        generic.process_raw(buf, spans[i:i + 500], decoder)
+        assert got_fast == got_generic
+        assert _snapshot(fast.state) == _snapshot(generic.state)
+    assert fast.events == generic.events == len(spans)
+    assert fast.errors == generic.errors == 0
