@@ -9,7 +9,7 @@ swaps the reference between batches.  Events of other sources (k8s audit) take
 the same rules and the same alert path through :meth:`Pipeline.process_event`.
 
 The agent hands each ring batch to :meth:`Pipeline.process_raw`, whose fast path
-reads the hot record types (opens, closes, sockets, accepts) straight from the
+reads the hot record types (opens, closes, sockets, accepts, connects) straight from the
 ring's bytes into the tables and builds a record and an event only for what a rule
 is a candidate for; :meth:`Pipeline.process` takes records already decoded.
 """
@@ -32,9 +32,10 @@ from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import hot as hot_layouts
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import IP_CACHE, L4_NAMES, ip_text
-from falcopy.agent.prefilter import OpenCheck, open_checks
+from falcopy.agent.prefilter import Check, open_checks
+from falcopy.agent.socket_prefilter import socket_checks
 from falcopy.agent.state.constants import AT_FDCWD
-from falcopy.agent.state.fdops import CREAT_FLAGS, accepted_fd, open_fd, socket_fd
+from falcopy.agent.state.fdops import CREAT_FLAGS, accepted_fd, connected_fd, open_fd, socket_fd
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 
@@ -51,14 +52,16 @@ _UNSET_LOGINUID = 0xFFFFFFFF
 _AT_FDCWD = AT_FDCWD
 _CREAT_FLAGS = CREAT_FLAGS
 _OPEN_AT, _OPEN, _CLOSE = hot_layouts.OPEN_AT, hot_layouts.OPEN, hot_layouts.CLOSE
-_SOCKET = hot_layouts.SOCKET
+_SOCKET, _ACCEPT, _CONNECT = hot_layouts.SOCKET, hot_layouts.ACCEPT, hot_layouts.CONNECT
 _TUPLE = hot_layouts.TUPLE
 _TUPLE_SIZE = _TUPLE.size
 _AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
+#: smallest sockaddr_in / sockaddr_in6 holding the port and the address
+_SIN_SIZE, _SIN6_SIZE = 8, 24
 
 #: per hot type id: name, kind, narrow struct, its size, and whether the rules are
-#: candidates for the record (False: never, True: always, else the open prefilter)
-HotEntry = tuple[str, int, Any, int, "OpenCheck | bool"]
+#: candidates for the record (False: never, True: always, else a prefilter's check)
+HotEntry = tuple[str, int, Any, int, "Check | bool"]
 
 
 class RulesetLike(Protocol):
@@ -102,11 +105,11 @@ def kernel_filter(ruleset: Any, *, always: Iterable[str] = ()) -> KernelFilter:
 
 
 def _hot_entries(ruleset: RulesetLike | None, types: frozenset[str] | None,
-                 checks: dict[str, OpenCheck]) -> list[HotEntry | None]:
+                 checks: dict[str, Check]) -> list[HotEntry | None]:
     """The fast path's table, by type id, for one ruleset."""
     out: list[HotEntry | None] = [None] * (max(hot_layouts.HOT) + 1)
     for typ, (name, kind, st) in hot_layouts.HOT.items():
-        cand: OpenCheck | bool
+        cand: Check | bool
         if ruleset is None or (types is not None and name not in types):
             cand = False
         else:
@@ -121,7 +124,7 @@ class _Batch:
     __slots__ = ("check_of", "evaluate", "evaluated", "num", "wanted")
 
     def __init__(self, pipeline: Pipeline, ruleset: RulesetLike | None, types: frozenset[str] | None,
-                 checks: dict[str, OpenCheck]) -> None:
+                 checks: dict[str, Check]) -> None:
         self.evaluate = ruleset.evaluate if ruleset is not None else None
         self.wanted: Callable[[str], bool] = (lambda t: True) if types is None else types.__contains__
         self.check_of = checks.get
@@ -140,7 +143,8 @@ class Pipeline:
         self.fast_path = fast_path
         #: records per event type, for the event thread's metrics (:meth:`take_type_counts`)
         self.type_counts: dict[str, int] = {}
-        #: skip the opens no rule can match before building their event (agent.prefilter)
+        #: skip the opens, sockets and connects no rule can match before building their
+        #: event (agent.prefilter, agent.socket_prefilter)
         self.prefilter = prefilter
         #: the flight recorder (capture on alert); None when capture is off
         self.recorder = recorder
@@ -149,7 +153,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._ruleset: RulesetLike | None = None
         self._types: frozenset[str] | None = frozenset()
-        self._checks: dict[str, OpenCheck] = {}
+        self._checks: dict[str, Check] = {}
         self._hot: list[HotEntry | None] = []
         self.events = 0
         self.evaluated = 0
@@ -172,7 +176,8 @@ class Pipeline:
         else:
             wanted = ruleset.evttypes("syscall")
             types = None if wanted is None else frozenset(wanted)
-        checks = open_checks(ruleset) if ruleset is not None and self.prefilter else {}
+        checks = {**open_checks(ruleset), **socket_checks(ruleset)} \
+            if ruleset is not None and self.prefilter else {}
         hot = _hot_entries(ruleset, types, checks)
         with self._lock:
             self._ruleset = ruleset
@@ -207,13 +212,14 @@ class Pipeline:
         the same state and alerts as :meth:`process` of the decoded records; returns
         the number of alerts raised.
 
-        The fast path: a hot record (open family, close, socket, accept*;
+        The fast path: a hot record (open family, close, socket, accept*, connect;
         :mod:`falcopy.agent.kernel.hot`) is read with one narrow unpack straight into
-        the process and fd tables, the open prefilter runs on the fd just built, and the
-        record is decoded in full (the generic decoder) only when some rule is a
-        candidate for it.  Anything odd (a thread the table does not know, a cut record,
-        an absent name, an accept without an inet tuple) takes the generic path, record
-        by record, in order.  Off (every record decoded)
+        the process and fd tables, the open or socket prefilter runs on the fd just
+        built or named and its thread, and the record is decoded in full (the generic
+        decoder) only when some rule is a candidate for it.  Anything odd (a thread the
+        table does not know, a cut record, an absent name, an accept without an inet
+        tuple, a connect without an inet address and tuple) takes the generic path,
+        record by record, in order.  Off (every record decoded)
         when ``fast_path`` is False or the flight recorder wants every record."""
         decode_at = decoder.decode_at
         if not self.fast_path or self.recorder is not None:
@@ -261,7 +267,7 @@ class Pipeline:
                     ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, domain, stype, proto = (
                         st.unpack_from(buf, off))
                     ok = rlen >= fsize
-                elif kind > _SOCKET:  # accept, accept4: a connection with an inet tuple
+                elif kind == _ACCEPT:  # accept, accept4: a connection with an inet tuple
                     ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
                         st.unpack_from(buf, off))
                     end = off + (rlen if rlen < size else size)
@@ -280,6 +286,41 @@ class Pipeline:
                                 l4 = l4_get(proto) or str(proto)
                                 rip = ip_get(rraw) or ip_text(tfam, rraw)
                                 lip = ip_get(lraw) or ip_text(tfam, lraw)
+                elif kind == _CONNECT:  # to an inet address, the kernel's inet tuple for this end
+                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
+                        st.unpack_from(buf, off))
+                    end = off + (rlen if rlen < size else size)
+                    p = off + fsize
+                    ok = False
+                    if rlen >= fsize and p + 2 <= end:
+                        n = buf[p] | (buf[p + 1] << 8)
+                        p += 2
+                        if n != _ABSENT and n <= end - p:
+                            # the user's sockaddr: family, port (network order), address
+                            afam = buf[p] | (buf[p + 1] << 8) if n >= 2 else 0
+                            if afam == _AF_INET and n >= _SIN_SIZE:
+                                rraw = buf[p + 4:p + 8]
+                                ok = True
+                            elif afam == _AF_INET6 and n >= _SIN6_SIZE:
+                                rraw = buf[p + 8:p + 24]
+                                ok = True
+                            if ok:
+                                rport = (buf[p + 2] << 8) | buf[p + 3]
+                                p += n
+                                ok = False
+                                if p + 2 <= end:
+                                    n = buf[p] | (buf[p + 1] << 8)
+                                    if n != _ABSENT and _TUPLE_SIZE <= n <= end - p - 2:
+                                        tfam, proto, lport, _, lraw, _ = _TUPLE.unpack_from(buf, p + 2)
+                                        if tfam == _AF_INET:
+                                            lraw = lraw[:4]
+                                            ok = True
+                                        else:
+                                            ok = tfam == _AF_INET6
+                                        if ok:
+                                            l4 = l4_get(proto) or str(proto)
+                                            rip = ip_get(rraw) or ip_text(afam, rraw)
+                                            lip = ip_get(lraw) or ip_text(tfam, lraw)
                 else:
                     if kind == _OPEN_AT:
                         (ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dirfd, flags, dev,
@@ -336,10 +377,12 @@ class Pipeline:
                                     state.pending_fd_close = (info, fdnum)
                             elif kind == _SOCKET:
                                 fd = socket_fd(info, res, domain, stype, proto)
-                            elif kind > _SOCKET:
+                            elif kind == _ACCEPT:
                                 # the peer is the tuple's remote end (Falco's inbound order)
                                 fd = accepted_fd(info, info.fds.get(fdnum), res, tfam, l4, rip, rport, lip,
                                                  lport)
+                            elif kind == _CONNECT:
+                                fd = connected_fd(info, fdnum, res, afam, rip, rport, l4, lip, lport)
                             else:
                                 assert path is not None
                                 dirpath = None
@@ -354,7 +397,7 @@ class Pipeline:
                             self.errors += 1
                             log.exception("state update failed for %s record (pid %s)", name, pid)
                             continue
-                        if cand is not False and (cand is True or cand(None, fd)):
+                        if cand is not False and (cand is True or cand(fd, info)):
                             rec = decode_at(buf, off, size)
                             if rec is not None:
                                 alerts += evaluate(batch, rec, info, fd, num)
@@ -399,7 +442,7 @@ class Pipeline:
                 log.exception("flight recorder failed on %s record", rec.type)
         alerts = 0
         if batch.evaluate is not None and batch.wanted(etype) and (
-                (check := batch.check_of(etype)) is None or check(rec, fd)):
+                (check := batch.check_of(etype)) is None or check(fd, thread)):
             alerts = self._evaluate(batch, rec, thread, fd, num)
         self.state.prev_ts = rec.ts
         return alerts

@@ -20,8 +20,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from falcopy.agent.events.record import SyscallRecord
-from falcopy.agent.state.model import FdInfo
+from falcopy.agent.state.model import FdInfo, ThreadInfo
 
 from falcopy.engine.kernel_filter import (
     F_CREATE,
@@ -36,16 +35,16 @@ from falcopy.engine.kernel_filter import (
 
 log = logging.getLogger(__name__)
 
-#: (record, its fd) -> could a rule match this open; reads only the fd (the pipeline's
-#: fast path passes no record: it decodes one only for a candidate)
-OpenCheck = Callable[[SyscallRecord | None, FdInfo | None], bool]
+#: (the record's fd, its thread) -> could a rule match this record; the pipeline's fast
+#: path calls it before any record or event exists (it decodes one only for a candidate)
+Check = Callable[[FdInfo | None, ThreadInfo], bool]
 
 _ACCMODE = os.O_ACCMODE
 _O_CREAT = os.O_CREAT
 _O_TRUNC = os.O_TRUNC
 
 
-def open_checks(ruleset: Any) -> dict[str, OpenCheck]:
+def open_checks(ruleset: Any) -> dict[str, Check]:
     """Per open type, the check for ``ruleset`` (a type without one is always
     evaluated).  Empty when the ruleset is not a compiled one (a test's stand-in) or
     has namespace-scoped rules (evaluated with their tenant's tables)."""
@@ -56,14 +55,14 @@ def open_checks(ruleset: Any) -> dict[str, OpenCheck]:
     except Exception:  # a derivation bug must cost speed, never detection
         log.exception("open prefilter not derived; every open is evaluated")
         return {}
-    out: dict[str, OpenCheck] = {}
+    out: dict[str, Check] = {}
     for t, tf in kf.types.items():
         if tf.clauses is not None:
             out[t] = _compile(tf.clauses)
     return out
 
 
-def _compile(clauses: list[Clause]) -> OpenCheck:
+def _compile(clauses: list[Clause]) -> Check:
     exact: set[str] = set()
     prefixes: list[str] = []
     dirs: set[str] = set()
@@ -82,12 +81,12 @@ def _compile(clauses: list[Clause]) -> OpenCheck:
         else:
             free.add(c.req)
     if 0 in free:
-        return lambda rec, fd: True
+        return lambda fd, thread: True
     pre = tuple(sorted(set(prefixes)))
     exact_set, dir_set, base_set = frozenset(exact), frozenset(dirs), frozenset(bases)
     reqs = tuple(sorted(free))
 
-    def check(rec: SyscallRecord | None, fd: FdInfo | None) -> bool:
+    def check(fd: FdInfo | None, thread: ThreadInfo) -> bool:
         if fd is None or fd.type != "file":
             return True  # directories (fd.directory is the name itself), odd records
         name = fd.name

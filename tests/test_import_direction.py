@@ -39,6 +39,7 @@ AGENT_LAYERS = {
     "rulecheck": 6,  # which rules can never fire with this configuration on this kernel
     "fields": 3,
     "prefilter": 3,  # which open records no rule can match (from the kernel filter derivation)
+    "socket_prefilter": 3,  # which socket/connect records no rule can match (from the rules)
     "pipeline": 4,
     "control": 5,
     "outputs": 6,

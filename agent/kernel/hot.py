@@ -1,12 +1,13 @@
 """Narrow layouts of the hot record types, for the pipeline's fast path.
 
 Most records that reach user space are opens and closes (a build, a package manager, a
-log shipper), and a server's accepts.  The process and fd tables need a handful of their fields; the generic
-decoder (:mod:`falcopy.agent.kernel.decoder`) makes all of them into Python objects, an
-``args`` dict and a :class:`SyscallRecord`.  Here each hot type has one ``Struct`` over
-the same bytes that skips (pad bytes) what the tables and the open prefilter do not read,
-so one unpack yields only the values used.  The record is still decoded in full, by the
-generic decoder, when some rule is a candidate for it.
+log shipper), a server's accepts and a client's connects.  The process and fd tables
+need a handful of their fields; the generic decoder (:mod:`falcopy.agent.kernel.decoder`)
+makes all of them into Python objects, an ``args`` dict and a :class:`SyscallRecord`.
+Here each hot type has one ``Struct`` over the same bytes that skips (pad bytes) what
+the tables and the prefilters do not read, so one unpack yields only the values used.
+The record is still decoded in full, by the generic decoder, when some rule is a
+candidate for it.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ _HDR_FMT: Final = "<Q8xqI4xIII16xIII8x16s"
 assert struct.calcsize(_HDR_FMT) == layout.HDR_SIZE
 
 #: the open family with a dirfd and flags (openat, openat2), without a dirfd (open),
-#: with neither (creat: flags implied), close, socket, accept/accept4
+#: with neither (creat: flags implied), close, socket, accept/accept4, connect
 OPEN_AT: Final = 1
 OPEN: Final = 2
 CREAT: Final = 3
 CLOSE: Final = 4
 SOCKET: Final = 5
 ACCEPT: Final = 6
+CONNECT: Final = 7
 
 #: scalars the fast path reads, per hot type; the others are skipped
 _KEEP: Final = {
@@ -40,9 +42,10 @@ _KEEP: Final = {
     "socket": ("domain", "type", "proto"),
     "accept": ("fd",),
     "accept4": ("fd",),
+    "connect": ("fd",),
 }
 _KIND: Final = {"openat": OPEN_AT, "openat2": OPEN_AT, "open": OPEN, "creat": CREAT, "close": CLOSE,
-                "socket": SOCKET, "accept": ACCEPT, "accept4": ACCEPT}
+                "socket": SOCKET, "accept": ACCEPT, "accept4": ACCEPT, "connect": CONNECT}
 
 #: ``struct sock_tuple`` (record.h): family, l4 protocol, local and remote port, local
 #: and remote address (the decoder's ``decode_tuple`` reads the same bytes)

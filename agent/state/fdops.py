@@ -253,10 +253,7 @@ def socket_fd(info: ThreadInfo, res: int, family: int, stype: int, proto: int) -
     return fd
 
 
-def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdInfo | None:
-    num = rec.args.get("fd")
-    if num.__class__ is not int:
-        num = as_int(num, -1)
+def _sock_fd(info: ThreadInfo, num: int, addr: SockAddr | None) -> FdInfo | None:
     fd = info.fds.get(num)
     if fd is None and num >= 0 and addr is not None:
         # a socket created before we were watching
@@ -266,6 +263,11 @@ def _sock_fd(info: ThreadInfo, rec: SyscallRecord, addr: SockAddr | None) -> FdI
     return fd
 
 
+def _fd_arg(rec: SyscallRecord) -> int:
+    num = rec.args.get("fd")
+    return num if num.__class__ is int else as_int(num, -1)
+
+
 def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     args = rec.args
     raw_tuple = args.get("tuple")
@@ -273,29 +275,56 @@ def _connect(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple
     tup = parse_tuple(raw_tuple)
     if addr is None and tup is not None:
         addr = tup[1]
-    fd = _sock_fd(info, rec, addr)
+    num = _fd_arg(rec)
+    l4 = raw_tuple.get("l4proto") if raw_tuple.__class__ is dict else None
+    if l4.__class__ is not str:
+        l4 = None
+    if addr is not None and addr.family != socket.AF_UNIX:
+        local = tup[0] if tup is not None else None
+        return connected_fd(info, num, rec.res, addr.family, addr.addr, addr.port, l4,
+                            None if local is None else local.addr, 0 if local is None else local.port), None
+    fd = _sock_fd(info, num, addr)
     if fd is None or addr is None:
         return fd, None
     if fd.type == "unknown" or fd.family is None:
         fd.family, fd.type = addr.family, _SOCK_TYPE.get(addr.family, "unknown")
-    if raw_tuple.__class__ is dict:
-        l4 = raw_tuple.get("l4proto")
-        if l4.__class__ is str:
-            fd.l4proto = l4
-    if addr.family == socket.AF_UNIX:
-        fd.raddr = addr.path
-        fd.name = addr.path
-    else:
-        had_name = bool(fd.name)
-        fd.raddr, fd.rport = addr.addr, addr.port
-        if tup is not None:
-            fd.laddr, fd.lport = tup[0].addr, tup[0].port
-        fd.is_client = True
-        _name_socket(fd)
-        fd.name_changed = had_name
+    if l4 is not None:
+        fd.l4proto = l4
+    fd.raddr = addr.path
+    fd.name = addr.path
     # EINPROGRESS: a non-blocking connect that is under way
     fd.connected = rec.res == 0
     return fd, None
+
+
+def connected_fd(info: ThreadInfo, num: int, res: int, family: int, raddr: str, rport: int, l4: str | None,
+                 laddr: str | None, lport: int) -> FdInfo | None:
+    """The socket a connect to an address of ``family`` (not AF_UNIX) named: the peer
+    ``raddr:rport``, this end ``laddr:lport`` from the kernel's tuple (None: not known),
+    ``l4`` the tuple's protocol.  None when the fd is neither known nor valid.  Shared
+    by the generic handler and the pipeline's fast path."""
+    fd = info.fds.get(num)
+    if fd is None:
+        if num < 0:
+            return None
+        # a socket created before we were watching
+        fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", num, 0, 0, 0,
+                    "tcp" if family == socket.AF_INET or family == socket.AF_INET6 else None, family)
+        info.fds[num] = fd
+    if fd.type == "unknown" or fd.family is None:
+        fd.family, fd.type = family, _SOCK_TYPE.get(family, "unknown")
+    if l4 is not None:
+        fd.l4proto = l4
+    had_name = bool(fd.name)
+    fd.raddr, fd.rport = raddr, rport
+    if laddr is not None:
+        fd.laddr, fd.lport = laddr, lport
+    fd.is_client = True
+    _name_socket(fd)
+    fd.name_changed = had_name
+    # EINPROGRESS: a non-blocking connect that is under way
+    fd.connected = res == 0
+    return fd
 
 
 def _accept(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
@@ -342,7 +371,7 @@ def accepted_fd(info: ThreadInfo, listener: FdInfo | None, res: int, family: int
 
 def _bind(table: ProcessTable, info: ThreadInfo, rec: SyscallRecord) -> tuple[FdInfo | None, int | None]:
     addr = parse_sockaddr(rec.args.get("addr"))
-    fd = _sock_fd(info, rec, addr)
+    fd = _sock_fd(info, _fd_arg(rec), addr)
     if fd is None or addr is None or rec.res < 0:
         return fd, None
     if addr.family == socket.AF_UNIX:

@@ -476,7 +476,8 @@ def conj(a: Clause, b: Clause) -> Clause | None:
 
 
 # ------------------------------------------------------------------ atoms
-def _values(node: ast.Check) -> list[str] | None:
+def check_values(node: ast.Check) -> list[str] | None:
+    """The literal values a check compares its field with (None: not a plain comparison)."""
     r = node.right
     if isinstance(r, ast.Value) and node.op in ("=", "==", "startswith", "glob", "pmatch", "!="):
         return [r.value]
@@ -502,7 +503,7 @@ def _atom(node: ast.Check, neg: bool, t: str, ctx: str) -> list[Clause]:
         neg, op = not neg, "="
     if ctx == "file":
         return _file_atom(node, name, op, neg)
-    vals = _values(node)
+    vals = check_values(node)
     if name in ("fd.name", "fd.directory", "fd.filename") and t in OPEN_TYPES and vals is not None:
         return _path_atom(name, op, vals, neg)
     if name == "proc.name" and op in ("=", "==", "in") and vals is not None:
@@ -538,7 +539,7 @@ def _class_bit(name: str, op: str, value: str, neg: bool) -> int:
 
 def _file_atom(node: ast.Check, name: str, op: str, neg: bool) -> list[Clause]:
     """A check evaluated on a regular file's fd, for the fd interest."""
-    vals = _values(node)
+    vals = check_values(node)
     if name in ("fd.name", "fd.directory", "fd.filename") and vals is not None:
         return _path_atom(name, op, vals, neg)
     if name in _SOCKET_ONLY_FIELDS and op != "exists":

@@ -18,6 +18,7 @@ from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.pipeline import Pipeline
 from falcopy.agent.prefilter import open_checks
+from falcopy.agent.socket_prefilter import socket_checks
 from falcopy.agent.state import ProcessTable
 
 from falcopy.engine import ast, default_sources, load_rules_files
@@ -122,15 +123,15 @@ def test_prefilter_keeps_every_alert(ruleset: Any, actor: int) -> None:
 
 
 def test_directory_and_unknown_fds_are_evaluated(ruleset: Any) -> None:
-    from falcopy.agent.state.model import FdInfo
+    from falcopy.agent.state.model import FdInfo, ThreadInfo
 
     check = open_checks(ruleset)["openat"]
-    rec = _records([("/nowhere/x", "bench-prefilter", os.O_RDONLY)], os.getpid())[0]
-    assert check(rec, None)
-    assert check(rec, FdInfo("directory", "/nowhere", 3, os.O_DIRECTORY))
-    assert not check(rec, FdInfo("file", "/nowhere/x", 3, os.O_RDONLY, nameraw="/nowhere/x"))
-    assert check(rec, FdInfo("file", "/etc/shadow", 3, os.O_RDONLY, nameraw="/etc/shadow"))
-    assert check(rec, FdInfo("file", "/nowhere/x", 3, os.O_RDONLY, nameraw="../nowhere/x"))
+    thread = ThreadInfo(pid=os.getpid(), tid=os.getpid(), comm="bench-prefilter")
+    assert check(None, thread)
+    assert check(FdInfo("directory", "/nowhere", 3, os.O_DIRECTORY), thread)
+    assert not check(FdInfo("file", "/nowhere/x", 3, os.O_RDONLY, nameraw="/nowhere/x"), thread)
+    assert check(FdInfo("file", "/etc/shadow", 3, os.O_RDONLY, nameraw="/etc/shadow"), thread)
+    assert check(FdInfo("file", "/nowhere/x", 3, os.O_RDONLY, nameraw="../nowhere/x"), thread)
 
 
 def test_stand_in_rulesets_get_no_prefilter() -> None:
@@ -142,3 +143,4 @@ def test_stand_in_rulesets_get_no_prefilter() -> None:
             return None
 
     assert open_checks(Fake()) == {}
+    assert socket_checks(Fake()) == {}
