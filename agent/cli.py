@@ -85,10 +85,10 @@ def agent_command(
     if not dry_run:
         # first thing: the kernel verifies the BPF object (the longest step of start-up,
         # outside the GIL) while the agent imports and reads its configuration
-        from falcopy.agent.runtime.probe_loader import ProbeLoader, ProbeSettings
-        from falcopy.agent.runtime.program_cache import command_key
+        # (begun already by the `falcopy` command before click was imported: falcopy.cli.run)
+        from falcopy.agent.runtime.probe_loader import take_early
 
-        early_probe = ProbeLoader(ProbeSettings(programs_key=command_key(sys.argv[1:])))
+        early_probe = take_early(sys.argv[1:])
         # its Python part first (the GIL), then our imports beside the kernel's verifier
         early_probe.wait_verifying(timeout=10.0)
     from falcopy.agent.app import StartupError, build_agent
