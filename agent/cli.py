@@ -80,7 +80,8 @@ def agent_command(
     """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
     from falcopy.common.malloc import tune_for_agent
 
-    tune_for_agent()  # before any thread allocates: the probe loader's is next
+    # before any thread allocates (a no-op repeat when `falcopy.cli.run` did it first)
+    tune_for_agent()
     early_probe = None
     if not dry_run:
         # first thing: the kernel verifies the BPF object (the longest step of start-up,

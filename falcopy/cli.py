@@ -26,6 +26,9 @@ def run() -> None:
         # first alert.  The agent collects once and enables it when that heap is built
         # (Agent._main, after the first batch of events).
         gc.disable()
+        from falcopy.common.malloc import tune_for_agent
+
+        tune_for_agent()  # before any thread allocates: the probe loader's is next
         from falcopy.agent.runtime.probe_loader import start_early
 
         start_early(sys.argv[1:])
