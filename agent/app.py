@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -59,6 +60,9 @@ __all__ = ["Agent", "StartupError", "build_agent", "default_rules_paths", "deriv
            "wanted_types"]
 
 log = logging.getLogger("falcopy.agent")
+
+#: longest wait for the event thread's first batch before the web server starts anyway
+FIRST_BATCH_WAIT_S = 5.0
 
 
 def seconds_since_process_start() -> float:
@@ -140,6 +144,10 @@ class Agent:
         #: the program cache's key and guess of the load that gave the probe (program_cache)
         self._programs_key: str | None = None
         self._first_events: frozenset[str] | None = None
+        #: the programs verified by the first load, and the processes read from /proc
+        #: (for the start-up lines, written once the event thread runs)
+        self._verified_first: set[str] = set()
+        self._bootstrapped = 0
         #: CPU seconds the BPF load took on its thread (mostly the kernel's verifier)
         self.probe_load_cpu = 0.0
         #: seconds since process start at each step of start-up (the "running" log line),
@@ -297,7 +305,7 @@ class Agent:
 
     def _start_capture(self) -> None:
         from falcopy.agent.enrichment.attach import container_resolver
-        from falcopy.agent.pipeline import Pipeline, tune_gc
+        from falcopy.agent.pipeline import Pipeline
         from falcopy.agent.state.cgroup import ContainerIdResolver
         from falcopy.agent.state.table import ProcessTable
 
@@ -345,23 +353,25 @@ class Agent:
         if probe.generic_attached:
             log.info("raw sys_exit hook attached (a cost on every syscall) for the syscalls without a "
                      "dedicated program here: %s", " ".join(sorted(probe.generic_events)))
-        n = state.bootstrap()
+        self._bootstrapped = state.bootstrap()
         self.mark_startup("/proc read")
-        self._remember_programs(probe, verified_first)
-        # the bootstrapped tables and compiled rules live as long as the agent:
-        # keep them out of the collector's generations
-        tune_gc()
+        self._verified_first = verified_first
+
+    def _log_start(self) -> None:
+        """The start-up lines, once the event thread runs (the version's lookup,
+        importlib.metadata, is not on the way to the first alert)."""
         from falcopy import __version__
 
-        c = self._rule_counts
+        probe, c = self.probe, self._rule_counts
         log.info(
             "falcopy %s starting (pid %d): config %s; rules %s: %d rules (%d enabled), %d macros, %d lists;"
             " capturing %d event types: %s; %d processes read from %s",
             __version__, os.getpid(), self.config_path or "(defaults)",
             ", ".join(map(str, self.rules_paths)), c.get("rules", 0), c.get("enabled", 0),
             c.get("macros", 0), c.get("lists", 0), len(probe.enabled_events),
-            " ".join(sorted(probe.enabled_events)), n, fc.host.proc,
+            " ".join(sorted(probe.enabled_events)), self._bootstrapped, self.config.falcopy.host.proc,
         )
+        self._remember_programs(probe, self._verified_first)
 
     def _remember_programs(self, probe: Any, verified_first: set[str]) -> None:
         """Tell the next start which programs to verify first (program_cache)."""
@@ -497,6 +507,7 @@ class Agent:
         )
         self._event_thread = threading.Thread(target=self._run_events, name="falcopy-events", daemon=True)
         self._event_thread.start()
+        self._log_start()
         self.readiness.probe_attached = True
         self.metrics.ready.set(1)
 
@@ -507,8 +518,17 @@ class Agent:
         check_capture(Path(obj) if obj else DEFAULT_OBJ)
 
     async def _start_listeners(self, servers: list[Any]) -> None:
-        """The web server and the audit webhook; a port in use is one clear line, not a traceback."""
+        """The audit webhook, then the web server; a port in use is one clear line, not a
+        traceback.  The web server answers from its own threads as soon as it listens, so it
+        opens last: a ready /healthz means the audit webhook is listening too."""
         ws, audit = self.config.webserver, self.config.falcopy.k8s_audit
+        try:
+            if audit.enabled:
+                servers.append(await self._start_audit())
+        except OSError as exc:
+            err = port_in_use_error("the k8s audit webhook", audit.listen_address, audit.listen_port,
+                                    "falcopy.k8s_audit.listen_port", exc)
+            raise err or exc from exc
         try:
             if ws.enabled:
                 from falcopy.agent.control.web import WebServer, create_app
@@ -519,13 +539,6 @@ class Agent:
         except OSError as exc:
             err = port_in_use_error("the web server", ws.listen_address, ws.listen_port,
                                     "webserver.listen_port", exc)
-            raise err or exc from exc
-        try:
-            if audit.enabled:
-                servers.append(await self._start_audit())
-        except OSError as exc:
-            err = port_in_use_error("the k8s audit webhook", audit.listen_address, audit.listen_port,
-                                    "falcopy.k8s_audit.listen_port", exc)
             raise err or exc from exc
 
     async def _main(self) -> None:
@@ -557,6 +570,17 @@ class Agent:
                 # its inspector before its web server): the first alert does not wait for
                 # aiohttp's imports; /healthz answers once the agent is ready
                 await self._start_detection()
+                # the listeners' imports would hold the GIL while the event thread evaluates
+                # the records buffered during start-up: they start once that batch is done
+                assert self.events is not None
+                await loop.run_in_executor(None, self.events.first_batch.wait, FIRST_BATCH_WAIT_S)
+                # the bootstrapped tables and compiled rules live as long as the agent: keep
+                # them out of the collector's generations (one full collection, ~60 ms: after
+                # the first alerts); the collector was off during start-up (falcopy.cli.run)
+                from falcopy.agent.pipeline import tune_gc
+
+                tune_gc()
+                gc.enable()
                 await self._start_listeners(servers)
             except StartupError as exc:
                 self._startup_error = exc

@@ -78,14 +78,18 @@ def agent_command(
     config_path: str | None, rules: tuple[str, ...], options: tuple[str, ...], dry_run: bool
 ) -> None:
     """Capture system calls with the eBPF probe, evaluate the rules, emit alerts."""
+    from falcopy.common.malloc import tune_for_agent
+
+    # before any thread allocates (a no-op repeat when `falcopy.cli.run` did it first)
+    tune_for_agent()
     early_probe = None
     if not dry_run:
         # first thing: the kernel verifies the BPF object (the longest step of start-up,
         # outside the GIL) while the agent imports and reads its configuration
-        from falcopy.agent.runtime.probe_loader import ProbeLoader, ProbeSettings
-        from falcopy.agent.runtime.program_cache import command_key
+        # (begun already by the `falcopy` command before click was imported: falcopy.cli.run)
+        from falcopy.agent.runtime.probe_loader import take_early
 
-        early_probe = ProbeLoader(ProbeSettings(programs_key=command_key(sys.argv[1:])))
+        early_probe = take_early(sys.argv[1:])
         # its Python part first (the GIL), then our imports beside the kernel's verifier
         early_probe.wait_verifying(timeout=10.0)
     from falcopy.agent.app import StartupError, build_agent

@@ -16,7 +16,6 @@ evaluated.  Namespaced (tenant) and stand-in rulesets are always evaluated.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
@@ -25,7 +24,7 @@ from typing import Any
 from falcopy.agent.state.constants import FD_TYPECHARS
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
-from falcopy.engine import ast
+from falcopy.engine import ast, clause_algebra
 from falcopy.engine.evttypes import fold_for_type
 from falcopy.engine.kernel_filter import check_values
 
@@ -134,22 +133,11 @@ def _dnf(node: ast.Node, neg: bool) -> list[SockClause]:
 
 
 def _product(parts: list[list[SockClause]]) -> list[SockClause]:
-    out = _ANY
-    for part in sorted(parts, key=len):
-        if not part:
-            return []
-        if len(out) * len(part) > _CAP:
-            continue  # dropping a conjunct only widens
-        nxt = [c for a, b in itertools.product(out, part) if (c := _conj(a, b)) is not None]
-        out = list(dict.fromkeys(nxt))
-        if not out:
-            return []
-    return out
+    return clause_algebra.product(parts, _conj, _CAP, _ANY)
 
 
 def _union(parts: list[list[SockClause]]) -> list[SockClause]:
-    out = list(dict.fromkeys(c for p in parts for c in p))
-    return _ANY if len(out) > _CAP or any(c.unconstrained() for c in out) else out
+    return clause_algebra.union(parts, _CAP, _ANY)
 
 
 def _conj(a: SockClause, b: SockClause) -> SockClause | None:

@@ -1,59 +1,46 @@
-"""The `falcopy` command line: the group, and every sub-command registered on it here
-(the command modules never import this one, so imports flow one way)."""
+"""The `falcopy` command (``falcopy.cli:run``, also ``python -m falcopy``).
+
+Falco-style arguments are mapped onto the sub-commands first (:mod:`falcopy.falco_argv`).
+``falcopy agent`` (also spelled as Falco's ``falcopy -r RULES ...``) then begins loading its
+BPF probe, before click and the command modules (:mod:`falcopy.cli_commands`) are imported:
+the kernel's verification of the probe runs beside everything else of start-up.
+"""
 
 from __future__ import annotations
 
-import importlib
+import gc
 import sys
+from typing import Any
 
-import click
-
-#: sub-command -> "module:command" registered on `main` when first used.  Imported on
-#: demand: the agent must not pay for the operator's imports at start-up, nor the reverse;
-#: the command modules never import this one, so imports flow one way.
-COMMAND_MODULES: dict[str, str] = {
-    "agent": "falcopy.agent.cli:agent_command",
-    "kernel-filter": "falcopy.agent.cli:kernel_filter_command",
-    "list-events": "falcopy.agent.cli:list_events",
-    "operator": "falcopy.operator.cli:operator_cmd",
-    "validate": "falcopy.cli_engine:validate",
-    "list-rules": "falcopy.cli_engine:list_rules",
-    "list-fields": "falcopy.cli_engine:list_fields",
-    "replay": "falcopy.cli_engine:replay",
-    "version": "falcopy.cli_info:version",
-    "support": "falcopy.cli_info:support",
-}
-
-
-def _command(name: str) -> click.Command:
-    module, _, attr = COMMAND_MODULES[name].partition(":")
-    command = getattr(importlib.import_module(module), attr)
-    assert isinstance(command, click.Command)
-    return command
-
-
-class _LazyGroup(click.Group):
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name in COMMAND_MODULES and cmd_name not in self.commands:
-            self.add_command(_command(cmd_name), cmd_name)
-        return super().get_command(ctx, cmd_name)
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*self.commands, *COMMAND_MODULES})
-
-
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-def main() -> None:
-    """Runtime security for Kubernetes nodes, speaking Falco's rule language.
-
-    Falco's spellings work too: `falcopy -r RULES -o key=value` runs the agent, `-V FILE`
-    validates, `-L` / `-l RULE` list rules, `--list [SOURCE]` lists fields, `--list-events`,
-    `--version`, `--support`, `-U`, and Falco < 0.39's `-D` / `-T` / `-t`.
-    """
+#: options after which `falcopy agent` captures nothing
+_NO_CAPTURE = frozenset({"--dry-run", "-h", "--help"})
 
 
 def run() -> None:
-    """The `falcopy` command: Falco-style arguments are mapped onto the sub-commands first."""
     from falcopy.falco_argv import translate
 
-    main(args=translate(sys.argv[1:]), prog_name="falcopy")
+    args = translate(sys.argv[1:])
+    if args[:1] == ["agent"] and not _NO_CAPTURE & set(args):
+        # start-up allocates a long-lived heap (modules, models, compiled rules, the process
+        # table): the cyclic collector's ~175 passes over it were ~10 % of the CPU before the
+        # first alert.  The agent collects once and enables it when that heap is built
+        # (Agent._main, after the first batch of events).
+        gc.disable()
+        from falcopy.common.malloc import tune_for_agent
+
+        tune_for_agent()  # before any thread allocates: the probe loader's is next
+        from falcopy.agent.runtime.probe_loader import start_early
+
+        start_early(sys.argv[1:])
+    from falcopy.cli_commands import main
+
+    main(args=args, prog_name="falcopy")
+
+
+def __getattr__(name: str) -> Any:
+    # `from falcopy.cli import main`: the click group, imported when asked for
+    if name in ("main", "COMMAND_MODULES"):
+        from falcopy import cli_commands
+
+        return getattr(cli_commands, name)
+    raise AttributeError(f"module 'falcopy.cli' has no attribute {name!r}")

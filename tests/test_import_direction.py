@@ -22,6 +22,7 @@ LAYERS = {
     "falcopy.falco_argv": 4,
     "falcopy.cli_engine": 4,
     "falcopy.cli_info": 4,
+    "falcopy.cli_commands": 4,
     "falcopy.cli": 5,
     "falcopy.__main__": 6,
 }

@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from falcopy.agent.audit.memory import release_free_memory
+from falcopy.common.malloc import release_free_memory
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from falcopy.common.validation import UrlPath
 
 
 class AuditWebhookConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     enabled: bool = False
     listen_address: str = "0.0.0.0"

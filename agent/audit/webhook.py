@@ -30,11 +30,11 @@ from typing import Any
 from aiohttp import web
 from falcopy.agent.audit.decode import AuditDecodeError, ItemError, iter_body
 from falcopy.agent.audit.intake import AuditIntake, Reservation
-from falcopy.agent.audit.memory import pin_mmap_threshold
 from falcopy.agent.audit.settings import AuditWebhookConfig
 from falcopy.agent.audit.stats import WebhookStats
 
 from falcopy.common.http_site import start_site
+from falcopy.common.malloc import pin_mmap_threshold
 from falcopy.engine.fields.k8s_audit import AuditEvent
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ DEFAULT_RECORD_TYPES = (
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class CaptureConfig(_Strict):

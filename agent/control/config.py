@@ -29,7 +29,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     WithJsonSchema,
     field_validator,
@@ -44,13 +43,15 @@ __all__ = ["AgentConfig", "ConfigError", "load_config", "parse_duration"]
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # schemas are built when first validating: a configuration from the cache
+    # (config_cache) is constructed without them
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
 
 class _Loose(BaseModel):
     """Falco sections falcopy accepts but does not interpret: any content."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 def _priority(value: Any) -> str:
@@ -194,7 +195,7 @@ DEFAULT_QUEUE_CAPACITY = 10000
 
 class Webserver(_Section):
     enabled: bool = True
-    threadiness: int = Field(default=0, ge=0)  # accepted, not used (asyncio)
+    threadiness: int = Field(default=0, ge=0)  # requests served at once (0: one per CPU)
     listen_port: int = Field(default=8765, ge=0, le=65535)
     listen_address: str = "0.0.0.0"
     k8s_healthz_endpoint: UrlPath = "/healthz"
@@ -452,8 +453,6 @@ class AgentConfig(_Section):
     grpc_output: _Loose | None = None
     falcopy: FalcopySection = Field(default_factory=FalcopySection)
 
-    _source: RawConfig | None = PrivateAttr(default=None)
-
     @field_validator("priority", mode="before")
     @classmethod
     def _check_priority(cls, v: Any) -> str:
@@ -599,7 +598,30 @@ def _include_paths(entries: list[Any], base: Path) -> list[Path]:
 
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> AgentConfig:
-    """Read, merge (config_files), override (-o) and validate; raises ConfigError listing every problem."""
+    """Read, merge (config_files), override (-o) and validate; raises ConfigError listing every problem.
+    A configuration validated before from the same inputs comes from the cache (config_cache)."""
+    from falcopy.agent.control import config_cache
+
+    # a file that includes no other is cached by its bytes: a hit reads no YAML
+    key = config_cache.source_key(AgentConfig, None if path is None else Path(path), overrides)
+    config = config_cache.lookup(AgentConfig, key) if key is not None else None
+    if config is not None:
+        return config
+    raw = _read_raw(path, overrides)
+    if key is None:
+        key = config_cache.data_key(AgentConfig, raw.data)
+        config = config_cache.lookup(AgentConfig, key)
+    if config is None:
+        try:
+            config = AgentConfig.model_validate(raw.data)
+        except ValidationError as exc:
+            raise ConfigError(_errors(raw, exc)) from exc
+        config_cache.store(AgentConfig, key, config)
+    return config
+
+
+def _read_raw(path: str | Path | None, overrides: list[str] | tuple[str, ...]) -> RawConfig:
+    """The merged document with the position of every key: the file, its config_files, -o."""
     raw = RawConfig()
     if path is not None:
         main = Path(path)
@@ -623,9 +645,4 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
             errors.extend(exc.messages)
     if errors:
         raise ConfigError(errors)
-    try:
-        config = AgentConfig.model_validate(raw.data)
-    except ValidationError as exc:
-        raise ConfigError(_errors(raw, exc)) from exc
-    config._source = raw
-    return config
+    return raw

@@ -61,7 +61,8 @@ def files_sha256(paths: Iterable[Path]) -> dict[str, str]:
 class FalcoMetricsSource:
     """What the collector reads at scrape time; the agent fills it in and keeps it current."""
 
-    version: str
+    #: falcopy's version, read at scrape time (importlib.metadata: not on the start-up path)
+    version: Callable[[], str]
     engine_name: str = "modern_bpf"
     rules_files: dict[str, str] = field(default_factory=dict)
     config_files: dict[str, str] = field(default_factory=dict)
@@ -179,7 +180,7 @@ class FalcoMetricsCollector(Collector):
 
     def collect(self) -> Iterable[Any]:
         s = self.src
-        yield _info(FALCO + "version_info", {"version": s.version})
+        yield _info(FALCO + "version_info", {"version": s.version()})
         for path, digest in sorted(s.rules_files.items()):
             yield _info(FALCO + "sha256_rules_files_info", {"file_name": Path(path).name, "sha256": digest})
         for path, digest in sorted(s.config_files.items()):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # the settings alone: the clients (httpx) are imported only where a source is started
 SA_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -19,6 +19,7 @@ DEFAULT_CA_FILE = f"{SA_DIR}/ca.crt"
 
 
 class EngineConfig(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     enabled: bool = True
     sockets: list[str] = Field(default_factory=list)
 
@@ -39,6 +40,7 @@ def _default_engines() -> dict[str, EngineConfig]:
 
 
 class KubeletConfig(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     enabled: bool = True
     #: full URL of the pod list; default https://$NODE_IP:10250/pods (or $NODE_NAME)
     url: str | None = None
@@ -54,6 +56,7 @@ class KubeletConfig(BaseModel):
 
 
 class K8sMetaConfig(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     """``enrichment.k8smeta`` in falcopy.yaml (the chart fills it when the collector is on)."""
 
     enabled: bool = False
@@ -81,6 +84,7 @@ class K8sMetaConfig(BaseModel):
 
 
 class EnrichmentConfig(BaseModel):
+    model_config = ConfigDict(defer_build=True)
     enabled: bool = True
     host_root: str = Field(default_factory=lambda: os.environ.get("HOST_ROOT", ""))
     engines: dict[str, EngineConfig] = Field(default_factory=_default_engines)

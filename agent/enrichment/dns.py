@@ -41,7 +41,7 @@ _NO_ADDRESS = frozenset(
 class DnsConfig(BaseModel):
     """``falcopy.dns``: resolution of the names the rules compare ``fd.*ip.name`` with."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     #: off: fd.*ip.name never has a value (said once per rule at load)
     enabled: bool = True

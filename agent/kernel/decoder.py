@@ -255,20 +255,31 @@ class GenericNames:
     events."""
 
     def __init__(self, table: SyscallTable, tracefs: Path | None) -> None:
+        self.names = dict(table.names)
+        self._kernel_names = table.kernel_names
+        self._tracefs = tracefs
+        #: per syscall number, its declared arguments: read from tracefs on its first record
+        #: (a file per syscall, ~340: not on the start-up path)
+        self._args: dict[int, tuple[tuple[str, int], ...] | None] = {}
+
+    def _declared(self, nr: int) -> tuple[tuple[str, int], ...] | None:
+        try:
+            return self._args[nr]
+        except KeyError:
+            pass
         from falcopy.agent.kernel.syscalls import tracefs_args
 
-        self.names = dict(table.names)
-        self._args: dict[int, tuple[tuple[str, int], ...]] = {}
-        for nr, kname in table.kernel_names.items():
-            decl = tracefs_args(tracefs, kname)
-            if decl is not None:
-                self._args[nr] = tuple((n, _SIGNED_BITS.get(t, 0)) for n, t in decl[:6])
+        kname = self._kernel_names.get(nr)
+        decl = None if kname is None else tracefs_args(self._tracefs, kname)
+        args = None if decl is None else tuple((n, _SIGNED_BITS.get(t, 0)) for n, t in decl[:6])
+        self._args[nr] = args
+        return args
 
     def apply(self, args: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         nr = args["nativeID"]
         name = self.names.get(nr, layout.GENERIC)
         out: dict[str, Any] = {"ID": name, "nativeID": nr}
-        decl = self._args.get(nr)
+        decl = self._declared(nr)
         if decl is None:
             for k in _RAW_KEYS:
                 out[k] = args[k]

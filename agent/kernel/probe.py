@@ -30,6 +30,7 @@ the record layout in :mod:`.decoder`.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import threading
@@ -110,21 +111,25 @@ def ensure_tracefs() -> Path:
     return Path(_TRACEFS[0])
 
 
-def kernel_events(tracefs: Path) -> set[str]:
+def kernel_events(tracefs: Path, kernel_names: frozenset[str] | None = None) -> set[str]:
     """The supported events this kernel has a tracepoint for (e.g. no init_module
-    without CONFIG_MODULES)."""
-    syscalls = tracefs / "events" / "syscalls"
-    return {ev for ev in SUPPORTED_EVENTS
-            if ev == "procexit" or (syscalls / f"sys_exit_{TRACEPOINTS.get(ev, ev)}").is_dir()}
+    without CONFIG_MODULES); ``kernel_names``: ``kernel_syscall_names(tracefs)`` if read
+    already (one directory listing, not a stat per event)."""
+    names = kernel_syscall_names(tracefs) if kernel_names is None else kernel_names
+    return {ev for ev in SUPPORTED_EVENTS if ev == "procexit" or TRACEPOINTS.get(ev, ev) in names}
 
 
 #: the ring's size unless told (Falco's default buf_size_preset)
 DEFAULT_RING_SIZE = 8 << 20
+#: records decoded per read: the decoded batch is alive at once (~0.7 KiB a record), so
+#: 8192 of them after a backlog cost ~5 MiB of peak RSS; a read past the limit goes on
+#: at once, so a smaller batch costs one more poll per 1024 records, not throughput
+BATCH_LIMIT = 1024
 
 
 class Probe:
     def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = DEFAULT_RING_SIZE,
-                 wake_threshold: int | None = None, batch_limit: int = 8192,
+                 wake_threshold: int | None = None, batch_limit: int = BATCH_LIMIT,
                  batch_window: float = 0.005, critical_reserve: int | None = None) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
             raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
@@ -194,7 +199,9 @@ class Probe:
             raise FileNotFoundError(f"BPF object {self.obj_path} not found: run `make bpf`")
         lib = self._lib = LibBpf.get()
         try:
-            self.dedicated_events = kernel_events(ensure_tracefs())
+            tracefs = ensure_tracefs()
+            kernel_names = kernel_syscall_names(tracefs)
+            self.dedicated_events = kernel_events(tracefs, kernel_names)
             first = None if events is None else set(events)
             try:
                 self._load_main(first, before_verify)
@@ -218,8 +225,7 @@ class Probe:
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
             self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
-            tracefs = ensure_tracefs()
-            self.syscalls = SyscallTable.build(kernel_syscall_names(tracefs))
+            self.syscalls = SyscallTable.build(kernel_names)
             self._decoder.set_syscalls(self.syscalls, tracefs)
             from falcopy.agent.kernel.kfilter import FilterMaps
 
@@ -237,24 +243,43 @@ class Probe:
 
     def _load_main(self, events: set[str] | None, before_verify: Callable[[], None] | None) -> None:
         lib = self._need_lib()
-        obj, loading = self._open(self._main_path, events)
-        try:
+
+        def size_ring(obj: int) -> None:
             ring = lib.lib.bpf_object__find_map_by_name(obj, b"events")
             if not ring:
                 raise BpfError("map 'events' missing from the object", 2, [])
             rc = lib.lib.bpf_map__set_max_entries(ring, self.ring_size)
             if rc:
                 raise lib.error("setting the ring size", rc)
-            if before_verify is not None:
-                before_verify()
-            rc = self._verify(obj)
-            if rc:
-                raise lib.error(f"loading {self._main_path}", rc)
-        except BaseException:
-            lib.lib.bpf_object__close(obj)
-            raise
+
+        obj, loading = self._load_object(self._main_path, events, size_ring, before_verify)
         self._obj = obj
         self._instances = [(obj, loading)]
+
+    def _load_object(self, path: Path, events: set[str] | None, set_up: Callable[[int], None],
+                     before_verify: Callable[[], None] | None = None) -> tuple[int, set[str]]:
+        """``path`` opened with the programs of ``events`` (see _open), ``set_up`` (its maps),
+        loaded and verified with libbpf's log off (LibBpf.quiet); a failed load is repeated
+        with the log on, for the error's detail (libbpf loads an object once: the repeat
+        opens the file again)."""
+        lib = self._need_lib()
+        for logged in (False, True):
+            obj, loading = self._open(path, events)
+            try:
+                set_up(obj)
+                if before_verify is not None and not logged:
+                    before_verify()
+                with contextlib.nullcontext() if logged else lib.quiet():
+                    rc = self._verify(obj)
+                if rc == 0:
+                    return obj, loading
+                if logged:
+                    raise lib.error(f"loading {path}", rc)
+            except BaseException:
+                lib.lib.bpf_object__close(obj)
+                raise
+            lib.lib.bpf_object__close(obj)
+        raise AssertionError("not reached: the logged attempt returns or raises")
 
     def _verify(self, obj: int) -> int:
         """bpf_object__load, its CPU time counted in ``verify_cpu``."""
@@ -264,13 +289,22 @@ class Probe:
         finally:
             self.verify_cpu += time.thread_time() - cpu0
 
+    def _open_file(self, path: Path) -> int:
+        """bpf_object__open_file with libbpf's log off; a failure is repeated with it on."""
+        lib = self._need_lib()
+        with lib.quiet():
+            obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
+        if not obj:
+            raise lib.error(f"opening {path}")
+        return int(obj)
+
     def _open(self, path: Path, events: set[str] | None) -> tuple[int, set[str]]:
         """``path`` opened with only the programs of ``events`` (None: all) this kernel has
         a tracepoint for to be loaded, and the events of those programs."""
         lib = self._need_lib()
-        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
-        if not obj:
-            raise lib.error(f"opening {path}")
+        obj = self._open_file(path)
         by_prog = {program_name(ev): ev for ev in self.dedicated_events | {layout.GENERIC}}
         loading: set[str] = set()
         prog = lib.lib.bpf_object__next_program(obj, None)
@@ -481,6 +515,11 @@ class Probe:
     def records_read(self) -> int:
         return self._ring.records if self._ring is not None else 0
 
+    @property
+    def records_wrapped(self) -> int:
+        """Records read that straddled the end of the ring (copied to be decoded)."""
+        return self._ring.wrapped if self._ring is not None else 0
+
     def drops(self) -> int:
         """Records the probe could not put in the ring since load (all CPUs, all classes)."""
         return sum(self.drops_by_class().values())
@@ -603,9 +642,7 @@ class Probe:
         lib = self._need_lib()
         if not path.is_file():
             return set()
-        obj = lib.lib.bpf_object__open_file(str(path).encode(), None)
-        if not obj:
-            raise lib.error(f"opening {path}")
+        obj = self._open_file(path)
         try:
             by_prog = {program_name(ev): ev for ev in SUPPORTED_EVENTS}
             out: set[str] = set()
@@ -646,26 +683,22 @@ class Probe:
 
     def _load_instance(self, path: Path, events: set[str]) -> int:
         lib = self._need_loaded()
-        obj, _ = self._open(path, events)
-        try:
+        main_obj = self._obj
+
+        def share_maps(obj: int) -> None:
             # every map of the probe is the main object's (internal maps: ".rodata", ...
             # are each object's own)
             m = lib.lib.bpf_object__next_map(obj, None)
             while m:
                 name = lib.lib.bpf_map__name(m)
-                main = lib.lib.bpf_object__find_map_by_name(self._obj, name) if b"." not in name else None
+                main = lib.lib.bpf_object__find_map_by_name(main_obj, name) if b"." not in name else None
                 if main:
                     rc = lib.lib.bpf_map__reuse_fd(m, lib.lib.bpf_map__fd(main))
                     if rc:
                         raise lib.error(f"sharing map {name.decode()} with {path}", rc)
                 m = lib.lib.bpf_object__next_map(obj, m)
-            rc = self._verify(obj)
-            if rc:
-                raise lib.error(f"loading {path}", rc)
-        except BaseException:
-            lib.lib.bpf_object__close(obj)
-            raise
-        return obj
+
+        return self._load_object(path, events, share_maps)[0]
 
     def _sync_links(self) -> None:
         """Attach what became enabled now; detach what was disabled in the background

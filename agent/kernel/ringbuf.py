@@ -2,10 +2,15 @@
 
 Why not ``ring_buffer__poll`` with a ctypes callback: the callback costs a
 C->Python transition plus a copy per record, which on this machine is about
-as much as decoding the record itself.  The ring's data pages are mapped twice
-back to back by the kernel, so a record that wraps is still contiguous and is
-decoded in place from the mmap; the consumer position is published once per
-batch.  The wire format of the ring (8-byte record header with BUSY/DISCARD
+as much as decoding the record itself.  Records are decoded in place from the
+mmap; the consumer position is published once per batch.
+
+The data area is mapped once.  The kernel lays the ring's pages out twice back to
+back so that libbpf can map ``2 * size`` and read a record that wraps as one
+contiguous span, but every page of that double mapping is resident once the ring has
+wrapped: 16 MiB of RSS for Falco's 8 MiB ring.  A record that straddles the end is
+rare (one per ``size`` bytes of records at most), so it alone is copied into a bytes
+object joined from both ends.  The wire format of the ring (8-byte record header with BUSY/DISCARD
 bits, 8-byte alignment) is the kernel's UAPI (``include/uapi/linux/bpf.h``).
 
 Latency and batching: the probe wakes the reader for the first record after the
@@ -13,7 +18,8 @@ ring went quiet (the kernel's adaptive notification), so a lone record is read a
 once and the poll timeout is only an upper bound for control work.  A busy ring
 must not turn that into a wake-up per record: the reader paces itself, reading
 at most once per ``batch_window`` seconds while records keep arriving, so under
-a burst each wake-up carries a batch.
+a burst each wake-up carries a batch.  A backlog (a read stopped at its record limit) is
+read on without pausing.
 """
 
 from __future__ import annotations
@@ -48,7 +54,8 @@ class RingBuffer:
         self._page = page
         self._cons_map = mmap.mmap(map_fd, page, flags=mmap.MAP_SHARED,
                                    prot=mmap.PROT_READ | mmap.PROT_WRITE, offset=0)
-        self._data = mmap.mmap(map_fd, page + 2 * size, flags=mmap.MAP_SHARED,
+        # the producer page, then the data area once (see the module's docstring)
+        self._data = mmap.mmap(map_fd, page + size, flags=mmap.MAP_SHARED,
                                prot=mmap.PROT_READ, offset=page)
         # a single aligned 8-byte store, as the kernel's smp_load_acquire expects
         self._cons = ctypes.c_uint64.from_buffer(self._cons_map)
@@ -56,7 +63,11 @@ class RingBuffer:
         #: times a sleeping reader was woken with records to read, and records read
         self.wakeups = 0
         self.records = 0
+        #: records that straddled the end of the ring (decoded from a joined copy)
+        self.wrapped = 0
         self._last_read = 0.0
+        #: the last drain stopped at its limit with records left
+        self._cut = False
         # another thread interrupts a sleeping reader through this (interrupt())
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._wake_lock = threading.Lock()  # interrupt() never writes to a closed (reused) fd
@@ -92,6 +103,9 @@ class RingBuffer:
             if self.pending() == 0:
                 return
             self.wakeups += 1
+        if self._cut:
+            # the last read stopped at its limit: a backlog is already a batch
+            return
         since = time.monotonic() - self._last_read
         if since < self.batch_window:
             time.sleep(self.batch_window - since)
@@ -111,6 +125,7 @@ class RingBuffer:
         out: list[T] = []
         data = self._data
         base = self._page
+        end = base + self.size
         mask = self.mask
         cons = self._cons.value
         prod = _U64.unpack_from(data, 0)[0]
@@ -127,50 +142,85 @@ class RingBuffer:
             else:
                 # the common case: a committed record, the header word is its size
                 size = hdr
-                rec = handle(data, pos + 8, size)
+                # the 8-byte header never straddles (the ring is a power of two >= a page)
+                if pos + 8 + size <= end:
+                    rec = handle(data, pos + 8, size)
+                else:
+                    rec = handle(self._joined(pos + 8, size), 0, size)
                 if rec is not None:
                     append(rec)
                 n += 1
             # 8-byte record header, then the data padded to 8 bytes
             cons += (size + 15) & ~7
         self._cons.value = cons
+        self._cut = n >= limit and cons < prod
         if n:
             self.records += n
             self._last_read = time.monotonic()
         return out
 
-    def drain_spans(self, consume: Callable[[mmap.mmap, list[tuple[int, int]]], object], limit: int) -> int:
+    def drain_spans(self, consume: Callable[[mmap.mmap | bytes, list[tuple[int, int]]], object],
+                    limit: int) -> int:
         """Hand up to ``limit`` committed records to ``consume(buf, spans)`` in one call,
         as ``(offset, size)`` pairs in ``buf``, then release them to the kernel; returns
-        the count.  One call per batch: the consumer reads the records in one loop."""
+        the count.  One call per batch: the consumer reads the records in one loop.
+
+        A record that straddles the end of the ring ends the batch before it; it is
+        handed alone, as a joined copy (``buf`` a bytes object, one span at 0), first in
+        the next call."""
         spans: list[tuple[int, int]] = []
         data = self._data
         base = self._page
+        end = base + self.size
         mask = self.mask
         cons = self._cons.value
         prod = _U64.unpack_from(data, 0)[0]
         unpack = _U32.unpack_from
         append = spans.append
-        while cons < prod and len(spans) < limit:
+        buf: mmap.mmap | bytes = data
+        more = False  # stopped with committed records left (the limit, or a wrap)
+        while cons < prod:
+            if len(spans) >= limit:
+                more = True
+                break
             pos = base + (cons & mask)
             (hdr,) = unpack(data, pos)
             if hdr & _BUSY_OR_DISCARD:
                 if hdr & _BUSY:
                     break
+            elif pos + 8 + hdr > end:
+                if spans:
+                    more = True
+                    break
+                buf = self._joined(pos + 8, hdr)
+                append((0, hdr))
+                cons += (hdr + 15) & ~7
+                more = cons < prod
+                break
             else:
                 append((pos + 8, hdr))
             cons += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
         try:
             if spans:
-                consume(data, spans)
+                consume(buf, spans)
         finally:
             # released even if the consumer failed: a record that breaks it must not
             # be read again and again
             self._cons.value = cons
+            self._cut = more
             if spans:
                 self.records += len(spans)
                 self._last_read = time.monotonic()
         return len(spans)
+
+    def _joined(self, start: int, size: int) -> bytes:
+        """The record of ``size`` bytes at ``start`` that runs past the end of the data
+        area, with its tail from the start of the area."""
+        self.wrapped += 1
+        data = self._data
+        base = self._page
+        head = data[start:base + self.size]
+        return head + data[base:base + size - len(head)]
 
     def close(self) -> None:
         with self._wake_lock:

@@ -81,6 +81,8 @@ class EventLoop:
         self.request_exit = request_exit
         self.announcer = announcer
         self.recorder = recorder
+        #: set once the first poll's records (those buffered during start-up) are processed
+        self.first_batch = threading.Event()
 
     def run(self) -> None:
         probe, pipeline, stats, stage = self.probe, self.pipeline, self.stats, self.stage
@@ -122,6 +124,7 @@ class EventLoop:
                 stage.tick(pipeline.state.prev_ts if got else time.time_ns())
                 if recorder is not None:
                     recorder.tick()
+                self.first_batch.set()
                 now = time.monotonic()
                 if now - last_drop_read >= 1.0:
                     last_drop_read = now
@@ -141,6 +144,7 @@ class EventLoop:
                     break
             stage.tick(time.time_ns())
         finally:
+            self.first_batch.set()
             for t, n in counter.items():
                 stats.count("syscall", t, n)
 

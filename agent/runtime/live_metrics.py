@@ -9,7 +9,7 @@ from typing import Any
 
 from falcopy.agent.control.falco_metrics import FalcoMetricsCollector, FalcoMetricsSource, files_sha256
 
-from falcopy import __version__
+import falcopy
 
 
 def collect_runtime(agent: Any) -> Iterable[Any]:
@@ -89,7 +89,7 @@ def register_falco_metrics(agent: Any) -> FalcoMetricsSource:
         return len(agent.store.snapshot()) if agent.store is not None else None
 
     src = FalcoMetricsSource(
-        version=__version__,
+        version=lambda: falcopy.__version__,
         config_files=files_sha256([agent.config_path]) if agent.config_path else {},
         rule_matches=lambda: agent.metrics.events.rule_matches,
         outputs_queue_drops=lambda: agent.dispatcher.total_dropped() if agent.dispatcher else 0,

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,6 +144,29 @@ class ProbeLoader:
             self._probe.close()
             self._probe = None
 
+
+
+#: the load ``falcopy agent`` began before its command line was parsed (start_early)
+_early: ProbeLoader | None = None
+
+
+def start_early(argv: Sequence[str]) -> None:
+    """Begin the load for ``falcopy ARGV`` (its raw arguments), before click and the
+    rest of the command line are imported: the kernel verifies while they are."""
+    global _early
+    if _early is None:
+        from falcopy.agent.runtime.program_cache import command_key
+
+        _early = ProbeLoader(ProbeSettings(programs_key=command_key(argv)))
+
+
+def take_early(argv: Sequence[str]) -> ProbeLoader:
+    """The load start_early began (else one begun now); the caller owns it."""
+    global _early
+    start_early(argv)
+    loader, _early = _early, None
+    assert loader is not None
+    return loader
 
 
 def _default_ring_size() -> int:

@@ -41,7 +41,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
-from falcopy.engine import ast
+from falcopy.engine import ast, clause_algebra
 from falcopy.engine.evttypes import fold_for_type
 from falcopy.engine.ruleset import CompiledRule, Ruleset
 
@@ -392,32 +392,11 @@ def dnf(node: ast.Node, neg: bool, t: str, ctx: str) -> list[Clause]:
 
 
 def _product(parts: list[list[Clause]]) -> list[Clause]:
-    out = TRUE
-    for part in sorted(parts, key=len):
-        if not part:
-            return []
-        if len(out) * len(part) > _PRODUCT_CAP:
-            continue  # dropping a conjunct only widens
-        nxt: list[Clause] = []
-        for a, b in itertools.product(out, part):
-            c = conj(a, b)
-            if c is not None:
-                nxt.append(c)
-        out = list(dict.fromkeys(nxt))
-        if not out:
-            return []
-    return out
+    return clause_algebra.product(parts, conj, _PRODUCT_CAP, TRUE)
 
 
 def _union(parts: list[list[Clause]]) -> list[Clause]:
-    out: list[Clause] = []
-    for p in parts:
-        for c in p:
-            if c.unconstrained():
-                return TRUE
-            out.append(c)
-    out = list(dict.fromkeys(out))
-    return out if len(out) <= _PRODUCT_CAP else TRUE
+    return clause_algebra.union(parts, _PRODUCT_CAP, TRUE)
 
 
 def _inter_paths(a: frozenset[PathPat], b: frozenset[PathPat]) -> frozenset[PathPat]:

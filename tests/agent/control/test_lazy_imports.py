@@ -23,10 +23,10 @@ print(json.dumps(sorted(sys.modules)))
 OPERATOR_ONLY = ("kopf", "kubernetes", "falcopy.operator")
 
 
-def _modules(tmp_path: Path, config: str) -> set[str]:
+def _modules(tmp_path: Path, config: str, rules: Path = REPO / "rules") -> set[str]:
     cfg = tmp_path / "falcopy.yaml"
     cfg.write_text(config)
-    out = subprocess.run([sys.executable, "-c", _PROBE, str(cfg), str(REPO / "rules")], cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", _PROBE, str(cfg), str(rules)], cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -52,11 +52,23 @@ falcopy:
 
 def test_minimal_config_imports_no_web_http_or_operator(tmp_path: Path) -> None:
     mods = _modules(tmp_path, MINIMAL.format(out=tmp_path / "alerts.json"))
-    for package in ("aiohttp", "httpx", "falcopy.agent.audit.webhook", "falcopy.agent.enrichment.store",
-                    "falcopy.agent.outputs.sinks.http", *OPERATOR_ONLY):
+    # re2: no rule of the repository's uses the regex operator
+    for package in ("aiohttp", "httpx", "re2", "falcopy.agent.audit.webhook",
+                    "falcopy.agent.enrichment.store", "falcopy.agent.outputs.sinks.http", *OPERATOR_ONLY):
         assert not _has(mods, package), package
     # what the configuration does use is there: the file sink and the engine
     assert "falcopy.agent.outputs.sinks.file" in mods and "falcopy.engine.compiler" in mods
+
+
+def test_a_regex_condition_imports_re2(tmp_path: Path) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "regex.yaml").write_text(
+        "- rule: regex marker\n  desc: a regex condition\n"
+        "  condition: evt.type = openat and fd.name regex '^/tmp/[a-z]+$'\n"
+        "  output: '%fd.name'\n  priority: WARNING\n")
+    mods = _modules(tmp_path, MINIMAL.format(out=tmp_path / "alerts.json"), rules)
+    assert "re2" in mods
 
 
 def test_what_the_configuration_enables_is_imported(tmp_path: Path) -> None:
@@ -66,3 +78,22 @@ def test_what_the_configuration_enables_is_imported(tmp_path: Path) -> None:
     assert _has(mods, "httpx") and "falcopy.agent.outputs.sinks.http" in mods
     for package in OPERATOR_ONLY:
         assert not _has(mods, package), package
+
+
+def test_the_web_server_is_served_without_aiohttp() -> None:
+    code = ("import asyncio, sys\n"
+            "from falcopy.agent.control.config import load_config\n"
+            "from falcopy.agent.control.metrics import AgentMetrics\n"
+            "from falcopy.agent.control.readiness import Readiness\n"
+            "from falcopy.agent.control.web import WebServer, create_app\n"
+            "cfg = load_config(None, ['webserver.listen_address=127.0.0.1', 'webserver.listen_port=0',"
+            " 'webserver.prometheus_metrics_enabled=true']).webserver\n"
+            "async def main():\n"
+            "    s = WebServer(create_app(cfg, Readiness(), AgentMetrics()), cfg)\n"
+            "    await s.start()\n"
+            "    await s.stop()\n"
+            "asyncio.run(main())\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'aiohttp'))\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -112,3 +112,37 @@ def test_interrupt_ends_a_long_poll(quiet_probe: Probe) -> None:
     t.start()
     quiet_probe.interrupt()
     assert done.wait(CEILING_S)
+
+
+def test_a_backlog_is_read_on_without_pausing(bpf_object: Path, tmp_path: Path) -> None:
+    # a batch window of an hour: any pause between two reads of the backlog hangs here
+    probe = Probe(bpf_object, ring_size=4 << 20, batch_limit=64, batch_window=3600.0)
+    probe.load()
+    probe.set_event_filter({"openat"}, with_lifecycle=False)
+    probe.ignore_pid(os.getpid())
+    probe.attach()
+    marker = tmp_path / f"backlog-{os.getpid()}"
+    marker.write_text("x")
+    n = 1000
+    sizes: list[int] = []
+    mine: list[SyscallRecord] = []
+
+    def read() -> None:
+        while len(mine) < n:
+            batch = probe.poll(HOUR_MS)
+            sizes.append(len(batch))
+            mine.extend(r for r in batch if r.args.get("name") == str(marker))
+
+    try:
+        code = f"import os\nfor _ in range({n}): os.close(os.open({str(marker)!r}, os.O_RDONLY))"
+        subprocess.run([sys.executable, "-c", code], check=True)
+        # every open is in the ring now: a backlog of at least n records
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(CEILING_S)
+        assert not reader.is_alive(), f"{len(mine)} of {n} read in batches {sizes[:20]}..."
+        dropped = probe.drops()
+    finally:
+        probe.close()
+    assert len(mine) == n, f"{len(mine)} of {n}, {dropped} drops"
+    assert len(sizes) >= n // 64 and max(sizes) <= 64
