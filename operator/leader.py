@@ -14,7 +14,11 @@ compare-and-swap on the Lease's resourceVersion; a candidate takes the Lease
 once its record (holder, renewTime) has not changed for ``duration`` seconds by
 the candidate's *own* clock (no clock comparison between replicas); the holder
 stops writing when it has not renewed for ``renew_deadline`` (< ``duration``),
-so the old leader has stopped before anyone else can take over.  On a clean
+so the old leader has stopped before anyone else can take over.  Each request of
+a try times out after half the renew deadline (kube-scheduler gives its election
+client the renew deadline as its timeout): one request stalled on an overloaded API
+server or a dead connection must not hold the renewal loop until the deadline has
+passed when a retry on a new connection would still renew in time.  On a clean
 shutdown the holder releases the Lease, and the other replica takes over at its
 next try instead of after a full lease period.
 """
@@ -31,6 +35,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -63,6 +68,8 @@ class LeaderElector:
         self.renew_deadline = renew_deadline
         self.retry = retry
         self.holder = holder or identity()
+        #: seconds per request: a read and a write fit in one renew deadline
+        self.request_timeout = renew_deadline / 2
         self._renewed: float | None = None  # monotonic time of our last successful acquire/renew
         self._observed: tuple[Any, ...] | None = None
         self._observed_at = 0.0
@@ -76,7 +83,8 @@ class LeaderElector:
     def try_acquire_or_renew(self) -> bool:
         now = dt.datetime.now(dt.UTC)
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.read_namespaced_lease(self.name, self.namespace,
+                                                   _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -98,7 +106,8 @@ class LeaderElector:
         lease.spec = spec
         try:
             # compare-and-swap: the resourceVersion read above, or 409
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
+            self.api.replace_namespaced_lease(self.name, self.namespace, lease,
+                                              _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -117,7 +126,7 @@ class LeaderElector:
             ),
         )
         try:
-            self.api.create_namespaced_lease(self.namespace, body)
+            self.api.create_namespaced_lease(self.namespace, body, _request_timeout=self.request_timeout)
         except ApiException as exc:
             if exc.status == 409:
                 return False
@@ -130,14 +139,16 @@ class LeaderElector:
             return
         self._renewed = None
         try:
-            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+            lease = self.api.read_namespaced_lease(self.name, self.namespace,
+                                                   _request_timeout=self.request_timeout)
             if lease.spec.holder_identity != self.holder:
                 return
             lease.spec.holder_identity = None
             lease.spec.lease_duration_seconds = 1
-            self.api.replace_namespaced_lease(self.name, self.namespace, lease)
-        except ApiException as exc:
-            log.warning("could not release the leader Lease %s: %s", self.name, exc.reason)
+            self.api.replace_namespaced_lease(self.name, self.namespace, lease,
+                                              _request_timeout=self.request_timeout)
+        except (ApiException, urllib3.exceptions.HTTPError) as exc:
+            log.warning("could not release the leader Lease %s: %s", self.name, exc)
 
     # ---------------------------------------------------------------- the loop
     async def run(

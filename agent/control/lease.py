@@ -25,16 +25,21 @@ log = logging.getLogger(__name__)
 
 class LeaseReporter:
     """Keeps ``falcopy-agent-<node>`` renewed with what the agent loaded: renewed every
-    ``period`` seconds, and written at a random moment within ``report_within`` seconds
-    (default: one period) of a load or failure, or at the renewal if that comes first.
+    ``period`` seconds.  A new bundle version rides on the next renewal; the first
+    version the Lease carries and a change of the error (a failed reload, or the load
+    that clears it) are written at a random moment within ``report_within`` seconds
+    (default: one period), or at the renewal if that comes first.
 
     The report is off the delivery path: the rules are live when the agent swaps
     them, the Lease only feeds the operator's node count.  Every agent loads a new
     bundle within the same second, so an immediate write would be a burst of one
     write per node at the API server, competing with the next change's delivery.
-    The random delay spreads it, and the renewal restarts after each write, so
-    whatever the rate of changes an agent writes about twice per period at most
-    (once at rest), and the node count lags a load by one period at most.
+    Riding on the renewals (which are spread over the period: agents start at
+    different moments) an agent writes once per period whatever the rate of rules
+    changes (an extra write per period would double it while rules change: 5,000
+    nodes, 333 writes/s instead of 167), and the node count lags a load by one
+    period at most, as before.  A start-up or an error is rarer and worth telling
+    sooner: it gets the spread early write.
 
     :meth:`run` is a coroutine of the agent's cluster link
     (:mod:`falcopy.agent.control.clusterlink`, its own thread: the event path never
@@ -60,6 +65,8 @@ class LeaseReporter:
         self._version = ""
         self._error = ""
         self._loaded_at = ""
+        #: (version, error) the Lease carries: what the last successful write said
+        self._written: tuple[str, str] = ("", "")
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
         self._link: Any = None
@@ -78,7 +85,16 @@ class LeaseReporter:
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None and not loop.is_closed():
+        if loop is None or wake is None or loop.is_closed():
+            return
+        try:
+            here = asyncio.get_running_loop() is loop
+        except RuntimeError:
+            here = False
+        # from the link's own loop (the bundle watch) no wake-up through the loop's self-pipe
+        if here:
+            wake.set()
+        else:
             loop.call_soon_threadsafe(wake.set)
 
     def start(self) -> None:
@@ -101,13 +117,21 @@ class LeaseReporter:
             except (httpx.HTTPError, RuntimeError) as exc:  # the API server may be away: next period
                 log.warning("cannot update lease %s/%s: %s", self.namespace, self.name, exc)
             renewal = time.monotonic() + self.period
-            try:
-                await asyncio.wait_for(self._wake.wait(), self.period)
-            except TimeoutError:
-                continue
-            # something to report: at a random moment soon, unless the renewal comes first
-            delay = random.uniform(0, self.report_within)  # noqa: S311 (jitter)
-            await asyncio.sleep(max(0.0, min(delay, renewal - time.monotonic())))
+            while not self._urgent():
+                try:
+                    await asyncio.wait_for(self._wake.wait(), renewal - time.monotonic())
+                except TimeoutError:
+                    break  # the renewal, with whatever version was loaded meanwhile
+                self._wake.clear()
+            else:
+                # at a random moment soon, unless the renewal comes first
+                delay = random.uniform(0, self.report_within)  # noqa: S311 (jitter)
+                await asyncio.sleep(max(0.0, min(delay, renewal - time.monotonic())))
+
+    def _urgent(self) -> bool:
+        """A first version, or an error appeared, changed or cleared since the last write."""
+        version, error = self._written
+        return (bool(self._version) and not version) or self._error != error
 
     def body(self) -> dict[str, Any]:
         return {
@@ -137,6 +161,8 @@ class LeaseReporter:
             r = await client.post(self._path, json=body)
         if r.status_code >= 300:
             raise RuntimeError(f"HTTP {r.status_code}: {r.text[:200]}")
+        annotations = body["metadata"]["annotations"]
+        self._written = (annotations[VERSION_ANNOTATION], annotations[ERROR_ANNOTATION])
         self.writes += 1
 
     def write_now(self) -> None:

@@ -21,12 +21,13 @@ exactly that race, falco-operator#410).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from falcopy.common.errors import FalcopyError
 from falcopy.engine import LoadCode, LoadMessage, LoadResult, RulesInput, load_rules
@@ -118,7 +119,7 @@ class Manifest:
 def parse_manifest(raw: str, where: str) -> Manifest:
     """``falcopy-manifest.json``; BundleIncomplete naming ``where`` if unreadable."""
     try:
-        doc = json.loads(raw)
+        doc = orjson.loads(raw)
         entries = [
             ManifestEntry(
                 str(e["name"]),

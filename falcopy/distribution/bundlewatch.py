@@ -20,7 +20,6 @@ unreachable.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 from collections import Counter, deque
@@ -30,6 +29,7 @@ from typing import Any
 import httpx
 
 from falcopy.common.errors import FalcopyError
+from falcopy.distribution.apiaccess import watch_events
 from falcopy.distribution.bundle import (
     MANIFEST_KEY,
     BundleDir,
@@ -138,10 +138,7 @@ class BundleWatch:
             if r.status_code != 200:
                 await r.aread()
                 raise _failure(r)
-            async for line in r.aiter_lines():
-                if not line.strip():
-                    continue
-                event = json.loads(line)
+            async for event in watch_events(r):
                 kind, obj = event.get("type"), event.get("object") or {}
                 if kind == "ERROR":
                     if obj.get("code") == 410:  # our resourceVersion was compacted away

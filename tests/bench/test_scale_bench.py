@@ -46,9 +46,10 @@ def test_scale(n: int, tmp_path: Path) -> None:
         sim.apply(0, timeout=300)  # warm-up: every agent connected and holding a bundle
         time.sleep(5)  # the warm-up's Lease writes settle
         before, cpu0 = sim.requests(), sim.operator.cpu_s()
-        changes = []
+        changes, loads = [], [os.getloadavg()[0]]
         for i in range(1, CHANGES + 1):
             changes.append(sim.apply(i, timeout=300))
+            loads.append(os.getloadavg()[0])
             time.sleep(1.0)
         per_change_cpu = (sim.operator.cpu_s() - cpu0) / CHANGES
         changed = _delta(sim.requests(), before)
@@ -59,6 +60,7 @@ def test_scale(n: int, tmp_path: Path) -> None:
         rest_cpu = (sim.operator.cpu_s() - cpu1) / (REST_S / 60)
         memory = sim.operator.memory()
         regressions = sim.regressions()
+        operator_log = sim.operator.log.read_text(errors="replace")
     all_latencies = [x for c in changes for x in c.latencies]
     worst = [max(c.latencies) for c in changes]
     result = {
@@ -67,6 +69,13 @@ def test_scale(n: int, tmp_path: Path) -> None:
         "apply_to_all_s": {"p50": statistics.median(all_latencies), "p99": percentile(all_latencies, 99),
                            "max": max(all_latencies), "p50_of_change_max": statistics.median(worst)},
         "publish_s_median": statistics.median(c.published for c in changes),
+        "per_change": [{**{k: round(v, 3) for k, v in c.summary().items()},
+                        "cpu_s": {k: round(v, 2) for k, v in c.cpu.items()},
+                        "busy_cores": round(c.busy_cores(), 2)} for c in changes],
+        # CPU demand of one change, create request -> every agent holds it (median over the changes)
+        "cpu_s_per_change": {k: statistics.median(c.cpu[k] for c in changes) for k in changes[0].cpu},
+        "busy_cores_median": statistics.median(c.busy_cores() for c in changes),
+        "load_average": [min(loads), max(loads)],
         "operator": {"cpu_s_per_change": per_change_cpu, "cpu_s_per_min_rest": rest_cpu,
                      "rss_mib": memory.get("VmRSS", 0) / 2**20,
                      "peak_rss_mib": memory.get("VmHWM", 0) / 2**20},
@@ -75,8 +84,11 @@ def test_scale(n: int, tmp_path: Path) -> None:
                                           and k.split()[0] in ("update", "create")) / CHANGES,
         "requests_per_min_rest": {k: c / (REST_S / 60) for k, (c, _) in rest.items()},
         "regressions": regressions,
+        # the operator stopped leading (its Lease renewals missed the renew deadline)
+        "leader_lost": operator_log.count("lost the leader Lease"),
     }
     text = json.dumps(result, indent=2)
     print(text)
     Path(os.environ.get("FALCOPY_BENCH_OUT", f"/tmp/falcopy-scale-{n}.json")).write_text(text)
     assert regressions == 0
+    assert result["leader_lost"] == 0, "the operator lost its leader Lease during the run"

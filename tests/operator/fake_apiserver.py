@@ -20,6 +20,7 @@ Run alone with ``python -m tests.operator.fake_apiserver URL_FILE``; then
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 CONFIGMAP_LIMIT = 1024 * 1024
@@ -71,6 +73,12 @@ RESOURCES = [
 ]
 
 
+def _json(body: Any, status: int = 200) -> web.Response:
+    """``web.json_response`` through orjson: the encoding is most of what a Lease write or a
+    shard read costs this server."""
+    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+
+
 def _status(code: int, reason: str, message: str) -> web.Response:
     body = {
         "kind": "Status",
@@ -80,7 +88,7 @@ def _status(code: int, reason: str, message: str) -> web.Response:
         "reason": reason,
         "code": code,
     }
-    return web.json_response(body, status=code)
+    return _json(body, status=code)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -149,20 +157,27 @@ def json_patch(doc: Any, ops: list[dict[str, Any]]) -> Any:
     return doc
 
 
-def _fields_match(obj: dict[str, Any], selector: str | None) -> bool:
-    """``metadata.name=x,metadata.namespace=y`` (=, ==, !=), what field selectors allow here."""
-    if not selector:
-        return True
-    meta = obj.get("metadata") or {}
-    for term in selector.split(","):
+def field_matcher(selector: str | None) -> Callable[[dict[str, Any]], bool]:
+    """``metadata.name=x,metadata.namespace=y`` (=, ==, !=), what field selectors allow here,
+    parsed once (a watch applies it to every event); ValueError for any other field."""
+    terms = []
+    for term in (selector or "").split(",") if selector else []:
         negate = "!=" in term
         key, _, value = term.replace("!=", "=").replace("==", "=").partition("=")
         field_ = key.strip()
         if field_ not in ("metadata.name", "metadata.namespace"):
             raise ValueError(f'field label not supported: "{field_}"')
-        if (str(meta.get(field_.split(".")[1]) or "") == value.strip()) == negate:
-            return False
-    return True
+        terms.append((field_.split(".")[1], value.strip(), negate))
+
+    def match(obj: dict[str, Any]) -> bool:
+        meta = obj.get("metadata") or {}
+        return all((str(meta.get(k) or "") == v) != negate for k, v, negate in terms)
+
+    return match
+
+
+def _fields_match(obj: dict[str, Any], selector: str | None) -> bool:
+    return field_matcher(selector)(obj)
 
 
 def selected_name(query: Any) -> str:
@@ -259,6 +274,11 @@ class FakeApiServer:
         #: bearer token -> TokenReview ``status.user`` (tokens not listed are not authenticated)
         self.tokens: dict[str, dict[str, Any]] = {}
         self.token_reviews = 0
+        #: (method, path) -> seconds to hold the request before serving it: an overloaded
+        #: or stalled server, for one request
+        self.hold: Callable[[str, str], float] | None = None
+        #: the event loop the server runs on (the scale simulation's process uses uvloop's)
+        self.loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> str:
@@ -269,7 +289,7 @@ class FakeApiServer:
         return self.url
 
     def _run(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = self.loop_factory()
         self._loop.run_until_complete(self._serve())
         self._loop.run_forever()
 
@@ -363,23 +383,25 @@ class FakeApiServer:
         if parts == ["_test", "stats"]:
             counts = [{"verb": v, "resource": r, "count": n, "bytes": self.store.bytes_in[(v, r)]}
                       for (v, r), n in sorted(self.store.counts.items())]
-            return web.json_response({"requests": counts, "watching": self.store.watching,
+            return _json({"requests": counts, "watching": self.store.watching,
                                       "rv": self.store.rv})
         self.store.requests.append((request.method, request.path_qs))
+        if self.hold is not None and (seconds := self.hold(request.method, request.path)):
+            await asyncio.sleep(seconds)
         if parts == ["api"]:
-            return web.json_response({"kind": "APIVersions", "versions": ["v1"]})
+            return _json({"kind": "APIVersions", "versions": ["v1"]})
         if parts == ["apis"]:
-            return web.json_response(self._groups())
+            return _json(self._groups())
         if parts[:1] == ["api"] and len(parts) >= 2:
             group, version, rest = "", parts[1], parts[2:]
         elif parts[:1] == ["apis"] and len(parts) >= 3:
             group, version, rest = parts[1], parts[2], parts[3:]
         elif parts[:1] == ["apis"] and len(parts) == 2:
-            return web.json_response(self._group(parts[1]))
+            return _json(self._group(parts[1]))
         else:
             return _status(404, "NotFound", f"no route {request.path}")
         if not rest:
-            return web.json_response(self._resource_list(group, version))
+            return _json(self._resource_list(group, version))
         namespace = ""
         if rest[0] == "namespaces" and len(rest) >= 3:
             namespace, rest = rest[1], rest[2:]
@@ -475,7 +497,7 @@ class FakeApiServer:
                     return await self._watch(request, res, namespace)
                 return self._list(request, res, namespace)
             if method == "POST":
-                body = await request.json()
+                body = await request.json(loads=orjson.loads)
                 return await self._create(res, namespace, body)
             return _status(405, "MethodNotAllowed", method)
         key = (namespace, name)
@@ -483,12 +505,12 @@ class FakeApiServer:
         if method == "GET":
             if current is None:
                 return _status(404, "NotFound", f'{res.plural} "{name}" not found')
-            return web.json_response(current)
+            return _json(current)
         if current is None:
             return _status(404, "NotFound", f'{res.plural} "{name}" not found')
         if method == "DELETE":
             return await self._delete(res, key, current)
-        body = await request.json()
+        body = await request.json(loads=orjson.loads)
         if method == "PUT":
             want = (body.get("metadata") or {}).get("resourceVersion")
             if want and want != current["metadata"]["resourceVersion"]:
@@ -513,14 +535,14 @@ class FakeApiServer:
     async def _token_review(self, request: web.Request) -> web.Response:
         if request.method != "POST":
             return _status(405, "MethodNotAllowed", request.method)
-        body = await request.json()
+        body = await request.json(loads=orjson.loads)
         self.token_reviews += 1
         user = self.tokens.get(str((body.get("spec") or {}).get("token") or ""))
         status: dict[str, Any] = (
             {"authenticated": True, "user": user} if user is not None
             else {"authenticated": False, "error": "invalid bearer token"}
         )
-        return web.json_response({**body, "status": status}, status=201)
+        return _json({**body, "status": status}, status=201)
 
     def _list(self, request: web.Request, res: Res, namespace: str) -> web.Response:
         objs = self.store.objects.get((res.gv, res.plural), {})
@@ -538,7 +560,7 @@ class FakeApiServer:
             if start + limit < len(items):
                 meta["continue"] = str(start + limit)
             items = items[start:start + limit]
-        return web.json_response(
+        return _json(
             {
                 "apiVersion": res.gv,
                 "kind": f"{res.kind}List",
@@ -560,7 +582,7 @@ class FakeApiServer:
             self._wake(key)
 
     async def _emit(self, res: Res, kind: str, obj: dict[str, Any]) -> None:
-        line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+        line = orjson.dumps({"type": kind, "object": obj}) + b"\n"
         self.store.history.setdefault((res.gv, res.plural), []).append(
             (self.store.rv, kind, copy.deepcopy(obj), line)
         )
@@ -607,7 +629,7 @@ class FakeApiServer:
         self._bump(body)
         objs[(namespace, name)] = body
         await self._emit(res, "ADDED", body)
-        return web.json_response(body, status=201)
+        return _json(body, status=201)
 
     async def _update(
         self, res: Res, key: tuple[str, str], current: dict[str, Any], new: dict[str, Any], sub: str | None
@@ -646,16 +668,16 @@ class FakeApiServer:
                 ),
             },
         }:
-            return web.json_response(current)  # no-op: no new resourceVersion, no event
+            return _json(current)  # no-op: no new resourceVersion, no event
         self._bump(new)
         objs = self.store.objects[(res.gv, res.plural)]
         if new["metadata"].get("deletionTimestamp") and not new["metadata"].get("finalizers"):
             del objs[key]
             await self._emit(res, "DELETED", new)
-            return web.json_response(new)
+            return _json(new)
         objs[key] = new
         await self._emit(res, "MODIFIED", new)
-        return web.json_response(new)
+        return _json(new)
 
     async def _delete(self, res: Res, key: tuple[str, str], current: dict[str, Any]) -> web.Response:
         objs = self.store.objects[(res.gv, res.plural)]
@@ -666,20 +688,19 @@ class FakeApiServer:
                 self._bump(new)
                 objs[key] = new
                 await self._emit(res, "MODIFIED", new)
-                return web.json_response(new, status=202)
-            return web.json_response(current, status=202)
+                return _json(new, status=202)
+            return _json(current, status=202)
         del objs[key]
         gone = copy.deepcopy(current)
         self._bump(gone)
         await self._emit(res, "DELETED", gone)
-        return web.json_response({"kind": "Status", "apiVersion": "v1", "status": "Success"})
+        return _json({"kind": "Status", "apiVersion": "v1", "status": "Success"})
 
     async def _watch(self, request: web.Request, res: Res, namespace: str) -> web.StreamResponse:
         since = int(request.query.get("resourceVersion") or 0)
         timeout = float(request.query.get("timeoutSeconds") or 300)
         selector = request.query.get("labelSelector")
-        fields = request.query.get("fieldSelector")
-        _fields_match({}, fields)  # an unsupported field is refused before the stream starts
+        fields = field_matcher(request.query.get("fieldSelector"))  # refused before the stream starts
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         resp.enable_chunked_encoding()
         await resp.prepare(request)
@@ -700,29 +721,26 @@ class FakeApiServer:
             # skip what the client has already seen
             while sent < len(history) and history[sent][0] <= since:
                 sent += 1
-            while not self._stopping and self.store.severed == severed:
-                if self.store.history[key] is not history:  # compacted meanwhile
-                    history, sent = self.store.history[key], 0
-                woken = self._waker(key)  # before reading: an event appended from now on sets it
-                while sent < len(history):
-                    _, _, obj, line = history[sent]
-                    sent += 1
-                    ns = (obj.get("metadata") or {}).get("namespace") or ""
-                    if (namespace and ns != namespace) or not _labels_match(obj, selector):
-                        continue
-                    if not _fields_match(obj, fields):
-                        continue
-                    await resp.write(line)
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                if sent < len(self.store.history[key]) or self._stopping or self.store.severed != severed:
-                    continue
-                try:
-                    async with asyncio.timeout(remaining):
+            # one deadline for the whole stream, not a timer per wait: 5,000 watchers wait per event
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    while not self._stopping and self.store.severed == severed:
+                        if self.store.history[key] is not history:  # compacted meanwhile
+                            history, sent = self.store.history[key], 0
+                        woken = self._waker(key)  # before reading: an event appended from now on sets it
+                        while sent < len(history):
+                            _, _, obj, line = history[sent]
+                            sent += 1
+                            ns = (obj.get("metadata") or {}).get("namespace") or ""
+                            if (namespace and ns != namespace) or not _labels_match(obj, selector):
+                                continue
+                            if not fields(obj):
+                                continue
+                            await resp.write(line)
+                        if (sent < len(self.store.history[key]) or self._stopping
+                                or self.store.severed != severed):
+                            continue
                         await woken.wait()
-                except TimeoutError:
-                    pass
             await resp.write_eof()
         except (ConnectionResetError, asyncio.CancelledError):
             return resp
@@ -733,10 +751,13 @@ class FakeApiServer:
 
 def main() -> None:
     """Serve until SIGTERM; the URL is written to the file named by the first argument."""
+    import uvloop
+
     from tests.scale.sim_agents import raise_open_files  # thousands of watch streams
 
     raise_open_files()
     server = FakeApiServer()
+    server.loop_factory = uvloop.new_event_loop
     server.port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
     server.start()
     stop = threading.Event()

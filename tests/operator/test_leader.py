@@ -40,8 +40,8 @@ def start(name: str, tmp_path: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def holder(apiserver) -> str:  # type: ignore[no-untyped-def]
-    lease = apiserver.get("leases", RELEASE_NS, LEASE)
+def holder(apiserver, name: str = LEASE) -> str:  # type: ignore[no-untyped-def]
+    lease = apiserver.get("leases", RELEASE_NS, name)
     return ((lease or {}).get("spec") or {}).get("holderIdentity") or ""
 
 
@@ -49,11 +49,11 @@ def when(value: str) -> dt.datetime:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-def lease_history(apiserver) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def lease_history(apiserver, name: str = LEASE) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     return [
         obj["spec"]
         for _, _, obj, _ in apiserver.store.history.get(("coordination.k8s.io/v1", "leases"), [])
-        if obj["metadata"]["name"] == LEASE
+        if obj["metadata"]["name"] == name
     ]
 
 
@@ -129,3 +129,55 @@ def test_leader_failover_two_processes(apiserver, api, tmp_path):
         for proc in procs.values():
             if proc.poll() is None:
                 stop(proc, signal.SIGKILL)
+
+
+def test_a_stalled_renewal_request_does_not_cost_the_lease(apiserver):  # type: ignore[no-untyped-def]
+    """The leader's read of its Lease hangs (an overloaded API server, a dead connection):
+    the request times out within the renew deadline and the next try renews in time, so
+    the leader never stops leading.  Without a request timeout the renewal loop waits on
+    the hung request past the deadline and leadership lapses."""
+    import asyncio
+    import threading
+    import time
+
+    from falcopy.operator.leader import LeaderElector
+    from kubernetes import client
+
+    name = "stall-leader"
+    elector = LeaderElector(client.CoordinationV1Api(client.ApiClient()), RELEASE_NS, name,
+                            duration=3.0, renew_deadline=2.0, retry=0.2)
+    lost: list[float] = []
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(elector.run(lambda: None, lambda: lost.append(time.monotonic())))
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass  # the end of the test
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        wait_for(elector.leading, what="leading")
+        stalled: list[float] = []
+
+        def hold(method: str, path: str) -> float:
+            if method == "GET" and path.endswith(f"/leases/{name}") and not stalled:
+                stalled.append(time.monotonic())
+                return 120.0  # far beyond the lease duration
+            return 0.0
+
+        apiserver.hold = hold
+        wait_for(lambda: stalled, what="a renewal read stalled")
+        renewals = len(lease_history(apiserver, name))
+        # renewals resume on a new request while the stalled one still hangs
+        wait_for(lambda: len(lease_history(apiserver, name)) >= renewals + 3, timeout=30,
+                 what="renewals after the stalled request",
+                 describe=lambda: f"{len(lease_history(apiserver, name)) - renewals} since the stall")
+        assert elector.leading()
+        assert lost == [], "leadership lapsed while one request hung"
+        assert holder(apiserver, name) == elector.holder
+    finally:
+        loop.call_soon_threadsafe(task.cancel)
+        thread.join(10)

@@ -16,6 +16,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -65,6 +66,14 @@ class Change:
     latencies: list[float]
     #: seconds from the create request to the operator's shard-0 write being visible
     published: float
+    #: CPU seconds from the create request until every agent held it: per process kind, and
+    #: "machine" for all the machine's cores (anything else running included)
+    cpu: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+
+    def busy_cores(self) -> float:
+        """The machine's busy cores on average over the change (2.0: both saturated)."""
+        return self.cpu.get("machine", 0.0) / self.wall if self.wall else 0.0
 
     def summary(self) -> dict[str, float]:
         return {"p50": statistics.median(self.latencies), "p99": percentile(self.latencies, 99),
@@ -98,6 +107,46 @@ class Proc:
         return out
 
 
+class ShardWatch(threading.Thread):
+    """The harness's own watch on shard 0: when each manifest was published and what it
+    lists.  One more watch stream at the stand-in, instead of polling shard 0 (a full
+    ConfigMap read every few milliseconds, served by the same loop as the agents' watches)."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(name="shard-watch", daemon=True)
+        self._client = httpx.Client(base_url=url, timeout=httpx.Timeout(30, read=None))
+        self._lock = threading.Lock()
+        #: (unix time seen, serial, {(namespace, object)}) per shard-0 version, in order
+        self.published: list[tuple[float, int, set[tuple[str, str]]]] = []
+
+    def run(self) -> None:
+        params = {"watch": "1", "fieldSelector": f"metadata.name={CONFIGMAPS[0]}", "timeoutSeconds": "86400"}
+        try:
+            with self._client.stream("GET", f"/api/v1/namespaces/{NS}/configmaps", params=params) as r:
+                for line in r.iter_lines():
+                    if not line.strip():
+                        continue
+                    raw = ((json.loads(line).get("object") or {}).get("data") or {}).get(
+                        "falcopy-manifest.json")
+                    if raw:
+                        m = json.loads(raw)
+                        objects = {(f.get("namespace") or "", f["object"])
+                                   for f in m["files"] if "object" in f}
+                        with self._lock:
+                            self.published.append((time.time(), int(m["serial"]), objects))
+        except httpx.HTTPError:
+            pass  # closed by stop()
+
+    def first(self, namespace: str, name: str, after: float) -> tuple[float, int] | None:
+        """(time, serial) of the first manifest seen after ``after`` listing the object."""
+        with self._lock:
+            return next(((t, serial) for t, serial, objects in self.published
+                         if t >= after and (namespace, name) in objects), None)
+
+    def stop(self) -> None:
+        self._client.close()
+
+
 @dataclass
 class Simulation:
     n: int
@@ -114,6 +163,7 @@ class Simulation:
     held: dict[int, list[tuple[int, float]]] = field(default_factory=lambda: defaultdict(list))
     _offsets: dict[Path, int] = field(default_factory=dict)
     _client: httpx.Client | None = None
+    _shard_watch: ShardWatch | None = None
     #: the harness's own reads (verb, resource), left out of the API server's counts
     _own: Counter[tuple[str, str]] = field(default_factory=Counter)
 
@@ -143,6 +193,9 @@ class Simulation:
         self.url = wait_for(lambda: url_file.exists() and url_file.read_text(), timeout=60,
                             what="stand-in up")
         self._client = httpx.Client(base_url=self.url, timeout=30)
+        self._shard_watch = ShardWatch(self.url)
+        self._own[("watch", "configmaps")] += 1
+        self._shard_watch.start()
         kubeconfig = self.workdir / "kubeconfig"
         kubeconfig.write_text(json.dumps({
             "apiVersion": "v1", "kind": "Config", "current-context": "sim",
@@ -178,10 +231,22 @@ class Simulation:
         for p in [*self.agents, self.operator, self.apiserver]:
             if p is not None:
                 p.stop()
+        if self._shard_watch is not None:
+            self._shard_watch.stop()
         if self._client is not None:
             self._client.close()
 
     # ------------------------------------------------------------------ observations
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far: the stand-in, the operator, all agent processes, and the
+        machine's busy time over all cores (user, nice, system, irq, softirq, steal)."""
+        assert self.apiserver is not None and self.operator is not None
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+        idle = int(fields[3]) + int(fields[4])
+        return {"apiserver": self.apiserver.cpu_s(), "operator": self.operator.cpu_s(),
+                "agents": sum(a.cpu_s() for a in self.agents),
+                "machine": (sum(int(x) for x in fields[:8]) - idle) / CLK_TCK}
+
     def stats(self) -> dict[str, Any]:
         assert self._client is not None
         return self._client.get("/_test/stats").json()
@@ -191,15 +256,6 @@ class Simulation:
         (polling for the published manifest) left out."""
         return {(r["verb"], r["resource"]): (r["count"] - self._own[(r["verb"], r["resource"])], r["bytes"])
                 for r in self.stats()["requests"]}
-
-    def manifest(self) -> dict[str, Any] | None:
-        assert self._client is not None
-        self._own[("get", "configmaps")] += 1
-        r = self._client.get(f"/api/v1/namespaces/{NS}/configmaps/{CONFIGMAPS[0]}")
-        if r.status_code != 200:
-            return None
-        raw = (r.json().get("data") or {}).get("falcopy-manifest.json")
-        return json.loads(raw) if raw else None
 
     def status(self, obj: dict[str, Any]) -> dict[str, Any]:
         assert self._client is not None
@@ -237,18 +293,15 @@ class Simulation:
     def apply(self, index: int, timeout: float = 120.0) -> Change:
         """Create FalcoRule ``index``; wait until every agent holds a bundle with it."""
         obj = falcorule(index)
+        cpu0, w0 = self.cpu(), time.monotonic()
         t0 = self.create(obj)
         name, ns = obj["metadata"]["name"], obj["metadata"]["namespace"]
 
-        def published() -> dict[str, Any] | None:
-            m = self.manifest()
-            found = m and any(f["object"] == name and f["namespace"] == ns for f in m["files"])
-            return m if found else None
-
-        m = wait_for(published, timeout=timeout, interval=0.01, what=f"{name} published",
-                     describe=self._dead)
-        t_published = time.time() - t0
-        serial = int(m["serial"])
+        assert self._shard_watch is not None
+        watch = self._shard_watch
+        t_seen, serial = wait_for(lambda: watch.first(ns, name, t0), timeout=timeout, interval=0.01,
+                                  what=f"{name} published", describe=self._dead)
+        t_published = t_seen - t0
 
         def all_hold() -> bool:
             self._read_deliveries()
@@ -257,5 +310,6 @@ class Simulation:
         wait_for(all_hold, timeout=timeout, interval=0.05, what=f"{self.n} agents on serial {serial}",
                  describe=lambda: f"{sum(1 for h in self.held.values() if h and h[-1][0] >= serial)} "
                  f"hold it; {self._dead()}")
+        cpu1, wall = self.cpu(), time.monotonic() - w0
         latencies = [next(t for s, t in self.held[a] if s >= serial) - t0 for a in range(self.n)]
-        return Change(index, serial, latencies, t_published)
+        return Change(index, serial, latencies, t_published, {k: cpu1[k] - cpu0[k] for k in cpu0}, wall)
