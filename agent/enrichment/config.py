@@ -56,8 +56,9 @@ class KubeletConfig(BaseModel):
 
 
 class K8sMetaConfig(BaseModel):
-    model_config = ConfigDict(defer_build=True)
     """``enrichment.k8smeta`` in falcopy.yaml (the chart fills it when the collector is on)."""
+
+    model_config = ConfigDict(defer_build=True)
 
     enabled: bool = False
     #: the operator's collector, e.g. https://falcopy-operator.falcopy.svc:8444
