@@ -706,7 +706,6 @@ class Probe:
         remaining per-call cost and takes a grace period per link)."""
         lib = self._need_loaded()
         self._load_programs(self._enabled)
-        # a program may hold a new link while its old one is still being destroyed
         self._pruners = [t for t in self._pruners if t.is_alive()]
         with self._links_lock:
             retired = [self._links.pop(name) for name in list(self._links) if name not in self._enabled]
@@ -717,6 +716,14 @@ class Probe:
                 if not prog:
                     raise BpfError(f"program {program_name(name)} missing from {self.obj_path}", 2, [])
                 link = lib.lib.bpf_program__attach(prog)
+                if not link and self._pruners:
+                    # a program disabled a moment ago and enabled again: its old link is still
+                    # being destroyed in the background, and the kernel refuses a second
+                    # attachment of the same program to the same tracepoint (EEXIST) until then
+                    for t in self._pruners:
+                        t.join()
+                    self._pruners.clear()
+                    link = lib.lib.bpf_program__attach(prog)
                 if not link:
                     raise lib.error(f"attaching {program_name(name)}")
                 self._links[name] = link

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -155,3 +156,20 @@ def test_generic_hook_only_while_needed(probe: Probe, capture: Capture) -> None:
     capture.drain()
     os.getppid()
     assert not [r for r in capture.settle(0.3) if r.type == "getppid" and r.pid == os.getpid()]
+
+
+def test_a_program_disabled_and_enabled_again_at_once_attaches(probe: Probe, capture: Capture) -> None:
+    """A disabled program's link is destroyed in the background (a grace period per link);
+    enabling it again before that ends must still attach it: the kernel refuses a second
+    attachment of the same program to the same tracepoint until the old link is gone."""
+    for _ in range(5):
+        probe.set_event_filter({"openat"})
+        probe.set_event_filter(None)
+        assert "accept" in probe.enabled_events
+    capture.drain()
+    marker = f"/tmp/falcopy-reattach-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.open(marker, os.O_RDONLY)
+    recs = capture.wait_for(lambda r: r.type == "openat" and r.pid == os.getpid()
+                            and r.args.get("name") == marker)
+    assert recs
