@@ -30,7 +30,7 @@ RUN make VMLINUX_BTF="${VMLINUX_BTF}" && ls -l falcopy.bpf.o
 FROM ${BASE_IMAGE} AS python
 # hadolint ignore=DL3008
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
+    && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates gcc python3-dev \
     && rm -rf /var/lib/apt/lists/*
 # Behind a TLS-intercepting proxy, pass the build host's local CAs (PEM), e.g.
 # --build-arg EXTRA_CA_CERTS="$(cat /usr/local/share/ca-certificates/*.crt)";
@@ -52,11 +52,20 @@ COPY README.md ./
 COPY falcopy/ falcopy/
 COPY agent/ agent/
 COPY operator/ operator/
+COPY scripts/build_accel.py scripts/
+# the compiled fast loop (make accel): Cython and the compiler stay in this stage, the
+# extensions go into the package beside their .py
+RUN find agent -name '*.so' -delete \
+    && /opt/falcopy/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['accel']))" >/tmp/accel.txt \
+    && /opt/falcopy/bin/pip install --quiet -r /tmp/accel.txt \
+    && /opt/falcopy/bin/python scripts/build_accel.py \
+    && /opt/falcopy/bin/pip uninstall --quiet --yes -r /tmp/accel.txt
 COPY --from=bpf /src/agent/bpf/falcopy.bpf.o /src/agent/bpf/falcopy-extra.bpf.o \
      /src/agent/bpf/falcopy-compat.bpf.o /src/agent/bpf/falcopy-extra-compat.bpf.o /src/agent/bpf/syscalls.tbl \
      agent/bpf/
 RUN /opt/falcopy/bin/pip install --quiet --no-deps --no-build-isolation . \
     && /opt/falcopy/bin/python -P -c "import falcopy.agent.kernel.probe as p; assert p.DEFAULT_OBJ.is_file(), p.DEFAULT_OBJ" \
+    && /opt/falcopy/bin/python -P -c "import importlib, falcopy.agent.accel as a; assert all(a.is_compiled(importlib.import_module(m)) for m in a.ACCELERATED)" \
     && /opt/falcopy/bin/pip uninstall --quiet --yes pip setuptools wheel
 
 # --- runtime ----------------------------------------------------------------------

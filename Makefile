@@ -8,12 +8,12 @@ BPF_DIR := agent/bpf
 BPF_OBJ := $(BPF_DIR)/falcopy.bpf.o
 PYTEST_ARGS ?=
 
-.PHONY: all deps venv bpf run install test lint bench bench-engine clean dockerd image kind-up kind-load helm-install
+.PHONY: all deps venv accel bpf run install test lint bench bench-engine clean dockerd image kind-up kind-load helm-install
 
-all: venv bpf
+all: venv accel bpf
 
 .stamp-deps: scripts/install-system-deps.sh
-	bash scripts/install-system-deps.sh
+	PYTHON=$(PYTHON) bash scripts/install-system-deps.sh
 	touch $@
 
 deps: .stamp-deps
@@ -23,10 +23,17 @@ deps: .stamp-deps
 $(BIN)/falcopy: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev]'
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip install -q -e '.[dev,accel]'
 	touch $@
 
 venv: $(BIN)/falcopy
+
+# The compiled fast loop (docs/performance.md, "The compiled fast loop"): the modules of
+# falcopy.agent.accel.ACCELERATED compiled by Cython beside their .py (agent/fastpath.pxd
+# types the loop).  The .py runs where an extension is absent, older than its sources or
+# FALCOPY_NO_ACCEL=1.  Rebuilds only what changed.
+accel: venv .stamp-deps
+	$(BIN)/python scripts/build_accel.py
 
 bpf: .stamp-deps
 	$(MAKE) -C $(BPF_DIR)
@@ -34,19 +41,23 @@ bpf: .stamp-deps
 dockerd: .stamp-deps
 	bash scripts/dockerd-up.sh
 
-run: venv bpf
+run: venv accel bpf
 	$(BIN)/falcopy agent
 
 # `falcopy` on PATH: a link to this checkout's virtualenv (which has the BPF object built here)
 PREFIX ?= /usr/local
-install: venv bpf
+install: venv accel bpf
 	install -d $(PREFIX)/bin
 	ln -sfn $(CURDIR)/$(BIN)/falcopy $(PREFIX)/bin/falcopy
 	@echo "falcopy installed as $(PREFIX)/bin/falcopy"
 
-test: venv bpf dockerd
+# the suite with the compiled modules, then again on their .py the tests that exercise
+# them (the fast loop, the prefilters, the fd table; test_accel checks which path ran)
+ACCEL_TESTS ?= tests/agent/test_accel.py tests/agent/pipeline tests/agent/state tests/agent/reload
+test: venv accel bpf dockerd
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
+	FALCOPY_NO_ACCEL=1 $(BIN)/pytest $(PYTEST_ARGS) $(ACCEL_TESTS)
 
 lint: venv
 	$(BIN)/ruff check .
@@ -54,11 +65,12 @@ lint: venv
 bench-engine: venv
 	$(BIN)/python -m tests.bench.engine_bench
 
-bench: venv bpf dockerd bench-engine
+bench: venv accel bpf dockerd bench-engine
 	$(BIN)/pytest -m bench -o addopts='' -s tests/bench
 
 clean:
 	rm -rf $(VENV) .stamp-* build *.egg-info
+	find agent -name '*.so' -delete
 	$(MAKE) -C $(BPF_DIR) clean
 
 # --- container image and kind (docs/deploy.md) -----------------------------------

@@ -19,11 +19,11 @@ from __future__ import annotations
 import collections
 import gc
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import falcopy.agent.fastpath as fastpath
 from falcopy.agent.enrichment.model import ContainerInfo, MetadataLookup
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.events.synthetic import SYNTHETIC_EVENT_TYPES
@@ -31,11 +31,8 @@ from falcopy.agent.fields.container_event import container_event
 from falcopy.agent.fields.event import SyscallEvent
 from falcopy.agent.kernel import hot as hot_layouts
 from falcopy.agent.kernel import layout
-from falcopy.agent.kernel.decoder import IP_CACHE, L4_NAMES, ip_text
 from falcopy.agent.prefilter import Check, open_checks
 from falcopy.agent.socket_prefilter import socket_checks
-from falcopy.agent.state.constants import AT_FDCWD
-from falcopy.agent.state.fdops import CREAT_FLAGS, accepted_fd, connected_fd, open_fd, socket_fd
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.table import STATE_EVENT_TYPES, ProcessTable
 
@@ -46,22 +43,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_HDR_SIZE = layout.HDR_SIZE
-_ABSENT = layout.ABSENT
-_UNSET_LOGINUID = 0xFFFFFFFF
-_AT_FDCWD = AT_FDCWD
-_CREAT_FLAGS = CREAT_FLAGS
-_OPEN_AT, _OPEN, _CLOSE = hot_layouts.OPEN_AT, hot_layouts.OPEN, hot_layouts.CLOSE
-_SOCKET, _ACCEPT, _CONNECT = hot_layouts.SOCKET, hot_layouts.ACCEPT, hot_layouts.CONNECT
-_TUPLE = hot_layouts.TUPLE
-_TUPLE_SIZE = _TUPLE.size
-_AF_INET, _AF_INET6 = socket.AF_INET, socket.AF_INET6
-#: smallest sockaddr_in / sockaddr_in6 holding the port and the address
-_SIN_SIZE, _SIN6_SIZE = 8, 24
-
-#: per hot type id: name, kind, narrow struct, its size, and whether the rules are
-#: candidates for the record (False: never, True: always, else a prefilter's check)
-HotEntry = tuple[str, int, Any, int, "Check | bool"]
+#: per hot type id: name, kind, narrow struct, its size, whether the rules are
+#: candidates for the record (False: never, True: always, else a prefilter's check), and
+#: the byte offsets of the scalars the struct keeps (0 past the last)
+HotEntry = tuple[str, int, Any, int, "Check | bool", int, int, int, int]
 
 
 class RulesetLike(Protocol):
@@ -108,13 +93,14 @@ def _hot_entries(ruleset: RulesetLike | None, types: frozenset[str] | None,
                  checks: dict[str, Check]) -> list[HotEntry | None]:
     """The fast path's table, by type id, for one ruleset."""
     out: list[HotEntry | None] = [None] * (max(hot_layouts.HOT) + 1)
-    for typ, (name, kind, st) in hot_layouts.HOT.items():
+    for typ, (name, kind, st, at) in hot_layouts.HOT.items():
         cand: Check | bool
         if ruleset is None or (types is not None and name not in types):
             cand = False
         else:
             cand = checks.get(name) or True
-        out[typ] = (name, kind, st, st.size, cand)
+        o1, o2, o3, o4 = (*at, 0, 0, 0, 0)[:4]
+        out[typ] = (name, kind, st, st.size, cand, o1, o2, o3, o4)
     return out
 
 
@@ -212,206 +198,20 @@ class Pipeline:
         the same state and alerts as :meth:`process` of the decoded records; returns
         the number of alerts raised.
 
-        The fast path: a hot record (open family, close, socket, accept*, connect;
-        :mod:`falcopy.agent.kernel.hot`) is read with one narrow unpack straight into
-        the process and fd tables, the open or socket prefilter runs on the fd just
-        built or named and its thread, and the record is decoded in full (the generic
-        decoder) only when some rule is a candidate for it.  Anything odd (a thread the
-        table does not know, a cut record, an absent name, an accept without an inet
-        tuple, a connect without an inet address and tuple) takes the generic path,
-        record by record, in order.  Off (every record decoded)
-        when ``fast_path`` is False or the flight recorder wants every record."""
-        decode_at = decoder.decode_at
+        The fast path (:mod:`falcopy.agent.fastpath`, compiled when the accelerator is
+        built) reads the hot records straight into the process and fd tables and
+        decodes a record in full only when some rule is a candidate for it.  Off (every
+        record decoded) when ``fast_path`` is False or the flight recorder wants every
+        record."""
         if not self.fast_path or self.recorder is not None:
+            decode_at = decoder.decode_at
             return self.process([r for off, size in spans if (r := decode_at(buf, off, size)) is not None])
         with self._lock:
             ruleset = self._ruleset
             batch = _Batch(self, ruleset, self._types, self._checks)
             hot = self._hot
-        n_hot = len(hot)
-        handle = self._handle
-        evaluate = self._evaluate
-        state = self.state
-        threads_get = state.threads.get
-        after = state.after
-        ts_offset = decoder.ts_offset
-        comms_get = decoder.comms.get
-        ip_get = IP_CACHE.get
-        l4_get = L4_NAMES.get
-        hot_counts = [0] * n_hot
-        # the last record's thread and comm: a stream of opens and closes comes from a few
-        # threads; forgotten whenever the generic path or the rules may have changed the table
-        last_tid = last_pid = -1
-        last_info: ThreadInfo | None = None
-        last_comm_raw = b""
-        last_comm = ""
-        alerts = 0
-        # one loop for the batch: a hot record costs one unpack and the table update,
-        # no call per field, no args dict, no record object
-        num = batch.num
-        for off, size in spans:
-            # the type id, at offset 28 of the header (record.h)
-            typ = buf[off + 28] | (buf[off + 29] << 8) if size >= _HDR_SIZE else 0
-            h = hot[typ] if typ < n_hot else None
-            if h is not None and size >= h[3]:
-                name, kind, st, fsize, cand = h
-                fd: FdInfo | None = None
-                path: str | None = None
-                dirfd = _AT_FDCWD
-                flags = _CREAT_FLAGS
-                if kind == _CLOSE:
-                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
-                        st.unpack_from(buf, off))
-                    ok = rlen >= fsize
-                elif kind == _SOCKET:
-                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, domain, stype, proto = (
-                        st.unpack_from(buf, off))
-                    ok = rlen >= fsize
-                elif kind == _ACCEPT:  # accept, accept4: a connection with an inet tuple
-                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
-                        st.unpack_from(buf, off))
-                    end = off + (rlen if rlen < size else size)
-                    p = off + fsize
-                    ok = False
-                    if res >= 0 and rlen >= fsize and p + 2 <= end:
-                        n = buf[p] | (buf[p + 1] << 8)
-                        if n != _ABSENT and _TUPLE_SIZE <= n <= end - p - 2:
-                            tfam, proto, lport, rport, lraw, rraw = _TUPLE.unpack_from(buf, p + 2)
-                            if tfam == _AF_INET:
-                                lraw, rraw = lraw[:4], rraw[:4]
-                                ok = True
-                            else:
-                                ok = tfam == _AF_INET6
-                            if ok:
-                                l4 = l4_get(proto) or str(proto)
-                                rip = ip_get(rraw) or ip_text(tfam, rraw)
-                                lip = ip_get(lraw) or ip_text(tfam, lraw)
-                elif kind == _CONNECT:  # to an inet address, the kernel's inet tuple for this end
-                    ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, fdnum = (
-                        st.unpack_from(buf, off))
-                    end = off + (rlen if rlen < size else size)
-                    p = off + fsize
-                    ok = False
-                    if rlen >= fsize and p + 2 <= end:
-                        n = buf[p] | (buf[p + 1] << 8)
-                        p += 2
-                        if n != _ABSENT and n <= end - p:
-                            # the user's sockaddr: family, port (network order), address
-                            afam = buf[p] | (buf[p + 1] << 8) if n >= 2 else 0
-                            if afam == _AF_INET and n >= _SIN_SIZE:
-                                rraw = buf[p + 4:p + 8]
-                                ok = True
-                            elif afam == _AF_INET6 and n >= _SIN6_SIZE:
-                                rraw = buf[p + 8:p + 24]
-                                ok = True
-                            if ok:
-                                rport = (buf[p + 2] << 8) | buf[p + 3]
-                                p += n
-                                ok = False
-                                if p + 2 <= end:
-                                    n = buf[p] | (buf[p + 1] << 8)
-                                    if n != _ABSENT and _TUPLE_SIZE <= n <= end - p - 2:
-                                        tfam, proto, lport, _, lraw, _ = _TUPLE.unpack_from(buf, p + 2)
-                                        if tfam == _AF_INET:
-                                            lraw = lraw[:4]
-                                            ok = True
-                                        else:
-                                            ok = tfam == _AF_INET6
-                                        if ok:
-                                            l4 = l4_get(proto) or str(proto)
-                                            rip = ip_get(rraw) or ip_text(afam, rraw)
-                                            lip = ip_get(lraw) or ip_text(tfam, lraw)
-                else:
-                    if kind == _OPEN_AT:
-                        (ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dirfd, flags, dev,
-                         ino) = st.unpack_from(buf, off)
-                    elif kind == _OPEN:
-                        ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, flags, dev, ino = (
-                            st.unpack_from(buf, off))
-                    else:
-                        ts, res, rlen, tid, pid, ppid, euid, egid, loginuid, comm_raw, dev, ino = (
-                            st.unpack_from(buf, off))
-                    end = off + (rlen if rlen < size else size)
-                    p = off + fsize
-                    if p + 2 <= end:
-                        n = buf[p] | (buf[p + 1] << 8)
-                        p += 2
-                        if 0 < n <= end - p and n != _ABSENT:
-                            # the kernel stores the terminating NUL: dropped, as the decoder does
-                            path = buf[p:p + n - 1].decode("utf-8", "surrogateescape")
-                            p += n
-                    ok = path is not None and rlen >= fsize
-                if ok:
-                    # the previous record's deferred removals (ProcessTable.after), the
-                    # close's inline: every other record of an open/close stream has one
-                    pending = state.pending_fd_close
-                    if pending is not None:
-                        pending[0].fds.pop(pending[1], None)
-                        state.pending_fd_close = None
-                    if state.pending_exit is not None:
-                        after()
-                        last_tid = -1
-                    if tid == last_tid and pid == last_pid:
-                        info = last_info
-                    else:
-                        info = threads_get(tid)
-                        if info is not None and info.pid == pid:
-                            last_tid, last_pid, last_info = tid, pid, info
-                    if info is not None and info.pid == pid:
-                        num += 1
-                        hot_counts[typ] += 1
-                        try:
-                            # credentials and names as the kernel saw them (ProcessTable.apply)
-                            info.uid = euid
-                            info.gid = egid
-                            info.loginuid = -1 if loginuid == _UNSET_LOGINUID else loginuid
-                            if comm_raw != last_comm_raw:
-                                last_comm_raw = comm_raw
-                                last_comm = comms_get(comm_raw) or decoder.comm(comm_raw)
-                            info.comm = last_comm
-                            if ppid > 0:
-                                info.ptid = ppid
-                            if kind == _CLOSE:
-                                fd = info.fds.get(fdnum)
-                                if res >= 0 and fd is not None:
-                                    state.pending_fd_close = (info, fdnum)
-                            elif kind == _SOCKET:
-                                fd = socket_fd(info, res, domain, stype, proto)
-                            elif kind == _ACCEPT:
-                                # the peer is the tuple's remote end (Falco's inbound order)
-                                fd = accepted_fd(info, info.fds.get(fdnum), res, tfam, l4, rip, rport, lip,
-                                                 lport)
-                            elif kind == _CONNECT:
-                                fd = connected_fd(info, fdnum, res, afam, rip, rport, l4, lip, lport)
-                            else:
-                                assert path is not None
-                                dirpath = None
-                                # the directory the kernel resolved a relative name against
-                                if path[:1] != "/" and p + 2 <= end:
-                                    n = buf[p] | (buf[p + 1] << 8)
-                                    p += 2
-                                    if n != _ABSENT and p + n <= end:
-                                        dirpath = buf[p:p + n].decode("utf-8", "surrogateescape")
-                                fd = open_fd(info, path, dirfd, dirpath, flags, dev, ino, res)
-                        except Exception:
-                            self.errors += 1
-                            log.exception("state update failed for %s record (pid %s)", name, pid)
-                            continue
-                        if cand is not False and (cand is True or cand(fd, info)):
-                            rec = decode_at(buf, off, size)
-                            if rec is not None:
-                                alerts += evaluate(batch, rec, info, fd, num)
-                                last_tid = -1
-                        state.prev_ts = ts + ts_offset
-                        continue
-            # the generic path: every other type, and hot records the fast path declined
-            rec = decode_at(buf, off, size)
-            if rec is not None:
-                batch.num = num
-                alerts += handle(rec, batch)
-                num = batch.num
-                last_tid = -1
-        batch.num = num
+        hot_counts = [0] * len(hot)
+        alerts = fastpath.run(self, buf, spans, decoder, batch, hot, hot_counts)
         counts = self.type_counts
         for typ, n in enumerate(hot_counts):
             if n:

@@ -30,6 +30,9 @@ LAYERS = {
 #: pipeline; control (configuration, metrics, web, watch) is read by outputs and the app
 AGENT_LAYERS = {
     "bpf": 0,  # the compiled probe object (package data)
+    "accel": -1,  # which modules run compiled (imports nothing of the agent)
+    "__init__": 0,
+    "cython_shim": 0,  # `cython` for the compiled modules' source where Cython is absent
     "events": 0,
     "kernel": 1,
     "preflight": 1,  # start-up checks (capabilities, BTF, ports): imports nothing of the agent
@@ -40,6 +43,7 @@ AGENT_LAYERS = {
     "fields": 3,
     "prefilter": 3,  # which open records no rule can match (from the kernel filter derivation)
     "socket_prefilter": 3,  # which socket/connect records no rule can match (from the rules)
+    "fastpath": 3,  # the pipeline's loop over raw records (compiled by make accel)
     "pipeline": 4,
     "control": 5,
     "outputs": 6,
@@ -80,7 +84,9 @@ def _layer(module: str) -> str | None:
 
 
 def _agent_part(module: str) -> str:
-    return module.split(".")[2]
+    # the package's own __init__ installs the compiled modules' chooser: below every part
+    parts = module.split(".")
+    return parts[2] if len(parts) > 2 else "__init__"
 
 
 def _violation(importer: str, imported: str) -> str | None:
