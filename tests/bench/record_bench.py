@@ -202,7 +202,11 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
     types: dict[str, int] = {}
     for r in decode_all()[:len(spans) // repeat]:
         types[r.type] = types.get(r.type, 0) + 1
-    out = {"records": n, "fast_path": fast, "types": types, "alerts_per_pass": per_alerts,
+    import falcopy.agent.fastpath as fastpath
+    from falcopy.agent.accel import is_compiled
+
+    out = {"records": n, "fast_path": fast, "compiled": is_compiled(fastpath), "types": types,
+           "alerts_per_pass": per_alerts,
            "us_per_record": stages, "calls_per_record": calls_per_record,
            "evaluated_per_pass": pipes["rules"].evaluated / (rounds + 2),
            "errors": sum(p.errors for p in pipes.values())}

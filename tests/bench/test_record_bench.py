@@ -33,7 +33,8 @@ def test_per_record_cost(mode: str, workload_bin: Path, require_root: None, comp
     main_type, share = ("openat", 3) if mode == "openclose" else ("connect", 6)
     assert out["types"].get(main_type, 0) > got["records"] // share, out["types"]
     stages = out["us_per_record"]
-    print(f"\n{mode}: {out['records']} records, CPU µs per record: "
+    print(f"\n{mode} ({'compiled' if out['compiled'] else 'plain Python'} fast loop): "
+          f"{out['records']} records, CPU µs per record: "
           + ", ".join(f"{k} {v:.2f}" for k, v in stages.items())
           + "; Python calls per record: "
           + ", ".join(f"{k} {v:.1f}" for k, v in out["calls_per_record"].items()))
