@@ -26,9 +26,11 @@ def test_hadolint_clean() -> None:
 
 
 def test_dockerignore_keeps_build_outputs_out() -> None:
-    """The image compiles its own BPF object and vmlinux.h: local build outputs never leak in."""
+    """The image compiles its own BPF object, vmlinux.h and accelerated modules: local build
+    outputs never leak in."""
     ignore = (REPO_ROOT / ".dockerignore").read_text().splitlines()
-    for pattern in ("agent/bpf/vmlinux.h", "agent/bpf/*.o", "agent/bpf/.output", "**/__pycache__"):
+    for pattern in ("agent/bpf/vmlinux.h", "agent/bpf/*.o", "agent/bpf/.output", "**/__pycache__",
+                    "**/*.so", "**/*.so.sha256"):
         assert pattern in ignore, pattern
     text = (REPO_ROOT / "Dockerfile").read_text()
     assert "ARG BASE_IMAGE=" in text and "FROM ${BASE_IMAGE}" in text

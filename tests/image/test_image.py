@@ -61,6 +61,12 @@ def test_image_entrypoint(image: str) -> None:
     # the shipped rules and configuration load in the image as they are
     dry = docker("run", "--rm", image, "agent", "--dry-run", timeout=120)
     assert "configuration and rules are valid" in dry.stderr + dry.stdout
+    # the compiled fast loop ships built, with no compiler or Cython in the image
+    code = ("import importlib, importlib.util, shutil, falcopy.agent.accel as a\n"
+            "print(all(a.is_compiled(importlib.import_module(m)) for m in a.ACCELERATED),\n"
+            "      importlib.util.find_spec('Cython') is None, shutil.which('gcc') is None)")
+    accel = docker("run", "--rm", "--entrypoint", "python3", image, "-c", code).stdout.split()
+    assert accel == ["True", "True", "True"], accel
 
 
 def _wait_ready(name: str, port: int, timeout: float = 90.0) -> None:
