@@ -30,8 +30,8 @@ venv: $(BIN)/falcopy
 
 # The compiled fast loop (docs/performance.md, "The compiled fast loop"): the modules of
 # falcopy.agent.accel.ACCELERATED compiled by Cython beside their .py (agent/fastpath.pxd
-# types the loop).  The .py runs where an extension is absent, older than its sources or
-# FALCOPY_NO_ACCEL=1.  Rebuilds only what changed.
+# types the loop).  The .py runs where an extension is absent, was built from other
+# sources (the digest beside it) or FALCOPY_NO_ACCEL=1.  Rebuilds only what changed.
 accel: venv .stamp-deps
 	$(BIN)/python scripts/build_accel.py
 
@@ -70,7 +70,7 @@ bench: venv accel bpf dockerd bench-engine
 
 clean:
 	rm -rf $(VENV) .stamp-* build *.egg-info
-	find agent -name '*.so' -delete
+	find agent -name '*.so' -delete -o -name '*.so.sha256' -delete
 	$(MAKE) -C $(BPF_DIR) clean
 
 # --- container image and kind (docs/deploy.md) -----------------------------------

@@ -52,7 +52,8 @@ def build(module: str, suffix: str, include: str, cc: str) -> bool:
     c_file = ROOT / "build" / "accel" / src.relative_to(ROOT).with_suffix(".c")
     c_file.parent.mkdir(parents=True, exist_ok=True)
     # annotations are hints only: a compiled module accepts what its source accepts
-    subprocess.run([sys.executable, "-m", "cython", "-3", "-X", "annotation_typing=False",
+    # -P: the tree's operator/ package must not shadow the standard library's operator
+    subprocess.run([sys.executable, "-P", "-m", "cython", "-3", "-X", "annotation_typing=False",
                     str(src), "-o", str(c_file)], check=True)
     tmp = ext.with_name(ext.name + ".tmp")
     cmd = [cc, "-shared", "-fPIC", "-O2", "-fwrapv", "-fno-strict-aliasing", f"-I{include}",
