@@ -46,19 +46,18 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
 WORKDIR /src
 # dependencies first, from pyproject.toml alone: a source change reuses this layer
 COPY pyproject.toml setup.py ./
+# (+ Cython, the `accel` extra, for the compiled fast loop below: uninstalled after it)
 RUN /opt/falcopy/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" >/tmp/requirements.txt \
-    && /opt/falcopy/bin/pip install --quiet -r /tmp/requirements.txt
+    && /opt/falcopy/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['accel']))" >/tmp/accel.txt \
+    && /opt/falcopy/bin/pip install --quiet -r /tmp/requirements.txt -r /tmp/accel.txt
 COPY README.md ./
 COPY falcopy/ falcopy/
 COPY agent/ agent/
 COPY operator/ operator/
 COPY scripts/build_accel.py scripts/
 # the compiled fast loop (make accel): Cython and the compiler stay in this stage, the
-# extensions go into the package beside their .py
-RUN find agent -name '*.so' -delete \
-    && /opt/falcopy/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['accel']))" >/tmp/accel.txt \
-    && /opt/falcopy/bin/pip install --quiet -r /tmp/accel.txt \
-    && /opt/falcopy/bin/python scripts/build_accel.py \
+# extensions (and their sources' digests) go into the package beside their .py
+RUN /opt/falcopy/bin/python scripts/build_accel.py \
     && /opt/falcopy/bin/pip uninstall --quiet --yes -r /tmp/accel.txt
 COPY --from=bpf /src/agent/bpf/falcopy.bpf.o /src/agent/bpf/falcopy-extra.bpf.o \
      /src/agent/bpf/falcopy-compat.bpf.o /src/agent/bpf/falcopy-extra-compat.bpf.o /src/agent/bpf/syscalls.tbl \
