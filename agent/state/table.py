@@ -32,7 +32,7 @@ assert not (set(fdops.HANDLERS) & (EXEC_TYPES | {"procexit"}))
 
 #: upper bound on tracked processes: a table that outgrows it is purged of dead pids
 DEFAULT_MAX_PROCESSES = 131072
-#: exited processes kept findable as parents (the oldest go first)
+#: exited processes kept findable as parents (the older half goes at once)
 DEFAULT_MAX_EXITED = 1024
 #: for how long, in event time: a record samples its ppid when the syscall returns and is
 #: submitted after the rest of it is read, so the parent's exit (the kernel reparents the
@@ -65,8 +65,12 @@ class ProcessTable:
         self.resolve_container = container_resolver or self._container_from_proc
         self.max_processes = max_processes
         self.max_exited = max_exited
-        #: pid -> (process, exit time): exits applied lately, oldest first
-        self.exited: dict[int, tuple[ThreadInfo, int]] = {}
+        #: pid -> (process, exit time) of the exits applied lately, in two generations: the
+        #: current one is set aside whole when full or older than the window (one dict store
+        #: per exit; a queue evicting one by one cost an exit twice as much)
+        self._exited: dict[int, tuple[ThreadInfo, int]] = {}
+        self._exited_before: dict[int, tuple[ThreadInfo, int]] = {}
+        self._exited_since = 0
         self.purge_interval_s = purge_interval_s
         self._last_purge = time.monotonic()
         #: removals deferred to :meth:`after` (also set by the pipeline's fast path)
@@ -171,7 +175,7 @@ class ProcessTable:
         the reaper; either is a parent the process really had)."""
         info = self.threads.get(pid)
         if info is None:
-            kept = self.exited.get(pid)
+            kept = self._exited.get(pid) or self._exited_before.get(pid)
             if kept is not None and self.prev_ts - kept[1] < EXITED_PARENT_NS:
                 return kept[0]
         return info
@@ -283,15 +287,13 @@ class ProcessTable:
             self.pending_exit = None
 
     def _keep_exited(self, info: ThreadInfo, ts: int) -> None:
-        exited = self.exited
-        exited.pop(info.pid, None)
-        # oldest first: those out of the window, then beyond the count
-        while exited:
-            oldest = next(iter(exited))
-            if len(exited) < self.max_exited and ts - exited[oldest][1] < EXITED_PARENT_NS:
-                break
-            del exited[oldest]
-        if self.max_exited > 0:
+        exited = self._exited
+        if len(exited) >= self.max_exited // 2 or ts - self._exited_since >= EXITED_PARENT_NS:
+            # the current generation set aside whole, the one before it dropped
+            self._exited_before = exited
+            self._exited = exited = {}
+            self._exited_since = ts
+        if self.max_exited >= 2:
             exited[info.pid] = (info, ts)
 
     def remove(self, info: ThreadInfo, tid: int) -> None:
@@ -319,6 +321,10 @@ class ProcessTable:
         if not force and now - self._last_purge < self.purge_interval_s:
             return 0
         self._last_purge = now
+        # exited processes out of the window (kept while no exit came to set them aside)
+        self._exited, self._exited_before = (
+            {pid: kept for pid, kept in gen.items() if self.prev_ts - kept[1] < EXITED_PARENT_NS}
+            for gen in (self._exited, self._exited_before))
         dead = [tid for tid in self.threads if not os.path.exists(f"{self.paths.proc}/{tid}")]
         for tid in dead:
             info = self.threads.pop(tid, None)

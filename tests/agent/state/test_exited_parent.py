@@ -85,18 +85,19 @@ def test_shell_naming_its_just_exited_runc_parent_alerts_with_the_parent() -> No
     assert table.get(RUNC) is None and pipe.errors == 0
 
 
-def _after_runc_exit(table: ProcessTable) -> list:
-    """Applies the records up to runc's exit; returns the shell's execve (not applied)."""
+def _after_runc_exit(table: ProcessTable) -> tuple[Any, Any]:
+    """Applies the records up to runc's exit; returns that exit and the shell's execve
+    (not applied)."""
     records = _runc_exits_before_the_shell_execs()
     for record in records[:-1]:
         table.apply(record)
     table.after()
-    return records[-1]
+    return records[-2], records[-1]
 
 
 def test_fields_resolve_through_the_exited_parent() -> None:
     table = ProcessTable()
-    execve = _after_runc_exit(table)
+    _, execve = _after_runc_exit(table)
     ev, _ = event(table, execve)
     assert get(ev, "proc.pname") == "runc"
     assert get(ev, "proc.pexe") == "runc"
@@ -109,28 +110,36 @@ def test_fields_resolve_through_the_exited_parent() -> None:
 
 def test_exited_parents_kept_for_a_bounded_event_time() -> None:
     table = ProcessTable()
-    execve = _after_runc_exit(table)
-    exit_ts = table.exited[RUNC][1]
+    procexit, execve = _after_runc_exit(table)
     # the stream has moved on past the window: the shell's parent is no longer known
-    table.prev_ts = exit_ts + EXITED_PARENT_NS
+    table.prev_ts = procexit.ts + EXITED_PARENT_NS
     ev, _ = event(table, execve)
     assert get(ev, "proc.pname") is None and get(ev, "proc.aname", "1") is None
     # within the window it is
-    table.prev_ts = exit_ts + EXITED_PARENT_NS - 1
+    table.prev_ts = procexit.ts + EXITED_PARENT_NS - 1
     ev, _ = event(table, execve)
     assert get(ev, "proc.pname") == "runc"
+    # the periodic purge drops what is out of the window, and only that
+    table.purge(force=True)
+    assert table.known_parent(RUNC) is not None
+    table.prev_ts = procexit.ts + EXITED_PARENT_NS
+    table.purge(force=True)
+    table.prev_ts = procexit.ts
+    assert table.known_parent(RUNC) is None
 
 
-def test_exited_parents_kept_up_to_a_count_oldest_dropped() -> None:
-    table = ProcessTable(max_exited=2)
+def test_exited_parents_kept_up_to_a_count_older_half_dropped() -> None:
+    table = ProcessTable(max_exited=4)
     me = os.getpid()
     first = 4_000_000 - 400
-    for pid in range(first, first + 3):
+    for pid in range(first, first + 5):
         table.apply(rec("clone", pid, ppid=me, comm=f"p{pid - first}"))
         table.apply(rec("procexit", pid, ppid=me, comm=f"p{pid - first}"))
     table.after()
-    assert sorted(table.exited) == [first + 1, first + 2]
-    for pid, name in ((first, None), (first + 1, "p1"), (first + 2, "p2")):
+    # generations of two: p0 and p1 set aside, then dropped when p4 came
+    kept = {pid: p.comm for pid in range(first, first + 5) if (p := table.known_parent(pid))}
+    assert kept == {first + 2: "p2", first + 3: "p3", first + 4: "p4"}
+    for pid, name in ((first + 1, None), (first + 3, "p3"), (first + 4, "p4")):
         child = pid + 100
         ev, _ = event(table, rec("openat", child, ppid=pid, res=3, comm="c", dirfd=-100, name="/x",
                                   flags=0))
@@ -140,18 +149,10 @@ def test_exited_parents_kept_up_to_a_count_oldest_dropped() -> None:
 def test_a_live_process_with_the_pid_wins_over_the_exited_one() -> None:
     table = ProcessTable()
     _after_runc_exit(table)
+    assert table.known_parent(RUNC) is not None
     # the pid is reused at once by a process the table sees being created
     table.apply(rec("clone", RUNC, ppid=SHIM, comm="newcomer"))
     ev, _ = event(table, rec("openat", INIT, ppid=RUNC, res=3, comm="sh", dirfd=-100, name="/x",
                               flags=0))
     assert get(ev, "proc.pname") == "newcomer"
 
-
-def test_a_thread_exit_keeps_no_exited_process() -> None:
-    table = ProcessTable()
-    _after_runc_exit(table)
-    table.apply(rec("clone", SHIM, tid=SHIM + 50, ppid=os.getpid(), comm="containerd-shim",
-                    flags=0x00010000 | 0x400))
-    table.apply(rec("procexit", SHIM, tid=SHIM + 50, comm="containerd-shim"))
-    table.after()
-    assert list(table.exited) == [RUNC] and table.get(SHIM) is not None
