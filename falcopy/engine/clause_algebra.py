@@ -2,7 +2,8 @@
 
 The kernel filter (:mod:`falcopy.engine.kernel_filter`) and the agent's socket prefilter
 each reduce a rule's condition to "one of these clauses must hold", over clause types of
-their own.  Both widen whenever a form grows past a cap: a dropped conjunct, or the
+their own, walking the rules of a record type the same way (:func:`rules_for`,
+:func:`condition_clauses`).  Both widen whenever a form grows past a cap: a dropped conjunct, or the
 clause that holds for everything, can only let more events through, never fewer.
 """
 
