@@ -86,6 +86,12 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
         list(pool.map(lib.lib.bpf_link__destroy, links))
 
 
+def _fdinfo(fd: int) -> dict[str, str]:
+    """The kernel's ``key:\tvalue`` lines about one of this process's descriptors."""
+    return dict(line.split(":\t", 1) for line in
+                Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines() if ":\t" in line)
+
+
 def compat_path(path: Path) -> Path:
     """The build of object ``path`` for kernels without the bpf_rdonly_cast kfunc."""
     stem = path.name.removesuffix(".bpf.o")
@@ -564,9 +570,20 @@ class Probe:
             fd = lib.lib.bpf_program__fd(prog) if prog else -1
             if fd < 0:
                 continue
-            info = dict(line.split(":\t", 1) for line in
-                        Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines() if ":\t" in line)
+            info = _fdinfo(fd)
             out[name] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
+        return out
+
+    def verified_insns(self) -> dict[str, int]:
+        """Per loaded program (by event): the instructions the verifier processed to load
+        it, deterministic for a kernel and an object (``tests/bench/test_verifier_bench.py``)."""
+        lib = self._need_loaded()
+        out: dict[str, int] = {}
+        for name in sorted(self.loaded_events):
+            prog = self._program(name)
+            fd = lib.lib.bpf_program__fd(prog) if prog else -1
+            if fd >= 0:
+                out[name] = int(_fdinfo(fd).get("verified_insns", "0"))
         return out
 
     @property

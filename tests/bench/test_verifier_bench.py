@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 from falcopy.agent.kernel import Probe
@@ -24,21 +23,6 @@ pytestmark = [pytest.mark.bench, pytest.mark.kernel]
 
 ROUNDS = int(os.environ.get("FALCOPY_BENCH_VERIFIER_ROUNDS", "3"))
 OBJECT = os.environ.get("FALCOPY_BENCH_BPF_OBJECT")
-
-
-def _verified_insns(probe: Probe) -> dict[str, int]:
-    """Instructions the verifier processed, per loaded program of the main object."""
-    lib = probe._need_loaded()
-    out: dict[str, int] = {}
-    for event in sorted(probe.loaded_events):
-        prog = probe._program(event)
-        fd = lib.lib.bpf_program__fd(prog) if prog else -1
-        if fd < 0:
-            continue
-        for line in Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines():
-            if line.startswith("verified_insns:"):
-                out[event] = int(line.split(":", 1)[1])
-    return out
 
 
 def test_first_start_verification(require_root: None) -> None:
@@ -51,7 +35,7 @@ def test_first_start_verification(require_root: None) -> None:
         load_cpu.append(time.thread_time() - cpu0)
         verify_cpu.append(probe.verify_cpu)
         try:
-            insns = _verified_insns(probe)
+            insns = probe.verified_insns()
         finally:
             probe.close()
     total = sum(insns.values())
