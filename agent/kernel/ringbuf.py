@@ -24,12 +24,14 @@ read on without pausing.
 Pacing alone would delay what a quiet host does most: one short action, a few records
 a millisecond or two apart (a process's exec, then its opens).  The first is read at
 once, the next would wait out the window.  So the pacing has a budget of quick reads
-(a token bucket): time the reader spends asleep on an empty ring earns one per
-``batch_window``, up to ``quick_reads``; a read sooner than the window spends one.
-A short sequence after a quiet spell is read record by record; a burst spends the
-budget in its first milliseconds and is paced from then on, and while records keep
-coming the reader is never idle long enough to earn much back.  ``interrupt`` (control
-work: a new ruleset, stop) ends a pacing pause as it ends the poll.
+(a token bucket): a read sooner than the window spends one; time the reader spends
+asleep on an empty ring earns them back, ``quick_reads`` per ``batch_window`` (one
+quiet window refills the budget), up to ``quick_reads``.  A short sequence after a
+quiet spell is read record by record; a burst spends the budget in its first
+milliseconds and is paced from then on, and while records keep coming the reader is
+never idle long enough to earn much back: at most ``1 + quick_reads`` reads per window
+whatever the load.  ``interrupt`` (control work: a new ruleset, stop) ends a pacing
+pause as it ends the poll.
 """
 
 from __future__ import annotations
@@ -149,7 +151,7 @@ class RingBuffer:
         """Credit ``idle`` seconds asleep on an empty ring to the quick-read budget."""
         if self._budget < self.quick_reads:
             window = self.batch_window
-            earned = idle / window if window > 0 else float(self.quick_reads)
+            earned = idle * self.quick_reads / window if window > 0 else float(self.quick_reads)
             self._budget = min(float(self.quick_reads), self._budget + earned)
 
     def skip(self) -> int:
