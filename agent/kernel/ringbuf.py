@@ -25,13 +25,15 @@ Pacing alone would delay what a quiet host does most: one short action, a few re
 a millisecond or two apart (a process's exec, then its opens).  The first is read at
 once, the next would wait out the window.  So the pacing has a budget of quick reads
 (a token bucket): a read sooner than the window spends one; time the reader spends
-asleep on an empty ring earns them back, ``quick_reads`` per ``batch_window`` (one
-quiet window refills the budget), up to ``quick_reads``.  A short sequence after a
-quiet spell is read record by record; a burst spends the budget in its first
-milliseconds and is paced from then on, and while records keep coming the reader is
-never idle long enough to earn much back: at most ``1 + quick_reads`` reads per window
-whatever the load.  ``interrupt`` (control work: a new ruleset, stop) ends a pacing
-pause as it ends the poll.
+asleep on an empty ring earns them back, ``QUICK_REFILL`` per ``batch_window``, up to
+``quick_reads``.  A short sequence after a quiet spell is read record by record; a
+burst spends the budget in its first milliseconds and is paced from then on, and while
+records keep coming the reader is never idle long enough to earn much back.  Whatever
+the load, a steady stream costs at most ``1 + QUICK_REFILL`` reads per window: each
+read costs a few tens of µs, so a trickle that keeps spending the budget costs at most
+~1 % of a core more than pacing alone (measured in docs/performance.md).
+
+``interrupt`` (control work: a new ruleset, stop) ends a pacing pause as it ends the poll.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ T = TypeVar("T")
 #: quick reads a quiet reader has in hand (see the module's docstring): enough for an
 #: exec and the opens that follow it, few enough that a burst is batched within ~1 ms
 QUICK_READS = 8
+#: quick reads earned per batch window asleep on an empty ring: bounds what a steady
+#: trickle of records can cost (see the module's docstring)
+QUICK_REFILL = 2
 
 
 class RingBuffer:
@@ -151,7 +156,7 @@ class RingBuffer:
         """Credit ``idle`` seconds asleep on an empty ring to the quick-read budget."""
         if self._budget < self.quick_reads:
             window = self.batch_window
-            earned = idle * self.quick_reads / window if window > 0 else float(self.quick_reads)
+            earned = idle * QUICK_REFILL / window if window > 0 else float(self.quick_reads)
             self._budget = min(float(self.quick_reads), self._budget + earned)
 
     def skip(self) -> int:
