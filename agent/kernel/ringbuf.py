@@ -175,9 +175,9 @@ class RingBuffer:
         as ``(offset, size)`` pairs in ``buf``, then release them to the kernel; returns
         the count.  One call per batch: the consumer reads the records in one loop.
 
-        A batch ends at the end of the ring (the next call goes on from its start).  A
-        record that straddles the end ends the batch before it; it is handed alone, as a
-        joined copy (``buf`` a bytes object, one span at 0), first in the next call.
+        A record that straddles the end of the ring ends the batch before it; it is
+        handed alone, as a joined copy (``buf`` a bytes object, one span at 0), first in
+        the next call.
 
         This loop runs once per record: headers are read as items of a ``uint32`` view
         (no ``struct`` call, no tuple) and the walk stays in the ring's address space
@@ -195,7 +195,12 @@ class RingBuffer:
         stop = min(pos + (prod - cons), end)
         for _ in repeat(None, limit):
             if pos >= stop:
-                break
+                if stop < end or cons + (pos - start) >= prod:
+                    break
+                # the walk reached the end of the area with records left: on from its start
+                cons += pos - start
+                start = pos = base
+                stop = base + min(prod - cons, self.size)
             hdr = words[pos >> 2]
             if hdr & _BUSY_OR_DISCARD:
                 if hdr & _BUSY:

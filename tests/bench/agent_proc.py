@@ -14,7 +14,8 @@ and the probe also delivers the recorder's extra event types).  Prints
 
 ``window`` instead of SECONDS: measurement windows opened and closed by the driver on
 stdin (``Windows``), one JSON line per window.  ``FALCOPY_BENCH_AGENT_CPU=N``
-pins the process (every thread) to CPU N before anything is loaded.
+pins the process (every thread) to CPU N before anything is loaded,
+``FALCOPY_BENCH_AGENT_NICE=N`` gives it that nice value.
 """
 
 from __future__ import annotations
@@ -83,8 +84,10 @@ class Windows:
 
     def _stop(self) -> dict[str, object]:
         pipeline, probe = self.pipeline, self.probe
-        # the backlog: full batches until a short one, as the event thread reads at a stop
-        while probe.poll_into(pipeline.process_raw, 0) >= probe.batch_limit:
+        # the backlog the workload left: until the ring is empty (a batch also ends short
+        # before a record that straddles the ring's end); bounded, the neighbours write on
+        deadline = time.monotonic() + 30
+        while probe.poll_into(pipeline.process_raw, 0) and time.monotonic() < deadline:
             pass
         wall = time.monotonic() - self.t0
         utime, stime = _usage()
@@ -102,6 +105,9 @@ def main(argv: list[str]) -> int:
     cpu = os.environ.get("FALCOPY_BENCH_AGENT_CPU")
     if cpu is not None:
         os.sched_setaffinity(0, {int(cpu)})
+    nice = os.environ.get("FALCOPY_BENCH_AGENT_NICE")
+    if nice is not None:
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
     mode, rules = argv[0], argv[2:]
     windowed = argv[1] == "window"
     seconds = 0.0 if windowed else float(argv[1])

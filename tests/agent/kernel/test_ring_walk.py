@@ -138,3 +138,17 @@ def test_a_record_whose_header_is_near_the_end(ring: tuple[RingBuffer, Producer]
     producer.put(after)
     assert _batch(rb) + _batch(rb) + _batch(rb) == [record, after]
     assert producer.consumed() == producer.prod
+
+
+def test_a_batch_goes_on_across_the_end_of_the_ring(ring: tuple[RingBuffer, Producer]) -> None:
+    rb, producer = ring
+    # the first filler ends the ring's first lap exactly at the end of the data area
+    producer.put(b"f" * (SIZE // 2 - 8))
+    assert _batch(rb) == [b"f" * (SIZE // 2 - 8)]
+    producer.put(b"g" * (SIZE // 2 - 8))
+    tail = _payloads(20)
+    for p in tail:
+        producer.put(p)
+    # one batch: a short batch means a drained ring to its callers (the event loop's stop)
+    assert _batch(rb) == [b"g" * (SIZE // 2 - 8), *tail]
+    assert producer.consumed() == producer.prod
