@@ -41,6 +41,18 @@ def _usage() -> tuple[float, float]:
     return r.ru_utime, r.ru_stime
 
 
+def _runqueue_wait_s() -> float:
+    """Seconds this process's threads waited runnable for a CPU (schedstat): the share of
+    its core the scheduler gave to others (on a shared machine, other cgroups' tasks)."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            total += int(open(f"/proc/self/task/{tid}/schedstat").read().split()[1])
+        except (OSError, IndexError, ValueError):  # a thread that just ended
+            continue
+    return total / 1e9
+
+
 class Windows:
     """Measurement windows the driver opens and closes on stdin: "start" answers
     "started", "stop" reads the backlog the workload left and answers one JSON line of
@@ -52,6 +64,7 @@ class Windows:
         self.commands: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.t0 = 0.0
         self.usage0 = (0.0, 0.0)
+        self.runq0 = 0.0
         self.events0 = self.drops0 = self.wakeups0 = self.evaluated0 = 0
         threading.Thread(target=self._read, name="windows", daemon=True).start()
 
@@ -74,6 +87,7 @@ class Windows:
                 self.evaluated0 = self.pipeline.evaluated
                 self.pipeline.take_type_counts()
                 self.usage0 = _usage()
+                self.runq0 = _runqueue_wait_s()
                 self.t0 = time.monotonic()
                 print("started", flush=True)
             elif command == "stop":
@@ -94,6 +108,7 @@ class Windows:
         user, system = utime - self.usage0[0], stime - self.usage0[1]
         return {"records": pipeline.events - self.events0, "drops": probe.drops() - self.drops0,
                 "wall_s": wall, "cpu_s": user + system, "user_s": user, "system_s": system,
+                "runqueue_wait_s": _runqueue_wait_s() - self.runq0,
                 "wakeups": probe.wakeups - self.wakeups0,
                 # records the rules were evaluated on, and the types read (the neighbours' too)
                 "evaluated": pipeline.evaluated - self.evaluated0, "types": pipeline.take_type_counts(),
