@@ -62,7 +62,7 @@ AGENT_SRC = os.environ.get("FALCOPY_BENCH_AGENT_SRC")
 #: instead of what one core of the agent handles
 NICE = int(os.environ.get("FALCOPY_BENCH_LIVE_NICE", "-10"))
 #: records one operation of each workload puts in the ring with Falco's stable rules'
-#: event types (and the tables' own): checked against the probe in the test below
+#: event types (and the tables' own): the last assertion of the test checks them from below
 RECORDS_PER_OP = {"openclose": 2, "connect": 5}
 #: ceiling for the agent's answers (start-up under load, a backlog to read)
 CEILING_S = 300.0
