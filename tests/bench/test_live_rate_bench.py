@@ -193,4 +193,6 @@ def test_live_records_per_second_on_one_core(tmp_path: Path, require_root: None,
         json.dumps({"load_avg": load, "seconds": SECONDS, "agent_src": AGENT_SRC, "rows": rows}, indent=1))
     # the agent saw at least the records the workload made and it did not drop
     for r in rows:
-        assert r["handled_records"] + r["drops"] >= r["offered_records"], r
+        assert r["handled_records"] + r["drops"] >= r["offered_records"], (
+            f"{r['workload']} at {r['step_records_s']}/s: {r['offered_records']} records offered,"
+            f" {r['handled_records']} handled, {r['drops']} dropped")
