@@ -511,6 +511,11 @@ class Probe:
         """Times the reader slept and was woken with records to read."""
         return self._ring.wakeups if self._ring is not None else 0
 
+    def ring_positions(self) -> tuple[int, int]:
+        """(consumer, producer) byte positions of the ring: everything the probe had written
+        when this was called has been read once the consumer reaches that producer."""
+        return self._need_ring().positions()
+
     @property
     def records_read(self) -> int:
         return self._ring.records if self._ring is not None else 0

@@ -85,6 +85,10 @@ class RingBuffer:
     def _prod(self) -> int:
         return self._words64[0]
 
+    def positions(self) -> tuple[int, int]:
+        """(consumer, producer): bytes read and bytes reserved since the ring was made."""
+        return self._cons.value, self._prod()
+
     def pending(self) -> int:
         return _U64.unpack_from(self._data, 0)[0] - self._cons.value
 

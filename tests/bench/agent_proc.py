@@ -98,13 +98,12 @@ class Windows:
 
     def _stop(self) -> dict[str, object]:
         pipeline, probe = self.pipeline, self.probe
-        # the backlog the workload left: until the ring stays empty for three polls (a batch
-        # ends short before a record that straddles the ring's end, an empty one at a record
-        # still being written); bounded, the neighbours write on
+        # the backlog the workload left: everything written before the stop (the neighbours
+        # write on, so "until empty" may never come); bounded
+        _, written = probe.ring_positions()
         deadline = time.monotonic() + 30
-        empty = 0
-        while empty < 3 and time.monotonic() < deadline:
-            empty = 0 if probe.poll_into(pipeline.process_raw, 10) else empty + 1
+        while probe.ring_positions()[0] < written and time.monotonic() < deadline:
+            probe.poll_into(pipeline.process_raw, 10)
         wall = time.monotonic() - self.t0
         utime, stime = _usage()
         user, system = utime - self.usage0[0], stime - self.usage0[1]

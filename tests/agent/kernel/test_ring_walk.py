@@ -102,8 +102,11 @@ def test_the_limit_cuts_a_batch_and_the_next_goes_on(ring: tuple[RingBuffer, Pro
     for p in payloads:
         producer.put(p)
     assert _batch(rb, 10) == payloads[:10]
+    assert rb.positions() == (producer.consumed(), producer.prod)
+    assert rb.positions()[0] < producer.prod
     assert _batch(rb, 10) == payloads[10:20]
     assert _batch(rb, 10) == payloads[20:]
+    assert rb.positions() == (producer.prod, producer.prod)
 
 
 def test_records_across_the_end_of_the_ring(ring: tuple[RingBuffer, Producer]) -> None:
