@@ -25,7 +25,6 @@ from falcopy.agent.state.constants import FD_TYPECHARS
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
 from falcopy.engine import ast, clause_algebra
-from falcopy.engine.evttypes import fold_for_type
 from falcopy.engine.kernel_filter import check_values
 
 log = logging.getLogger(__name__)
@@ -87,16 +86,10 @@ def socket_checks(ruleset: Any) -> dict[str, SocketCheck]:
 def derive_type(t: str, rules: list[Any]) -> list[SockClause] | None:
     """The clauses admitting every ``t`` record some rule could match; None: any record."""
     out: list[SockClause] = []
-    for r in rules:
-        if r.evttypes is not None and t not in r.evttypes:
-            continue
-        tree = getattr(r, "tree", None)
-        if tree is None:
+    for r in clause_algebra.rules_for(t, rules):
+        got = clause_algebra.condition_clauses(r, t, lambda node: _dnf(node, False), _ANY)
+        if got is None:
             return None
-        folded = fold_for_type(tree, t)
-        if folded is False:
-            continue
-        got = _ANY if folded is True else _dnf(folded, False)
         out.extend(got)
     out = _merge(list(dict.fromkeys(out)))
     if len(out) > _CAP or any(c.unconstrained() for c in out):

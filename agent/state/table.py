@@ -4,7 +4,8 @@
 record is evaluated (so an execve is seen with its new image, an open with its
 new fd) and returns the thread and fd the event refers to; removals (close,
 procexit) are deferred to :meth:`ProcessTable.after`, so the closing event is
-still evaluated with the fd / process it ends, as in libsinsp.
+still evaluated with the fd / process it ends, as in libsinsp.  An exited process
+stays findable as a parent for a short while (:meth:`ProcessTable.known_parent`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,12 @@ assert not (set(fdops.HANDLERS) & (EXEC_TYPES | {"procexit"}))
 
 #: upper bound on tracked processes: a table that outgrows it is purged of dead pids
 DEFAULT_MAX_PROCESSES = 131072
+#: exited processes kept findable as parents (the older half goes at once)
+DEFAULT_MAX_EXITED = 1024
+#: for how long, in event time: a record samples its ppid when the syscall returns and is
+#: submitted after the rest of it is read, so the parent's exit (the kernel reparents the
+#: children after the exit tracepoint) can be in the ring first; that gap is microseconds
+EXITED_PARENT_NS = 2_000_000_000
 
 ContainerResolver = Callable[[int, int], str]
 
@@ -48,6 +55,7 @@ class ProcessTable:
     def __init__(self, paths: HostPaths | None = None, *,
                  container_resolver: ContainerResolver | None = None,
                  max_processes: int = DEFAULT_MAX_PROCESSES,
+                 max_exited: int = DEFAULT_MAX_EXITED,
                  purge_interval_s: float = 30.0) -> None:
         self.paths = paths or HostPaths()
         self.reader = ProcReader(self.paths)
@@ -56,12 +64,20 @@ class ProcessTable:
         self.threads: dict[int, ThreadInfo] = {}
         self.resolve_container = container_resolver or self._container_from_proc
         self.max_processes = max_processes
+        self.max_exited = max_exited
+        #: pid -> (process, exit time) of the exits applied lately, in two generations: the
+        #: current one is set aside whole when full or older than the window (one dict store
+        #: per exit; a queue evicting one by one cost an exit twice as much)
+        self._exited: dict[int, tuple[ThreadInfo, int]] = {}
+        self._exited_before: dict[int, tuple[ThreadInfo, int]] = {}
+        self._exited_since = 0
         self.purge_interval_s = purge_interval_s
         self._last_purge = time.monotonic()
         #: removals deferred to :meth:`after` (also set by the pipeline's fast path)
         self.pending_fd_close: tuple[ThreadInfo, int] | None = None
         self.pending_exit: ThreadInfo | None = None
         self._pending_exit_tid = 0
+        self._pending_exit_ts = 0
         self.lazy_loads = 0
         self._listen_ports: frozenset[int] = frozenset()
         #: capture start and the previous event's time (evt.reltime / evt.deltatime)
@@ -140,7 +156,7 @@ class ProcessTable:
     def parent(self, info: ThreadInfo) -> ThreadInfo | None:
         if info.ptid <= 0 or info.ptid == info.pid:
             return None
-        parent = self.threads.get(info.ptid)
+        parent = self.known_parent(info.ptid)
         if parent is None:
             now = time.monotonic()
             if now - self._missing.get(info.ptid, -1e9) < 1.0:
@@ -151,6 +167,18 @@ class ProcessTable:
                     self._missing.clear()
                 self._missing[info.ptid] = now
         return parent
+
+    def known_parent(self, pid: int) -> ThreadInfo | None:
+        """The process ``pid`` of the table or, for a record that names it as parent after
+        its exit was applied, the exited one: the kernel read that ppid before the exit
+        reparented the child (libsinsp, in the same race, has already moved the child to
+        the reaper; either is a parent the process really had)."""
+        info = self.threads.get(pid)
+        if info is None:
+            kept = self._exited.get(pid) or self._exited_before.get(pid)
+            if kept is not None and self.prev_ts - kept[1] < EXITED_PARENT_NS:
+                return kept[0]
+        return info
 
     def ancestors(self, info: ThreadInfo, limit: int = 64) -> list[ThreadInfo]:
         """Parent first, up to init (or a cycle, or a parent the table cannot find)."""
@@ -190,7 +218,7 @@ class ProcessTable:
         if info is None:
             info = ThreadInfo(pid=rec.pid, tid=rec.pid, ptid=rec.ppid, vpid=rec.vpid, vtid=rec.vpid,
                               comm=rec.comm, exe=rec.comm, start_ts=rec.ts, exec_ts=rec.ts, partial=True)
-            parent = self.threads.get(rec.ppid)
+            parent = self.known_parent(rec.ppid)
             if parent is not None:
                 lifecycle.inherit(info, parent, share_fds=False)
                 info.comm = rec.comm
@@ -241,6 +269,7 @@ class ProcessTable:
         if etype == "procexit":
             self.pending_exit = info
             self._pending_exit_tid = rec.tid
+            self._pending_exit_ts = rec.ts
             return info, None
         return info, fdops.event_fd(info, rec)
 
@@ -250,9 +279,22 @@ class ProcessTable:
             info, num = self.pending_fd_close
             info.fds.pop(num, None)
             self.pending_fd_close = None
-        if self.pending_exit is not None:
-            self.remove(self.pending_exit, self._pending_exit_tid)
+        info = self.pending_exit
+        if info is not None:
+            self.remove(info, self._pending_exit_tid)
+            if self._pending_exit_tid == info.pid:
+                self._keep_exited(info, self._pending_exit_ts)
             self.pending_exit = None
+
+    def _keep_exited(self, info: ThreadInfo, ts: int) -> None:
+        exited = self._exited
+        if len(exited) >= self.max_exited // 2 or ts - self._exited_since >= EXITED_PARENT_NS:
+            # the current generation set aside whole, the one before it dropped
+            self._exited_before = exited
+            self._exited = exited = {}
+            self._exited_since = ts
+        if self.max_exited >= 2:
+            exited[info.pid] = (info, ts)
 
     def remove(self, info: ThreadInfo, tid: int) -> None:
         if tid != info.pid:
@@ -279,6 +321,10 @@ class ProcessTable:
         if not force and now - self._last_purge < self.purge_interval_s:
             return 0
         self._last_purge = now
+        # exited processes out of the window (kept while no exit came to set them aside)
+        self._exited, self._exited_before = (
+            {pid: kept for pid, kept in gen.items() if self.prev_ts - kept[1] < EXITED_PARENT_NS}
+            for gen in (self._exited, self._exited_before))
         dead = [tid for tid in self.threads if not os.path.exists(f"{self.paths.proc}/{tid}")]
         for tid in dead:
             info = self.threads.pop(tid, None)

@@ -40,9 +40,9 @@ import itertools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 from falcopy.engine import ast, clause_algebra
-from falcopy.engine.evttypes import fold_for_type
 from falcopy.engine.ruleset import CompiledRule, Ruleset
 
 #: clauses per event type: the kernel keeps one bit per clause in a u64
@@ -288,23 +288,17 @@ def derive(ruleset: Ruleset, types: Iterable[str], *, state_types: Iterable[str]
     return KernelFilter(out, _fd_interest(rules, types))
 
 
-def _rules_for(t: str, rules: list[CompiledRule]) -> Iterable[CompiledRule]:
-    return (r for r in rules if r.evttypes is None or t in r.evttypes)
-
-
 def _derive_type(t: str, rules: list[CompiledRule], state: bool) -> TypeFilter:
     clauses: list[Clause] = []
     why: list[str] = []
     if state:
         why.append("state: passes whenever user space knows its fd" if t not in OPEN_TYPES
                    else "state: opens of files no rule needs leave an fd user space does not know")
-    for r in _rules_for(t, rules):
-        tree = getattr(r, "tree", None)
-        if tree is None:
+    for r in clause_algebra.rules_for(t, rules):
+        got = clause_algebra.condition_clauses(r, t, lambda node: dnf(node, False, t, "event"), TRUE)
+        if got is None:
             return TypeFilter(t, None, state, [*why, f"rule {r.name!r}: condition not available"])
         reads_fd = rule_reads_fd(r)
-        folded = fold_for_type(tree, t)
-        got = TRUE if folded is True else [] if folded is False else dnf(folded, False, t, "event")
         got = [replace(c, reads_fd=reads_fd) for c in got]
         if t not in OPEN_TYPES:
             got = [c.without_file() for c in got]
@@ -323,16 +317,13 @@ def _fd_interest(rules: list[CompiledRule], types: Iterable[str]) -> list[Clause
     """File constraints of every rule that reads the fd of a later event."""
     out: list[Clause] = []
     for t in sorted(set(types) - _NO_FD_TYPES):
-        for r in _rules_for(t, rules):
+        file_dnf = partial(dnf, neg=False, t=t, ctx="file")
+        for r in clause_algebra.rules_for(t, rules):
             if not rule_reads_fd(r):
                 continue
-            tree = getattr(r, "tree", None)
-            if tree is None:
+            got = clause_algebra.condition_clauses(r, t, file_dnf, TRUE)
+            if got is None:
                 return None
-            folded = fold_for_type(tree, t)
-            if folded is False:
-                continue
-            got = TRUE if folded is True else dnf(folded, False, t, "file")
             out.extend(c.file_part() for c in got)
     merged = compact(out)
     if merged is None or any(c.unconstrained() for c in merged):
