@@ -521,6 +521,11 @@ class Probe:
         """Times the reader slept and was woken with records to read."""
         return self._ring.wakeups if self._ring is not None else 0
 
+    def ring_positions(self) -> tuple[int, int]:
+        """(consumer, producer) byte positions of the ring: everything the probe had written
+        when this was called has been read once the consumer reaches that producer."""
+        return self._need_ring().positions()
+
     @property
     def quick_reads_made(self) -> int:
         """Reads made sooner than the batch window, on the quiet reader's budget."""

@@ -47,6 +47,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from itertools import repeat
 from typing import TypeVar
 
 _BUSY = 1 << 31
@@ -80,6 +81,12 @@ class RingBuffer:
         # the producer page, then the data area once (see the module's docstring)
         self._data = mmap.mmap(map_fd, page + size, flags=mmap.MAP_SHARED,
                                prot=mmap.PROT_READ, offset=page)
+        # the producer position and the record headers as machine words (the kernel
+        # writes them in the host's byte order)
+        whole = memoryview(self._data)
+        self._words64 = whole[:8].cast("Q")
+        self._words = whole.cast("I")
+        whole.release()
         # a single aligned 8-byte store, as the kernel's smp_load_acquire expects
         self._cons = ctypes.c_uint64.from_buffer(self._cons_map)
         self.batch_window = batch_window
@@ -94,7 +101,7 @@ class RingBuffer:
         #: records that straddled the end of the ring (decoded from a joined copy)
         self.wrapped = 0
         self._last_read = 0.0
-        #: the last drain stopped at its limit with records left
+        #: the last drain stopped with committed records left (its limit, the ring's end)
         self._cut = False
         # another thread interrupts a sleeping reader through this (interrupt())
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -105,6 +112,13 @@ class RingBuffer:
         # the pacing pause: control work (interrupt) ends it too, records do not
         self._pacer = select.poll()
         self._pacer.register(self._wake_fd, select.POLLIN)
+
+    def _prod(self) -> int:
+        return self._words64[0]
+
+    def positions(self) -> tuple[int, int]:
+        """(consumer, producer): bytes read and bytes reserved since the ring was made."""
+        return self._cons.value, self._prod()
 
     def pending(self) -> int:
         return _U64.unpack_from(self._data, 0)[0] - self._cons.value
@@ -216,47 +230,52 @@ class RingBuffer:
 
         A record that straddles the end of the ring ends the batch before it; it is
         handed alone, as a joined copy (``buf`` a bytes object, one span at 0), first in
-        the next call."""
+        the next call.
+
+        This loop runs once per record: headers are read as items of a ``uint32`` view
+        (no ``struct`` call, no tuple) and the walk stays in the ring's address space
+        (docs/performance.md, "Live throughput": half the cost of the ``struct`` walk)."""
         spans: list[tuple[int, int]] = []
-        data = self._data
+        words = self._words
         base = self._page
         end = base + self.size
-        mask = self.mask
         cons = self._cons.value
-        prod = _U64.unpack_from(data, 0)[0]
-        unpack = _U32.unpack_from
+        prod = self._prod()
         append = spans.append
-        buf: mmap.mmap | bytes = data
-        more = False  # stopped with committed records left (the limit, or a wrap)
-        while cons < prod:
-            if len(spans) >= limit:
-                more = True
-                break
-            pos = base + (cons & mask)
-            (hdr,) = unpack(data, pos)
+        buf: mmap.mmap | bytes = self._data
+        busy = False  # stopped at a record still being written: nothing more to read now
+        start = pos = base + (cons & self.mask)
+        stop = min(pos + (prod - cons), end)
+        for _ in repeat(None, limit):
+            if pos >= stop:
+                if stop < end or cons + (pos - start) >= prod:
+                    break
+                # the walk reached the end of the area with records left: on from its start
+                cons += pos - start
+                start = pos = base
+                stop = base + min(prod - cons, self.size)
+            hdr = words[pos >> 2]
             if hdr & _BUSY_OR_DISCARD:
                 if hdr & _BUSY:
+                    busy = True
                     break
-            elif pos + 8 + hdr > end:
-                if spans:
-                    more = True
-                    break
-                buf = self._joined(pos + 8, hdr)
-                append((0, hdr))
-                cons += (hdr + 15) & ~7
-                more = cons < prod
-                break
-            else:
+                pos += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
+            elif pos + 8 + hdr <= end:
                 append((pos + 8, hdr))
-            cons += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
+                pos += (hdr + 15) & ~7
+            else:
+                if not spans:
+                    buf = self._joined(pos + 8, hdr)
+                    append((0, hdr))
+                    pos += (hdr + 15) & ~7
+                break
+        cons += pos - start
         try:
             if spans:
                 consume(buf, spans)
         finally:
-            # released even if the consumer failed: a record that breaks it must not
-            # be read again and again
             self._cons.value = cons
-            self._cut = more
+            self._cut = not busy and cons < prod
             if spans:
                 self.records += len(spans)
                 self._last_read = time.monotonic()
@@ -284,4 +303,7 @@ class RingBuffer:
                 self._wake_fd = -1
         del self._cons
         self._cons_map.close()
+        # the views first: a mapping with views on it cannot be closed
+        self._words.release()
+        self._words64.release()
         self._data.close()
