@@ -199,10 +199,20 @@ static __always_inline void push_absent(struct scratch *s)
 	s->off = off + 2;
 }
 
+/* Global functions (push_ustr's, push_kpath's and push_dirpath's bodies): the verifier
+ * checks a global function once per program with unknown arguments, where a static one
+ * is walked again at every call with the caller's state: the path programs (opens,
+ * renames, links, mkdir...: two to four paths each) were ~75 % of a first start's
+ * verification (docs/performance.md).  Their arguments are scalars or the scratch
+ * (kernel and user pointers pass as __u64), and a pointer argument must be checked. */
+
 /* NUL-terminated user string; the stored length includes the NUL.  Returns its
  * first byte ('/' when unreadable) so callers know if it is a relative path. */
-static __noinline int push_ustr(struct scratch *s, const char *p)
+__noinline int ustr_write(struct scratch *s, __u64 uptr)
 {
+	const char *p = (const char *)uptr;
+	if (!s)
+		return '/';
 	__u64 off = cur_off(s);
 	if (off > VAR_OFF_MAX) {
 		mark_trunc(s);
@@ -219,6 +229,11 @@ static __noinline int push_ustr(struct scratch *s, const char *p)
 	*(__u16 *)&s->buf[off] = (__u16)n;
 	s->off = off + 2 + (__u32)n;
 	return n > 1 ? s->buf[off + 2] : '/';
+}
+
+static __always_inline int push_ustr(struct scratch *s, const char *p)
+{
+	return ustr_write(s, (__u64)p);
 }
 
 /* raw user bytes (argv/env blocks, sockaddrs) */
@@ -257,11 +272,13 @@ struct walk_ctx {
 	struct mount *m;
 	struct dentry *root_d;
 	struct vfsmount *root_m;
-	__u32 n;
-	__u32 complete;
 	__u64 start;
-	__u64 pos;
 };
+
+/* The walk's count, position and end flag live in the pathbuf (w->pb, memory): the
+ * verifier tracks stack slots' exact values from one callback iteration to the next
+ * and explored walk_up/write_comp for each (n, pos) it could reach; loads from memory
+ * are unknown scalars, so the callbacks are verified about once. */
 
 /* one step up from (d, vm): collect the name, or cross to the parent mount */
 static long walk_up(__u64 i, struct walk_ctx *w)
@@ -270,13 +287,13 @@ static long walk_up(__u64 i, struct walk_ctx *w)
 	struct vfsmount *vm = w->vm;
 	struct mount *m = w->m;
 	if (d == w->root_d && vm == w->root_m) {
-		w->complete = 1;
+		w->pb->complete = 1;
 		return 1;
 	}
 	if (d == BPF_CORE_READ(vm, mnt_root)) {
 		struct mount *pm = BPF_CORE_READ(m, mnt_parent);
 		if (pm == m) {
-			w->complete = 1;
+			w->pb->complete = 1;
 			return 1;
 		}
 		w->d = BPF_CORE_READ(m, mnt_mountpoint);
@@ -285,15 +302,15 @@ static long walk_up(__u64 i, struct walk_ctx *w)
 		return 0;
 	}
 	struct dentry *parent = BPF_CORE_READ(d, d_parent);
-	__u32 n = w->n;
+	__u32 n = w->pb->n;
 	if (n >= MAX_COMPS)
 		return 1;
 	/* a disconnected root that is not its mount's root (memfd and other pseudo
 	 * files) still has a name: "/memfd:x" as d_path shows it */
 	w->pb->names[n & (MAX_COMPS - 1)] = BPF_CORE_READ(d, d_name.name);
-	w->n = n + 1;
+	w->pb->n = n + 1;
 	if (parent == d) {
-		w->complete = 1;
+		w->pb->complete = 1;
 		return 1;
 	}
 	w->d = parent;
@@ -303,9 +320,11 @@ static long walk_up(__u64 i, struct walk_ctx *w)
 /* append "/" + the name collected at depth n - 1 - i */
 static long write_comp(__u64 i, struct walk_ctx *w)
 {
-	if (i >= w->n)
+	struct pathbuf *pb = w->pb;
+	__u32 n = pb->n;
+	if (i >= n)
 		return 1;
-	__u64 pos = w->pos;
+	__u64 pos = pb->pos;
 	if (pos > MAX_STR - 256 - 2) {
 		mark_trunc(w->s);
 		return 1;
@@ -316,27 +335,31 @@ static long write_comp(__u64 i, struct walk_ctx *w)
 		return 1;
 	w->s->buf[at] = '/';
 	long r = bpf_probe_read_kernel_str(&w->s->buf[at + 1], 256,
-					   w->pb->names[(w->n - 1 - i) & (MAX_COMPS - 1)]);
+					   pb->names[(n - 1 - i) & (MAX_COMPS - 1)]);
 	if (r <= 0)
 		return 1;
-	w->pos = pos + r; /* the next '/' overwrites this NUL */
+	pb->pos = pos + r; /* the next '/' overwrites this NUL */
 	return 0;
 }
 
 /* absolute path of (dentry, vfsmount), relative to the current task's root */
-static __noinline void push_kpath(struct scratch *s, struct dentry *d, struct vfsmount *vm)
+__noinline int kpath_write(struct scratch *s, __u64 dentry, __u64 vfsmount)
 {
+	struct dentry *d = (struct dentry *)dentry;
+	struct vfsmount *vm = (struct vfsmount *)vfsmount;
+	if (!s)
+		return 0;
 	__u32 zero = 0;
 	struct pathbuf *pb = bpf_map_lookup_elem(&pathbuf_map, &zero);
 	__u64 off = cur_off(s);
 	if (off > VAR_OFF_MAX) {
 		mark_trunc(s);
-		return;
+		return 0;
 	}
 	if (!pb || !d || !vm) {
 		*(__u16 *)&s->buf[off] = VAR_ABSENT;
 		s->off = off + 2;
-		return;
+		return 0;
 	}
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	struct walk_ctx w = {
@@ -349,20 +372,29 @@ static __noinline void push_kpath(struct scratch *s, struct dentry *d, struct vf
 		.root_m = BPF_CORE_READ(t, fs, root.mnt),
 		.start = off + 2,
 	};
+	pb->n = 0;
+	pb->complete = 0;
+	pb->pos = 0;
 	bpf_loop(MAX_COMPS + 16, walk_up, &w, 0);
-	if (!w.complete)
+	if (!pb->complete)
 		mark_trunc(s);
-	if (w.n == 0) {
+	if (pb->n == 0) {
 		s->buf[off + 2] = '/';
-		w.pos = 1;
+		pb->pos = 1;
 	} else {
 		bpf_loop(MAX_COMPS, write_comp, &w, 0);
 	}
-	__u64 pos = w.pos;
+	__u64 pos = pb->pos;
 	if (pos > MAX_STR)
 		pos = MAX_STR;
 	*(__u16 *)&s->buf[off] = (__u16)pos;
 	s->off = off + 2 + pos;
+	return 0;
+}
+
+static __always_inline void push_kpath(struct scratch *s, struct dentry *d, struct vfsmount *vm)
+{
+	kpath_write(s, (__u64)d, (__u64)vm);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *t, long fd)
@@ -395,23 +427,26 @@ static __always_inline struct file *cur_fd_file(long fd)
 
 /* the directory a relative path is resolved against: dirfd's path or the cwd
  * (first: the path's first byte, as push_ustr returned it) */
-static __noinline void push_dirpath(struct scratch *s, long dirfd, int first)
+__noinline int push_dirpath(struct scratch *s, long dirfd, int first)
 {
+	if (!s)
+		return 0;
 	if (first == '/') {
 		push_absent(s);
-		return;
+		return 0;
 	}
 	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
 	if ((int)dirfd == AT_FDCWD_) {
 		push_kpath(s, BPF_CORE_READ(t, fs, pwd.dentry), BPF_CORE_READ(t, fs, pwd.mnt));
-		return;
+		return 0;
 	}
 	struct file *f = fd_file(t, dirfd);
 	if (!f) {
 		push_absent(s);
-		return;
+		return 0;
 	}
 	push_kpath(s, BPF_CORE_READ(f, f_path.dentry), BPF_CORE_READ(f, f_path.mnt));
+	return 0;
 }
 
 static __always_inline void push_cwd(struct scratch *s)

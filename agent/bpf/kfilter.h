@@ -155,29 +155,34 @@ static __always_inline __u64 kf_file_mask(struct kf_type *c, struct kf_buf *b, _
 	return m & kf_dim(c->dc[2], bpf_map_lookup_elem(&kf_trie, &b->base));
 }
 
+/* The scan's running state lives in the kf_buf (memory, not the stack): the verifier
+ * tracks the exact values of stack slots from one callback iteration to the next, so
+ * the previous two bytes and the flags kept there made it explore the callback for
+ * each combination of them (~a third of an open program's verification); loads from
+ * memory are unknown scalars and the iterations converge after one pass. */
 struct kf_scan {
 	struct kf_buf *b;
-	__u32 n, start, last, canon, dotdot;
-	__u8 p1, p2;
+	__u32 n, start;
 };
 
 static long kf_scan_byte(__u64 i, struct kf_scan *sc)
 {
 	if (i >= sc->n || i >= KF_STR - 1)
 		return 1;
+	struct kf_scan_state *st = &sc->b->scan;
 	__u8 c = sc->b->path.data[i];
-	__u8 p1 = sc->p1;
+	__u8 p1 = st->p1;
 	if (c == '/') {
 		if (p1 == '/')
-			sc->canon = 0;
-		if (p1 == '.' && sc->p2 == '.' && i >= sc->start + 2)
-			sc->dotdot = 1;
-		sc->last = i;
+			st->canon = 0;
+		if (p1 == '.' && st->p2 == '.' && i >= sc->start + 2)
+			st->dotdot = 1;
+		st->last = i;
 	} else if ((c == '.' && p1 == '/') || c == 0) {
-		sc->canon = 0;
+		st->canon = 0;
 	}
-	sc->p2 = p1;
-	sc->p1 = c;
+	st->p2 = p1;
+	st->p1 = c;
 	return 0;
 }
 
@@ -232,10 +237,11 @@ __noinline int kf_build_path(struct scratch *s, struct kf_buf *b, struct kf_args
 	/* canonical (what fd.name will be, unchanged by normalisation), the last '/',
 	 * and "../" in the raw name (fd.nameraw); bpf_loop: the callback is verified
 	 * once, not once per byte and state */
-	struct kf_scan sc = {.b = b, .n = n, .start = pos, .canon = 1};
+	struct kf_scan sc = {.b = b, .n = n, .start = pos};
+	b->scan = (struct kf_scan_state){.canon = 1};
 	bpf_loop(KF_STR - 1, kf_scan_byte, &sc, 0);
-	__u32 last = sc.last, canon = sc.canon, dotdot = sc.dotdot;
-	__u8 p1 = sc.p1;
+	__u32 last = b->scan.last, canon = b->scan.canon, dotdot = b->scan.dotdot;
+	__u8 p1 = b->scan.p1;
 	p->classes |= dotdot ? KF_C_DOTDOT : 0;
 	p->known |= KF_C_DOTDOT;
 	if (!canon || (n > 1 && p1 == '/'))

@@ -71,6 +71,12 @@ struct kf_fd_key {
 };
 
 /* per-CPU work area: the three trie keys of an open, with slack for bounded copies */
+/* what kf_scan_byte carries from one byte to the next (kfilter.h) */
+struct kf_scan_state {
+	__u32 last, canon, dotdot;
+	__u8 p1, p2;
+};
+
 struct kf_buf {
 	struct kf_key path;
 	__u8 slack0[256];
@@ -78,6 +84,7 @@ struct kf_buf {
 	__u8 slack1[256];
 	struct kf_key base;
 	__u8 slack2[256];
+	struct kf_scan_state scan;
 };
 
 struct kf_conf {

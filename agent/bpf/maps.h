@@ -21,6 +21,9 @@ struct scratch {
 #define MAX_COMPS 64
 struct pathbuf {
 	const unsigned char *names[MAX_COMPS];
+	/* the walk's running state (helpers.h: kpath_write): in memory, not on the stack */
+	__u32 n, complete;
+	__u64 pos;
 };
 
 /* size set by the loader before load */

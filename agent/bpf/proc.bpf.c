@@ -245,19 +245,15 @@ static __always_inline int exec_exit(struct trace_event_raw_sys_exit *ctx, __u16
 		push_u64(s, a4);
 	}
 
-	if (ret < 0)
-		push_ustr(s, (const char *)(at ? a1 : a0));
-	else
-		push_absent(s);
+	/* NULL (a successful exec: the registers are cleared) is pushed as absent */
+	push_ustr(s, (const char *)(at ? a1 : a0));
 	__u64 as = BPF_CORE_READ(mm, arg_start), ae = BPF_CORE_READ(mm, arg_end);
 	push_ubytes(s, (void *)as, ae > as ? ae - as : 0, MAX_ARGS);
 	__u64 es = BPF_CORE_READ(mm, env_start), ee = BPF_CORE_READ(mm, env_end);
 	push_ubytes(s, (void *)es, ee > es ? ee - es : 0, MAX_ARGS);
 	push_cwd(s);
-	if (exe)
-		push_kpath(s, BPF_CORE_READ(exe, f_path.dentry), BPF_CORE_READ(exe, f_path.mnt));
-	else
-		push_absent(s);
+	/* no exe: NULL dentry and mount, pushed as absent (one path for the verifier) */
+	push_kpath(s, exe ? BPF_CORE_READ(exe, f_path.dentry) : 0, exe ? BPF_CORE_READ(exe, f_path.mnt) : 0);
 	push_cgroups(s, t);
 	return rec_submit(s);
 }

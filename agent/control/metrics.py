@@ -26,6 +26,8 @@ class EventStats:
         self.kernel_drops = 0
         #: times the event thread slept and was woken by records (batching: well below events)
         self.ring_wakeups = 0
+        #: reads made sooner than the batch window on the quiet reader's budget
+        self.ring_quick_reads = 0
         self.alerts_suppressed = 0
         #: (rule, priority, source, tags) -> matches: Falco's falcosecurity_falco_rules_matches_total
         self.rule_matches: dict[tuple[str, str, str, tuple[str, ...]], int] = {}
@@ -54,6 +56,10 @@ class _EventCollector(Collector):
         yield CounterMetricFamily(
             "falcopy_ring_wakeups", "Times the event thread was woken by records in the ring buffer",
             value=s.ring_wakeups,
+        )
+        yield CounterMetricFamily(
+            "falcopy_ring_quick_reads", "Reads of the ring sooner than the batch window, after a quiet spell",
+            value=s.ring_quick_reads,
         )
         yield CounterMetricFamily(
             "falcopy_engine_seconds", "Time spent processing events (state + rules)", value=s.engine_seconds

@@ -45,7 +45,7 @@ from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
-from falcopy.agent.kernel.ringbuf import RingBuffer
+from falcopy.agent.kernel.ringbuf import QUICK_READS, RingBuffer
 from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
 if TYPE_CHECKING:
@@ -84,6 +84,12 @@ def destroy_links(lib: LibBpf, links: list[int]) -> None:
     # makes it one grace period rather than one per batch (72 links: 1.3 s -> 0.5 s here)
     with ThreadPoolExecutor(max_workers=min(len(links), 512)) as pool:
         list(pool.map(lib.lib.bpf_link__destroy, links))
+
+
+def _fdinfo(fd: int) -> dict[str, str]:
+    """The kernel's ``key:\tvalue`` lines about one of this process's descriptors."""
+    return dict(line.split(":\t", 1) for line in
+                Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines() if ":\t" in line)
 
 
 def compat_path(path: Path) -> Path:
@@ -130,7 +136,8 @@ BATCH_LIMIT = 1024
 class Probe:
     def __init__(self, obj_path: str | os.PathLike[str] | None = None, *, ring_size: int = DEFAULT_RING_SIZE,
                  wake_threshold: int | None = None, batch_limit: int = BATCH_LIMIT,
-                 batch_window: float = 0.005, critical_reserve: int | None = None) -> None:
+                 batch_window: float = 0.005, critical_reserve: int | None = None,
+                 quick_reads: int = QUICK_READS) -> None:
         if ring_size < 4096 or ring_size & (ring_size - 1):
             raise ValueError(f"ring_size must be a power of two of at least 4096 bytes, got {ring_size}")
         self.obj_path = Path(obj_path) if obj_path is not None else DEFAULT_OBJ
@@ -140,6 +147,8 @@ class Probe:
         self.batch_limit = batch_limit
         #: while records keep arriving, the reader reads at most once per window (seconds)
         self.batch_window = batch_window
+        #: reads sooner than the window a quiet reader may make (ringbuf's module docstring)
+        self.quick_reads = quick_reads
         #: ring bytes bulk records leave to the critical ones (layout.CRITICAL)
         self.critical_reserve = critical_reserve if critical_reserve is not None else ring_size // 4
         self._filter_maps: FilterMaps | None = None
@@ -224,7 +233,8 @@ class Probe:
                     raise BpfError(f"map {name!r} missing from {self._main_path}: run `make bpf`", 2, [])
                 self._fds[name] = lib.lib.bpf_map__fd(m)
             self._ncpus = lib.lib.libbpf_num_possible_cpus()
-            self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window)
+            self._ring = RingBuffer(self._fds["events"], self.ring_size, self.batch_window,
+                                    self.quick_reads)
             self.syscalls = SyscallTable.build(kernel_names)
             self._decoder.set_syscalls(self.syscalls, tracefs)
             from falcopy.agent.kernel.kfilter import FilterMaps
@@ -511,6 +521,16 @@ class Probe:
         """Times the reader slept and was woken with records to read."""
         return self._ring.wakeups if self._ring is not None else 0
 
+    def ring_positions(self) -> tuple[int, int]:
+        """(consumer, producer) byte positions of the ring: everything the probe had written
+        when this was called has been read once the consumer reaches that producer."""
+        return self._need_ring().positions()
+
+    @property
+    def quick_reads_made(self) -> int:
+        """Reads made sooner than the batch window, on the quiet reader's budget."""
+        return self._ring.quick if self._ring is not None else 0
+
     @property
     def records_read(self) -> int:
         return self._ring.records if self._ring is not None else 0
@@ -564,9 +584,20 @@ class Probe:
             fd = lib.lib.bpf_program__fd(prog) if prog else -1
             if fd < 0:
                 continue
-            info = dict(line.split(":\t", 1) for line in
-                        Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines() if ":\t" in line)
+            info = _fdinfo(fd)
             out[name] = (int(info.get("run_cnt", "0")), int(info.get("run_time_ns", "0")))
+        return out
+
+    def verified_insns(self) -> dict[str, int]:
+        """Per loaded program (by event): the instructions the verifier processed to load
+        it, deterministic for a kernel and an object (``tests/bench/test_verifier_bench.py``)."""
+        lib = self._need_loaded()
+        out: dict[str, int] = {}
+        for name in sorted(self.loaded_events):
+            prog = self._program(name)
+            fd = lib.lib.bpf_program__fd(prog) if prog else -1
+            if fd >= 0:
+                out[name] = int(_fdinfo(fd).get("verified_insns", "0"))
         return out
 
     @property

@@ -116,6 +116,7 @@ class EventLoop:
                 if got:
                     stats.events += pipeline.events - before
                     stats.ring_wakeups = probe.wakeups
+                    stats.ring_quick_reads = probe.quick_reads_made
                     counter.update(pipeline.take_type_counts())
                 if announcer is not None and announcer.pending():
                     pipeline.process_containers(announcer.drain())

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 _LISTEN = 10  # TCP_LISTEN
@@ -54,17 +55,28 @@ def _hex_addr(text: str, family: int) -> tuple[str, int]:
     return socket.inet_ntop(family, packed), int(port_hex, 16)
 
 
+def _rows(path: str, encoding: str, errors: str) -> Iterator[str]:
+    """The rows of a ``/proc/PID/net`` table after its heading, read as a stream.
+
+    A node's tables can hold tens of thousands of rows, mostly TIME-WAIT entries that no
+    process owns: read whole, with their lines and columns, they made the agent's peak
+    RSS several MiB higher for a read done once (docs/performance.md, "Peak RSS under
+    load"); streamed, the rows are never in memory at once, and no table is cut at a
+    size limit."""
+    try:
+        with open(path, encoding=encoding, errors=errors, newline="\n") as fh:
+            next(fh, None)
+            yield from fh
+    except OSError:  # no such table in this kernel, or the process is gone
+        return
+
+
 def proc_net_inventory(pid_dir: str) -> dict[int, SockEntry]:
     """inode -> socket entry from ``<pid_dir>/net/{tcp,tcp6,udp,udp6,unix}``: the sockets of
     that process's network namespace."""
     out = _proc_inet(pid_dir)
-    try:
-        with open(f"{pid_dir}/net/unix", "rb") as fh:
-            lines = fh.read(8 << 20).decode("utf-8", "surrogateescape").splitlines()[1:]
-    except OSError:
-        lines = []
-    for line in lines:
-        cols = line.split(None, 7)
+    for line in _rows(f"{pid_dir}/net/unix", "utf-8", "surrogateescape"):
+        cols = line.rstrip("\n").split(None, 7)
         if len(cols) < 7:
             continue
         try:
@@ -80,23 +92,18 @@ def proc_net_inventory(pid_dir: str) -> dict[int, SockEntry]:
 
 def _proc_inet(pid_dir: str) -> dict[int, SockEntry]:
     """inode -> entry from ``<pid_dir>/net/{tcp,tcp6,udp,udp6}`` (sockets without an inode,
-    e.g. TIME-WAIT, are left out)."""
+    e.g. TIME-WAIT, are left out before their addresses are parsed)."""
     out: dict[int, SockEntry] = {}
     for name, family, l4 in (("tcp", socket.AF_INET, "tcp"), ("tcp6", socket.AF_INET6, "tcp"),
                              ("udp", socket.AF_INET, "udp"), ("udp6", socket.AF_INET6, "udp")):
-        try:
-            with open(f"{pid_dir}/net/{name}", "rb") as fh:
-                lines = fh.read(8 << 20).decode("ascii", "replace").splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
+        for line in _rows(f"{pid_dir}/net/{name}", "ascii", "replace"):
             cols = line.split()
-            if len(cols) < 10:
+            if len(cols) < 10 or cols[9] == "0":
                 continue
             try:
+                ino = int(cols[9])
                 laddr, lport = _hex_addr(cols[1], family)
                 raddr, rport = _hex_addr(cols[2], family)
-                ino = int(cols[9])
                 state = int(cols[3], 16)
             except (ValueError, struct.error, OSError):
                 continue

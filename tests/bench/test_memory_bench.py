@@ -36,8 +36,19 @@ def _status_kib(pid: int) -> dict[str, int]:
     return out
 
 
+def _tcp_rows() -> int:
+    """Rows of the host's TCP tables (TIME-WAIT included): the agent reads them at start-up,
+    and a machine busy with connections has tens of thousands."""
+    rows = 0
+    for name in ("tcp", "tcp6"):
+        with open(f"/proc/self/net/{name}", "rb") as fh:
+            rows += sum(1 for _ in fh) - 1
+    return rows
+
+
 def test_agent_peak_rss(tmp_path: Path, require_root: None, compat_dir: Path) -> None:
     workload = build_workload(tmp_path)
+    tcp_rows = _tcp_rows()
     agent = AgentProcess(tmp_path, [compat_dir / "falco_rules.yaml"],
                          **({"cwd": Path(AGENT_SRC)} if AGENT_SRC else {}))
     try:
@@ -62,12 +73,13 @@ def test_agent_peak_rss(tmp_path: Path, require_root: None, compat_dir: Path) ->
     row = {"ready_rss_mib": ready["VmRSS"] / 1024, "peak_rss_mib": after["VmHWM"] / 1024,
            "rss_mib": after["VmRSS"] / 1024, "anon_mib": after["RssAnon"] / 1024,
            "file_mib": after["RssFile"] / 1024, "shmem_mib": after.get("RssShmem", 0) / 1024,
-           "threads": after["Threads"], "load_avg": os.getloadavg()[0]}
+           "threads": after["Threads"], "load_avg": os.getloadavg()[0], "tcp_rows_at_start": tcp_rows}
     print(f"\nreal agent ({AGENT_SRC or 'this tree'}), Falco's stable rules, after start-up and"
           f" {ACTIVITY_S:.0f} s of the mixed workload:")
     print(f"  peak RSS (VmHWM) {row['peak_rss_mib']:.1f} MiB; RSS at ready {row['ready_rss_mib']:.1f},"
           f" now {row['rss_mib']:.1f} MiB (anon {row['anon_mib']:.1f}, file {row['file_mib']:.1f},"
-          f" shmem {row['shmem_mib']:.1f}); {row['threads']} threads; load average {row['load_avg']:.1f}")
+          f" shmem {row['shmem_mib']:.1f}); {row['threads']} threads; load average {row['load_avg']:.1f};"
+          f" {tcp_rows} TCP table rows at start")
     (Path(os.environ.get("FALCOPY_BENCH_OUT", "/tmp")) / "falcopy-memory-bench.json").write_text(
         json.dumps(row, indent=1))
     assert row["peak_rss_mib"] > 0

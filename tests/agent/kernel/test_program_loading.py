@@ -29,6 +29,9 @@ def test_only_the_programs_asked_for_are_loaded_the_rest_when_a_filter_needs_the
         held = kernel_programs(os.getpid())
         assert {"exit_openat", "exit_execve", "exit_clone", "on_procexit", "exit_mmap"} <= held
         assert not held & {"exit_mkdir", "exit_mkdirat", "exit_unlink", "generic_exit", "exit_open"}
+        # the verifier's work per program, from the kernel (the verifier bench prints it)
+        insns = probe.verified_insns()
+        assert set(insns) == FIRST | {"mmap"} and all(n > 0 for n in insns.values()), insns
 
         probe.set_event_filter({"mkdir", "mkdirat", "openat"})
         probe.attach()

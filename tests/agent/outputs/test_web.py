@@ -87,6 +87,7 @@ async def test_metrics_exposition() -> None:
         ev.count("syscall", "openat", 41)
         ev.count("syscall", "execve", 2)
         ev.events, ev.engine_seconds, ev.kernel_drops = 43, 0.0043, 7
+        ev.ring_wakeups, ev.ring_quick_reads = 5, 3
         metrics.alerts.labels(rule="Read sensitive file", priority="Warning", source="syscall").inc(3)
         metrics.output_dropped.labels(sink="http").inc(5)
         metrics.rule_reloads.labels(result="failure").inc()
@@ -97,6 +98,8 @@ async def test_metrics_exposition() -> None:
             'falcopy_events_total{source="syscall",type="openat"} 41.0',
             'falcopy_events_total{source="syscall",type="execve"} 2.0',
             "falcopy_kernel_drops_total 7.0",
+            "falcopy_ring_wakeups_total 5.0",
+            "falcopy_ring_quick_reads_total 3.0",
             "falcopy_engine_seconds_total 0.0043",
             "falcopy_engine_seconds_per_event 0.0001",
             'falcopy_alerts_total{priority="Warning",rule="Read sensitive file",source="syscall"} 3.0',
