@@ -14,7 +14,7 @@ also compiles it with Cython (pure-Python mode, typed by ``fastpath.pxd``): the 
 sizes and scalars become C integers and the ring a typed memoryview, so the header and the
 scalars are C loads (the ``cython.compiled`` branches, with the ``_u*`` helpers) where the
 plain path unpacks a narrow ``Struct`` into a tuple of Python ints.  The compiled module is
-used when it is newer than this file and ``FALCOPY_NO_ACCEL`` is unset
+used when it was built from this file and ``FALCOPY_NO_ACCEL`` is unset
 (:mod:`falcopy.agent.accel`).
 """
 
