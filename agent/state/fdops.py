@@ -3,9 +3,11 @@ closes file descriptors (or the cwd), plus path resolution as Falco's fd.name.""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import socket
+import types
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,11 @@ from falcopy.agent.state.coerce import as_int
 from falcopy.agent.state.constants import AT_FDCWD, L4_BY_PROTO, L4_BY_SOCKTYPE, SOCK_TYPE_MASK
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 from falcopy.agent.state.sockets import SockEntry
+
+try:
+    import cython
+except ImportError:  # no Cython where the agent runs: this file runs as plain Python
+    import falcopy.agent.cython_shim as cython
 
 if TYPE_CHECKING:
     from falcopy.agent.state.table import ProcessTable
@@ -89,10 +96,84 @@ def fill_from_inventory(fd: FdInfo, entry: SockEntry, listen_ports: frozenset[in
 
 
 def _name_socket(fd: FdInfo) -> None:
+    fd.name = _socket_name(fd.laddr, fd.lport, fd.raddr, fd.rport, fd.is_client)
+
+
+def _socket_name(laddr: str | None, lport: int | None, raddr: str | None, rport: int | None,
+                 is_client: bool | None) -> str:
     # "cip:cport->sip:sport", hostport inlined: it runs for every connect and accept
-    local = f"{fd.laddr or ''}:{fd.lport if fd.lport is not None else 0}"
-    remote = f"{fd.raddr or ''}:{fd.rport if fd.rport is not None else 0}"
-    fd.name = f"{local}->{remote}" if fd.is_client else f"{remote}->{local}"
+    local = f"{laddr or ''}:{lport if lport is not None else 0}"
+    remote = f"{raddr or ''}:{rport if rport is not None else 0}"
+    return f"{local}->{remote}" if is_client else f"{remote}->{local}"
+
+
+# ---------------------------------------------------------------- the fd factory
+def _new_fd(type_: str, name: str, num: int, flags: int, ino: int, dev: int, l4proto: str | None,
+            family: int | None, laddr: str | None, lport: int | None, raddr: str | None, rport: int | None,
+            is_client: bool | None, connected: bool, listening: bool, name_changed: bool,
+            nameraw: str | None) -> FdInfo:
+    """``FdInfo(...)`` with every field given, in field order: what the hot handlers build
+    per open, socket, accept and connect.  Compiled (and FdInfo laid out as
+    :func:`_slots_ready` checked), the object is allocated and its 17 slots stored in C:
+    the same object ``FdInfo(...)`` makes, without the dataclass's generated ``__init__``
+    (a Python frame taking 17 arguments, the largest frame left per record)."""
+    if cython.compiled and _FAST:
+        # every slot stored before the object is handed out: none is ever read unset
+        fd = PyType_GenericAlloc(FdInfo, 0)  # noqa: F821 (cimported by fdops.pxd)
+        _store(fd, _OFF[0], type_)  # noqa: F821
+        _store(fd, _OFF[1], name)  # noqa: F821
+        _store(fd, _OFF[2], num)  # noqa: F821
+        _store(fd, _OFF[3], flags)  # noqa: F821
+        _store(fd, _OFF[4], ino)  # noqa: F821
+        _store(fd, _OFF[5], dev)  # noqa: F821
+        _store(fd, _OFF[6], l4proto)  # noqa: F821
+        _store(fd, _OFF[7], family)  # noqa: F821
+        _store(fd, _OFF[8], laddr)  # noqa: F821
+        _store(fd, _OFF[9], lport)  # noqa: F821
+        _store(fd, _OFF[10], raddr)  # noqa: F821
+        _store(fd, _OFF[11], rport)  # noqa: F821
+        _store(fd, _OFF[12], is_client)  # noqa: F821
+        _store(fd, _OFF[13], connected)  # noqa: F821
+        _store(fd, _OFF[14], listening)  # noqa: F821
+        _store(fd, _OFF[15], name_changed)  # noqa: F821
+        _store(fd, _OFF[16], nameraw)  # noqa: F821
+        return fd
+    return FdInfo(type_, name, num, flags, ino, dev, l4proto, family, laddr, lport, raddr, rport, is_client,
+                  connected, listening, name_changed, nameraw)
+
+
+def _slots_ready() -> bool:
+    """Compiled: FdInfo's slot offsets into ``_OFF``; True when :func:`_new_fd` may build
+    FdInfo objects by slot stores.  That holds only while FdInfo is what ``FdInfo(...)``
+    builds by those stores: a slotted class of its own (no ``__dict__``, no ``__new__``,
+    no ``__post_init__``) whose fields are, in order, its writable object slots.  Any other
+    shape (a field added to the dataclass without the factory, a default factory...) and
+    the factory calls ``FdInfo(...)``, as the plain module always does."""
+    if not cython.compiled:
+        return False
+    names = tuple(f.name for f in dataclasses.fields(FdInfo))
+    if (len(names) != 17 or FdInfo.__slots__ != names or FdInfo.__dictoffset__ != 0
+            or FdInfo.__bases__ != (object,) or FdInfo.__new__ is not object.__new__
+            or hasattr(FdInfo, "__post_init__")):
+        return False
+    for i, n in enumerate(names):
+        descr = FdInfo.__dict__.get(n)
+        if type(descr) is not types.MemberDescriptorType:
+            return False
+        off = _member_offset(descr)  # noqa: F821 (declared by fdops.pxd)
+        if off < 0:
+            return False
+        _OFF[i] = off  # noqa: F821
+    return True
+
+
+_FAST = _slots_ready()
+
+
+def slot_factory() -> bool:
+    """Whether the fd factory builds FdInfo objects by slot stores (compiled, FdInfo as
+    expected) rather than by calling ``FdInfo(...)``."""
+    return bool(_FAST)
 
 
 #: fd.type of a socket, by address family (a lookup, not a call, per socket event)
@@ -135,10 +216,8 @@ def open_fd(info: ThreadInfo, name: str, dirfd: int, dirpath: Any, flags: int, d
         full = name
     else:
         full = resolve(info, name, dirfd, dirpath)
-    # every field positional: a keyword argument (nameraw, the last) costs the dataclass's
-    # __init__ about as much as the rest of the call
-    fd = FdInfo("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
-                ino, dev, None, None, None, None, None, None, None, False, False, False, name)
+    fd = _new_fd("directory" if flags & O_DIRECTORY else "file", full, res if res >= 0 else -1, flags,
+                 ino, dev, None, None, None, None, None, None, None, False, False, False, name)
     if res >= 0:
         info.fds[res] = fd
     return fd
@@ -245,10 +324,11 @@ def socket_fd(info: ThreadInfo, res: int, family: int, stype: int, proto: int) -
     generic handler and the pipeline's fast path."""
     if res < 0:
         return None
-    fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", res, O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0,
-                0, 0, None, family)
+    l4 = None
     if family == socket.AF_INET or family == socket.AF_INET6:
-        fd.l4proto = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype & SOCK_TYPE_MASK)
+        l4 = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype & SOCK_TYPE_MASK)
+    fd = _new_fd(_SOCK_TYPE.get(family, "unknown"), "", res, O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0,
+                 0, 0, l4, family, None, None, None, None, None, False, False, False, None)
     info.fds[res] = fd
     return fd
 
@@ -308,8 +388,9 @@ def connected_fd(info: ThreadInfo, num: int, res: int, family: int, raddr: str, 
         if num < 0:
             return None
         # a socket created before we were watching
-        fd = FdInfo(_SOCK_TYPE.get(family, "unknown"), "", num, 0, 0, 0,
-                    "tcp" if family == socket.AF_INET or family == socket.AF_INET6 else None, family)
+        fd = _new_fd(_SOCK_TYPE.get(family, "unknown"), "", num, 0, 0, 0,
+                     "tcp" if family == socket.AF_INET or family == socket.AF_INET6 else None, family,
+                     None, None, None, None, None, False, False, False, None)
         info.fds[num] = fd
     if fd.type == "unknown" or fd.family is None:
         fd.family, fd.type = family, _SOCK_TYPE.get(family, "unknown")
@@ -319,8 +400,10 @@ def connected_fd(info: ThreadInfo, num: int, res: int, family: int, raddr: str, 
     fd.raddr, fd.rport = raddr, rport
     if laddr is not None:
         fd.laddr, fd.lport = laddr, lport
+    else:
+        laddr, lport = fd.laddr, fd.lport
     fd.is_client = True
-    _name_socket(fd)
+    fd.name = _socket_name(laddr, lport, raddr, rport, True)
     fd.name_changed = had_name
     # EINPROGRESS: a non-blocking connect that is under way
     fd.connected = res == 0
@@ -361,10 +444,10 @@ def accepted_fd(info: ThreadInfo, listener: FdInfo | None, res: int, family: int
                 raddr: str, rport: int, laddr: str, lport: int) -> FdInfo:
     """The connection an accept returned (``res`` >= 0), from its inet tuple: the peer
     and this end.  Shared by the generic handler and the pipeline's fast path."""
-    fd = FdInfo(_SOCK_TYPE.get(family or socket.AF_INET, "unknown"), "", res, 0, 0, 0,
-                l4 or (listener.l4proto if listener else "tcp"), family, laddr, lport, raddr, rport, False,
-                True)
-    _name_socket(fd)
+    fd = _new_fd(_SOCK_TYPE.get(family or socket.AF_INET, "unknown"),
+                 _socket_name(laddr, lport, raddr, rport, False), res, 0, 0, 0,
+                 l4 or (listener.l4proto if listener else "tcp"), family, laddr, lport, raddr, rport, False,
+                 True, False, False, None)
     info.fds[res] = fd
     return fd
 
