@@ -30,8 +30,9 @@ venv: $(BIN)/falcopy
 
 # The compiled fast loop (docs/performance.md, "The compiled fast loop"): the modules of
 # falcopy.agent.accel.ACCELERATED compiled by Cython beside their .py (agent/fastpath.pxd
-# types the loop, agent/state/fdops.pxd the fd factory).  The .py runs where an extension is absent, was built from other
-# sources (the digest beside it) or FALCOPY_NO_ACCEL=1.  Rebuilds only what changed.
+# types the loop, agent/state/fdops.pxd the fd factory).  The .py runs where an extension
+# is absent, was built from other sources (the digest beside it) or FALCOPY_NO_ACCEL=1.
+# Rebuilds only what changed.
 accel: venv .stamp-deps
 	$(BIN)/python scripts/build_accel.py
 
