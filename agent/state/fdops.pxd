@@ -45,3 +45,6 @@ cdef object _new_fd(object type_, object name, object num, object flags, object 
 
 @cython.locals(i=Py_ssize_t, off=Py_ssize_t)
 cdef bint _slots_ready() except -1
+
+# a C call from the handlers that name a connection (connect, accept, datagrams)
+cdef str _socket_name(object laddr, object lport, object raddr, object rport, object is_client)

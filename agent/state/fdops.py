@@ -176,9 +176,15 @@ def slot_factory() -> bool:
     return bool(_FAST)
 
 
+# plain ints for the per-record handlers: one global load each, not the socket module's
+# attribute and its enum member; as dict keys, a record's small int finds them by identity
+# where an enum member key costs a rich compare
+_AF_INET = int(socket.AF_INET)
+_AF_INET6 = int(socket.AF_INET6)
+_SOCK_CLOEXEC = int(socket.SOCK_CLOEXEC)
 #: fd.type of a socket, by address family (a lookup, not a call, per socket event)
-_SOCK_TYPE = {socket.AF_INET: "ipv4", socket.AF_INET6: "ipv6", socket.AF_UNIX: "unix",
-              socket.AF_NETLINK: "netlink"}
+_SOCK_TYPE = {_AF_INET: "ipv4", _AF_INET6: "ipv6", int(socket.AF_UNIX): "unix",
+              int(socket.AF_NETLINK): "netlink"}
 
 
 # ---------------------------------------------------------------- files
@@ -325,9 +331,9 @@ def socket_fd(info: ThreadInfo, res: int, family: int, stype: int, proto: int) -
     if res < 0:
         return None
     l4 = None
-    if family == socket.AF_INET or family == socket.AF_INET6:
+    if family == _AF_INET or family == _AF_INET6:
         l4 = L4_BY_PROTO.get(proto) if proto else L4_BY_SOCKTYPE.get(stype & SOCK_TYPE_MASK)
-    fd = _new_fd(_SOCK_TYPE.get(family, "unknown"), "", res, O_CLOEXEC if stype & socket.SOCK_CLOEXEC else 0,
+    fd = _new_fd(_SOCK_TYPE.get(family, "unknown"), "", res, O_CLOEXEC if stype & _SOCK_CLOEXEC else 0,
                  0, 0, l4, family, None, None, None, None, None, False, False, False, None)
     info.fds[res] = fd
     return fd
@@ -389,7 +395,7 @@ def connected_fd(info: ThreadInfo, num: int, res: int, family: int, raddr: str, 
             return None
         # a socket created before we were watching
         fd = _new_fd(_SOCK_TYPE.get(family, "unknown"), "", num, 0, 0, 0,
-                     "tcp" if family == socket.AF_INET or family == socket.AF_INET6 else None, family,
+                     "tcp" if family == _AF_INET or family == _AF_INET6 else None, family,
                      None, None, None, None, None, False, False, False, None)
         info.fds[num] = fd
     if fd.type == "unknown" or fd.family is None:
@@ -444,7 +450,7 @@ def accepted_fd(info: ThreadInfo, listener: FdInfo | None, res: int, family: int
                 raddr: str, rport: int, laddr: str, lport: int) -> FdInfo:
     """The connection an accept returned (``res`` >= 0), from its inet tuple: the peer
     and this end.  Shared by the generic handler and the pipeline's fast path."""
-    fd = _new_fd(_SOCK_TYPE.get(family or socket.AF_INET, "unknown"),
+    fd = _new_fd(_SOCK_TYPE.get(family or _AF_INET, "unknown"),
                  _socket_name(laddr, lport, raddr, rport, False), res, 0, 0, 0,
                  l4 or (listener.l4proto if listener else "tcp"), family, laddr, lport, raddr, rport, False,
                  True, False, False, None)
