@@ -22,6 +22,11 @@ from typing import Any
 
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
+try:
+    import cython
+except ImportError:  # no Cython where the agent runs: this file runs as plain Python
+    import falcopy.agent.cython_shim as cython
+
 from falcopy.engine.kernel_filter import (
     F_CREATE,
     F_DOTDOT,
@@ -86,6 +91,9 @@ def _compile(clauses: list[Clause]) -> Check:
     exact_set, dir_set, base_set = frozenset(exact), frozenset(dirs), frozenset(bases)
     reqs = tuple(sorted(free))
 
+    # compiled: the name a str and the cut a C index, so the slices, the find and the
+    # prefix test are direct string calls (no slice objects, no argument parsing)
+    @cython.locals(name=str, cut=cython.Py_ssize_t)
     def check(fd: FdInfo | None, thread: ThreadInfo) -> bool:
         if fd is None or fd.type != "file":
             return True  # directories (fd.directory is the name itself), odd records

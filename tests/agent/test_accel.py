@@ -114,10 +114,22 @@ def test_a_stale_extension_is_never_used(toy_package: Path, changed: str,
 
 def test_the_source_runs_without_cython_installed() -> None:
     # the agent's image has no Cython: `import cython` fails and the shim stands in
-    code = ("import sys; sys.modules['cython'] = None\n"
+    code = ("import sys, importlib; sys.modules['cython'] = None\n"
             "import falcopy.agent.fastpath as f\n"
             "assert f.__file__.endswith('.py'), f.__file__\n"
             "assert f.cython.__name__ == 'falcopy.agent.cython_shim' and not f.cython.compiled\n"
+            "from falcopy.agent.accel import ACCELERATED\n"
+            "for name in ACCELERATED:\n"
+            "    m = importlib.import_module(name)\n"
+            "    c = getattr(m, 'cython', None)\n"
+            "    assert m.__file__.endswith('.py') and (c is None or c is f.cython), name\n"
+            # the shim's declarations are no-ops: the typed check and the factory run as Python
+            "from falcopy.agent.prefilter import _compile\n"
+            "from falcopy.agent.state import fdops, model\n"
+            "fd = fdops.open_fd(model.ThreadInfo(1, 1), '/etc/hostname', -100, None, 0, 0, 0, 3)\n"
+            "assert not fdops.slot_factory()\n"
+            "assert fd == model.FdInfo('file', '/etc/hostname', 3, nameraw='/etc/hostname')\n"
+            "assert _compile([])(fd, None) is False\n"
             "print('ok')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
                          env={**os.environ, accel.ENV: "1"}, timeout=120)
