@@ -168,6 +168,9 @@ def _slots_ready() -> bool:
 
 
 _FAST = _slots_ready()
+if not cython.compiled:
+    # plain Python: the class itself, so that a hot handler's FdInfo costs no extra frame
+    _new_fd = FdInfo
 
 
 def slot_factory() -> bool:
