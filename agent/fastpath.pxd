@@ -41,6 +41,7 @@ cdef long long _i64(const unsigned char[:] b, Py_ssize_t p) noexcept
     lport=int, rport=int, num="long long", alerts="long long",
     ring=bint, busy=bint, base=Py_ssize_t, ring_end=Py_ssize_t, mask=Py_ssize_t, pos=Py_ssize_t,
     left=Py_ssize_t, handed=Py_ssize_t, cur="unsigned long long", prod="unsigned long long",
-    hdr="unsigned int")
+    hdr="unsigned int", hit=bint, last_euid="unsigned int", last_egid="unsigned int",
+    last_loginuid="unsigned int", last_ppid="unsigned int")
 cpdef long long run(object pipe, object raw, object spans, object decoder, object batch,
                     list hot, list hot_counts, object walk=*) except? -1

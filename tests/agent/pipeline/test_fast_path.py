@@ -385,6 +385,44 @@ def test_rules_evaluated_on_every_open(compat_dir: Path, actor: int, extra: str)
         assert sum(name == "fast path any open in a container" for _, name, _ in got_fast) == 50
 
 
+@pytest.mark.parametrize("batch", [2, 1000])
+def test_credentials_and_names_change_between_records_of_a_batch(compat_dir: Path, actor: int,
+                                                                batch: int) -> None:
+    """Records no rule is a candidate for, one thread after another in one batch: the fast
+    loop stores a thread's credentials and name again only when they differ from what the
+    last record stored, and a thread that is not the last record's takes its own.  In
+    pairs, the change second: batches of 2 compare the state right after each change."""
+    other = GHOST + 7
+
+    def two_threads(actor: int) -> ProcessTable:
+        table = _table(actor)
+        table.threads[other] = ThreadInfo(pid=other, tid=other, ptid=os.getpid(), comm="fp-other",
+                                          exe="/usr/bin/fp-other", container_id="host")
+        return table
+
+    r = Raw()
+    lib = b"/usr/lib/fp-lib.so"
+    r.open(lib, pid=actor, res=5)
+    r.open(lib, pid=actor, res=6, loginuid=1000)               # the same thread, a new loginuid
+    r.open(lib, pid=actor, res=7, loginuid=1000)
+    r.open(lib, pid=actor, res=8, loginuid=1000, euid=1000)    # a new uid and gid
+    r.open(lib, pid=actor, res=9, loginuid=1000, euid=1000)
+    r.open(lib, pid=actor, res=10, loginuid=1000, euid=1000, ppid=1)   # a new parent
+    r.open(lib, pid=actor, res=11, loginuid=1000, euid=1000, ppid=1)
+    r.open(lib, pid=other, res=5)                              # another thread, the same comm
+    r.open(lib, pid=other, res=6)
+    r.open(lib, pid=other, res=7, comm=b"fp-renamed")          # a new comm
+    r.open(lib, pid=other, res=8, comm=b"fp-renamed")
+    r.open(lib, pid=other, res=9, comm=b"fp-renamed", euid=33)
+    r.open(lib, pid=actor, res=12, comm=b"fp-renamed")         # back to the first thread
+    r.close(5, pid=actor, comm=b"fp-renamed")
+    # Falco's stable rules alone: no rule is a candidate for these opens (nothing evaluated
+    # between them, so the loop keeps the last record's thread)
+    result = load_rules_files([compat_dir / "falco_rules.yaml"], sources=_sources())
+    assert result.ok and result.ruleset is not None
+    _same(r, result.ruleset, actor, batch, two_threads)
+
+
 @pytest.mark.parametrize("limit", [1, 7, 8192])
 def test_the_ring_walked_in_place_same_state_and_alerts(stable_rules: Any, actor: int, limit: int) -> None:
     """The edge cases written into a ring laid out as the kernel's (a 16 KiB memfd, three
