@@ -150,8 +150,10 @@ def _compose(content: str) -> list[Node | None]:
     parser puts it, which is where error messages point.  So the style is mended, a
     tree with an empty plain value is composed again by the pure parser, and so is
     anything the C parser refuses (its messages differ from the pure parser's, which
-    are the ones users see)."""
-    if _CParser is not None:
+    are the ones users see).  Only ASCII text is given to it: libyaml reads YAML 1.1,
+    where NEL, LS and PS (U+0085, U+2028, U+2029) break lines and YAML 1.2 has them as
+    content: a tenant's rule could read back other than the operator wrote it."""
+    if _CParser is not None and content.isascii():
         roots: list[Node | None] | None = None
         with contextlib.suppress(Exception):  # whatever it refuses, the pure parser reports
             roots = list(YAML(typ="safe", pure=False).compose_all(content))

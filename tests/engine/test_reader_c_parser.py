@@ -117,3 +117,21 @@ def test_what_the_c_parser_marks_differently_or_refuses_goes_to_the_pure_parser(
     fast = _read("f.yaml", content, c=True, monkeypatch=monkeypatch)
     assert pure_calls == [False, True]
     assert fast == _read("f.yaml", content, c=False, monkeypatch=monkeypatch)
+
+
+@pytest.mark.parametrize("br", ["\x85", "\u2028", "\u2029", "\u00e9"])
+def test_text_beyond_ascii_is_composed_by_the_pure_parser(br: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # libyaml (YAML 1.1) breaks lines at NEL, LS and PS, YAML 1.2 does not: the operator's
+    # read-back check of a tenant's rules must see what the agents will read
+    content = f"- rule: r\n  desc: a{br}- rule: injected\n  condition: evt.type = open\n"
+    pure_calls = []
+    real = reader.YAML
+
+    def spy(*, typ: str, pure: bool) -> YAML:
+        pure_calls.append(pure)
+        return real(typ=typ, pure=pure)
+
+    monkeypatch.setattr(reader, "YAML", spy)
+    fast = _read("f.yaml", content, c=True, monkeypatch=monkeypatch)
+    assert pure_calls == [True]
+    assert fast == _read("f.yaml", content, c=False, monkeypatch=monkeypatch)
