@@ -10,7 +10,9 @@ Threads:
 - the *event thread* (:mod:`falcopy.agent.runtime.event_loop`) polls the probe and
   runs the pipeline (state update, rule evaluation, alert building); its only
   contact with the outputs is a non-blocking ``put`` per sink queue;
-- the *main thread* runs asyncio: web server, k8s audit webhook, signals, the
+- the *main thread* starts the capture and the event thread, waits for the first batch,
+  then runs asyncio (imported only then: not on the way to the first alert): web server,
+  k8s audit webhook, signals, the
   reloader (rules are compiled in a thread executor, off the event path);
 - the audit webhook's worker evaluates k8s audit events through the same
   :class:`~falcopy.agent.pipeline.Pipeline`;
@@ -26,7 +28,6 @@ against one ruleset.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
@@ -37,7 +38,7 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.control.config import AgentConfig, load_config
 from falcopy.agent.control.falco_metrics import files_sha256
@@ -55,6 +56,9 @@ from falcopy.agent.runtime.selection import default_rules_paths, derive_kernel_f
 
 from falcopy.engine import LoadResult, Priority, Ruleset, default_sources
 from falcopy.engine.fields.static import add_static_fields
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Agent", "StartupError", "build_agent", "default_rules_paths", "derive_kernel_filter",
            "wanted_types"]
@@ -129,6 +133,8 @@ class Agent:
         self._event_error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._startup_error: StartupError | None = None
+        #: SIGHUP received before the asyncio loop runs: a reload once it does
+        self._hup_pending = False
         #: the version and serial of the rules bundle the last load read
         self.read_version = ""
         self.read_serial = 0
@@ -152,13 +158,17 @@ class Agent:
         self.probe_load_cpu = 0.0
         #: seconds since process start at each step of start-up (the "running" log line),
         #: and the process's CPU seconds then (every thread's, the kernel's verifier included)
+        #: and the main thread's (imports, configuration, rules, capture start: the critical path)
         self.startup: dict[str, float] = {}
         self.startup_cpu: dict[str, float] = {}
+        self.startup_main_cpu: dict[str, float] = {}
+        self._main_clock = time.pthread_getcpuclockid(threading.main_thread().ident or 0)
         self.mark_startup("configured")
 
     def mark_startup(self, step: str, at: float | None = None) -> None:
         self.startup[step] = seconds_since_process_start() if at is None else at
         self.startup_cpu[step] = time.process_time()
+        self.startup_main_cpu[step] = time.clock_gettime(self._main_clock)
 
     # ------------------------------------------------------------------ rules
     def _make_sources(self) -> dict[str, Any]:
@@ -482,18 +492,51 @@ class Agent:
         assert self.dispatcher is not None
         self.dispatcher.start()
         try:
-            asyncio.run(self._main())
+            if self._detect():
+                # asyncio (~25 ms of imports) serves what comes after the first alert
+                import asyncio
+
+                asyncio.run(self._main())
         finally:
             self._shutdown()
         if self._startup_error is not None:
             raise self._startup_error
         return self._exit_code
 
-    async def _start_detection(self) -> None:
-        """Probe, state and event thread; the web server starts after it."""
-        loop = asyncio.get_running_loop()
+    def _detect(self) -> bool:
+        """The capture first (as Falco opens its inspector before its web server), without
+        asyncio: preflight, probe, state, the event thread, and the wait for its first batch
+        (the records buffered during start-up evaluated: the first alerts out) before anything
+        else takes the GIL from it.  Signals meanwhile: SIGTERM/SIGINT stop, SIGHUP reloads
+        once the loop runs.  False: start-up failed (``_startup_error``)."""
+        previous = {sig: signal.signal(sig, self._on_early_signal)
+                    for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT)}
         try:
-            await loop.run_in_executor(None, self._start_capture)
+            self._preflight()
+            self._start_detection()
+            assert self.events is not None
+            self.events.first_batch.wait(FIRST_BATCH_WAIT_S)
+        except StartupError as exc:
+            self._startup_error = exc
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            return False
+        # the start lines' version lookup (importlib.metadata, ~50 ms of imports) would take
+        # the GIL from the first batch
+        self._log_start()
+        return True  # the handlers stay until the loop's replace them (_main)
+
+    def _on_early_signal(self, signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            self._hup_pending = True
+            return
+        # the interrupted main thread may hold the stop lock: request the stop from another
+        threading.Thread(target=self.request_stop, name="falcopy-signal", daemon=True).start()
+
+    def _start_detection(self) -> None:
+        """Probe, state and event thread; the web server starts after it."""
+        try:
+            self._start_capture()
         except Exception as exc:
             raise StartupError(f"cannot start the kernel capture: {exc}") from exc
         self.readiness.rules_loaded = self.ruleset is not None
@@ -507,7 +550,6 @@ class Agent:
         )
         self._event_thread = threading.Thread(target=self._run_events, name="falcopy-events", daemon=True)
         self._event_thread.start()
-        self._log_start()
         self.readiness.probe_attached = True
         self.metrics.ready.set(1)
 
@@ -542,17 +584,16 @@ class Agent:
             raise err or exc from exc
 
     async def _main(self) -> None:
+        """Everything after the first batch (``_detect``): listeners, watcher, cluster link,
+        signals, reloads, metrics snapshots, until a stop."""
+        import asyncio
+
         self._loop = asyncio.get_running_loop()
         self._stopping_async = asyncio.Event()
         loop = self._loop
         servers: list[Any] = []
         watcher = None
         try:
-            try:
-                await loop.run_in_executor(None, self._preflight)
-            except StartupError as exc:
-                self._startup_error = exc
-                return
             reload_tasks: set[asyncio.Task[bool]] = set()
 
             def on_hup() -> None:
@@ -565,16 +606,12 @@ class Agent:
             loop.add_signal_handler(signal.SIGHUP, on_hup)
             loop.add_signal_handler(signal.SIGTERM, self.request_stop)
             loop.add_signal_handler(signal.SIGINT, self.request_stop)
+            if self._hup_pending:
+                on_hup()
             try:
-                # the capture first, then the web server and the audit webhook (as Falco opens
-                # its inspector before its web server): the first alert does not wait for
-                # aiohttp's imports; /healthz answers once the agent is ready
-                await self._start_detection()
-                # the listeners' imports would hold the GIL while the event thread evaluates
-                # the records buffered during start-up: they start once that batch is done
-                assert self.events is not None
-                await loop.run_in_executor(None, self.events.first_batch.wait, FIRST_BATCH_WAIT_S)
-                # the bootstrapped tables and compiled rules live as long as the agent: keep
+                # the web server and the audit webhook after the capture (_detect): the first
+                # alert does not wait for aiohttp's imports; /healthz answers once the agent is
+                # ready.  The bootstrapped tables and compiled rules live as long as the agent: keep
                 # them out of the collector's generations (one full collection, ~60 ms: after
                 # the first alerts); the collector was off during start-up (falcopy.cli.run)
                 from falcopy.agent.pipeline import tune_gc
@@ -587,10 +624,11 @@ class Agent:
                 return
             ready_s = seconds_since_process_start()
             self.metrics.startup_seconds.set(ready_s)
-            # each step: seconds since process start and the process's CPU seconds by then
-            # (wall time alone says little on a busy node)
+            # each step: seconds since process start, the process's and the main thread's CPU
+            # seconds by then (wall time alone says little on a busy node)
             steps = ", ".join(
-                f"{k} {v:.2f}" + (f" cpu {self.startup_cpu[k]:.2f}" if k in self.startup_cpu else "")
+                f"{k} {v:.2f}" + (f" cpu {self.startup_cpu[k]:.2f} main {self.startup_main_cpu[k]:.2f}"
+                                  if k in self.startup_cpu else "")
                 for k, v in sorted(self.startup.items(), key=lambda kv: kv[1]))
             log.info("falcopy agent running (pid %d): ready %.2f s after process start, %.2f s of CPU"
                      " (probe attached, rules compiled, /healthz ok; %s; probe load cpu %.2f,"
@@ -737,7 +775,7 @@ class Agent:
 
         hook = AuditWebhook(self.config.falcopy.k8s_audit, on_event)
         await hook.start()
-        self.metrics.registry.register(
+        self.metrics.register(
             WebhookStatsCollector(hook.stats, pending_bytes=lambda: hook.intake.reserved_bytes))
         return hook
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import sys
 
@@ -35,8 +34,11 @@ def setup_logging(
         h.setFormatter(logging.Formatter("%(asctime)s: %(message)s", "%a %b %d %H:%M:%S %Y"))
         root.addHandler(h)
     if to_syslog and os.path.exists(syslog_socket):
+        # only for syslog: logging.handlers is ~20 ms of imports (socket, pickle, queue)
+        from logging.handlers import SysLogHandler
+
         try:
-            sh = logging.handlers.SysLogHandler(address=syslog_socket)
+            sh = SysLogHandler(address=syslog_socket)
         except OSError:
             return
         sh.setFormatter(logging.Formatter("falcopy: %(message)s"))

@@ -4,8 +4,19 @@
 cimport cython
 from cpython.unicode cimport PyUnicode_DecodeUTF8
 
+# a ring record's header: the kernel commits it with a release store after the record's
+# bytes, so it is read with an acquire load (an x86 mov the compiler may not move the
+# record's loads before); aligned, as the ring's 8-byte records are
+cdef extern from *:
+    """
+    static CYTHON_INLINE unsigned int falcopy_load_acquire_u32(const unsigned char *p) {
+        return __atomic_load_n((const unsigned int *)p, __ATOMIC_ACQUIRE);
+    }
+    """
+    unsigned int _load_acquire_u32 "falcopy_load_acquire_u32"(const unsigned char *p) nogil
+
 cdef Py_ssize_t _HDR_SIZE, _ABSENT, _TUPLE_SIZE, _SIN_SIZE, _SIN6_SIZE
-cdef unsigned int _UNSET_LOGINUID
+cdef unsigned int _UNSET_LOGINUID, _BUSY, _BUSY_OR_DISCARD
 cdef long long _AT_FDCWD
 cdef unsigned long long _CREAT_FLAGS
 cdef int _OPEN_AT, _OPEN, _CREAT, _CLOSE, _SOCKET, _ACCEPT, _CONNECT, _AF_INET, _AF_INET6
@@ -27,6 +38,10 @@ cdef long long _i64(const unsigned char[:] b, Py_ssize_t p) noexcept
     last_pid="long long", dirfd="long long", flags="unsigned long long",
     dev="unsigned long long", ino="unsigned long long", fdnum="long long",
     domain="long long", stype="long long", proto="long long", tfam=int, afam=int,
-    lport=int, rport=int, num="long long", alerts="long long")
+    lport=int, rport=int, num="long long", alerts="long long",
+    ring=bint, busy=bint, base=Py_ssize_t, ring_end=Py_ssize_t, mask=Py_ssize_t, pos=Py_ssize_t,
+    left=Py_ssize_t, handed=Py_ssize_t, cur="unsigned long long", prod="unsigned long long",
+    hdr="unsigned int", hit=bint, last_euid="unsigned int", last_egid="unsigned int",
+    last_loginuid="unsigned int", last_ppid="unsigned int")
 cpdef long long run(object pipe, object raw, object spans, object decoder, object batch,
-                    list hot, list hot_counts) except? -1
+                    list hot, list hot_counts, object walk=*) except? -1

@@ -8,10 +8,11 @@ A batch is evaluated wholly against one ruleset: :meth:`Pipeline.set_ruleset`
 swaps the reference between batches.  Events of other sources (k8s audit) take
 the same rules and the same alert path through :meth:`Pipeline.process_event`.
 
-The agent hands each ring batch to :meth:`Pipeline.process_raw`, whose fast path
-reads the hot record types (opens, closes, sockets, accepts, connects) straight from the
-ring's bytes into the tables and builds a record and an event only for what a rule
-is a candidate for; :meth:`Pipeline.process` takes records already decoded.
+The agent lets :meth:`Pipeline.process_ring` walk each ring batch in place (a record
+joined across the end of the ring, and a replay's spans, go to :meth:`Pipeline.process_raw`);
+their fast path reads the hot record types (opens, closes, sockets, accepts, connects)
+straight from the ring's bytes into the tables and builds a record and an event only for
+what a rule is a candidate for; :meth:`Pipeline.process` takes records already decoded.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from falcopy.engine.kernel_filter import KernelFilter, derive
 
 if TYPE_CHECKING:
     from falcopy.agent.kernel.decoder import Decoder
+    from falcopy.agent.kernel.ringbuf import RingWalk
 
 log = logging.getLogger(__name__)
 
@@ -206,12 +208,25 @@ class Pipeline:
         if not self.fast_path or self.recorder is not None:
             decode_at = decoder.decode_at
             return self.process([r for off, size in spans if (r := decode_at(buf, off, size)) is not None])
+        return self._run(buf, spans, decoder, None)
+
+    def process_ring(self, walk: RingWalk, decoder: Decoder) -> int:
+        """Handle the ring's committed records in place (``RingBuffer.drain_walk``: the
+        fast loop walks the ring itself, no span per record), with the same state and
+        alerts as :meth:`process_raw` of their spans; returns the number of alerts
+        raised.  Without the fast path every record goes through the generic decoder,
+        one at a time, as :meth:`process` takes them."""
+        return self._run(None, (), decoder, walk)
+
+    def _run(self, buf: Any, spans: Sequence[tuple[int, int]], decoder: Decoder,
+             walk: RingWalk | None) -> int:
         with self._lock:
             ruleset = self._ruleset
             batch = _Batch(self, ruleset, self._types, self._checks)
-            hot = self._hot
+            # no hot types: every record on the fast loop's generic path
+            hot = self._hot if self.fast_path and self.recorder is None else []
         hot_counts = [0] * len(hot)
-        alerts = fastpath.run(self, buf, spans, decoder, batch, hot, hot_counts)
+        alerts = fastpath.run(self, buf, spans, decoder, batch, hot, hot_counts, walk)
         counts = self.type_counts
         for typ, n in enumerate(hot_counts):
             if n:

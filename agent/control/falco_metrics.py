@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+if TYPE_CHECKING:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from falcopy.engine.priority import Priority
 
@@ -81,13 +81,19 @@ class FalcoMetricsSource:
     hostname: str = field(default_factory=lambda: os.environ.get("FALCO_HOSTNAME") or socket.gethostname())
 
 
+# prometheus_client is imported at scrape time (falcopy.agent.control.metrics: not on the
+# way to the first alert)
 def _info(name: str, labels: Mapping[str, str]) -> GaugeMetricFamily:
+    from prometheus_client.core import GaugeMetricFamily
+
     fam = GaugeMetricFamily(name, DOCS, labels=list(labels))
     fam.add_metric(list(labels.values()), 1)
     return fam
 
 
 def _counter(name: str, value: float, labels: Mapping[str, str] | None = None) -> CounterMetricFamily:
+    from prometheus_client.core import CounterMetricFamily
+
     # prometheus_client appends _total to counters itself
     base = name.removesuffix("_total")
     if not labels:
@@ -98,6 +104,8 @@ def _counter(name: str, value: float, labels: Mapping[str, str] | None = None) -
 
 
 def _gauge(name: str, value: float) -> GaugeMetricFamily:
+    from prometheus_client.core import GaugeMetricFamily
+
     return GaugeMetricFamily(name, DOCS, value=value)
 
 
@@ -173,7 +181,7 @@ def _boot_ts_ns() -> int | None:
     return None
 
 
-class FalcoMetricsCollector(Collector):
+class FalcoMetricsCollector:
     def __init__(self, source: FalcoMetricsSource) -> None:
         self.src = source
         self._sampler = _ProcessSampler()
@@ -211,6 +219,8 @@ class FalcoMetricsCollector(Collector):
             yield _counter(FALCO + "rules_matches_total", count, labels)
 
     def _kernel_counters(self) -> Iterable[Any]:
+        from prometheus_client.core import CounterMetricFamily
+
         s = self.src
         per_cpu = s.drops_per_cpu()
         yield _counter(SCAP + "n_evts_total", s.n_evts())

@@ -45,7 +45,7 @@ from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import Decoder
 from falcopy.agent.kernel.libbpf import BpfError, LibBpf
-from falcopy.agent.kernel.ringbuf import QUICK_READS, RingBuffer
+from falcopy.agent.kernel.ringbuf import QUICK_READS, RingBuffer, RingWalk
 from falcopy.agent.kernel.syscalls import NO_EXIT, SyscallTable, kernel_syscall_names
 
 if TYPE_CHECKING:
@@ -488,15 +488,21 @@ class Probe:
     read_batch = poll
 
     def poll_into(self, consume: Callable[[Any, list[tuple[int, int]], Decoder], object],
-                  timeout_ms: int = 100) -> int:
+                  timeout_ms: int = 100, walk: Callable[[RingWalk, Decoder], object] | None = None) -> int:
         """``poll`` for a consumer of raw records: waits the same way, then hands one
         batch to ``consume(buf, spans, decoder)`` (``Pipeline.process_raw``) before
-        releasing it; returns the number of records."""
+        releasing it; returns the number of records.  With ``walk``
+        (``Pipeline.process_ring``) the batch is walked in place by ``walk(ring_walk,
+        decoder)`` (``RingBuffer.drain_walk``), and ``consume`` takes only a record
+        joined across the end of the ring."""
         ring = self._need_ring()
         ring.wait(timeout_ms)
         decoder = self._decoder
         decoder.ts_offset = time.time_ns() - time.clock_gettime_ns(time.CLOCK_BOOTTIME)
-        return ring.drain_spans(lambda buf, spans: consume(buf, spans, decoder), self.batch_limit)
+        if walk is None:
+            return ring.drain_spans(lambda buf, spans: consume(buf, spans, decoder), self.batch_limit)
+        return ring.drain_walk(lambda w: walk(w, decoder), lambda buf, spans: consume(buf, spans, decoder),
+                               self.batch_limit)
 
     def discard(self, timeout_ms: int = 100) -> int:
         """Consume without decoding (benchmarks of the kernel side); returns the count."""

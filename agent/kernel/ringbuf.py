@@ -50,9 +50,10 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import TypeVar
 
-_BUSY = 1 << 31
-_DISCARD = 1 << 30
-_BUSY_OR_DISCARD = _BUSY | _DISCARD
+#: a record header's flags (include/uapi/linux/bpf.h): still being written, given up
+BUSY = 1 << 31
+DISCARD = 1 << 30
+_BUSY_OR_DISCARD = BUSY | DISCARD
 _U32 = struct.Struct("<I")
 _U64 = struct.Struct("<Q")
 
@@ -64,6 +65,33 @@ QUICK_READS = 8
 #: quick reads earned per batch window asleep on an empty ring: bounds what a steady
 #: trickle of records can cost (see the module's docstring)
 QUICK_REFILL = 2
+
+
+class RingWalk:
+    """One batch read in place by a consumer that walks the ring itself
+    (:meth:`RingBuffer.drain_walk`; ``Pipeline.process_ring``, through the compiled fast
+    loop): what the ring hands it and what it hands back.
+
+    In: ``data`` (the producer page then the data area, mapped once), ``words`` (the same
+    as native ``uint32``: the headers), ``base`` (where the data area starts in ``data``),
+    ``size`` (a power of two), the consumer and producer positions ``cons`` and ``prod``
+    (bytes since the ring was made) and ``limit`` (records at most).  The walk reads each
+    header at ``base + (position & (size - 1))``: BUSY ends the walk, DISCARD is stepped
+    over, a committed record is processed at the next 8 bytes unless it runs past the end
+    of the data area (the walk stops before it: the ring hands it alone, joined); it goes
+    on across the end of the area.  Out: ``cons`` where the walk stopped, ``records``
+    handed, ``busy`` whether it stopped at a record still being written.  A walk that
+    raises sets them first: what it read is released, not read twice."""
+
+    __slots__ = ("base", "busy", "cons", "data", "limit", "prod", "records", "size", "words")
+
+    def __init__(self, data: mmap.mmap, words: memoryview, base: int, size: int) -> None:
+        self.data = data
+        self.words = words
+        self.base = base
+        self.size = size
+        self.cons = self.prod = self.limit = self.records = 0
+        self.busy = False
 
 
 class RingBuffer:
@@ -87,6 +115,7 @@ class RingBuffer:
         self._words64 = whole[:8].cast("Q")
         self._words = whole.cast("I")
         whole.release()
+        self._walk = RingWalk(self._data, self._words, page, size)
         # a single aligned 8-byte store, as the kernel's smp_load_acquire expects
         self._cons = ctypes.c_uint64.from_buffer(self._cons_map)
         self.batch_window = batch_window
@@ -199,7 +228,7 @@ class RingBuffer:
             pos = base + (cons & mask)
             (hdr,) = unpack(data, pos)
             if hdr & _BUSY_OR_DISCARD:
-                if hdr & _BUSY:
+                if hdr & BUSY:
                     break
                 size = hdr & ~_BUSY_OR_DISCARD
             else:
@@ -251,12 +280,13 @@ class RingBuffer:
                 if stop < end or cons + (pos - start) >= prod:
                     break
                 # the walk reached the end of the area with records left: on from its start
+                # (past it by the tail of a discarded record that straddled it)
                 cons += pos - start
-                start = pos = base
-                stop = base + min(prod - cons, self.size)
+                start = pos = base + (pos - end)
+                stop = min(pos + (prod - cons), end)
             hdr = words[pos >> 2]
             if hdr & _BUSY_OR_DISCARD:
-                if hdr & _BUSY:
+                if hdr & BUSY:
                     busy = True
                     break
                 pos += ((hdr & ~_BUSY_OR_DISCARD) + 15) & ~7
@@ -280,6 +310,38 @@ class RingBuffer:
                 self.records += len(spans)
                 self._last_read = time.monotonic()
         return len(spans)
+
+    def drain_walk(self, walk: Callable[[RingWalk], object],
+                   consume: Callable[[mmap.mmap | bytes, list[tuple[int, int]]], object], limit: int) -> int:
+        """Let ``walk`` read up to ``limit`` committed records in place (see
+        :class:`RingWalk`), then release what it read; returns the count.  The batch
+        ``drain_spans`` would hand over, without a span per record: the consumer's own
+        loop walks the headers.  A record that straddles the end of the ring is handed
+        alone to ``consume`` as ``drain_spans`` hands it (a joined copy), first in its call;
+        the positions, the pacing and the release stay here."""
+        cons = self._cons.value
+        prod = self._prod()
+        if cons >= prod:
+            self._cut = False
+            return 0
+        base = self._page
+        pos = base + (cons & self.mask)
+        hdr = self._words[pos >> 2]
+        if not hdr & _BUSY_OR_DISCARD and pos + 8 + hdr > base + self.size:
+            return self.drain_spans(consume, limit)
+        w = self._walk
+        w.cons, w.prod, w.limit, w.records, w.busy = cons, prod, limit, 0, False
+        try:
+            walk(w)
+        finally:
+            cons = w.cons
+            n = w.records
+            self._cons.value = cons
+            self._cut = not w.busy and cons < prod
+            if n:
+                self.records += n
+                self._last_read = time.monotonic()
+        return n
 
     def _joined(self, start: int, size: int) -> bytes:
         """The record of ``size`` bytes at ``start`` that runs past the end of the data

@@ -8,19 +8,21 @@ dropped for that sink, the other sinks and detection go on.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.control.metrics import AgentMetrics
 from falcopy.agent.outputs.alert import Alert
 from falcopy.agent.outputs.format import AlertFormatter, FormattedAlert
 from falcopy.agent.outputs.queue import BoundedQueue
 from falcopy.agent.outputs.sinks.base import AsyncSink, Sink
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger(__name__)
 
@@ -243,6 +245,10 @@ class OutputDispatcher:
 
     # -- asyncio side ------------------------------------------------------------------------
     def _async_main(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        # asyncio is imported in the outputs thread of async sinks only (not on the way to
+        # the first alert for the others: Agent.run)
+        import asyncio
+
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
@@ -251,6 +257,8 @@ class OutputDispatcher:
             loop.close()
 
     async def _async_run(self, ready: threading.Event, errors: list[BaseException]) -> None:
+        import asyncio
+
         self._async_done = asyncio.get_running_loop().create_future()
         tasks: list[asyncio.Task[None]] = []
         started: list[AsyncSink] = []
@@ -287,6 +295,8 @@ class OutputDispatcher:
             self._async_done.set_result(None)
 
     async def _consume(self, sink: AsyncSink, channel: _Channel) -> None:
+        import asyncio
+
         while True:
             item = await channel.queue.aget()
             if item is None:

@@ -8,10 +8,12 @@ sink only.  The consumer may be a thread (``get``) or an asyncio task
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections import deque
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
 
 T = TypeVar("T")
 
@@ -86,6 +88,8 @@ class BoundedQueue(Generic[T]):
 
     async def aget(self) -> T | None:
         """Next item, or None once closed and empty (asyncio consumer)."""
+        import asyncio  # an asyncio consumer's module: imported only where one runs
+
         if self._async_event is None:
             self._loop = asyncio.get_running_loop()
             self._async_event = asyncio.Event()

@@ -103,6 +103,11 @@ class EventLoop:
             t0 = perf()
             pipeline.process_raw(buf, spans, decoder)
             stats.engine_seconds += perf() - t0
+
+        def timed_walk(walk: Any, decoder: Any) -> None:
+            t0 = perf()
+            pipeline.process_ring(walk, decoder)
+            stats.engine_seconds += perf() - t0
         try:
             while not self.stop.is_set():
                 self.apply_pending()
@@ -110,9 +115,9 @@ class EventLoop:
                 window_end = stage.next_end()
                 if window_end is not None:
                     timeout = max(0, min(timeout, (window_end - time.time_ns()) // 1_000_000 + 1))
-                # the pipeline reads the batch in place (Pipeline.process_raw)
+                # the pipeline walks the batch in place (Pipeline.process_ring)
                 before = pipeline.events
-                got = probe.poll_into(timed_process, timeout)
+                got = probe.poll_into(timed_process, timeout, timed_walk)
                 if got:
                     stats.events += pipeline.events - before
                     stats.ring_wakeups = probe.wakeups
@@ -138,7 +143,7 @@ class EventLoop:
             # processed (bounded: a probe whose detach failed keeps filling the ring)
             for _ in range(64):
                 before = pipeline.events
-                got = probe.poll_into(pipeline.process_raw, 0)
+                got = probe.poll_into(pipeline.process_raw, 0, pipeline.process_ring)
                 stats.events += pipeline.events - before
                 counter.update(pipeline.take_type_counts())
                 if got < probe.batch_limit:
@@ -170,7 +175,7 @@ class EventLoop:
         # ...the records filtered by the old filter go to the old rules...
         while True:
             before = pipeline.events
-            got = probe.poll_into(pipeline.process_raw, 0)
+            got = probe.poll_into(pipeline.process_raw, 0, pipeline.process_ring)
             self.stats.events += pipeline.events - before
             if got < probe.batch_limit:
                 break

@@ -98,5 +98,5 @@ def register_falco_metrics(agent: Any) -> FalcoMetricsSource:
         n_threads=n_threads,
         n_containers=n_containers,
     )
-    agent.metrics.registry.register(FalcoMetricsCollector(src))
+    agent.metrics.register(FalcoMetricsCollector(src))
     return src

@@ -5,15 +5,17 @@ alert instead), and a rules bundle caught mid-update is retried."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from falcopy.agent.control.config import ConfigError, load_config
 from falcopy.agent.control.falco_metrics import files_sha256
 from falcopy.agent.runtime.selection import derive_kernel_filter, wanted_types
+
+if TYPE_CHECKING:
+    import asyncio
 
 log = logging.getLogger("falcopy.agent")
 
@@ -28,7 +30,8 @@ class RulesReloader:
 
     def __init__(self, agent: Any) -> None:
         self.agent = agent
-        self._lock = asyncio.Lock()
+        #: made on the first reload: asyncio is imported after the first alert (Agent.run)
+        self._lock: asyncio.Lock | None = None
         self._retry_handle: asyncio.TimerHandle | None = None
         self._retry_tasks: set[asyncio.Task[bool]] = set()
         self._incomplete_since: float | None = None
@@ -36,9 +39,13 @@ class RulesReloader:
 
     async def reload(self, reason: str) -> bool:
         """Compile the rules again off the event path; swap only if they load cleanly."""
+        import asyncio
+
         from falcopy.distribution.bundle import BundleIncomplete
 
         agent = self.agent
+        if self._lock is None:
+            self._lock = asyncio.Lock()
         async with self._lock:
             loop = asyncio.get_running_loop()
             config = agent.config
@@ -109,6 +116,8 @@ class RulesReloader:
         """A rules bundle is mid-update (kubelet synced some shards): keep the running
         rules and retry shortly (the next swap also triggers).  Still incomplete after
         BUNDLE_STALE_S (a hand-edited ConfigMap?): reported once as a failure, retried slower."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         now = time.monotonic()
         if self._incomplete_since is None:

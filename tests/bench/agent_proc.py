@@ -53,6 +53,15 @@ def _runqueue_wait_s() -> float:
     return total / 1e9
 
 
+def _read(probe: Probe, pipeline: Pipeline, timeout_ms: int) -> int:
+    """One batch as the agent's event thread reads it; a tree before the ring walk
+    (``FALCOPY_BENCH_AGENT_SRC``) reads spans."""
+    walk = getattr(pipeline, "process_ring", None)
+    if walk is None:
+        return probe.poll_into(pipeline.process_raw, timeout_ms)
+    return probe.poll_into(pipeline.process_raw, timeout_ms, walk)
+
+
 class Windows:
     """Measurement windows the driver opens and closes on stdin: "start" answers
     "started", "stop" reads the backlog the workload left and answers one JSON line of
@@ -103,7 +112,7 @@ class Windows:
         _, written = probe.ring_positions()
         deadline = time.monotonic() + 30
         while probe.ring_positions()[0] < written and time.monotonic() < deadline:
-            probe.poll_into(pipeline.process_raw, 10)
+            _read(probe, pipeline, 10)
         wall = time.monotonic() - self.t0
         utime, stime = _usage()
         user, system = utime - self.usage0[0], stime - self.usage0[1]
@@ -186,9 +195,9 @@ def main(argv: list[str]) -> int:
         if pipeline is None:
             probe.skip(50)
         else:
-            # the agent's event thread: the batch read in place (Pipeline.process_raw)
+            # the agent's event thread: the batch walked in place (Pipeline.process_ring)
             before = pipeline.events
-            probe.poll_into(pipeline.process_raw, 50)
+            _read(probe, pipeline, 50)
             records += pipeline.events - before
             if recorder is not None:
                 recorder.tick()
@@ -203,7 +212,7 @@ def main(argv: list[str]) -> int:
             n = 1 if probe.skip(20) else 0
         else:
             before = pipeline.events
-            probe.poll_into(pipeline.process_raw, 20)
+            _read(probe, pipeline, 20)
             n = pipeline.events - before
         if pipeline is not None:
             records += n

@@ -8,7 +8,12 @@ the agent's own code, without the kernel:
   process/fd tables: the fast path for the hot types, the decoder for the others);
 - ``fields+rules``: the pipeline with the rules (fields, compiled conditions);
 - ``output``: the same with every alert formatted (Falco's output line and fields);
-- ``generic decode``: :meth:`Decoder.decode_at` alone over every record, for reference.
+- ``generic decode``: :meth:`Decoder.decode_at` alone over every record, for reference;
+- ``ring walk`` / ``ring spans``: the rules stage read from a ring laid out as the kernel's
+  (a memfd holding the recording, a lap per pass), as the agent reads it: the fast loop
+  walking the ring in place (``RingBuffer.drain_walk`` -> :meth:`Pipeline.process_ring`),
+  and the span list of ``RingBuffer.drain_spans`` -> :meth:`Pipeline.process_raw` (the
+  reading before it), in the probe's batches.
 
 ``--no-fast`` replays with every record decoded in full (the fast path off).
 
@@ -119,6 +124,40 @@ def _cpu(fn: Callable[[], Any]) -> float:
     return time.process_time() - t0
 
 
+class _Ring:
+    """The recording in a ring laid out as the kernel's (a memfd: consumer page, producer
+    page, data area), padded to the ring's size by a discarded record so that every lap
+    holds the same records at the same places: a pass publishes one more lap and reads it."""
+
+    def __init__(self, buf: Any, spans: list[tuple[int, int]]) -> None:
+        import mmap
+
+        from falcopy.agent.kernel.ringbuf import DISCARD, RingBuffer
+
+        page = mmap.PAGESIZE
+        total = sum((size + 15) & ~7 for _, size in spans) + 8
+        size = page
+        while size < total:
+            size <<= 1
+        fd = os.memfd_create("record-bench-ring")
+        os.ftruncate(fd, 2 * page + size)
+        self.map = mmap.mmap(fd, 2 * page + size)
+        pos = 2 * page
+        for off, n in spans:
+            struct.pack_into("<II", self.map, pos, n, 0)
+            self.map[pos + 8:pos + 8 + n] = buf[off:off + n]
+            pos += (n + 15) & ~7
+        struct.pack_into("<II", self.map, pos, (2 * page + size - pos - 8) | DISCARD, 0)
+        self.page = page
+        self.size = size
+        self.laps = 0
+        self.ring = RingBuffer(fd, size)
+
+    def lap(self) -> None:
+        self.laps += 1
+        struct.pack_into("<Q", self.map, self.page, self.laps * self.size)
+
+
 def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
            repeat: int = 1, fast: bool = True) -> dict[str, Any]:
     """Replay the recording through ``Pipeline.process_raw`` (the agent's entry point),
@@ -169,12 +208,32 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
     runs: dict[str, Callable[[], Any]] = {"decode": decode_all}
     for name, p in pipes.items():
         runs[name] = lambda p=p: p.process_raw(buf, spans, decoder)
+    # the rules stage read from the ring: walked in place, and as spans (the reading before)
+    from falcopy.agent.kernel.probe import BATCH_LIMIT
+
+    ring = _Ring(buf, spans)
+    for stage in ("ring walk", "ring spans"):
+        p = Pipeline(ruleset, ProcessTable(), on_alert=count, fast_path=fast)
+        p.process_raw(buf, spans, decoder)
+
+        def read(p: Pipeline = p, walk: bool = stage == "ring walk") -> None:
+            def consume(b: Any, s: list[tuple[int, int]]) -> None:
+                p.process_raw(b, s, decoder)
+
+            ring.lap()
+            if walk:
+                while ring.ring.drain_walk(lambda w: p.process_ring(w, decoder), consume, BATCH_LIMIT):
+                    pass
+            else:
+                while ring.ring.drain_spans(consume, BATCH_LIMIT):
+                    pass
+        runs[stage] = read
     cpu = dict.fromkeys(runs, float("inf"))
     alerts["n"] = 0
     for _ in range(rounds):
         for name, fn in runs.items():
             cpu[name] = min(cpu[name], _cpu(fn))
-    per_alerts = alerts["n"] / (2 * rounds)
+    per_alerts = alerts["n"] / (4 * rounds)
     us = {k: v / n * 1e6 for k, v in cpu.items()}
     # the fast path reads the hot records straight into the tables: decoding and the
     # table update are one stage; "generic decode" is the full decoder alone, for reference
@@ -184,6 +243,8 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
         "fields+rules": us["rules"] - us["state"],
         "output": us["output"] - us["rules"],
         "total": us["output"],
+        "ring walk": us["ring walk"],
+        "ring spans": us["ring spans"],
     }
     # Python-level calls per record, per stage: deterministic, so comparable between runs
     # on a machine too busy for CPU times to be
@@ -197,7 +258,7 @@ def replay(path: Path, rules: list[str], rounds: int = 5, profile: bool = False,
     calls_per_record = {
         "generic decode": calls["decode"], "decode+state": calls["state"],
         "fields+rules": calls["rules"] - calls["state"], "output": calls["output"] - calls["rules"],
-        "total": calls["output"],
+        "total": calls["output"], "ring walk": calls["ring walk"], "ring spans": calls["ring spans"],
     }
     types: dict[str, int] = {}
     for r in decode_all()[:len(spans) // repeat]:

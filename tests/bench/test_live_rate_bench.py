@@ -3,7 +3,8 @@ drops", measured on the real event path.
 
 The agent side is ``tests.bench.agent_proc full``: the real probe, the process table and
 Falco's stable rules reading the ring as the agent's event thread does (``poll_into`` ->
-``Pipeline.process_raw``), in-kernel interest filter off, pinned to one CPU.  The workload
+``Pipeline.process_ring``: the fast loop walks the ring in place), in-kernel interest
+filter off, pinned to one CPU.  The workload
 (``workload.c``, a uniquely named copy) runs pinned to the other CPU, paced at a known
 rate of operations per second, step by step, then unthrottled.  Per step:
 

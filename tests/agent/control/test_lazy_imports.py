@@ -1,10 +1,14 @@
 """The agent imports what its configuration uses, nothing more (issue "Event path": the
-memory a module keeps resident is paid by every node).  A real `build_agent` + dry run
-(configuration, rules, outputs checked) in a fresh interpreter, then its sys.modules."""
+memory a module keeps resident is paid by every node), and nothing the first alert does not
+need before it (issue "Real time": the main thread's CPU at start).  A real `build_agent` +
+dry run (configuration, rules, outputs checked), or a real start up to the first alert, in a
+fresh interpreter, then its sys.modules."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +101,53 @@ def test_the_web_server_is_served_without_aiohttp() -> None:
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+#: the agent's start up to its first alert, in a fresh interpreter as root: capture (preflight,
+#: probe, /proc, the event thread and its first batch: ``Agent._detect``), then an open the rule
+#: matches by a uniquely named copied ``cat``, polled for in the alert file; then the modules
+_FIRST_ALERT = """
+import json, subprocess, sys, time
+from pathlib import Path
+from falcopy.agent.app import build_agent
+cfg, rules, cat, marker, alerts = sys.argv[1:6]
+agent = build_agent(cfg, [rules], [], preload_probe=True)
+agent.dispatcher.start()
+try:
+    assert agent._detect(), agent._startup_error
+    deadline = time.monotonic() + 90
+    while not (Path(alerts).exists() and marker in Path(alerts).read_text()):
+        assert time.monotonic() < deadline, "no alert"
+        subprocess.run([cat, "/etc/shadow", marker], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.05)
+    print(json.dumps(sorted(sys.modules)))
+finally:
+    agent._shutdown()
+"""
+
+
+def test_the_first_alert_needs_no_asyncio_nor_prometheus_client(tmp_path: Path, require_root: None) -> None:
+    """asyncio serves the listeners, reloads and signals after the first batch (Agent.run),
+    prometheus_client the /metrics scrape: neither is imported on the way to the first alert,
+    which the capture raises and the file sink writes all the same."""
+    cat = tmp_path / f"fplazy{os.getpid()}"
+    shutil.copy("/bin/cat", cat)
+    marker = f"lazy-first-{os.getpid()}"
+    alerts = tmp_path / "alerts.json"
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- rule: lazy imports shadow read\n  desc: the test's copied cat reads /etc/shadow\n"
+        f"  condition: evt.type in (open, openat, openat2) and proc.name = {cat.name}"
+        " and fd.name = /etc/shadow\n"
+        "  output: shadow read %proc.cmdline\n  priority: WARNING\n")
+    cfg = tmp_path / "falcopy.yaml"
+    cfg.write_text(MINIMAL.format(out=alerts))
+    out = subprocess.run([sys.executable, "-c", _FIRST_ALERT, str(cfg), str(rules), str(cat), marker,
+                          str(alerts)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    mods = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert marker in alerts.read_text()
+    for package in ("asyncio", "prometheus_client", "ssl", "logging.handlers", "aiohttp", *OPERATOR_ONLY):
+        assert not _has(mods, package), package
+    # the capture did run: the probe and the event loop are there
+    assert "falcopy.agent.kernel.probe" in mods and "falcopy.agent.runtime.event_loop" in mods

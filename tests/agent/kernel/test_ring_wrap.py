@@ -1,5 +1,6 @@
 """The ring's data area is mapped once: a record that straddles the end of the ring is
-decoded from a joined copy, exactly as one that does not.  A 16 KiB ring and a few
+decoded from a joined copy, exactly as one that does not (read as spans, or walked in
+place by the pipeline's fast loop as the agent reads).  A 16 KiB ring and a few
 hundred KiB of opens of the test's own paths make it wrap many times."""
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import pytest
 from falcopy.agent.events.record import SyscallRecord
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel import Probe
-from falcopy.agent.pipeline import kernel_filter
+from falcopy.agent.pipeline import Pipeline, kernel_filter
+from falcopy.agent.state import ProcessTable
 
 from falcopy.engine import default_sources, load_rules_files
 from falcopy.engine.fields.syscall import SYSCALL_FIELDS
@@ -49,7 +51,7 @@ def _names(base: Path) -> list[str]:
 
 
 @pytest.fixture
-def small_ring(bpf_object: Path, tmp_path: Path) -> Iterator[tuple[Probe, Path]]:
+def small_ring(bpf_object: Path, tmp_path: Path) -> Iterator[tuple[Probe, Path, Any]]:
     base = tmp_path / f"wrap-{os.getpid()}"
     base.mkdir()
     rules = tmp_path / "rules.yaml"
@@ -69,7 +71,7 @@ def small_ring(bpf_object: Path, tmp_path: Path) -> Iterator[tuple[Probe, Path]]
     probe.ignore_pid(os.getpid())
     probe.attach()
     try:
-        yield probe, base
+        yield probe, base, result.ruleset
     finally:
         probe.close()
 
@@ -83,7 +85,7 @@ def _bpf_map_lengths() -> list[int]:
     return out
 
 
-def test_the_data_area_is_mapped_once(small_ring: tuple[Probe, Path]) -> None:
+def test_the_data_area_is_mapped_once(small_ring: tuple[Probe, Path, Any]) -> None:
     lengths = _bpf_map_lengths()
     page = os.sysconf("SC_PAGESIZE")
     assert page + RING in lengths, lengths
@@ -101,12 +103,33 @@ def _poll_into(probe: Probe, timeout_ms: int) -> list[SyscallRecord]:
     return out
 
 
-@pytest.mark.parametrize("reader", ["poll", "poll_into"])
-def test_records_straddling_the_end_of_the_ring_decode_exactly(small_ring: tuple[Probe, Path],
+def _walker(probe: Probe, ruleset: Any) -> Callable[[int], tuple[list[SyscallRecord], int]]:
+    """What the agent's event thread does: the pipeline's fast loop walks the ring in place
+    (a record across the end handed joined); the rule's alerts carry the records."""
+    alerted: list[SyscallRecord] = []
+    pipeline = Pipeline(ruleset, ProcessTable(), on_alert=lambda rule, ev: alerted.append(ev.rec))
+
+    def walk(timeout_ms: int) -> tuple[list[SyscallRecord], int]:
+        n = probe.poll_into(pipeline.process_raw, timeout_ms, pipeline.process_ring)
+        out = alerted[:]
+        alerted.clear()
+        return out, n
+
+    return walk
+
+
+@pytest.mark.parametrize("reader", ["poll", "poll_into", "walk"])
+def test_records_straddling_the_end_of_the_ring_decode_exactly(small_ring: tuple[Probe, Path, Any],
                                                                reader: str) -> None:
-    probe, base = small_ring
-    poll: Callable[[int], list[SyscallRecord]] = (
-        probe.poll if reader == "poll" else lambda timeout_ms: _poll_into(probe, timeout_ms))
+    probe, base, ruleset = small_ring
+
+    def listed(records: list[SyscallRecord]) -> tuple[list[SyscallRecord], int]:
+        return records, len(records)
+
+    poll: Callable[[int], tuple[list[SyscallRecord], int]] = (
+        (lambda timeout_ms: listed(probe.poll(timeout_ms))) if reader == "poll"
+        else (lambda timeout_ms: listed(_poll_into(probe, timeout_ms))) if reader == "poll_into"
+        else _walker(probe, ruleset))
     names = _names(base)
     child = subprocess.Popen([sys.executable, "-c", OPENER.format(batch=BATCH), *names],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -116,10 +139,10 @@ def test_records_straddling_the_end_of_the_ring_decode_exactly(small_ring: tuple
     wrapped = probe.records_wrapped
 
     def read(into: list[SyscallRecord], timeout_ms: int) -> int:
-        batch = poll(timeout_ms)
+        batch, n = poll(timeout_ms)
         into.extend(r for r in batch
                     if r.pid == child.pid and str(r.args.get("name", "")).startswith(f"{base}/"))
-        return len(batch)
+        return n
 
     def attempt(step: int) -> tuple[list[SyscallRecord], bool]:
         """The step's records, and whether the probe dropped records meanwhile."""

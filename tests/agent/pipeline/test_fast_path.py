@@ -20,12 +20,14 @@ import pytest
 from falcopy.agent.fields.syscall import AgentSyscallSource
 from falcopy.agent.kernel import layout
 from falcopy.agent.kernel.decoder import HDR, Decoder
+from falcopy.agent.kernel.ringbuf import RingBuffer
 from falcopy.agent.pipeline import Pipeline
 from falcopy.agent.state import ProcessTable
 from falcopy.agent.state.model import FdInfo, ThreadInfo
 
 from falcopy.engine import default_sources, load_rules, load_rules_files
 from falcopy.engine.loader import RulesInput
+from tests.agent.kernel.test_ring_walk import PAGE, Producer
 from tests.agent.pipeline.test_prefilter import _corpus
 from tests.bench import record_bench
 from tests.bench.workloads import build_workload
@@ -381,6 +383,89 @@ def test_rules_evaluated_on_every_open(compat_dir: Path, actor: int, extra: str)
     assert fast.evaluated == generic.evaluated >= 50
     if extra == "container":
         assert sum(name == "fast path any open in a container" for _, name, _ in got_fast) == 50
+
+
+@pytest.mark.parametrize("batch", [2, 1000])
+def test_credentials_and_names_change_between_records_of_a_batch(compat_dir: Path, actor: int,
+                                                                batch: int) -> None:
+    """Records no rule is a candidate for, one thread after another in one batch: the fast
+    loop stores a thread's credentials and name again only when they differ from what the
+    last record stored, and a thread that is not the last record's takes its own.  In
+    pairs, the change second: batches of 2 compare the state right after each change."""
+    other = GHOST + 7
+
+    def two_threads(actor: int) -> ProcessTable:
+        table = _table(actor)
+        table.threads[other] = ThreadInfo(pid=other, tid=other, ptid=os.getpid(), comm="fp-other",
+                                          exe="/usr/bin/fp-other", container_id="host")
+        return table
+
+    r = Raw()
+    lib = b"/usr/lib/fp-lib.so"
+    r.open(lib, pid=actor, res=5)
+    r.open(lib, pid=actor, res=6, loginuid=1000)               # the same thread, a new loginuid
+    r.open(lib, pid=actor, res=7, loginuid=1000)
+    r.open(lib, pid=actor, res=8, loginuid=1000, euid=1000)    # a new uid and gid
+    r.open(lib, pid=actor, res=9, loginuid=1000, euid=1000)
+    r.open(lib, pid=actor, res=10, loginuid=1000, euid=1000, ppid=1)   # a new parent
+    r.open(lib, pid=actor, res=11, loginuid=1000, euid=1000, ppid=1)
+    r.open(lib, pid=other, res=5)                              # another thread, the same comm
+    r.open(lib, pid=other, res=6)
+    r.open(lib, pid=other, res=7, comm=b"fp-renamed")          # a new comm
+    r.open(lib, pid=other, res=8, comm=b"fp-renamed")
+    r.open(lib, pid=other, res=9, comm=b"fp-renamed", euid=33)
+    r.open(lib, pid=actor, res=12, comm=b"fp-renamed")         # back to the first thread
+    r.close(5, pid=actor, comm=b"fp-renamed")
+    # Falco's stable rules alone: no rule is a candidate for these opens (nothing evaluated
+    # between them, so the loop keeps the last record's thread)
+    result = load_rules_files([compat_dir / "falco_rules.yaml"], sources=_sources())
+    assert result.ok and result.ruleset is not None
+    _same(r, result.ruleset, actor, batch, two_threads)
+
+
+@pytest.mark.parametrize("limit", [1, 7, 8192])
+def test_the_ring_walked_in_place_same_state_and_alerts(stable_rules: Any, actor: int, limit: int) -> None:
+    """The edge cases written into a ring laid out as the kernel's (a 16 KiB memfd, three
+    rounds: records straddle its end, batches run across it) and walked in place by the
+    fast loop (``RingBuffer.drain_walk`` -> ``Pipeline.process_ring``), against the same
+    records as spans through the generic path."""
+    raw = _edge_cases(actor)
+    payloads = [bytes(raw.buf[off:off + size]) for off, size in raw.spans]
+    size = 4 * PAGE
+    fd = os.memfd_create("fast-path-ring")
+    os.ftruncate(fd, 2 * PAGE + size)
+    producer = Producer(fd, size)
+    rb = RingBuffer(fd, size)
+    fast, generic, got_fast, got_generic = _pipes(stable_rules, actor)
+    decoder = Decoder()
+    walked = 0
+    try:
+        for _ in range(3):
+            i = 0
+            while i < len(payloads):
+                # as much as the ring holds, then read until it is empty
+                j, room = i, size
+                while j < len(payloads) and (need := (len(payloads[j]) + 15) & ~7) <= room:
+                    producer.put(payloads[j])
+                    room -= need
+                    j += 1
+                while n := rb.drain_walk(lambda w: fast.process_ring(w, decoder),
+                                         lambda buf, spans: fast.process_raw(buf, spans, decoder), limit):
+                    assert n <= limit
+                    walked += n
+                generic.process_raw(bytes(raw.buf), raw.spans[i:j], decoder)
+                assert producer.consumed() == producer.prod
+                assert got_fast == got_generic, f"records {i}..{j}"
+                assert _snapshot(fast.state) == _snapshot(generic.state), f"records {i}..{j}"
+                i = j
+    finally:
+        rb.close()
+        producer.map.close()
+    assert walked == 3 * len(payloads)
+    assert rb.wrapped > 0
+    assert (fast.events, fast.errors, fast.alerts) == (generic.events, 0, generic.alerts)
+    assert fast.type_counts == generic.type_counts
+    assert {"Read sensitive file untrusted", "fast path accept"} <= {name for _, name, _ in got_fast}
 
 
 @pytest.mark.kernel

@@ -55,7 +55,7 @@ class FakeProbe:
         admits = [p for p in ("/old", "/new") if kf is None or kf.admits("openat", Facts(path=p, comm="x"))]
         self.log.append(f"kernel filter admits {admits}")
 
-    def poll_into(self, consume: Any, timeout_ms: int) -> int:
+    def poll_into(self, consume: Any, timeout_ms: int, walk: Any = None) -> int:
         self.log.append("drain")
         return 0
 
@@ -69,6 +69,9 @@ class FakePipeline:
         self.log.append(f"ruleset {rs.rules[0].name}")
 
     def process_raw(self, buf: Any, spans: list[tuple[int, int]], decoder: Any) -> int:
+        return 0
+
+    def process_ring(self, walk: Any, decoder: Any) -> int:
         return 0
 
 
