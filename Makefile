@@ -53,8 +53,10 @@ install: venv accel bpf
 	@echo "falcopy installed as $(PREFIX)/bin/falcopy"
 
 # the suite with the compiled modules, then again on their .py the tests that exercise
-# them (the fast loop, the prefilters, the fd table; test_accel checks which path ran)
-ACCEL_TESTS ?= tests/agent/test_accel.py tests/agent/pipeline tests/agent/state tests/agent/reload
+# them (the fast loop and its ring walk, the prefilters, the fd table; test_accel checks
+# which path ran)
+ACCEL_TESTS ?= tests/agent/test_accel.py tests/agent/pipeline tests/agent/state \
+	tests/agent/kernel/test_ring_walk.py tests/agent/kernel/test_ring_wrap.py
 test: venv accel bpf dockerd
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(PYTEST_ARGS)
