@@ -44,6 +44,20 @@ def _node(doc: reader.Document, node: Any) -> Any:
     return node.tag
 
 
+@pytest.fixture
+def pure_calls(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """The ``pure`` flag of every parser the reader makes, in order."""
+    calls: list[bool] = []
+    real = reader.YAML
+
+    def spy(*, typ: str, pure: bool) -> YAML:
+        calls.append(pure)
+        return real(typ=typ, pure=pure)
+
+    monkeypatch.setattr(reader, "YAML", spy)
+    return calls
+
+
 def _read(name: str, content: str, *, c: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(reader, "_CParser", reader._CParser if c else None)
     monkeypatch.setattr(reader.compose_cache, "load", lambda content, name: None)
@@ -74,15 +88,7 @@ def test_every_rules_file_reads_the_same_with_either_parser(compat_dir: Path,
     assert errors > 0  # the broken corpus: its errors are compared too
 
 
-def test_falcos_rules_are_composed_by_the_c_parser(compat_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    pure_calls = []
-    real = reader.YAML
-
-    def spy(*, typ: str, pure: bool) -> YAML:
-        pure_calls.append(pure)
-        return real(typ=typ, pure=pure)
-
-    monkeypatch.setattr(reader, "YAML", spy)
+def test_falcos_rules_are_composed_by_the_c_parser(compat_dir: Path, pure_calls: list[bool]) -> None:
     content = (compat_dir / "falco_rules.yaml").read_text()
     reader._compose(content)
     assert pure_calls == [False]
@@ -105,33 +111,18 @@ def test_falcos_rules_are_composed_by_the_c_parser(compat_dir: Path, monkeypatch
     "- macro: m\n  condition: \"a\tb\n",
 ])
 def test_what_the_c_parser_marks_differently_or_refuses_goes_to_the_pure_parser(
-        content: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    pure_calls = []
-    real = reader.YAML
-
-    def spy(*, typ: str, pure: bool) -> YAML:
-        pure_calls.append(pure)
-        return real(typ=typ, pure=pure)
-
-    monkeypatch.setattr(reader, "YAML", spy)
+        content: str, pure_calls: list[bool], monkeypatch: pytest.MonkeyPatch) -> None:
     fast = _read("f.yaml", content, c=True, monkeypatch=monkeypatch)
     assert pure_calls == [False, True]
     assert fast == _read("f.yaml", content, c=False, monkeypatch=monkeypatch)
 
 
 @pytest.mark.parametrize("br", ["\x85", "\u2028", "\u2029", "\u00e9"])
-def test_text_beyond_ascii_is_composed_by_the_pure_parser(br: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_text_beyond_ascii_is_composed_by_the_pure_parser(br: str, pure_calls: list[bool],
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     # libyaml (YAML 1.1) breaks lines at NEL, LS and PS, YAML 1.2 does not: the operator's
     # read-back check of a tenant's rules must see what the agents will read
     content = f"- rule: r\n  desc: a{br}- rule: injected\n  condition: evt.type = open\n"
-    pure_calls = []
-    real = reader.YAML
-
-    def spy(*, typ: str, pure: bool) -> YAML:
-        pure_calls.append(pure)
-        return real(typ=typ, pure=pure)
-
-    monkeypatch.setattr(reader, "YAML", spy)
     fast = _read("f.yaml", content, c=True, monkeypatch=monkeypatch)
     assert pure_calls == [True]
     assert fast == _read("f.yaml", content, c=False, monkeypatch=monkeypatch)
