@@ -35,29 +35,38 @@ def start(server: FakeApiServer, node: str, period: float) -> LeaseReporter:
 def test_first_version_and_errors_early_new_versions_on_the_renewal(server: FakeApiServer) -> None:
     period = 120.0  # far beyond every wait below: a write seen here was not a renewal
     reporter = start(server, "n1", period)
+
+    def counted(n: int) -> None:
+        # the server stores a write before its response reaches the reporter, which counts it
+        # then: wait for the count, then it must be exactly n
+        wait_for(lambda: reporter.writes >= n, what=f"{n} writes counted")
+        assert reporter.writes == n
+
     try:
         lease = lambda: server.get("leases", NS, "falcopy-agent-n1") or {}  # noqa: E731
         notes = lambda: lease().get("metadata", {}).get("annotations", {})  # noqa: E731
         wait_for(lambda: lease(), what="the first renewal")
+        counted(1)
         reporter.loaded("v1")  # the first version: early
         wait_for(lambda: notes().get(VERSION_ANNOTATION) == "v1", what="v1 written early")
-        writes0 = reporter.writes
+        counted(2)
         reporter.failed("rules.yaml:3: bad condition")  # an error: early
         wait_for(lambda: notes().get(ERROR_ANNOTATION), what="the error written early")
         reporter.loaded("v2")  # clears the error: early, and carries v2
         wait_for(lambda: notes().get(ERROR_ANNOTATION) == "" and notes().get(VERSION_ANNOTATION) == "v2",
                  what="the error cleared early")
-        assert reporter.writes == writes0 + 2
+        counted(4)
         # new versions alone wait for the renewal (120 s away): nothing is written for them now,
         # where an early write would come within report_within (0.2 s); 10 times that is watched
         for v in ("v3", "v4", "v5"):
             reporter.loaded(v)
         assert not wait_until(lambda: notes().get(VERSION_ANNOTATION) == "v5", timeout=2.0)
+        assert reporter.writes == 4, "the loads of v3..v5 wrote on their own"
         marker = "n1-probe"
         reporter.failed(marker)  # an error after them is written early, with the latest version
         wait_for(lambda: notes().get(ERROR_ANNOTATION) == marker, what="the probe error written")
         assert notes()[VERSION_ANNOTATION] == "v5"
-        assert reporter.writes == writes0 + 3, "the loads of v3..v5 wrote on their own"
+        counted(5)
     finally:
         reporter.stop()
 
